@@ -1,0 +1,3 @@
+from openfiles_cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""openfiles_csi."""
