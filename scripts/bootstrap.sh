@@ -33,8 +33,7 @@ ETCD_VERSION="v3.6.6"
 KUBERNETES_VERSION="v1.34.10"
 DEBIAN_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc psmisc util-linux rclone s3fs)
 
-# The Go proxy is the only way out; never let a tool reach for a VCS host.
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
+# Build with the Go on the machine; never download another toolchain.
 export GOTOOLCHAIN=local
 # AWS_CA_BUNDLE is set on some hosts and breaks Go's TLS setup for nothing here.
 unset AWS_CA_BUNDLE
