@@ -9,7 +9,8 @@ import trio
 
 from .cache import DataFiles, add_range, missing
 from .meta import Node
-from .store import AsyncStore
+from .journal import Journal
+from .store import AsyncStore, NotFound
 from .tree import Tree
 
 MIN_WINDOW = 1 * 2**20
@@ -49,7 +50,8 @@ class Stats:
 class Downloader:
     """Reads through the cache; fetches missing ranges of clean files."""
 
-    def __init__(self, tree: Tree, store: AsyncStore, data: DataFiles) -> None:
+    def __init__(self, tree: Tree, store: AsyncStore, data: DataFiles, journal: Journal) -> None:
+        self.journal = journal
         self.tree = tree
         self.store = store
         self.data = data
@@ -88,7 +90,7 @@ class Downloader:
                 pos = gap_start
                 while pos < gap_end:
                     stop = min(pos + FILL_CHUNK, gap_end)
-                    chunk = await self.store.run(self.store.sync.get_range, key, pos, stop)
+                    chunk = await self._get(key, pos, stop)
                     if node.etag != etag or node.full:
                         return  # replaced while we waited; the caller re-reads
                     self.data.write(node.ino, pos, chunk)
@@ -99,3 +101,14 @@ class Downloader:
             if node.ranges == [[0, node.size]] or node.size == 0:
                 node.full = True
             self.tree.save(node)
+
+    async def _get(self, key: str, start: int, end: int) -> bytes:
+        """Range GET, looking under the old key while a rename is not yet replayed."""
+        remote = self.journal.remote_key(key)
+        try:
+            return await self.store.run(self.store.sync.get_range, remote, start, end)
+        except NotFound:
+            if remote == key:
+                raise
+            # The rename was replayed while we asked: the bytes are at the new key now.
+            return await self.store.run(self.store.sync.get_range, key, start, end)

@@ -65,7 +65,7 @@ class Engine:
         self.lister = Lister(self.tree, self.store, self.journal.pending,
                              on_change=lambda n: self.notify(n.ino, None),
                              on_gone=lambda n: self.fs.gone(n))
-        self.downloader = Downloader(self.tree, self.store, self.data)
+        self.downloader = Downloader(self.tree, self.store, self.data, self.journal)
         self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
                      self.journal, self.notify)
         self._stop = trio.Event()

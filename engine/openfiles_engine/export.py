@@ -44,6 +44,7 @@ class Exporter:
         self._locks: dict[int, trio.Lock] = {}
         self._wake = trio.Event()
         self._backoff = 0.0
+        self._journal_lock = trio.Lock()
 
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
@@ -113,6 +114,11 @@ class Exporter:
             raise StoreError(f"{len(left)} files still dirty after flush")
 
     async def replay_journal(self) -> None:
+        """Replay pending journal entries in order (one replayer at a time)."""
+        async with self._journal_lock:
+            await self._replay()
+
+    async def _replay(self) -> None:
         for entry_id, op, src, dst in self.journal.entries():
             try:
                 written = await self.store.run(replay_one, self.store.sync, op, src, dst)

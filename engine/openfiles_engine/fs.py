@@ -72,7 +72,10 @@ def _name(raw: bytes) -> str:
 
 
 class FS(pyfuse3.Operations):
-    enable_writeback_cache = True
+    # No writeback cache: with it the kernel keeps its own i_size for cached
+    # inodes and never takes the bucket's size after a remote change, which
+    # breaks close-to-open consistency (measured; see docs/SEMANTICS.md).
+    enable_writeback_cache = False
 
     def __init__(self, cfg: MountConfig, tree: Tree, data: DataFiles, lister: Lister,
                  downloader: Downloader, exporter: Exporter, journal: Journal,

@@ -25,10 +25,23 @@ class Journal:
     def __init__(self, meta: MetaDB) -> None:
         self.meta = meta
         self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in meta.journal()]
+        self._moves: list[tuple[str, str, str]] = [
+            (op, s, d) for _, op, s, d in meta.journal() if op in ("rename", "renamedir")]
 
     def add(self, op: str, src: str, dst: str = "") -> None:
         self.meta.journal_add(op, src, dst)
         self._keys.append((src, dst))
+        if op in ("rename", "renamedir"):
+            self._moves.append((op, src, dst))
+
+    def remote_key(self, key: str) -> str:
+        """Where the bytes of ``key`` are in the bucket while renames are pending."""
+        for op, src, dst in reversed(self._moves):
+            if op == "rename" and key == dst:
+                key = src
+            elif op == "renamedir" and key.startswith(dst + "/"):
+                key = src + key[len(dst):]
+        return key
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -48,6 +61,7 @@ class Journal:
         self.meta.journal_done(entry_id)
         if (src, dst) in self._keys:
             self._keys.remove((src, dst))
+        self._moves = [m for m in self._moves if (m[1], m[2]) != (src, dst)]
 
 
 def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
