@@ -155,7 +155,8 @@ def mounter(tmp_path: Path) -> Iterator[MountFactory]:
         counter[0] += 1
         name = name or f"m{counter[0]}"
         path = mountpoint or tmp_path / name
-        path.mkdir(exist_ok=True)
+        if mountpoint is None:  # a given one may be a stale mount the engine must clear
+            path.mkdir(exist_ok=True)
         cache = cache or tmp_path / f"{name}-cache"
         sock = tmp_path / f"{name}-{counter[0]}.sock"
         log = tmp_path / f"{name}-{counter[0]}.log"
