@@ -97,6 +97,9 @@ class Exporter:
                     await self.export(node)
                 except StoreError as exc:
                     errors.append(exc)
+                except Exception as exc:  # a full cache disk, say: retry, never die
+                    log.exception("export of inode %d failed", node.ino)
+                    errors.append(StoreError(f"local error: {type(exc).__name__}: {exc}"))
 
         # Parents first, so directory sidecars exist before their children.
         due.sort(key=lambda n: len(self.tree.path(n)))

@@ -33,6 +33,8 @@ XATTR_VALUE_MAX = 64 * 1024
 XATTR_TOTAL_MAX = 256 * 1024
 ATTR_TIMEOUT = 1.0
 EXPLICIT_MTIME_NS = 2 * 10**9
+SPACE_RESERVE = 2 * 2**20
+"""Bytes kept free on the cache disk for SQLite: data writes fail first."""
 
 
 @dataclass
@@ -125,6 +127,12 @@ class FS(pyfuse3.Operations):
             node.custom = node.dirty = True
             node.last_write = time.monotonic()
         self.tree.save(node)
+
+    def _check_space(self, size: int) -> None:
+        """ENOSPC before the cache disk is so full that the metadata cannot be saved."""
+        st = os.statvfs(self.cfg.cache_dir)
+        if st.f_bavail * st.f_frsize < size + SPACE_RESERVE:
+            fail(errno.ENOSPC)
 
     def _mark_dirty(self, node: Node, data: bool) -> None:
         node.dirty = True
@@ -361,6 +369,7 @@ class FS(pyfuse3.Operations):
         node = self._node(self.handles[fh].ino)
         if not node.full:
             await self.downloader.fill(node)
+        self._check_space(len(buf))
         written = self.data.write(node.ino, off, buf)
         node.size = max(node.size, off + written)
         node.mtime_ns = time.time_ns()
