@@ -128,6 +128,16 @@ class FS(pyfuse3.Operations):
             node.last_write = time.monotonic()
         self.tree.save(node)
 
+    def _truncate(self, node: Node, size: int) -> None:
+        """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
+        if not size:
+            node.full, node.ranges = True, []
+        self.data.truncate(node.ino, size)
+        node.size = size
+        node.gen += 1
+        node.mtime_ns = time.time_ns()
+        self._mark_dirty(node, data=True)
+
     def _check_space(self, size: int) -> None:
         """ENOSPC before the cache disk is so full that the metadata cannot be saved."""
         st = os.statvfs(self.cfg.cache_dir)
@@ -181,13 +191,7 @@ class FS(pyfuse3.Operations):
                 fail(errno.EINVAL)
             if attr.st_size and not node.full:
                 await self.downloader.fill(node)
-            elif not attr.st_size:
-                node.full, node.ranges = True, []
-            self.data.truncate(node.ino, attr.st_size)
-            node.size = attr.st_size
-            node.gen += 1
-            node.mtime_ns = time.time_ns()
-            self._mark_dirty(node, data=True)
+            self._truncate(node, attr.st_size)
         if fields.update_mode:
             node.mode = attr.st_mode & 0o7777
             self._mark_dirty(node, data=False)
@@ -357,6 +361,9 @@ class FS(pyfuse3.Operations):
             self._writable()
         if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
             fail(errno.ENOENT)
+        if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
+            self._truncate(node, 0)
+            self.tree.save(node)
         return self._open_handle(node)
 
     @handler

@@ -65,6 +65,15 @@ def test_random_write_append_overwrite_truncate(mounter: MountFactory, backend: 
     assert backend.read("f.bin") == model
 
 
+def test_shorter_overwrite_truncates(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "t").write_bytes(b"a long first version")
+    (m.path / "t").write_bytes(b"short")
+    assert (m.path / "t").read_bytes() == b"short"
+    assert m.flush()["ok"]
+    assert backend.read("t") == b"short"
+
+
 def test_unlink_deletes_object(mounter: MountFactory, backend: Backend) -> None:
     backend.write("gone.txt", b"x")
     m = mounter(backend)
