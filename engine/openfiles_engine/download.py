@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -56,21 +57,28 @@ class Downloader:
         self.store = store
         self.data = data
         self.stats = Stats()
+        self.window_cap: Callable[[], int] = lambda: MAX_WINDOW
+        """Upper bound on the readahead window (the engine keeps it under the cache size)."""
+        self.after_fetch: Callable[[], object] = lambda: None
+        """Called after a read that fetched data (the engine enforces the cache bound)."""
         self._locks: dict[int, trio.Lock] = {}
 
     async def read(self, node: Node, offset: int, size: int, ra: Readahead) -> bytes:
         """Bytes [offset, offset+size) of ``node``, fetching what is missing."""
         node.last_access = time.time()
         end = min(offset + size, node.size)
-        window = ra.advance(offset, size)
+        window = min(ra.advance(offset, size), max(MIN_WINDOW, self.window_cap()))
         if offset >= end:
             return b""
+        node.read_pos = offset
         if not node.full and missing(node.ranges, offset, end):
             self.stats.miss_bytes += end - offset
             want_end = node.size if node.size <= SMALL_FILE else min(offset + window, node.size)
             await self._fetch(node, offset, max(end, want_end))
-        else:
-            self.stats.hit_bytes += end - offset
+            data = self.data.read(node.ino, offset, end - offset)
+            self.after_fetch()
+            return data
+        self.stats.hit_bytes += end - offset
         return self.data.read(node.ino, offset, end - offset)
 
     async def fill(self, node: Node) -> None:

@@ -66,6 +66,7 @@ class Node:
     opens: int = 0
     gen: int = 0
     last_write: float = 0.0
+    read_pos: int = 0
 
     @property
     def st_mode(self) -> int:
