@@ -77,19 +77,20 @@ def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
         store.delete(sidecar_key(src))
         return []
     if op == "rename":
-        written = []
         try:
             store.copy(src, dst)
-            written.append(dst)
         except NotFound:
+            # Replay after the data moved: the destination's sidecar is already right.
             log.info("rename %r -> %r: source already gone (replay)", src, dst)
+            store.delete(sidecar_key(src))
+            return []
         try:
             store.copy(sidecar_key(src), sidecar_key(dst))
         except NotFound:
-            store.delete(sidecar_key(dst))
+            store.delete(sidecar_key(dst))  # attributes at dst were the old target's
         store.delete(src)
         store.delete(sidecar_key(src))
-        return written
+        return [dst]
     if op == "renamedir":
         written = []
         pairs = [(o.key, dst + o.key[len(src):]) for o in store.list_all(src + "/")]
