@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import trio
 
 from .cache import DataFiles, add_range, missing
-from .meta import Node
 from .journal import Journal
+from .meta import Node
 from .store import AsyncStore, NotFound
 from .tree import Tree
 

@@ -263,3 +263,42 @@ def test_large_file_multipart(mounter: MountFactory, backend: Backend, tmp_path:
     assert m.flush(timeout=120)["ok"]
     data = backend.read("big")
     assert len(data) == size and data[:2**20] == block and data[-2**20:] == block
+
+
+def test_unlink_while_open(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "open.txt"
+    p.write_bytes(b"before")
+    assert m.flush()["ok"]
+    with open(p, "r+b") as f:
+        p.unlink()
+        assert not p.exists()
+        f.seek(0)
+        assert f.read() == b"before"
+        f.write(b" and after")
+    assert m.flush()["ok"]
+    assert "open.txt" not in backend.keys()
+
+
+def test_mmap_read_write(mounter: MountFactory, backend: Backend) -> None:
+    import mmap
+
+    m = mounter(backend)
+    p = m.path / "mapped"
+    p.write_bytes(b"0123456789")
+    with open(p, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
+        assert mm[:4] == b"0123"
+        mm[0:2] = b"ab"
+        mm.flush()
+    assert p.read_bytes() == b"ab23456789"
+    assert m.flush()["ok"]
+    assert backend.read("mapped") == b"ab23456789"
+
+
+def test_special_files_are_refused(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    with pytest.raises(OSError) as info:
+        os.mkfifo(m.path / "fifo")
+    assert info.value.errno == errno.EPERM
+    os.mknod(m.path / "plain", 0o644 | 0o100000)  # S_IFREG works
+    assert (m.path / "plain").is_file()
