@@ -40,10 +40,24 @@ from typing import Any
 
 from openfiles_engine import bench_mount
 from openfiles_engine.bench_bucket import Bucket, pattern_block
-from openfiles_engine.bench_minio import DEFAULT_MINIO, S3Site, ServerError, start_minio
+from openfiles_engine.bench_minio import (
+    DEFAULT_MINIO,
+    S3Site,
+    ServerError,
+    create_bucket,
+    delete_markers,
+    start_minio,
+)
 from openfiles_engine.bench_mount import Mount, MountError, MountSpec, Watchdog
 from openfiles_engine.bench_report import TARGETS, TargetResult, plot, render, to_json, write_json
-from openfiles_engine.bench_workload import Plan, populate_bucket, populate_tree, run_raw, run_tree
+from openfiles_engine.bench_workload import (
+    FILES,
+    Plan,
+    populate_bucket,
+    populate_tree,
+    run_raw,
+    run_tree,
+)
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 # (size, files, random reads) of a full run and of --quick.
@@ -133,13 +147,18 @@ def _site(args: argparse.Namespace, workdir: Path) -> Iterator[S3Site]:
     if not key or not secret:
         raise ServerError("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set")
     site = S3Site(args.endpoint.rstrip("/"), args.region, args.bucket, prefix, key, secret)
-    from openfiles_engine.bench_minio import create_bucket
-
     create_bucket(site)
     try:
         yield site
     finally:
-        Bucket(site).delete_under("")
+        # Leave the given bucket as it was: the run's objects all live under its prefix.
+        directories = ["", "src", FILES, "out"]
+        directories += [f"out/{name}{sub}" for name in TARGETS for sub in ("", "/files")]
+        try:
+            Bucket(site).delete_under("")
+            delete_markers(site, directories)
+        except Exception as exc:  # report, but do not hide the run's own outcome
+            print(f"openfiles bench: could not clean up {prefix}/: {exc}", file=sys.stderr)
 
 
 def _spec(name: str, site: S3Site, run_dir: Path) -> MountSpec:

@@ -95,8 +95,8 @@ class Bucket:
         return found
 
     def delete_under(self, path: str) -> int:
-        """Delete every object under ``path`` (a directory, or "" for the prefix)."""
-        base = self.site.key(path).rstrip("/") + "/" if path else self.site.key("")
+        """Delete every object under directory ``path`` ("" is the whole prefix)."""
+        base = self.site.key(path).rstrip("/") + "/"
         keys = [meta["path"] for batch in obstore.list(self.store, base) for meta in batch]
         for start in range(0, len(keys), 1000):
             obstore.delete(self.store, keys[start : start + 1000])

@@ -112,6 +112,9 @@ def start_minio(
         MINIO_ROOT_USER=site.access_key,
         MINIO_ROOT_PASSWORD=site.secret_key,
         MINIO_BROWSER="off",
+        MINIO_UPDATE="off",
+        # MinIO keeps config and certs under $HOME/.minio: keep them in the run dir.
+        HOME=str(workdir),
     )
     argv = [str(binary), "server", str(data_dir), "--quiet"]
     argv += ["--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console_port}"]
@@ -143,42 +146,63 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
-def create_bucket(site: S3Site, retry_unavailable: bool = False) -> bool:
-    """Create ``site.bucket`` with a SigV4-signed PUT. An existing bucket we own is fine.
+def _signed_request(site: S3Site, method: str, key: str | None) -> tuple[int, str]:
+    """One SigV4-signed request without a body on the bucket (``key`` None) or a key.
 
-    Returns False on HTTP 503 when ``retry_unavailable`` (the caller retries),
-    True once the bucket exists; raises ServerError otherwise.
+    Returns the HTTP status and the body (redacted); never raises on HTTP errors.
     """
     url = urllib.parse.urlsplit(site.endpoint)
     path = "/" + urllib.parse.quote(site.bucket)
+    if key is not None:
+        path += "/" + urllib.parse.quote(key, safe="/-_.~")
     now = datetime.datetime.now(datetime.UTC)
     stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     headers = {"host": url.netloc, "x-amz-content-sha256": _EMPTY_SHA256, "x-amz-date": stamp}
     signed = ";".join(sorted(headers))
     lines = [f"{name}:{headers[name]}" for name in sorted(headers)]
-    canonical = "\n".join(["PUT", path, "", *lines, "", signed, _EMPTY_SHA256])
+    canonical = "\n".join([method, path, "", *lines, "", signed, _EMPTY_SHA256])
     scope = f"{day}/{site.region}/s3/aws4_request"
     to_sign = "\n".join(
         ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
     )
-    key = _hmac(("AWS4" + site.secret_key).encode(), day)
+    signing_key = _hmac(("AWS4" + site.secret_key).encode(), day)
     for part in (site.region, "s3", "aws4_request"):
-        key = _hmac(key, part)
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        signing_key = _hmac(signing_key, part)
+    signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
     headers["authorization"] = (
         f"AWS4-HMAC-SHA256 Credential={site.access_key}/{scope}, "
         f"SignedHeaders={signed}, Signature={signature}"
     )
-    request = urllib.request.Request(site.endpoint + path, method="PUT", headers=headers)
+    request = urllib.request.Request(site.endpoint + path, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30):
-            return True
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, site.redact(reply.read().decode(errors="replace"))
     except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")
-        if exc.code == 409 and "BucketAlreadyOwnedByYou" in body:
-            return True
-        if exc.code == 503 and retry_unavailable:
-            return False
-        raise ServerError(
-            f"cannot create bucket {site.bucket!r}: HTTP {exc.code} {site.redact(body[:300])}"
-        ) from None
+        return exc.code, site.redact(exc.read().decode(errors="replace"))
+
+
+def create_bucket(site: S3Site, retry_unavailable: bool = False) -> bool:
+    """Create ``site.bucket`` with a signed PUT. An existing bucket we own is fine.
+
+    Returns False on HTTP 503 when ``retry_unavailable`` (the caller retries),
+    True once the bucket exists; raises ServerError otherwise.
+    """
+    status, body = _signed_request(site, "PUT", None)
+    if status == 200 or (status == 409 and "BucketAlreadyOwnedByYou" in body):
+        return True
+    if status == 503 and retry_unavailable:
+        return False
+    raise ServerError(f"cannot create bucket {site.bucket!r}: HTTP {status} {body[:300]}")
+
+
+def delete_markers(site: S3Site, directories: list[str]) -> None:
+    """Delete the ``dir/`` marker objects some clients (s3fs) make for ``directories``.
+
+    obstore cannot name a key that ends in ``/``, so these go by signed DELETE.
+    A marker that does not exist is fine (S3 answers 204 either way).
+    """
+    for directory in directories:
+        key = site.key(directory.strip("/")).rstrip("/") + "/"
+        status, body = _signed_request(site, "DELETE", key)
+        if status not in (200, 204, 404):
+            raise ServerError(f"cannot delete marker {directory}/: HTTP {status} {body[:300]}")
