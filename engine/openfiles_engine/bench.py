@@ -176,13 +176,16 @@ def _spec(name: str, site: S3Site, run_dir: Path) -> MountSpec:
 def run_target(
     name: str, site: S3Site, plan: Plan, args: argparse.Namespace, run_dir: Path
 ) -> TargetResult:
-    """Run every workload on one target. Errors become a 'failed' result, not an exit."""
+    """Run every workload on one target; never raises (but for KeyboardInterrupt).
+
+    A target that cannot start is 'failed'; one whose workloads break keeps
+    the figures it has and an error for each of the others.
+    """
     bucket = Bucket(site)
     if name == "raw":
-        try:
-            return TargetResult(name, figures=run_raw(bucket, plan))
-        except Exception as exc:  # any store error: report it, go on with the others
-            return TargetResult(name, "failed", site.redact(str(exc)))
+        outcome = run_raw(bucket, plan)
+        errors = {key: site.redact(why) for key, why in outcome.errors.items()}
+        return TargetResult(name, figures=outcome.figures, errors=errors)
     spec = _spec(name, site, run_dir)
     if spec.available is not None:
         return TargetResult(name, "n/a", spec.available)
@@ -198,11 +201,19 @@ def run_target(
             )
             if name == "fuse":
                 populate_tree(mountpoint, plan)
-            result.figures = run_tree(mountpoint, name, plan, None if name == "fuse" else bucket)
-    except Exception as exc:  # a broken target must not stop the others
-        why = f"killed after {args.target_timeout:.0f} s" if watchdog.fired else str(exc)
+            outcome = run_tree(mountpoint, name, plan, None if name == "fuse" else bucket)
+            result.figures = outcome.figures
+            result.errors = dict(outcome.errors)
+            died = mount.process is not None and mount.process.poll() is not None
+            if watchdog.fired or died:
+                # The workloads after the end saw only ENOTCONN: say what happened instead.
+                why = f"killed after {args.target_timeout:.0f} s" if watchdog.fired else "exited"
+                for key in result.errors:
+                    result.errors[key] = f"{name} {why}: {mount.log_tail(5)}"
+            result.errors = {key: site.redact(text) for key, text in result.errors.items()}
+    except Exception as exc:  # a target that cannot even start must not stop the others
         tail = mount.log_tail(5)
-        result = TargetResult(name, "failed", site.redact(why + ("\n" + tail if tail else "")))
+        result = TargetResult(name, "failed", site.redact(str(exc) + ("\n" + tail if tail else "")))
     finally:
         try:
             mount.stop()
@@ -292,8 +303,9 @@ def main(argv: list[str]) -> int:
             "s3fs": _version(["s3fs", "--version"]),
         },
     }
-    print(render(results))
+    # Results first: a closed stdout (``| head``) must not lose them.
     write_json(args.json, to_json(results, options))
+    print(render(results))
     print(f"\nresults: {args.json}")
     if args.plot is not None:
         why_not = plot(results, args.plot)

@@ -39,6 +39,8 @@ class TargetResult:
     status: str = "ok"
     reason: str | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    """metric -> why that workload broke (the others still have figures)."""
     notes: dict[str, Any] = field(default_factory=dict)
 
     def rate(self, metric: str) -> float | None:
@@ -99,6 +101,8 @@ def _number(value: float) -> str:
 def _cell(result: TargetResult, metric: str) -> str:
     if result.status != "ok":
         return result.status
+    if metric in result.errors:
+        return "error"
     rate = result.rate(metric)
     return _number(rate) if rate is not None else "-"
 
@@ -150,6 +154,13 @@ def render(results: dict[str, TargetResult]) -> str:
     ]
     if missing:
         parts += ["", "Targets without figures", *missing]
+    broken = [
+        f"  {TARGETS[n]}, {METRICS[key][0]}: {why}"
+        for n in names
+        for key, why in results[n].errors.items()
+    ]
+    if broken:
+        parts += ["", "Workloads that broke", *broken]
     return "\n".join(parts)
 
 
@@ -170,6 +181,7 @@ def to_json(results: dict[str, TargetResult], options: dict[str, Any]) -> dict[s
             "label": TARGETS[name],
             "status": result.status,
             "reason": result.reason,
+            "errors": result.errors,
             "notes": result.notes,
             "metrics": metrics,
         }
@@ -209,8 +221,12 @@ def plot(results: dict[str, TargetResult], path: Path) -> str | None:
     names = [n for n in TARGETS if n in results and results[n].status == "ok"]
     fig, axes = plt.subplots(2, (len(METRICS) + 1) // 2, figsize=(18, 7))
     for axis, (key, (label, unit)) in zip(axes.flat, METRICS.items(), strict=False):
-        values = [results[n].rate(key) or 0.0 for n in names]
+        rates = [results[n].rate(key) for n in names]
+        values = [0.0 if rate is None else rate for rate in rates]
         axis.bar([TARGETS[n] for n in names], values, color=[f"C{i}" for i in range(len(names))])
+        for index, rate in enumerate(rates):
+            if rate is None:  # e.g. durability of the in-memory FS, which has no bucket
+                axis.text(index, 0, "n/a", ha="center", va="bottom", fontsize=8)
         axis.set_title(label, fontsize=9)
         axis.set_ylabel(unit, fontsize=8)
         axis.tick_params(axis="x", labelrotation=45, labelsize=7)

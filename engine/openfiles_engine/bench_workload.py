@@ -17,8 +17,9 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from openfiles_engine.bench_bucket import Bucket, MiB, chunks
@@ -147,118 +148,161 @@ def _check_count(what: str, got: int, expected: int) -> None:
         raise WorkloadError(f"{what}: got {got}, expected {expected}")
 
 
-def run_tree(root: Path, target: str, plan: Plan, bucket: Bucket | None) -> dict[str, Figure]:
-    """All workloads through the file system mounted at ``root``.
+@dataclass
+class Outcome:
+    """The figures of a target's workloads, and the error of each one that broke."""
 
-    With a ``bucket``, also measure the time until written data is in it
-    (polling from the moment the write started).
-    """
-    figures: dict[str, Figure] = {}
-    files_dir = root / FILES
-    if plan.drop_caches:
-        drop_page_cache()
-    figures["ls_cold"] = Figure(plan.files, _timed(lambda: _ls_long(files_dir, plan.files)))
-    figures["ls_warm"] = Figure(plan.files, _timed(lambda: _ls_long(files_dir, plan.files)))
+    figures: dict[str, Figure] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
-    paths = [files_dir / name for name in plan.names()]
-    start = time.perf_counter()
-    for _ in range(plan.stat_rounds):
-        for path in paths:
-            if path.stat().st_size != SMALL:
-                raise WorkloadError(f"stat {path}: size is not {SMALL}")
-    figures["stat"] = Figure(len(paths) * plan.stat_rounds, time.perf_counter() - start)
+    @contextmanager
+    def step(self, *keys: str) -> Iterator[None]:
+        """Run one workload. An exception marks its metrics not yet measured as
+        failed, and the next workload runs: one broken operation must not hide
+        the figures of the others. KeyboardInterrupt still ends the run.
+        """
+        try:
+            yield
+        except Exception as exc:
+            for key in keys:
+                if key not in self.figures:
+                    self.errors[key] = f"{type(exc).__name__}: {exc}"
 
-    if plan.drop_caches:
-        drop_page_cache()
-    fd = os.open(root / RAND, os.O_RDONLY)
-    try:
-        # Tell every kernel client the same thing: no read-ahead for this file.
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        offsets = plan.offsets()
-        start = time.perf_counter()
-        for offset in offsets:
-            if os.pread(fd, SMALL, offset) != plan.expected(offset):
-                raise WorkloadError(f"random read at {offset} of {RAND} returned wrong bytes")
-        figures["rand_read_4k"] = Figure(len(offsets), time.perf_counter() - start)
-    finally:
-        os.close(fd)
 
-    if plan.drop_caches:
-        drop_page_cache()
-    for key in ("seq_read_cold", "seq_read_cached"):
-        start = time.perf_counter()
-        _check_count(f"read {BIG}", _read_file(root / BIG), plan.size)
-        figures[key] = Figure(plan.size / MiB, time.perf_counter() - start)
-
-    out = f"out/{target}"
-    (root / out / "files").mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + plan.durable_timeout
-    began, start = time.monotonic(), time.perf_counter()
-    _write_file(root / out / "big.bin", plan.block, plan.size)
-    figures["seq_write"] = Figure(plan.size / MiB, time.perf_counter() - start)
-    if bucket is not None:
-        seen = bucket.wait_object(f"{out}/big.bin", plan.size, deadline)
-        figures["seq_write_durable"] = Figure(plan.size / MiB, seen - began)
-
+def _create_files(directory: Path, plan: Plan) -> None:
     small = plan.block[:SMALL]
-    deadline = time.monotonic() + plan.durable_timeout
-    began, start = time.monotonic(), time.perf_counter()
     for name in plan.names():
-        fd = os.open(root / out / "files" / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, small)
         finally:
             os.close(fd)
-    figures["create_4k"] = Figure(plan.files, time.perf_counter() - start)
-    if bucket is not None:
-        seen = bucket.wait_files(f"{out}/files", plan.names(), SMALL, deadline)
-        figures["create_4k_durable"] = Figure(plan.files, seen - began)
-    return figures
 
 
-def run_raw(bucket: Bucket, plan: Plan) -> dict[str, Figure]:
+def _stat_files(paths: list[Path], rounds: int) -> None:
+    for _ in range(rounds):
+        for path in paths:
+            if path.stat().st_size != SMALL:
+                raise WorkloadError(f"stat {path}: size is not {SMALL}")
+
+
+def _read_random(path: Path, plan: Plan) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        # Tell every kernel client the same thing: no read-ahead for this file.
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for offset in plan.offsets():
+            if os.pread(fd, SMALL, offset) != plan.expected(offset):
+                raise WorkloadError(f"random read at {offset} of {RAND} returned wrong bytes")
+    finally:
+        os.close(fd)
+
+
+def run_tree(root: Path, target: str, plan: Plan, bucket: Bucket | None) -> Outcome:
+    """All workloads through the file system mounted at ``root``, in a fixed order.
+
+    With a ``bucket``, also measure the time until written data is in it
+    (polling from the moment the write started).
+    """
+    run = Outcome()
+    files_dir, out = root / FILES, f"out/{target}"
+    if plan.drop_caches:
+        drop_page_cache()
+    with run.step("ls_cold", "ls_warm"):
+        for key in ("ls_cold", "ls_warm"):
+            run.figures[key] = Figure(plan.files, _timed(lambda: _ls_long(files_dir, plan.files)))
+    with run.step("stat"):
+        paths = [files_dir / name for name in plan.names()]
+        seconds = _timed(lambda: _stat_files(paths, plan.stat_rounds))
+        run.figures["stat"] = Figure(len(paths) * plan.stat_rounds, seconds)
+    if plan.drop_caches:
+        drop_page_cache()
+    with run.step("rand_read_4k"):
+        seconds = _timed(lambda: _read_random(root / RAND, plan))
+        run.figures["rand_read_4k"] = Figure(plan.random_reads, seconds)
+    if plan.drop_caches:
+        drop_page_cache()
+    with run.step("seq_read_cold", "seq_read_cached"):
+        for key in ("seq_read_cold", "seq_read_cached"):
+            start = time.perf_counter()
+            _check_count(f"read {BIG}", _read_file(root / BIG), plan.size)
+            run.figures[key] = Figure(plan.size / MiB, time.perf_counter() - start)
+
+    with run.step("seq_write", "seq_write_durable"):
+        (root / out).mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + plan.durable_timeout
+        began = time.monotonic()
+        seconds = _timed(lambda: _write_file(root / out / "big.bin", plan.block, plan.size))
+        run.figures["seq_write"] = Figure(plan.size / MiB, seconds)
+        if bucket is not None:
+            seen = bucket.wait_object(f"{out}/big.bin", plan.size, deadline)
+            run.figures["seq_write_durable"] = Figure(plan.size / MiB, seen - began)
+
+    with run.step("create_4k", "create_4k_durable"):
+        (root / out / "files").mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + plan.durable_timeout
+        began = time.monotonic()
+        seconds = _timed(lambda: _create_files(root / out / "files", plan))
+        run.figures["create_4k"] = Figure(plan.files, seconds)
+        if bucket is not None:
+            seen = bucket.wait_files(f"{out}/files", plan.names(), SMALL, deadline)
+            run.figures["create_4k_durable"] = Figure(plan.files, seen - began)
+    return run
+
+
+def _head_files(bucket: Bucket, plan: Plan) -> None:
+    for _ in range(plan.stat_rounds):
+        for name in plan.names():
+            _check_count(f"head {FILES}/{name}", bucket.size(f"{FILES}/{name}") or 0, SMALL)
+
+
+def _get_random(bucket: Bucket, plan: Plan) -> None:
+    for offset in plan.offsets():
+        if bucket.read_range(RAND, offset, SMALL) != plan.expected(offset):
+            raise WorkloadError(f"range GET at {offset} of {RAND} returned wrong bytes")
+
+
+def _put_files(bucket: Bucket, plan: Plan) -> None:
+    small = plan.block[:SMALL]
+    for name in plan.names():
+        bucket.put(f"out/raw/files/{name}", small)
+
+
+def run_raw(bucket: Bucket, plan: Plan) -> Outcome:
     """The same workloads as plain obstore calls from one thread, no FUSE.
 
     ``ls -l`` is one delimited LIST (it carries sizes and times); stat is
     HEAD; a random read is a 4 KiB range GET; writes are PUTs, durable when
     they return. 'Cached' is simply the second GET: there is no client cache.
     """
-    figures: dict[str, Figure] = {}
+    run = Outcome()
     if plan.drop_caches:
         drop_page_cache()
-    for key in ("ls_cold", "ls_warm"):
-        start = time.perf_counter()
-        _check_count(f"list {FILES}", bucket.list_dir(FILES), plan.files)
-        figures[key] = Figure(plan.files, time.perf_counter() - start)
-
-    start = time.perf_counter()
-    for _ in range(plan.stat_rounds):
-        for name in plan.names():
-            _check_count(f"head {FILES}/{name}", bucket.size(f"{FILES}/{name}") or 0, SMALL)
-    figures["stat"] = Figure(plan.files * plan.stat_rounds, time.perf_counter() - start)
-
-    offsets = plan.offsets()
-    start = time.perf_counter()
-    for offset in offsets:
-        if bucket.read_range(RAND, offset, SMALL) != plan.expected(offset):
-            raise WorkloadError(f"range GET at {offset} of {RAND} returned wrong bytes")
-    figures["rand_read_4k"] = Figure(len(offsets), time.perf_counter() - start)
-
+    with run.step("ls_cold", "ls_warm"):
+        for key in ("ls_cold", "ls_warm"):
+            start = time.perf_counter()
+            _check_count(f"list {FILES}", bucket.list_dir(FILES), plan.files)
+            run.figures[key] = Figure(plan.files, time.perf_counter() - start)
+    with run.step("stat"):
+        seconds = _timed(lambda: _head_files(bucket, plan))
+        run.figures["stat"] = Figure(plan.files * plan.stat_rounds, seconds)
+    with run.step("rand_read_4k"):
+        run.figures["rand_read_4k"] = Figure(
+            plan.random_reads, _timed(lambda: _get_random(bucket, plan))
+        )
     if plan.drop_caches:
         drop_page_cache()
-    for key in ("seq_read_cold", "seq_read_cached"):
-        start = time.perf_counter()
-        _check_count(f"get {BIG}", bucket.read_all(BIG), plan.size)
-        figures[key] = Figure(plan.size / MiB, time.perf_counter() - start)
-
-    seconds = _timed(lambda: bucket.put("out/raw/big.bin", chunks(plan.block, plan.size)))
-    figures["seq_write"] = figures["seq_write_durable"] = Figure(plan.size / MiB, seconds)
-
-    small = plan.block[:SMALL]
-    start = time.perf_counter()
-    for name in plan.names():
-        bucket.put(f"out/raw/files/{name}", small)
-    figures["create_4k"] = figures["create_4k_durable"] = Figure(
-        plan.files, time.perf_counter() - start
-    )
-    return figures
+    with run.step("seq_read_cold", "seq_read_cached"):
+        for key in ("seq_read_cold", "seq_read_cached"):
+            start = time.perf_counter()
+            _check_count(f"get {BIG}", bucket.read_all(BIG), plan.size)
+            run.figures[key] = Figure(plan.size / MiB, time.perf_counter() - start)
+    with run.step("seq_write", "seq_write_durable"):
+        seconds = _timed(lambda: bucket.put("out/raw/big.bin", chunks(plan.block, plan.size)))
+        run.figures["seq_write"] = run.figures["seq_write_durable"] = Figure(
+            plan.size / MiB, seconds
+        )
+    with run.step("create_4k", "create_4k_durable"):
+        seconds = _timed(lambda: _put_files(bucket, plan))
+        run.figures["create_4k"] = run.figures["create_4k_durable"] = Figure(plan.files, seconds)
+    return run

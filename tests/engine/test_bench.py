@@ -54,7 +54,17 @@ def expected_status(name: str) -> str:
 
 
 def assert_positive_figures(name: str, target: dict[str, Any]) -> None:
+    """Every workload has a positive figure; rclone and s3fs may instead report an error.
+
+    The third-party file systems are measured, not tested: a workload they get
+    wrong must show up as an error in the results, not fail this test.
+    """
     wanted = set(METRICS) - DURABLE if name == "fuse" else set(METRICS)
+    if name in {"rclone", "s3fs"}:
+        assert all(isinstance(why, str) and why for why in target["errors"].values())
+        wanted -= set(target["errors"])
+    else:
+        assert target["errors"] == {}, target["errors"]
     assert set(target["metrics"]) == wanted, name
     for key, metric in target["metrics"].items():
         assert metric["unit"] == METRICS[key][1]

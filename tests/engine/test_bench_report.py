@@ -71,6 +71,22 @@ def test_report_shows_figures_ratios_goals_and_missing_targets() -> None:
         assert label in text and unit in text
 
 
+def test_a_broken_workload_shows_as_an_error_with_its_reason() -> None:
+    engine = uniform("openfiles", 10.0)
+    del engine.figures["create_4k"]
+    engine.errors["create_4k"] = "FileNotFoundError: f00051"
+    results = results_with_engine(engine)
+    text = render(results)
+    assert "openfiles, create 4 KiB files, until close: FileNotFoundError: f00051" in text
+    row = next(
+        line for line in text.splitlines() if line.startswith("create 4 KiB files, until close")
+    )
+    assert row.split()[-1] == "error"
+    goal = next(g for g in goals(results) if g["goal"].startswith("small-file create"))
+    assert goal["met"] is None
+    assert to_json(results, {})["targets"]["openfiles"]["errors"] == engine.errors
+
+
 def test_report_marks_missed_goals() -> None:
     text = render(results_with_engine(uniform("openfiles", 10.0)))
     assert "[MISSED] cold sequential read >= 70% of raw GET (0.10x)" in text

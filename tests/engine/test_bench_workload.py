@@ -15,8 +15,9 @@ from openfiles_engine.bench_workload import (
     METRICS,
     RAND,
     SMALL,
+    Figure,
+    Outcome,
     Plan,
-    WorkloadError,
     populate_tree,
     run_tree,
 )
@@ -53,7 +54,9 @@ def test_random_offsets_are_aligned_repeatable_and_inside_the_file() -> None:
 
 @pytest.mark.fuse
 def test_a_correct_tree_yields_every_figure_but_durability(tree: Path) -> None:
-    figures = run_tree(tree, "fuse", PLAN, bucket=None)
+    run = run_tree(tree, "fuse", PLAN, bucket=None)
+    assert run.errors == {}
+    figures = run.figures
     assert set(figures) == set(METRICS) - {"seq_write_durable", "create_4k_durable"}
     assert figures["stat"].amount == PLAN.files * PLAN.stat_rounds
     assert figures["seq_read_cold"].amount == PLAN.size / MiB
@@ -63,23 +66,42 @@ def test_a_correct_tree_yields_every_figure_but_durability(tree: Path) -> None:
 
 
 @pytest.mark.fuse
-def test_wrong_bytes_fail_the_random_reads(tree: Path) -> None:
+def test_wrong_bytes_fail_the_random_reads_only(tree: Path) -> None:
     with open(tree / RAND, "r+b") as f:
         f.write(bytes(PLAN.size))
-    with pytest.raises(WorkloadError, match="wrong bytes"):
-        run_tree(tree, "fuse", PLAN, bucket=None)
+    run = run_tree(tree, "fuse", PLAN, bucket=None)
+    assert list(run.errors) == ["rand_read_4k"]
+    assert "wrong bytes" in run.errors["rand_read_4k"]
+    assert "rand_read_4k" not in run.figures and "seq_read_cold" in run.figures
 
 
 @pytest.mark.fuse
-def test_a_short_file_fails_the_sequential_read(tree: Path) -> None:
+def test_a_short_file_fails_both_sequential_reads(tree: Path) -> None:
     with open(tree / BIG, "r+b") as f:
         f.truncate(PLAN.size - 1)
-    with pytest.raises(WorkloadError, match=r"read src/big\.bin"):
-        run_tree(tree, "fuse", PLAN, bucket=None)
+    run = run_tree(tree, "fuse", PLAN, bucket=None)
+    assert set(run.errors) == {"seq_read_cold", "seq_read_cached"}
+    assert "read src/big.bin" in run.errors["seq_read_cold"]
+    assert "create_4k" in run.figures
 
 
 @pytest.mark.fuse
-def test_a_missing_entry_fails_the_listing(tree: Path) -> None:
+def test_a_missing_entry_fails_the_listing_and_the_stats(tree: Path) -> None:
     (tree / FILES / "f00000").unlink()
-    with pytest.raises(WorkloadError, match="entries"):
-        run_tree(tree, "fuse", PLAN, bucket=None)
+    run = run_tree(tree, "fuse", PLAN, bucket=None)
+    assert set(run.errors) == {"ls_cold", "ls_warm", "stat"}
+    assert "entries" in run.errors["ls_cold"]
+    assert "FileNotFoundError" in run.errors["stat"]
+
+
+def test_a_step_records_only_what_it_did_not_measure() -> None:
+    run = Outcome()
+    with run.step("a", "b"):
+        run.figures["a"] = Figure(1, 1)
+        raise OSError(5, "I/O error")
+    with run.step("c"):
+        run.figures["c"] = Figure(2, 1)
+    assert run.errors == {"b": "OSError: [Errno 5] I/O error"}
+    assert set(run.figures) == {"a", "c"}
+    with pytest.raises(KeyboardInterrupt), run.step("d"):
+        raise KeyboardInterrupt
