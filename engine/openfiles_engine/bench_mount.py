@@ -238,8 +238,15 @@ def s3fs_spec(site: S3Site, mountpoint: Path, cache_dir: Path, run_dir: Path) ->
 
 
 def engine_available() -> str | None:
-    """None when ``openfiles mount`` exists in this build, else why not."""
-    if importlib.util.find_spec("openfiles_engine.cli") is None:
+    """None when ``openfiles mount`` exists in this build, else why not.
+
+    It asks the dispatcher's table which module implements ``mount``, as the
+    ``openfiles`` command itself does, so the column lights up as soon as that
+    module is in the build.
+    """
+    from openfiles_cli import COMMANDS
+
+    if importlib.util.find_spec(COMMANDS["mount"][0]) is None:
         return "engine not available"
     return None
 

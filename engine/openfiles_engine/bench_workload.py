@@ -135,10 +135,10 @@ def _read_file(path: Path) -> int:
 
 
 def _ls_long(directory: Path, expected: int) -> None:
-    listing = subprocess.run(
-        ["ls", "-l", str(directory)], capture_output=True, check=True, text=True
-    ).stdout
-    entries = sum(1 for line in listing.splitlines() if not line.startswith("total "))
+    ls = subprocess.run(["ls", "-l", str(directory)], capture_output=True, text=True, check=False)
+    if ls.returncode != 0:
+        raise WorkloadError(f"ls -l failed: {ls.stderr.strip()}")
+    entries = sum(1 for line in ls.stdout.splitlines() if not line.startswith("total "))
     if entries != expected:
         raise WorkloadError(f"ls -l {directory} showed {entries} entries, not {expected}")
 

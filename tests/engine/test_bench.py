@@ -28,6 +28,7 @@ from openfiles_engine.bench_report import SCHEMA, TARGETS
 from openfiles_engine.bench_workload import METRICS
 
 TINY = ["--size", "4MiB", "--files", "5", "--random-reads", "20", "--stat-rounds", "1"]
+TINY += ["--durable-timeout", "120"]
 # Metrics a target without a bucket behind it (the in-memory FUSE ceiling) cannot have.
 DURABLE = {"seq_write_durable", "create_4k_durable"}
 

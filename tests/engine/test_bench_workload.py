@@ -94,6 +94,15 @@ def test_a_missing_entry_fails_the_listing_and_the_stats(tree: Path) -> None:
     assert "FileNotFoundError" in run.errors["stat"]
 
 
+@pytest.mark.fuse
+def test_an_unreadable_tree_says_what_ls_said(tree: Path) -> None:
+    for name in PLAN.names():
+        (tree / FILES / name).unlink()
+    (tree / FILES).rmdir()
+    run = run_tree(tree, "fuse", PLAN, bucket=None)
+    assert "ls -l failed: ls: cannot access" in run.errors["ls_cold"]
+
+
 def test_a_step_records_only_what_it_did_not_measure() -> None:
     run = Outcome()
     with run.step("a", "b"):
