@@ -39,7 +39,7 @@ from types import FrameType
 from typing import Any
 
 from openfiles_engine import bench_mount
-from openfiles_engine.bench_bucket import Bucket, pattern_block
+from openfiles_engine.bench_bucket import Bucket, StoreError, pattern_block
 from openfiles_engine.bench_minio import (
     DEFAULT_MINIO,
     S3Site,
@@ -218,9 +218,23 @@ def run_target(
         try:
             mount.stop()
         except MountError as exc:
-            result = TargetResult(name, "failed", str(exc))
+            result.notes["stop_error"] = str(exc)
+            print(f"openfiles bench: {exc}", file=sys.stderr)
         shutil.rmtree(run_dir / "cache" / name, ignore_errors=True)
     return result
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    """Delete the run's directory, unless a mount is still in it.
+
+    rmtree would walk into a live mount and delete through it, which for a
+    bucket-backed file system means deleting objects.
+    """
+    mounts = [p for p in (run_dir / "mnt").glob("*") if bench_mount.is_mounted(p)]
+    if mounts:
+        print(f"openfiles bench: still mounted, not deleting {run_dir}: {mounts}", file=sys.stderr)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -248,7 +262,7 @@ def main(argv: list[str]) -> int:
     interruption.
     """
     args = _parser().parse_args(argv[1:])
-    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    names = list(dict.fromkeys(n.strip() for n in args.targets.split(",") if n.strip()))
     unknown = [n for n in names if n not in TARGETS]
     if unknown or not names:
         print(
@@ -279,12 +293,12 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("openfiles bench: interrupted; everything is unmounted", file=sys.stderr)
         return 130
-    except (ServerError, OSError) as exc:
+    except (ServerError, StoreError, OSError) as exc:
         print(f"openfiles bench: {exc}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_run_dir(run_dir)
 
     options: dict[str, Any] = {
         "size": plan.size,

@@ -14,12 +14,15 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 import obstore
-from obstore.exceptions import NotFoundError
+from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
 
 from openfiles_engine.bench_minio import S3Site
 
 MiB = 1 << 20
+
+StoreError = BaseError
+"""What obstore raises when the bucket refuses or cannot be reached."""
 
 
 class DurabilityTimeout(RuntimeError):
