@@ -39,7 +39,7 @@ from types import FrameType
 from typing import Any
 
 from openfiles_engine import bench_mount
-from openfiles_engine.bench_bucket import Bucket, StoreError, pattern_block
+from openfiles_engine.bench_bucket import Bucket, MiB, StoreError, pattern_block
 from openfiles_engine.bench_minio import (
     DEFAULT_MINIO,
     S3Site,
@@ -319,6 +319,11 @@ def main(argv: list[str]) -> int:
     }
     # Results first: a closed stdout (``| head``) must not lose them.
     write_json(args.json, to_json(results, options))
+    print(
+        f"openfiles bench: {plan.size / MiB:g} MiB objects, {plan.files} files of 4 KiB, "
+        f"{plan.random_reads} random reads, {plan.stat_rounds} stat rounds, "
+        f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}\n"
+    )
     print(render(results))
     print(f"\nresults: {args.json}")
     if args.plot is not None:
