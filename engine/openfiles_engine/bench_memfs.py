@@ -163,7 +163,8 @@ class MemoryFS(pyfuse3.Operations):
         if flags & os.O_TRUNC:
             _resize(node, 0)
         # keep_cache=False: every open drops the kernel's page cache of the
-        # file, so reads measure FUSE round trips, as they do on the others.
+        # file, so reads measure FUSE round trips. (The benchmark also drops
+        # it before each read, for every target alike.)
         return pyfuse3.FileInfo(fh=inode, keep_cache=False)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:

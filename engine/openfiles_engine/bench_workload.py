@@ -125,10 +125,22 @@ def _write_file(path: Path, block: bytes, size: int) -> None:
         os.close(fd)
 
 
+def _forget_pages(fd: int) -> None:
+    """Drop the kernel's clean page cache of one open file.
+
+    Every read workload starts with this, so that it reaches the file system
+    through FUSE whether or not that file system lets the kernel keep pages
+    across opens (pyfuse3's default ``keep_cache`` does): "cached" then means
+    the file system's own cache, the same for everyone.
+    """
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def _read_file(path: Path) -> int:
     buffer = bytearray(MiB)
     total = 0
     with open(path, "rb", buffering=0) as source:
+        _forget_pages(source.fileno())
         while count := source.readinto(buffer):
             total += count
     return total
@@ -189,6 +201,7 @@ def _stat_files(paths: list[Path], rounds: int) -> None:
 def _read_random(path: Path, plan: Plan) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        _forget_pages(fd)
         # Tell every kernel client the same thing: no read-ahead for this file.
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         for offset in plan.offsets():
