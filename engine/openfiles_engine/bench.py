@@ -285,8 +285,12 @@ def main(argv: list[str]) -> int:
                 f"S3 at {site.endpoint}",
                 file=sys.stderr,
             )
-            populate_bucket(Bucket(site), plan)
+            populated = False
             for name in names:
+                if name != "fuse" and not populated:  # the in-memory FS has no bucket
+                    print("openfiles bench: putting the source objects", file=sys.stderr)
+                    populate_bucket(Bucket(site), plan)
+                    populated = True
                 print(f"openfiles bench: running {name}", file=sys.stderr)
                 results[name] = run_target(name, site, plan, args, run_dir)
                 print(f"openfiles bench: {name}: {results[name].status}", file=sys.stderr)
