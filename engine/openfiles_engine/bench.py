@@ -270,6 +270,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    for output in (args.json, args.plot):
+        if output is not None and not os.access(output.absolute().parent, os.W_OK):
+            print(f"openfiles bench: cannot write {output}", file=sys.stderr)
+            return 2
     if args.drop_caches and os.geteuid() != 0:
         print("openfiles bench: --drop-caches needs root", file=sys.stderr)
         return 2

@@ -115,6 +115,19 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "openfiles-bench.json").exists()
 
 
+def test_an_unwritable_results_path_is_refused_before_running(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "openfiles_cli", "bench", "--json", "/proc/results.json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "cannot write /proc/results.json" in run.stderr
+
+
 @pytest.mark.fuse
 @pytest.mark.root
 @pytest.mark.s3
