@@ -14,12 +14,14 @@ test-only MinIO client).
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import hashlib
 import hmac
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -61,6 +63,18 @@ class S3Site:
     def key(self, path: str) -> str:
         """The object key of ``path`` (relative, ``/``-separated) under the prefix."""
         return f"{self.prefix}/{path}" if self.prefix else path
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of every child: SIGTERM it when the benchmark dies.
+
+    The children run in their own sessions (so that a Ctrl-C reaches only the
+    benchmark, which then unmounts in order); this covers the case where the
+    benchmark itself is killed with SIGKILL and cannot clean up.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -122,7 +136,12 @@ def start_minio(
     # Own session: a Ctrl-C in the terminal reaches only the benchmark, which
     # then stops MinIO last, after every mount on it is gone.
     process = subprocess.Popen(
-        argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        argv,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     try:
         _wait_live(site.endpoint, process, timeout)

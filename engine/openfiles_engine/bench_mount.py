@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openfiles_engine.bench_minio import S3Site
+from openfiles_engine.bench_minio import S3Site, die_with_parent
 
 # Remote name in rclone's RCLONE_CONFIG_<NAME>_* variables.
 _RCLONE_REMOTE = "OFBENCH"
@@ -121,6 +121,7 @@ class Mount:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while not is_mounted(self.mountpoint):

@@ -117,7 +117,17 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
 
 def test_an_unwritable_results_path_is_refused_before_running(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "openfiles_cli", "bench", "--json", "/proc/results.json"],
+        [
+            sys.executable,
+            "-m",
+            "openfiles_cli",
+            "bench",
+            *TINY,
+            "--targets",
+            "fuse",
+            "--json",
+            str(tmp_path / "missing" / "results.json"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -125,7 +135,7 @@ def test_an_unwritable_results_path_is_refused_before_running(tmp_path: Path) ->
         check=False,
     )
     assert run.returncode == 2
-    assert "cannot write /proc/results.json" in run.stderr
+    assert "cannot write" in run.stderr and "missing/results.json" in run.stderr
 
 
 @pytest.mark.fuse
@@ -199,25 +209,31 @@ def test_given_endpoint_keeps_secrets_out_and_cleans_the_bucket(
     no_leftovers(tmp_path)
 
 
+def start_bench_and_wait_for_a_mount(tmp_path: Path) -> subprocess.Popen[str]:
+    """A bench whose FUSE target is busy (a large in-memory file) once this returns."""
+    argv = [sys.executable, "-m", "openfiles_cli", "bench", *TINY, "--targets", "fuse,raw"]
+    argv += ["--json", str(tmp_path / "results.json"), "--workdir", str(tmp_path)]
+    argv += ["--minio", str(tool("minio"))]
+    argv[argv.index("4MiB")] = "512MiB"
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    deadline = time.monotonic() + 300
+    while not [p for p in fuse_mounts() if p.startswith(str(tmp_path))]:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the FUSE target never mounted: {process.communicate()}")
+        time.sleep(0.05)
+    return process
+
+
 @pytest.mark.fuse
 @pytest.mark.root
 @pytest.mark.s3
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_unmounts_and_stops_everything(tmp_path: Path, signum: int) -> None:
-    results = tmp_path / "results.json"
-    argv = [sys.executable, "-m", "openfiles_cli", "bench", *TINY, "--targets", "fuse,raw"]
-    argv += ["--json", str(results), "--workdir", str(tmp_path), "--minio", str(tool("minio"))]
-    # A large in-memory file keeps the FUSE target busy long enough to be interrupted.
-    argv[argv.index("4MiB")] = "512MiB"
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+    process = start_bench_and_wait_for_a_mount(tmp_path)
     try:
-        deadline = time.monotonic() + 300
-        while not [p for p in fuse_mounts() if p.startswith(str(tmp_path))]:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the FUSE target never mounted"
-            time.sleep(0.05)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=180)
     finally:
@@ -226,5 +242,25 @@ def test_interrupted_run_unmounts_and_stops_everything(tmp_path: Path, signum: i
             process.wait()
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    assert not results.exists()
+    assert not (tmp_path / "results.json").exists()
     no_leftovers(tmp_path)
+
+
+@pytest.mark.fuse
+@pytest.mark.root
+@pytest.mark.s3
+def test_a_killed_bench_takes_its_children_along(tmp_path: Path) -> None:
+    process = start_bench_and_wait_for_a_mount(tmp_path)
+    process.kill()
+    process.communicate(timeout=60)
+    # The children got SIGTERM from the kernel when their parent died; give
+    # them the moment they need to unmount and exit.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            no_leftovers(tmp_path)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
