@@ -65,6 +65,12 @@ class S3Site:
         return f"{self.prefix}/{path}" if self.prefix else path
 
 
+# Loaded once here, in the parent: the child between fork and exec should do
+# as little as possible (another thread may hold a lock dlopen needs).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
 def die_with_parent() -> None:
     """``preexec_fn`` of every child: SIGTERM it when the benchmark dies.
 
@@ -72,9 +78,7 @@ def die_with_parent() -> None:
     benchmark, which then unmounts in order); this covers the case where the
     benchmark itself is killed with SIGKILL and cannot clean up.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
