@@ -34,18 +34,25 @@ log = logging.getLogger(__name__)
 MARKER = ".openfiles-volume.json"
 
 
+# obstore raises some errors as the matching builtin OSError subclasses.
+MISSING = (NotFoundError, FileNotFoundError)
+EXISTING = (AlreadyExistsError, PreconditionError, FileExistsError)
+REFUSED = (PermissionDeniedError, UnauthenticatedError, PermissionError)
+
+
 class MarkerConflict(Exception):
     """Another writer created the marker between our read and our conditional put."""
 
 
 def _mapped(exc: Exception, what: str) -> CsiError:
-    if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
+    if isinstance(exc, REFUSED):
         return FailedPrecondition(f"{what}: the bucket refused the provisioner credentials")
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, MISSING):
         return FailedPrecondition(f"{what}: bucket not found")
-    if isinstance(exc, obstore.exceptions.BaseError):
+    if isinstance(exc, obstore.exceptions.BaseError | OSError):
         log.warning("%s: store error %s", what, type(exc).__name__)
         return Unavailable(f"{what}: the bucket is unreachable or returned an error")
+    log.error("%s: unexpected %s", what, type(exc).__name__)
     return Internal(f"{what}: unexpected error")
 
 
@@ -76,7 +83,7 @@ class Bucket:
         try:
             result = await obstore.get_async(self.store, key)
             data = await result.bytes_async()
-        except NotFoundError:
+        except MISSING:
             return None
         except Exception as exc:
             raise _mapped(exc, f"reading s3://{self.name}/{key}") from None
@@ -94,7 +101,7 @@ class Bucket:
         body = json.dumps(marker, sort_keys=True).encode()
         try:
             await obstore.put_async(self.store, key, body, mode="create")
-        except (AlreadyExistsError, PreconditionError):
+        except EXISTING:
             raise MarkerConflict(key) from None
         except Exception as exc:
             raise _mapped(exc, f"creating s3://{self.name}/{key}") from None
@@ -104,7 +111,7 @@ class Bucket:
         key = f"{prefix}/{MARKER}"
         try:
             await obstore.delete_async(self.store, key)
-        except NotFoundError:
+        except MISSING:
             return
         except Exception as exc:
             raise _mapped(exc, f"deleting s3://{self.name}/{key}") from None
@@ -121,7 +128,7 @@ class Bucket:
                 if keys:
                     await obstore.delete_async(self.store, keys)
                     count += len(keys)
-        except NotFoundError:
+        except MISSING:
             return count
         except Exception as exc:
             raise _mapped(exc, f"deleting s3://{self.name}/{root}") from None

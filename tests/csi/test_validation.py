@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from openfiles_csi._proto import csi_pb2
 from openfiles_csi.errors import InvalidArgument
 from openfiles_csi.validation import (

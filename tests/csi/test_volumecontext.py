@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from openfiles_csi.errors import InvalidArgument
 from openfiles_csi.volumecontext import parse
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from openfiles_csi.volumeid import MAX_LENGTH, VolumeIdError, VolumeRef, decode, encode
 
 REF = VolumeRef(
