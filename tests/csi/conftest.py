@@ -26,6 +26,13 @@ from openfiles_csi import process
 from openfiles_csi._proto import csi_pb2_grpc
 
 OPENFILES = [sys.executable, "-m", "openfiles_cli"]
+# TEMPORARY (until the engine branch lands): a developer may point the mounter at another
+# engine command. Unset in CI, where the real `openfiles mount` runs.
+DEV_ENGINE = (
+    ["--engine-command", os.environ["OPENFILES_DEV_ENGINE"]]
+    if os.environ.get("OPENFILES_DEV_ENGINE")
+    else []
+)
 
 
 @dataclass
@@ -116,7 +123,7 @@ def node_env() -> Iterator[Node]:
     sock = str(root / "mounter.sock")
     mounter = Proc(
         [*OPENFILES, "mounter", "--socket", sock, "--state-dir", str(root / "state"),
-         "--log-level", "DEBUG"],
+         "--log-level", "DEBUG", *DEV_ENGINE],
         root / "mounter.log",
     )  # fmt: skip
     node = Node(root, mounter, sock)

@@ -80,9 +80,11 @@ def test_create_delete_keeps_data(node_env: Node, s3_bucket: Bucket) -> None:
     obstore.put(store, "base/pvc-a/data.txt", b"keep me")
     obstore.put(store, "base/pvc-ab/other.txt", b"neighbour")
     plugin.controller.DeleteVolume(
-        csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id, secrets=s3_bucket.secret))
+        csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id, secrets=s3_bucket.secret)
+    )
     plugin.controller.DeleteVolume(
-        csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id, secrets=s3_bucket.secret))
+        csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id, secrets=s3_bucket.secret)
+    )
     assert s3_bucket.keys() == ["base/pvc-a/data.txt", "base/pvc-ab/other.txt"]
 
 
@@ -95,7 +97,8 @@ def test_delete_data_touches_only_the_prefix(node_env: Node, s3_bucket: Bucket) 
     for key in ("base/pvc-b/a", "base/pvc-b/d/e/f", "base/pvc-bb/x", "base/pvc-b.txt", "pvc-b/y"):
         obstore.put(store, key, b"1")
     plugin.controller.DeleteVolume(
-        csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id, secrets=s3_bucket.secret))
+        csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id, secrets=s3_bucket.secret)
+    )
     assert s3_bucket.keys() == ["base/pvc-b.txt", "base/pvc-bb/x", "pvc-b/y"]
 
 
