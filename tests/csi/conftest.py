@@ -21,9 +21,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from fixtures.minio import REGION, Bucket
 from fixtures.net import stop, wait_until
 from openfiles_csi import process
-from openfiles_csi._proto import csi_pb2_grpc
+from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
 
 OPENFILES = [sys.executable, "-m", "openfiles_cli"]
 # TEMPORARY (until the engine branch lands): a developer may point the mounter at another
@@ -123,7 +124,7 @@ def node_env() -> Iterator[Node]:
     sock = str(root / "mounter.sock")
     mounter = Proc(
         [*OPENFILES, "mounter", "--socket", sock, "--state-dir", str(root / "state"),
-         "--log-level", "DEBUG", *DEV_ENGINE],
+         "--log-level", "DEBUG"],
         root / "mounter.log",
     )  # fmt: skip
     node = Node(root, mounter, sock)
@@ -169,3 +170,70 @@ def process_wait_gone(pid: int, timeout: float = 10.0) -> None:
         except ChildProcessError:
             pass
         time.sleep(0.05)
+
+
+Mode = csi_pb2.VolumeCapability.AccessMode
+
+
+def mount_cap(mode: int = Mode.SINGLE_NODE_WRITER, *flags: str) -> csi_pb2.VolumeCapability:
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
+        access_mode=Mode(mode=mode),  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Volume:
+    """One volume staged (and maybe published) on a test node, by handle."""
+
+    plugin: Plugin
+    volume_id: str
+    staging: str
+    context: dict[str, str]
+    secrets: dict[str, str]
+
+    def stage(self, cap: csi_pb2.VolumeCapability | None = None) -> None:
+        self.plugin.node.NodeStageVolume(
+            csi_pb2.NodeStageVolumeRequest(
+                volume_id=self.volume_id, staging_target_path=self.staging,
+                volume_capability=cap or mount_cap(), volume_context=self.context,
+                secrets=self.secrets),
+            timeout=90)  # fmt: skip
+
+    def publish(self, target: str, readonly: bool = False) -> None:
+        self.plugin.node.NodePublishVolume(
+            csi_pb2.NodePublishVolumeRequest(
+                volume_id=self.volume_id, staging_target_path=self.staging, target_path=target,
+                volume_capability=mount_cap(), readonly=readonly, volume_context=self.context),
+            timeout=30)  # fmt: skip
+
+    def unpublish(self, target: str) -> None:
+        self.plugin.node.NodeUnpublishVolume(
+            csi_pb2.NodeUnpublishVolumeRequest(volume_id=self.volume_id, target_path=target),
+            timeout=30)  # fmt: skip
+
+    def unstage(self) -> None:
+        self.plugin.node.NodeUnstageVolume(
+            csi_pb2.NodeUnstageVolumeRequest(
+                volume_id=self.volume_id, staging_target_path=self.staging),
+            timeout=120)  # fmt: skip
+
+    def stats(self, path: str) -> csi_pb2.NodeGetVolumeStatsResponse:
+        return self.plugin.node.NodeGetVolumeStats(  # type: ignore[no-any-return]
+            csi_pb2.NodeGetVolumeStatsRequest(volume_id=self.volume_id, volume_path=path),
+            timeout=30)  # fmt: skip
+
+
+def volume_on(node: Node, plugin: Plugin, bucket: Bucket, name: str, **context: str) -> Volume:
+    """A volume of ``bucket`` under prefix ``name``, addressed by an operator-style handle."""
+    ctx = {"url": f"{bucket.url}/{name}", "endpoint": bucket.endpoint, "region": REGION,
+           **context}  # fmt: skip
+    staging = node.kubelet / "plugins" / name / "globalmount"
+    staging.mkdir(parents=True, exist_ok=True)
+    return Volume(plugin, f"ofv-test-{name}-0a1b2c3d", str(staging), ctx, dict(bucket.secret))
+
+
+def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()  # type: ignore[no-any-return]

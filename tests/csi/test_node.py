@@ -1,0 +1,111 @@
+"""Node service with real FUSE mounts: publish modes, data reaching the bucket, bad input."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import grpc
+import pytest
+
+from fixtures.minio import Bucket
+from openfiles_csi._proto import csi_pb2
+
+from .conftest import Mode, Node, grpc_code, mount_cap, volume_on
+
+pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
+
+
+def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -> None:
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "life", exportDelay="1h")
+    vol.stage()
+    vol.stage()  # idempotent
+    rw = str(node_env.kubelet / "pods" / "a" / "mount")
+    ro = str(node_env.kubelet / "pods" / "b" / "mount")
+    os.makedirs(os.path.dirname(rw))
+    os.makedirs(os.path.dirname(ro))
+    vol.publish(rw)
+    vol.publish(rw)  # idempotent
+    vol.publish(ro, readonly=True)
+    # Same target, other options: ALREADY_EXISTS.
+    assert grpc_code(lambda: vol.publish(rw, readonly=True)) == grpc.StatusCode.ALREADY_EXISTS
+    with open(os.path.join(rw, "hello.txt"), "w") as f:
+        f.write("hello from a pod")
+    with open(os.path.join(ro, "hello.txt")) as f:
+        assert f.read() == "hello from a pod"
+    with pytest.raises(OSError) as info:
+        open(os.path.join(ro, "nope.txt"), "w").close()
+    assert info.value.errno == errno.EROFS
+    stats = vol.stats(rw)
+    assert not stats.volume_condition.abnormal, stats.volume_condition.message
+    units = {u.unit for u in stats.usage}
+    assert units == {csi_pb2.VolumeUsage.BYTES, csi_pb2.VolumeUsage.INODES}
+    # exportDelay is 1h: nothing is exported before unstage flushes.
+    assert "life/hello.txt" not in s3_bucket.keys()
+    for target in (rw, ro):
+        vol.unpublish(target)
+        vol.unpublish(target)  # idempotent
+        assert not os.path.exists(target)
+    vol.unstage()
+    vol.unstage()  # idempotent
+    assert "life/hello.txt" in s3_bucket.keys()
+    assert not os.path.ismount(vol.staging)
+
+
+def test_bad_requests(node_env: Node, s3_bucket: Bucket) -> None:
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "bad")
+    inside = str(node_env.kubelet / "pods" / "x")
+    # Publishing a volume that is not staged must not bind a bare directory.
+    assert grpc_code(lambda: vol.publish(inside)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert not os.path.exists(inside)
+    block = csi_pb2.VolumeCapability(
+        block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=mount_cap().access_mode
+    )
+    assert grpc_code(lambda: vol.stage(block)) == grpc.StatusCode.INVALID_ARGUMENT
+    vol.context["cacheSzie"] = "1Gi"
+    assert grpc_code(lambda: vol.stage()) == grpc.StatusCode.INVALID_ARGUMENT
+    del vol.context["cacheSzie"]
+    vol.staging = "/etc"
+    assert grpc_code(lambda: vol.stage()) == grpc.StatusCode.INVALID_ARGUMENT
+    vol.staging = str(node_env.kubelet / "x" / ".." / ".." / "escape")
+    assert grpc_code(lambda: vol.stage()) == grpc.StatusCode.INVALID_ARGUMENT
+    missing = csi_pb2.NodeGetVolumeStatsRequest(volume_id="nope", volume_path=inside)
+    assert grpc_code(lambda: plugin.node.NodeGetVolumeStats(missing)) == grpc.StatusCode.NOT_FOUND
+    assert (
+        grpc_code(
+            lambda: plugin.node.NodeExpandVolume(csi_pb2.NodeExpandVolumeRequest(volume_id="x"))
+        )
+        == grpc.StatusCode.UNIMPLEMENTED
+    )
+
+
+def test_mount_timeout_cleans_up(node_env: Node, s3_bucket: Bucket) -> None:
+    # 50 ms is less than a Python engine needs to start, so the stage must time out.
+    plugin = node_env.start_plugin("node", "--mount-timeout", "0.05")
+    vol = volume_on(node_env, plugin, s3_bucket, "slow")
+    vol.secrets = {"accessKeyId": "nobody", "secretAccessKey": "not-the-secret-value-42"}
+    with pytest.raises(grpc.RpcError) as info:
+        vol.stage()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "not ready" in (info.value.details() or "")
+    assert "not-the-secret-value-42" not in (info.value.details() or "")
+    assert "not-the-secret-value-42" not in plugin.proc.log()
+    assert "not-the-secret-value-42" not in node_env.mounter.log()
+    # No mount, no engine, no record: nothing a pod could write into by mistake.
+    assert not os.path.ismount(vol.staging)
+    assert os.listdir(node_env.root / "state" / "records") == []
+    assert grpc_code(lambda: vol.publish(str(node_env.kubelet / "p"))) == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+
+
+def test_read_only_access_mode(node_env: Node, s3_bucket: Bucket) -> None:
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "rox")
+    vol.stage(mount_cap(Mode.MULTI_NODE_READER_ONLY))
+    with pytest.raises(OSError) as info:
+        open(os.path.join(vol.staging, "x"), "w").close()
+    assert info.value.errno in {errno.EROFS, errno.EACCES, errno.EPERM}
+    vol.unstage()
