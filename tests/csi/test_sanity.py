@@ -58,7 +58,8 @@ def test_csi_sanity(node_env: Node, s3_bucket: Bucket) -> None:
     }))  # fmt: skip
     (root / "secrets.yaml").write_text(yaml.safe_dump({
         key: secrets for key in (
-            "CreateVolumeSecret", "DeleteVolumeSecret", "ControllerValidateVolumeCapabilitiesSecret",
+            "CreateVolumeSecret", "DeleteVolumeSecret",
+            "ControllerValidateVolumeCapabilitiesSecret",
             "NodeStageVolumeSecret", "NodePublishVolumeSecret",
         )
     }))  # fmt: skip
