@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +13,11 @@ from fixtures.prereq import tool
 
 pytestmark = [pytest.mark.tools]
 
+CHART = Path(__file__).resolve().parents[2] / "charts" / "openfiles"
+
 
 def render(*sets: str) -> dict[tuple[str, str], dict[str, Any]]:
-    args = [str(tool("helm")), "template", "openfiles", "charts/openfiles",
+    args = [str(tool("helm")), "template", "openfiles", str(CHART),
             "--namespace", "openfiles-system", "--kube-version", "1.34.10"]  # fmt: skip
     for s in sets:
         args += ["--set", s]
