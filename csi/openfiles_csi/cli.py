@@ -76,14 +76,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     node_side = args.mode in {"node", "all"}
     server = grpc.aio.server()
+    mounter = MounterClient(args.mounter_socket, mount_timeout=args.mount_timeout)
     csi_pb2_grpc.add_IdentityServicer_to_server(
-        IdentityServicer(controller=args.mode in {"controller", "all"}), server
+        IdentityServicer(
+            controller=args.mode in {"controller", "all"},
+            ready=mounter.reachable if node_side else None,
+        ),
+        server,
     )
     if args.mode in {"controller", "all"}:
         csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(), server)
     tasks: list[asyncio.Task[None]] = []
     if node_side:
-        mounter = MounterClient(args.mounter_socket, mount_timeout=args.mount_timeout)
         node = NodeServicer(
             node_id=args.node_id,
             mounter=mounter,

@@ -29,6 +29,7 @@ from openfiles_csi.errors import (
     grpc_errors,
     unimplemented,
 )
+from openfiles_csi.logsetup import register_secret
 from openfiles_csi.validation import capability_problem, check_capabilities, require
 from openfiles_csi.volumelock import VolumeLocks
 
@@ -139,6 +140,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 k: v for k, v in params.items() if not k.startswith(volumecontext.IGNORED_PREFIXES)
             },
         }
+        register_secret(*request.secrets.values())
         with self.locks.hold(name):
             bucket = Bucket(ref, request.secrets)
             existing = await bucket.read_marker(ref.prefix)
@@ -167,6 +169,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         except volumeid.VolumeIdError:
             # We never made such a volume, so it is already gone (the spec's idempotency).
             return csi_pb2.DeleteVolumeResponse()
+        register_secret(*request.secrets.values())
         with self.locks.hold(volume_id):
             bucket = Bucket(ref, request.secrets)
             if ref.delete_data:

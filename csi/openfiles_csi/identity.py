@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.wrappers_pb2 import BoolValue
 
 from openfiles_csi import __version__
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
@@ -15,8 +17,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class IdentityServicer(csi_pb2_grpc.IdentityServicer):
-    def __init__(self, *, controller: bool) -> None:
+    def __init__(
+        self, *, controller: bool, ready: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
+        """``ready`` answers Probe (the node plugin: can it reach its mounter?)."""
         self.controller = controller
+        self.ready = ready
 
     @grpc_errors
     async def GetPluginInfo(
@@ -41,4 +47,5 @@ class IdentityServicer(csi_pb2_grpc.IdentityServicer):
 
     @grpc_errors
     async def Probe(self, request: csi_pb2.ProbeRequest, context: Context) -> csi_pb2.ProbeResponse:
-        return csi_pb2.ProbeResponse()
+        ready = True if self.ready is None else await self.ready()
+        return csi_pb2.ProbeResponse(ready=BoolValue(value=ready))

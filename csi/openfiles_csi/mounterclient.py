@@ -71,5 +71,13 @@ class MounterClient:
         mounts: list[dict[str, Any]] = reply["mounts"]
         return mounts
 
+    async def reachable(self) -> bool:
+        """Whether the mounter answers; the node plugin is not ready without it."""
+        try:
+            await self._call({"op": "list"}, 5)
+        except CsiError:
+            return False
+        return True
+
     async def find(self, volume_id: str) -> list[dict[str, Any]]:
         return [m for m in await self.mounts() if m["volume_id"] == volume_id]

@@ -136,6 +136,7 @@ def test_validate_capabilities(node_env: Node, s3_bucket: Bucket) -> None:
     block = csi_pb2.VolumeCapability(block=csi_pb2.VolumeCapability.BlockVolume(),
                                      access_mode=CAP.access_mode)  # fmt: skip
     request = csi_pb2.ValidateVolumeCapabilitiesRequest(
-        volume_id=vol.volume_id, volume_capabilities=[block], secrets=s3_bucket.secret)
+        volume_id=vol.volume_id, volume_capabilities=[block], secrets=s3_bucket.secret
+    )
     no = plugin.controller.ValidateVolumeCapabilities(request)
     assert not no.HasField("confirmed") and "block" in no.message

@@ -109,3 +109,24 @@ def test_read_only_access_mode(node_env: Node, s3_bucket: Bucket) -> None:
         open(os.path.join(vol.staging, "x"), "w").close()
     assert info.value.errno in {errno.EROFS, errno.EACCES, errno.EPERM}
     vol.unstage()
+
+
+def test_overlapping_calls_for_one_volume_abort(node_env: Node, s3_bucket: Bucket) -> None:
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "overlap")
+    request = csi_pb2.NodeStageVolumeRequest(
+        volume_id=vol.volume_id, staging_target_path=vol.staging,
+        volume_capability=mount_cap(), volume_context=vol.context, secrets=vol.secrets)  # fmt: skip
+    # The first call holds the volume while its engine starts (well over the few
+    # milliseconds the second call needs to arrive).
+    first = plugin.node.NodeStageVolume.future(request, timeout=90)
+    second = plugin.node.NodeStageVolume.future(request, timeout=90)
+    codes = set()
+    for call in (first, second):
+        try:
+            call.result()
+            codes.add(grpc.StatusCode.OK)
+        except grpc.RpcError as exc:
+            codes.add(exc.code())
+    assert codes == {grpc.StatusCode.OK, grpc.StatusCode.ABORTED}
+    vol.unstage()
