@@ -189,6 +189,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             ref = volumeid.decode(volume_id)
         except volumeid.VolumeIdError:
             raise NotFound(f"volume {volume_id!r} does not exist") from None
+        register_secret(*request.secrets.values())
         if await Bucket(ref, request.secrets).read_marker(ref.prefix) is None:
             raise NotFound(f"volume {volume_id!r} does not exist")
         problems = [p for p in map(capability_problem, request.volume_capabilities) if p]
