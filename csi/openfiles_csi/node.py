@@ -3,10 +3,15 @@
 The node server keeps no state of its own: the mounter's records and
 ``/proc/self/mountinfo`` are the truth, so a restarted node server serves
 Unpublish, Unstage and Stats for volumes staged by its predecessor.
+
+Ephemeral inline volumes (volume context ``csi.storage.k8s.io/ephemeral: "true"``,
+no stage step) are staged by NodePublish itself at a plugin-owned path,
+``<ephemeral root>/<sha256(volume id)[:32]>``, and unstaged by NodeUnpublish.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -28,6 +33,7 @@ from openfiles_csi.volumehealth import VolumeHealth
 from openfiles_csi.volumelock import VolumeLocks
 
 Context = grpc.aio.ServicerContext[Any, Any]
+EPHEMERAL_KEY = "csi.storage.k8s.io/ephemeral"
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):
@@ -40,10 +46,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         allowed_roots: list[str],
         flush_timeout: float = 30.0,
         health: VolumeHealth | None = None,
+        ephemeral_root: str = "",
     ) -> None:
         self.node_id = node_id
         self.mounter = mounter
         self.allowed_roots = allowed_roots
+        self.ephemeral_root = ephemeral_root or os.path.join(
+            allowed_roots[0], "plugins", "csi.openfiles.io", "ephemeral"
+        )
         self.flush_timeout = flush_timeout
         self.health = health or VolumeHealth(mounter)
         self.locks = VolumeLocks()
@@ -55,17 +65,29 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         volume_id = require(request.volume_id, "volume_id")
         staging = check_path(request.staging_target_path, "staging_target_path", self.allowed_roots)
         check_capability(request.volume_capability)
+        spec = self._mount_spec(request)
+        with self.locks.hold(volume_id):
+            await self.mounter.mount(volume_id, staging, spec)
+        return csi_pb2.NodeStageVolumeResponse()
+
+    @staticmethod
+    def _mount_spec(
+        request: csi_pb2.NodeStageVolumeRequest | csi_pb2.NodePublishVolumeRequest,
+    ) -> volumecontext.MountSpec:
         register_secret(*request.secrets.values())
         cap = request.volume_capability
-        spec = volumecontext.parse(
+        # The ephemeral marker, like every csi.storage.k8s.io/ key, is ignored by parse.
+        return volumecontext.parse(
             request.volume_context,
             request.secrets,
             read_only=cap.access_mode.mode in READ_ONLY_MODES,
             mount_group=cap.mount.volume_mount_group,
         )
-        with self.locks.hold(volume_id):
-            await self.mounter.mount(volume_id, staging, spec)
-        return csi_pb2.NodeStageVolumeResponse()
+
+    def _ephemeral_staging(self, volume_id: str) -> str:
+        return os.path.join(
+            self.ephemeral_root, hashlib.sha256(volume_id.encode()).hexdigest()[:32]
+        )
 
     @grpc_errors
     async def NodeUnstageVolume(
@@ -85,9 +107,18 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         volume_id = require(request.volume_id, "volume_id")
         target = check_path(request.target_path, "target_path", self.allowed_roots)
         check_capability(request.volume_capability)
-        staging = check_path(request.staging_target_path, "staging_target_path", self.allowed_roots)
+        ephemeral = request.volume_context.get(EPHEMERAL_KEY) == "true"
+        if ephemeral:
+            staging = self._ephemeral_staging(volume_id)
+            spec = self._mount_spec(request)
+        else:
+            staging = check_path(
+                request.staging_target_path, "staging_target_path", self.allowed_roots
+            )
         read_only = is_read_only(request.volume_capability, request.readonly)
         with self.locks.hold(volume_id):
+            if ephemeral:
+                await self.mounter.mount(volume_id, staging, spec)
             staged = [
                 m
                 for m in await self.mounter.find(volume_id)
@@ -117,6 +148,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         with self.locks.hold(volume_id):
             await command.unmount(target)
             command.remove_dir(target)
+            ephemeral = self._ephemeral_staging(volume_id)
+            if any(m["mountpoint"] == ephemeral for m in await self.mounter.find(volume_id)):
+                # If this flush fails the call fails; kubelet's retry finds the target
+                # gone and tries the flush again. Dirty data is never dropped.
+                await self.mounter.unmount(ephemeral, self.flush_timeout)
+                command.remove_dir(ephemeral)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     @grpc_errors

@@ -130,3 +130,28 @@ def test_overlapping_calls_for_one_volume_abort(node_env: Node, s3_bucket: Bucke
             codes.add(exc.code())
     assert codes == {grpc.StatusCode.OK, grpc.StatusCode.ABORTED}
     vol.unstage()
+
+
+def test_ephemeral_inline_volume(node_env: Node, s3_bucket: Bucket) -> None:
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "inline", exportDelay="1h")
+    target = node_env.kubelet / "pods" / "inline" / "mount"
+    target.parent.mkdir(parents=True)
+    request = csi_pb2.NodePublishVolumeRequest(
+        volume_id="csi-0123abcd", target_path=str(target), volume_capability=mount_cap(),
+        volume_context={**vol.context, "csi.storage.k8s.io/ephemeral": "true"},
+        secrets=vol.secrets)  # fmt: skip
+    plugin.node.NodePublishVolume(request, timeout=90)
+    plugin.node.NodePublishVolume(request, timeout=90)  # idempotent
+    (target / "inline.txt").write_text("from an inline volume")
+    unpublish = csi_pb2.NodeUnpublishVolumeRequest(
+        volume_id="csi-0123abcd", target_path=str(target)
+    )
+    plugin.node.NodeUnpublishVolume(unpublish, timeout=120)
+    plugin.node.NodeUnpublishVolume(unpublish, timeout=120)
+    assert not target.exists()
+    # Unpublish flushed and stopped the engine: the data is in the bucket, no mount is left.
+    assert "inline/inline.txt" in s3_bucket.keys()
+    assert os.listdir(node_env.root / "state" / "records") == []
+    ephemeral_root = node_env.kubelet / "plugins" / "csi.openfiles.io" / "ephemeral"
+    assert os.listdir(ephemeral_root) == []
