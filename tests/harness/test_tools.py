@@ -1,0 +1,51 @@
+"""The pinned test tools are built and runnable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fixtures.prereq import tool
+
+pytestmark = pytest.mark.tools
+
+
+def test_csi_sanity_runs() -> None:
+    # csi-sanity is a Go test binary: -h lists its flags and exits 0 or 2.
+    out = subprocess.run([str(tool("csi-sanity")), "-h"], capture_output=True, text=True)
+    assert "csi.endpoint" in out.stdout + out.stderr
+
+
+def test_helm_version() -> None:
+    out = subprocess.run([str(tool("helm")), "version", "--short"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("v3.")
+
+
+def test_kubeconform_validates_offline(tmp_path: Path) -> None:
+    """kubeconform checks manifests against local schemas; no download is possible here."""
+    schema = {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata"],
+        "properties": {
+            "data": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    (tmp_path / "configmap-v1.json").write_text(json.dumps(schema))
+    good = tmp_path / "good.yaml"
+    good.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: 1}\n")
+    location = str(tmp_path / "{{ .ResourceKind }}{{ .KindSuffix }}.json")
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(tool("kubeconform")), "-strict", "-schema-location", location,
+                               str(path)], capture_output=True, text=True)
+
+    assert check(good).returncode == 0, check(good).stdout
+    result = check(bad)
+    assert result.returncode == 1
+    assert "data/a" in result.stdout or "/data/a" in result.stdout, result.stdout
