@@ -68,25 +68,66 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _api_client(kubeconfig: str | None) -> Any:
+def api_configuration(kubeconfig: str | None) -> client.Configuration:
+    """Where the API server is and how to authenticate: a kubeconfig, else the pod's account."""
+    configuration = client.Configuration()
     if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)
-    config.load_incluster_config()
-    return client.ApiClient()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    return configuration
 
 
-def build_registry(kube: Kube, settings: Settings, kubeconfig: str | None) -> kopf.OperatorRegistry:
-    """A registry with every handler plus the login matching how ``kube`` was configured."""
+def _connection(configuration: client.Configuration) -> kopf.ConnectionInfo:
+    """The same credentials as ``configuration``, for kopf's own API client."""
+    auth = (configuration.api_key or {}).get("authorization", "")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        token=auth.removeprefix("Bearer ") or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def build_registry(
+    kube: Kube, settings: Settings, configuration: client.Configuration | None
+) -> kopf.OperatorRegistry:
+    """Every handler, plus a login with ``configuration`` (None: the pod's service account,
+    re-read by kopf as the token rotates)."""
     registry = kopf.OperatorRegistry()
     register(registry, kube, settings)
 
     @kopf.on.login(registry=registry, id="login")
     def login(**kwargs: Any) -> Any:
-        if kubeconfig:
-            return kopf.login_with_kubeconfig(**kwargs)
-        return kopf.login_with_service_account(**kwargs)
+        if configuration is None:
+            return kopf.login_with_service_account(**kwargs)
+        return _connection(configuration)
 
     return registry
+
+
+async def operate(
+    configuration: client.Configuration,
+    settings: Settings,
+    stop_flag: Any,
+    ready_flag: Any = None,
+    in_cluster: bool = False,
+) -> None:
+    """Run kopf with every handler until ``stop_flag`` is set (no leader election here)."""
+    kube = Kube(client.ApiClient(configuration))
+    kopf_settings = kopf.OperatorSettings()
+    configure(kopf_settings)
+    registry = build_registry(kube, settings, None if in_cluster else configuration)
+    await kopf.operator(
+        registry=registry,
+        settings=kopf_settings,
+        clusterwide=True,
+        standalone=True,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -98,7 +139,8 @@ async def run(args: argparse.Namespace) -> int:
         pod_wait_delay=args.pod_wait_delay,
         resync_interval=args.resync_interval,
     )
-    kube = Kube(_api_client(args.kubeconfig))
+    configuration = api_configuration(args.kubeconfig)
+    kube = Kube(client.ApiClient(configuration))
     renew = max(1.0, args.lease_seconds / 3)
     liveness = Liveness(max_age=renew * 3 + 10)
     server = None
@@ -125,16 +167,8 @@ async def run(args: argparse.Namespace) -> int:
         if stop.is_set():
             acquiring.cancel()
             return 0
-        kopf_settings = kopf.OperatorSettings()
-        configure(kopf_settings)
         operator = asyncio.create_task(
-            kopf.operator(
-                registry=build_registry(kube, settings, args.kubeconfig),
-                settings=kopf_settings,
-                clusterwide=True,
-                standalone=True,
-                stop_flag=stop,
-            )
+            operate(configuration, settings, stop, in_cluster=not args.kubeconfig)
         )
         holding = asyncio.create_task(election.hold())
         await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
