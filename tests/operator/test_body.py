@@ -111,3 +111,118 @@ def test_size_and_duration_patterns_are_the_parsers() -> None:
     policy = schema("OpenFilesCachePolicy")["properties"]["spec"]["properties"]
     assert policy["maxSize"]["pattern"] == QUANTITY_PATTERN
     assert policy["ttl"]["pattern"] == policy["metadataTTL"]["pattern"] == DURATION_PATTERN
+
+
+# --- The API server enforces the schema ---------------------------------------------------
+
+
+def _bad_specs() -> list[tuple[str, dict[str, Any], str]]:
+    ok = {"url": "s3://bucket/p", "credentialsSecretRef": {"name": "creds"}}
+    return [
+        ("no bucket", {}, "spec.bucket: Required value"),
+        ("no url", {"bucket": {"credentialsSecretRef": {"name": "c"}}}, "spec.bucket.url"),
+        ("no secret", {"bucket": {"url": "s3://bucket"}}, "spec.bucket.credentialsSecretRef"),
+        ("gcs url", {"bucket": {**ok, "url": "gs://bucket"}}, "spec.bucket.url"),
+        ("double slash", {"bucket": {**ok, "url": "s3://bucket/a//b"}}, "spec.bucket.url"),
+        ("endpoint", {"bucket": {**ok, "endpoint": "minio:9000"}}, "spec.bucket.endpoint"),
+        ("cache size", {"bucket": ok, "cache": {"size": "10GB"}}, "spec.cache.size"),
+        ("ttl", {"bucket": ok, "cache": {"ttl": "1h30m"}}, "spec.cache.ttl"),
+        ("delay", {"bucket": ok, "export": {"delay": "soon"}}, "spec.export.delay"),
+        ("mode", {"bucket": ok, "accessModes": ["ReadWriteAll"]}, "spec.accessModes"),
+        ("no modes", {"bucket": ok, "accessModes": []}, "spec.accessModes"),
+        ("reclaim", {"bucket": ok, "reclaimPolicy": "Recycle"}, "spec.reclaimPolicy"),
+        ("uid", {"bucket": ok, "mountOptions": {"uid": -1}}, "spec.mountOptions.uid"),
+        ("fileMode", {"bucket": ok, "mountOptions": {"fileMode": "0999"}},
+         "spec.mountOptions.fileMode"),
+        ("delete whole bucket", {"bucket": {**ok, "url": "s3://bucket"},
+                                 "reclaimPolicy": "Delete"}, "OpenFiles never empties"),
+    ]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(("what", "spec", "message"), _bad_specs(),
+                         ids=[case[0] for case in _bad_specs()])
+def test_api_server_rejects_bad_volumes(crds: Any, what: str, spec: dict[str, Any],
+                                        message: str) -> None:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(crds.api_client())
+    volume = {"apiVersion": "openfiles.io/v1alpha1", "kind": "OpenFilesVolume",
+              "metadata": {"name": "bad"}, "spec": spec}
+    with pytest.raises(client.ApiException) as err:
+        custom.create_namespaced_custom_object("openfiles.io", "v1alpha1", "default",
+                                               "openfilesvolumes", volume)
+    assert err.value.status == 422, what
+    assert message in str(err.value.body), err.value.body
+
+
+@pytest.mark.cluster
+def test_immutable_fields_are_refused_and_mutable_ones_accepted(crds: Any) -> None:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(crds.api_client())
+    args = ("openfiles.io", "v1alpha1", "default", "openfilesvolumes")
+    name = "immutable-check"
+    custom.create_namespaced_custom_object(*args, {
+        "apiVersion": "openfiles.io/v1alpha1", "kind": "OpenFilesVolume",
+        "metadata": {"name": name},
+        "spec": {"bucket": {"url": "s3://bucket/p", "credentialsSecretRef": {"name": "c"}}}})
+    try:
+        created = custom.get_namespaced_custom_object(*args, name)
+        # Defaults were applied by the API server.
+        assert created["spec"]["cache"] == {"size": "10Gi", "ttl": "24h", "metadataTTL": "10s"}
+        assert created["spec"]["mountOptions"]["fileMode"] == "0644"
+        assert created["spec"]["reclaimPolicy"] == "Retain"
+        for patch, message in (
+            ({"bucket": {"url": "s3://bucket/q"}}, "bucket is immutable"),
+            ({"bucket": {"credentialsSecretRef": {"name": "d"}}}, "bucket is immutable"),
+            ({"capacity": "2Ti"}, "capacity is immutable"),
+            ({"accessModes": ["ReadWriteOnce"]}, "accessModes is immutable"),
+            ({"mountOptions": {"uid": 5}}, "mountOptions is immutable"),
+        ):
+            with pytest.raises(client.ApiException) as err:
+                custom.patch_namespaced_custom_object(*args, name, {"spec": patch})
+            assert err.value.status == 422 and message in str(err.value.body)
+        updated = custom.patch_namespaced_custom_object(*args, name, {"spec": {
+            "cache": {"ttl": "1h"}, "export": {"delay": "5s"}, "reclaimPolicy": "Delete"}})
+        assert updated["spec"]["cache"]["ttl"] == "1h"
+        assert updated["metadata"]["generation"] == 2
+    finally:
+        custom.delete_namespaced_custom_object(*args, name)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"priority": 1}, "set at least one of ttl, maxSize and metadataTTL"),
+    ({"ttl": "forever"}, "spec.ttl"),
+    ({"maxSize": "1GB"}, "spec.maxSize"),
+    ({"ttl": "1h", "priority": 10**7}, "spec.priority"),
+    ({"ttl": "1h", "volumeSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}},
+     "In and NotIn need values"),
+    ({"ttl": "1h", "volumeSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}},
+     "operator"),
+])
+def test_api_server_rejects_bad_policies(crds: Any, spec: dict[str, Any], message: str) -> None:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(crds.api_client())
+    policy = {"apiVersion": "openfiles.io/v1alpha1", "kind": "OpenFilesCachePolicy",
+              "metadata": {"name": "bad"}, "spec": spec}
+    with pytest.raises(client.ApiException) as err:
+        custom.create_cluster_custom_object("openfiles.io", "v1alpha1",
+                                            "openfilescachepolicies", policy)
+    assert err.value.status == 422
+    assert message in str(err.value.body), err.value.body
+
+
+@pytest.mark.cluster
+def test_kubectl_explain_reads_well(crds: Any) -> None:
+    out = crds.kubectl("explain", "openfilesvolume.spec").stdout
+    for field in ("bucket", "cache", "export", "accessModes", "capacity", "reclaimPolicy",
+                  "mountOptions"):
+        assert field in out
+    assert "immutable" in out
+    deep = crds.kubectl("explain", "ofv.spec.bucket.credentialsSecretRef").stdout
+    assert "accessKeyId" in deep
+    printed = crds.kubectl("get", "ofv", "-A").stdout + crds.kubectl("get", "ofv", "-A").stderr
+    assert "No resources found" in printed or "BUCKET" in printed
