@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fixtures.kube import KubeCluster
@@ -125,14 +126,16 @@ def strip_finalizers(env: Cluster) -> None:
 class OperatorThread:
     """``cli.operate`` in a thread with its own event loop; ``stop`` waits for it to end."""
 
-    def __init__(self, kube: KubeCluster, **settings: Any) -> None:
+    def __init__(self, kube: KubeCluster, kubeconfig: Path | None = None,
+                 **settings: Any) -> None:
+        """Runs as the admin unless ``kubeconfig`` names another identity."""
         from openfiles_operator.cli import api_configuration
         from openfiles_operator.settings import Settings
 
         options = {"bucket_timeout": 3.0, "retry_delay": 1.0, "conflict_delay": 0.5,
                    "pod_wait_delay": 1.0, "resync_interval": 2.0, **settings}
         self.settings = Settings(policy_namespace=POLICY_NAMESPACE, **options)
-        self.configuration = api_configuration(str(kube.kubeconfig))
+        self.configuration = api_configuration(str(kubeconfig or kube.kubeconfig))
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None

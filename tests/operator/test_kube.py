@@ -17,7 +17,7 @@ from openfiles_operator.kube import Kube
 from openfiles_operator.volume import parse_volume
 
 pytestmark = pytest.mark.cluster
-SPEC: Any = {"bucket": {"url": "s3://b/p", "credentialsSecretRef": {"name": "creds"}}}
+SPEC: Any = {"bucket": {"url": "s3://bucket/p", "credentialsSecretRef": {"name": "creds"}}}
 
 
 @pytest.fixture
