@@ -62,7 +62,9 @@ async def check_reachable(location: Location, credentials: Credentials, timeout:
         raise BucketError(f"no answer from {location.url} within {timeout:g}s") from exc
     except Exception as exc:  # obstore raises many types; each becomes one message
         message = credentials.scrub(f"{type(exc).__name__}: {exc}")
-        raise BucketError(f"cannot list {location.url}: {message}") from exc
+        # "from None": the raw store error is not scrubbed, and a logged traceback would
+        # carry it.
+        raise BucketError(f"cannot list {location.url}: {message}") from None
 
 
 async def delete_prefix(location: Location, credentials: Credentials, timeout: float) -> int:
@@ -84,6 +86,6 @@ async def delete_prefix(location: Location, credentials: Credentials, timeout: f
         raise BucketError(f"deleting under {location.url} timed out after {timeout:g}s") from exc
     except Exception as exc:
         message = credentials.scrub(f"{type(exc).__name__}: {exc}")
-        raise BucketError(f"cannot delete under {location.url}: {message}") from exc
+        raise BucketError(f"cannot delete under {location.url}: {message}") from None
     log.info("deleted %d objects under %s/", deleted, location.url)
     return deleted

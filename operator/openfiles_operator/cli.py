@@ -18,10 +18,9 @@ import socket
 from typing import Any
 
 import kopf
-from kubernetes import client, config
 
 from openfiles_operator.handler import configure, register
-from openfiles_operator.kube import Kube
+from openfiles_operator.kube import Kube, api_configuration, connection_info
 from openfiles_operator.lease import LeaderElection, LostLeadershipError
 from openfiles_operator.liveness import Liveness
 from openfiles_operator.settings import Settings
@@ -68,32 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def api_configuration(kubeconfig: str | None) -> client.Configuration:
-    """Where the API server is and how to authenticate: a kubeconfig, else the pod's account."""
-    configuration = client.Configuration()
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        config.load_incluster_config(client_configuration=configuration)
-    return configuration
-
-
-def _connection(configuration: client.Configuration) -> kopf.ConnectionInfo:
-    """The same credentials as ``configuration``, for kopf's own API client."""
-    auth = (configuration.api_key or {}).get("authorization", "")
-    return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        token=auth.removeprefix("Bearer ") or None,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
-    )
-
-
-def build_registry(
-    kube: Kube, settings: Settings, configuration: client.Configuration | None
-) -> kopf.OperatorRegistry:
+def build_registry(kube: Kube, settings: Settings, configuration: Any) -> kopf.OperatorRegistry:
     """Every handler, plus a login with ``configuration`` (None: the pod's service account,
     re-read by kopf as the token rotates)."""
     registry = kopf.OperatorRegistry()
@@ -103,20 +77,20 @@ def build_registry(
     def login(**kwargs: Any) -> Any:
         if configuration is None:
             return kopf.login_with_service_account(**kwargs)
-        return _connection(configuration)
+        return connection_info(configuration)
 
     return registry
 
 
 async def operate(
-    configuration: client.Configuration,
+    configuration: Any,
     settings: Settings,
     stop_flag: Any,
     ready_flag: Any = None,
     in_cluster: bool = False,
 ) -> None:
     """Run kopf with every handler until ``stop_flag`` is set (no leader election here)."""
-    kube = Kube(client.ApiClient(configuration))
+    kube = Kube.connect(configuration)
     kopf_settings = kopf.OperatorSettings()
     configure(kopf_settings)
     registry = build_registry(kube, settings, None if in_cluster else configuration)
@@ -140,7 +114,7 @@ async def run(args: argparse.Namespace) -> int:
         resync_interval=args.resync_interval,
     )
     configuration = api_configuration(args.kubeconfig)
-    kube = Kube(client.ApiClient(configuration))
+    kube = Kube.connect(configuration)
     renew = max(1.0, args.lease_seconds / 3)
     liveness = Liveness(max_age=renew * 3 + 10)
     server = None

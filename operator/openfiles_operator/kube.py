@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-from kubernetes.client import ApiClient
+from kubernetes import config
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from openfiles_operator.binding import belongs_to
@@ -41,8 +42,35 @@ _FINISHED = {"Succeeded", "Failed"}
 Obj = dict[str, Any]
 
 
+def api_configuration(kubeconfig: str | None) -> Configuration:
+    """Where the API server is and how to authenticate: a kubeconfig, else the pod's account."""
+    configuration = Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    return configuration
+
+
+def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
+    """The same credentials as ``configuration``, for kopf's own API client."""
+    auth = (configuration.api_key or {}).get("authorization", "")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        token=auth.removeprefix("Bearer ") or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
 class Kube:
     """Typed operations on the API server. Safe to share between handlers."""
+
+    @classmethod
+    def connect(cls, configuration: Configuration) -> Kube:
+        return cls(ApiClient(configuration))
 
     def __init__(self, client: ApiClient, request_timeout: float = 30.0) -> None:
         self._client = client

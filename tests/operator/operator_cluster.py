@@ -129,7 +129,7 @@ class OperatorThread:
     def __init__(self, kube: KubeCluster, kubeconfig: Path | None = None,
                  **settings: Any) -> None:
         """Runs as the admin unless ``kubeconfig`` names another identity."""
-        from openfiles_operator.cli import api_configuration
+        from openfiles_operator.kube import api_configuration
         from openfiles_operator.settings import Settings
 
         options = {"bucket_timeout": 3.0, "retry_delay": 1.0, "conflict_delay": 0.5,

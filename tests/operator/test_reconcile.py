@@ -198,3 +198,26 @@ def test_missing_secret_recovers(cluster: Cluster, operator: OperatorThread,
     cluster.core.create_namespaced_secret(cluster.namespace,
                                           {"metadata": {"name": "later"}, "data": data})
     wait_for(lambda: cluster.ready("data"), timeout=60, what="Ready once the Secret exists")
+
+
+def test_wrong_credentials_never_leak(cluster: Cluster, operator: OperatorThread,
+                                      s3_bucket: Bucket, caplog: pytest.LogCaptureFixture) -> None:
+    wrong = "wrong-secret-" + secrets.token_hex(8)
+    cluster.core.create_namespaced_secret(cluster.namespace, {
+        "metadata": {"name": "wrong"},
+        "stringData": {"accessKeyId": s3_bucket.server.access_key, "secretAccessKey": wrong}})
+    spec = volume_spec(s3_bucket, "w")
+    spec["bucket"]["credentialsSecretRef"]["name"] = "wrong"
+    with caplog.at_level("DEBUG"):
+        cluster.create_volume("data", spec)
+
+        def refused() -> dict[str, object] | None:
+            cond = cluster.condition("data", "BucketReachable")
+            return cond if cond and cond["status"] == "False" else None
+
+        cond = wait_for(refused, what="BucketReachable=False")
+        wait_for(lambda: cluster.events("data"), what="an event")
+    assert s3_bucket.url in str(cond["message"])
+    exposed = [json.dumps(cluster.volume("data")), str(cluster.events("data")), caplog.text]
+    assert all(wrong not in text for text in exposed)
+    assert "failed temporarily" in caplog.text  # the log was really captured
