@@ -226,3 +226,18 @@ def test_kubectl_explain_reads_well(crds: Any) -> None:
     assert "accessKeyId" in deep
     printed = crds.kubectl("get", "ofv", "-A").stdout + crds.kubectl("get", "ofv", "-A").stderr
     assert "No resources found" in printed or "BUCKET" in printed
+
+
+@pytest.mark.cluster
+def test_the_documented_examples_are_accepted(crds: Any) -> None:
+    """Every YAML example of docs/OPERATOR.md passes the API server (server-side dry run)."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "OPERATOR.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
+    kinds = [yaml.safe_load(block)["kind"] for block in blocks]
+    assert kinds == ["Secret", "OpenFilesVolume", "Pod", "OpenFilesCachePolicy"]
+    crds.kubectl("create", "namespace", "ml", check=False)
+    for block in blocks:
+        out = crds.kubectl("apply", "--dry-run=server", "-f", "-", input=block, check=False)
+        assert out.returncode == 0, out.stderr
