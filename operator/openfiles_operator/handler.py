@@ -88,6 +88,16 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, settings: Settings) ->
     async def delete_volume(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await _mapped(volumes.finalize(_plain(body), patch.status), settings)
 
+    @kopf.timer(
+        *vol,
+        id="volume-repair",
+        interval=settings.resync_interval,
+        initial_delay=settings.resync_interval,
+        registry=registry,
+    )
+    async def repair_volume(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await _mapped(volumes.repair(_plain(body), patch.status), settings)
+
     async def apply_policy(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         plain: PolicyBody = _plain(body)
         try:

@@ -190,6 +190,19 @@ class Kube:
             return True
         return await self._delete_if_present(path, pv["metadata"]["uid"])
 
+    async def pair_exists(self, namespace: str, claim: str, pv: str, volume_uid: str) -> bool:
+        """True when both the PV and the claim made for the volume exist and are not deleting."""
+        for path in (
+            f"/api/v1/persistentvolumes/{pv}",
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}",
+        ):
+            obj = await self._get_or_none(path)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return False
+            if not belongs_to(obj["metadata"].get("labels"), volume_uid):
+                return False
+        return True
+
     async def read_claim(self, namespace: str, name: str) -> Obj | None:
         return await self._get_or_none(
             f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"

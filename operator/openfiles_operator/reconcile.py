@@ -118,6 +118,20 @@ class VolumeReconciler:
         if not _was_true(old, READY):
             event(body, "Ready", f"PersistentVolumeClaim {name} is ready for pods")
 
+    async def repair(self, body: VolumeBody, status: MutableMapping[str, Any]) -> None:
+        """Safety net run by a timer: when the PV or the PVC of a reconciled, valid volume is
+        gone (deleted by hand, say), run the whole reconcile again. Two GETs when all is well.
+        """
+        phase = (body.get("status") or {}).get("phase")
+        if phase in (None, "Invalid", "Terminating"):
+            return  # not reconciled yet, cannot be, or going away: the handlers own it
+        meta = body["metadata"]
+        ns, name, uid = meta.get("namespace", ""), meta["name"], meta["uid"]
+        if await self._kube.pair_exists(ns, name, volume_handle(ns, name, uid), uid):
+            return
+        log.info("volume %s/%s: PersistentVolume or claim missing; reconciling again", ns, name)
+        await self.reconcile(body, status)
+
     async def _create_pair(self, body: VolumeBody, volume: Volume) -> None:
         _, created = await self._kube.ensure(pv_body(volume), volume.uid)
         if created:

@@ -62,6 +62,10 @@ def test_create_gives_a_ready_prebound_pair(cluster: Cluster, operator: Operator
     assert pvc.spec.volume_name == handle
     assert pvc.metadata.owner_references[0].uid == uid
 
+    table = cluster.kube.kubectl("get", "ofv", "-n", cluster.namespace).stdout.split("\n")
+    assert table[0].split() == ["NAME", "BUCKET", "PHASE", "READY", "AGE"]
+    assert table[1].split()[:4] == ["data", f"{s3_bucket.url}/team/data", "Ready", "True"]
+
     entry = json.loads(cluster.policy_entries()[handle])
     assert entry == status["effectivePolicy"]
     reasons = wait_for(lambda: {r for r, _ in cluster.events("data")} >= {
@@ -221,3 +225,21 @@ def test_wrong_credentials_never_leak(cluster: Cluster, operator: OperatorThread
     exposed = [json.dumps(cluster.volume("data")), str(cluster.events("data")), caplog.text]
     assert all(wrong not in text for text in exposed)
     assert "failed temporarily" in caplog.text  # the log was really captured
+
+
+def test_a_claim_deleted_by_hand_is_recreated(cluster: Cluster, operator: OperatorThread,
+                                              s3_bucket: Bucket) -> None:
+    cluster.create_volume("data", volume_spec(s3_bucket, "drift"))
+    wait_for(lambda: cluster.ready("data"), what="volume Ready")
+    read = cluster.core.read_namespaced_persistent_volume_claim
+    first = read("data", cluster.namespace).metadata.uid
+    cluster.core.delete_namespaced_persistent_volume_claim("data", cluster.namespace)
+    # No controller-manager: drop pvc-protection as it would, no pod using the claim.
+    cluster.core.patch_namespaced_persistent_volume_claim(
+        "data", cluster.namespace, {"metadata": {"finalizers": None}})
+    again = wait_for(lambda: (uid := read("data", cluster.namespace).metadata.uid) != first
+                     and uid, timeout=30, what="claim recreated")
+    assert again != first
+    created = [r for r, _ in cluster.events("data") if r == "ClaimCreated"]
+    assert created  # Events of the same reason and message are aggregated by count
+    assert cluster.ready("data")
