@@ -81,11 +81,12 @@ def test_a_pv_left_by_a_crash_is_adopted(crds: KubeCluster, cluster: Cluster,
     running = OperatorThread(crds).start()
     try:
         wait_for(lambda: cluster.ready("data"), what="Ready")
+        reasons = wait_for(lambda: (r := [reason for reason, _ in cluster.events("data")])
+                           and "Ready" in r and r, what="the Ready event")
     finally:
         running.stop()
     pvs, pvcs = owned(cluster, meta["uid"])
     assert pvs == [volume.handle] and pvcs == ["data"]
-    reasons = [reason for reason, _ in cluster.events("data")]
     assert "PersistentVolumeCreated" not in reasons and "ClaimCreated" in reasons
 
 

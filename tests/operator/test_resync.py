@@ -97,7 +97,8 @@ def test_priority_selection_and_changes_propagate(
     policies.delete(low)
     expected = {**expected, "cacheTTL": 3600, "cacheSize": 10 * 2**30, "policy": high}
     wait_for(lambda: entry(cluster, handle) == expected, what="high alone after low is deleted")
-    assert any(reason == "PolicyApplied" for reason, _ in cluster.events("data"))
+    wait_for(lambda: any(reason == "PolicyApplied" for reason, _ in cluster.events("data")),
+             what="PolicyApplied event")  # kopf posts Events in the background
 
 
 def test_volume_labels_decide_selection(cluster: Cluster, operator: OperatorThread,
