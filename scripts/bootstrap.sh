@@ -145,7 +145,8 @@ kubernetes_build() {
   } >"$dir/go.mod"
   echo 'package tools' >"$dir/tools.go"
   timed kubernetes "$KUBERNETES_VERSION" bash -c "cd '$dir' && \
-    go get k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION && \
+    go get k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION \
+      k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION && \
     go build -o '$BIN/kube-apiserver' k8s.io/kubernetes/cmd/kube-apiserver && \
     go build -o '$BIN/kubectl' k8s.io/kubernetes/cmd/kubectl"
   stamp kubernetes "$KUBERNETES_VERSION"

@@ -8,6 +8,7 @@ pyproject.toml, so test modules import them as ``fixtures.minio``.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -22,11 +23,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _leaves_nothing_behind() -> Iterator[None]:
-    """Fail the session if tests leave FUSE mounts or child processes behind."""
-    before = fuse_mounts()
+def _leaves_nothing_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the session if tests leave FUSE mounts or child processes behind.
+
+    Only mounts under this session's temporary directories count: other
+    processes on the machine may mount elsewhere and are none of our business.
+    """
+    roots = (str(tmp_path_factory.getbasetemp()), f"{tempfile.gettempdir()}/openfiles-")
     yield
-    leaked_mounts = sorted(fuse_mounts() - before)
+    leaked_mounts = sorted(p for p in fuse_mounts() if p.startswith(roots))
     for point in leaked_mounts:
         lazy_unmount(point)
     # Session fixtures (MinIO, the API server) are torn down before this one
