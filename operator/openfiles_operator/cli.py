@@ -29,7 +29,10 @@ log = logging.getLogger("openfiles_operator")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="openfiles operator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="openfiles operator",
+        description="Run the kopf operator with leader election and a liveness endpoint.",
+    )
     parser.add_argument(
         "--namespace",
         default=os.environ.get("POD_NAMESPACE", "openfiles"),
@@ -58,11 +61,41 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=socket.gethostname(),
         help="this replica's name in the Lease (default: host name)",
     )
-    parser.add_argument("--lease-seconds", type=int, default=15)
-    parser.add_argument("--bucket-timeout", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--retry-delay", type=float, default=30.0, metavar="SECONDS")
-    parser.add_argument("--pod-wait-delay", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--resync-interval", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=15,
+        metavar="SECONDS",
+        help="a leader that has not renewed for this long is replaced",
+    )
+    parser.add_argument(
+        "--bucket-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="bound on the bucket list call and each delete batch",
+    )
+    parser.add_argument(
+        "--retry-delay",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="retry delay for a missing Secret or an unreachable bucket",
+    )
+    parser.add_argument(
+        "--pod-wait-delay",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="re-check delay while pods use a deleted volume",
+    )
+    parser.add_argument(
+        "--resync-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="period of the full policy resync and the PV/claim check",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return parser.parse_args(argv)
 
