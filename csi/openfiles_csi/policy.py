@@ -76,6 +76,9 @@ class PolicyWatcher:
                 await self.sync_once()
             except CsiError as exc:
                 log.warning("policy sync skipped: %s", exc)
+            except Exception:
+                # One bad pass must not end the channel for the life of the plugin.
+                log.exception("policy sync failed")
             await asyncio.sleep(self.interval)
 
     async def sync_once(self) -> int:
