@@ -1,0 +1,66 @@
+"""One JSON-lines request over a unix socket: replies, silence, garbage, absence."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openfiles_csi.jsonline import PeerError, request
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
+    """A unix socket server that answers each connection with the next canned reply."""
+    path = str(tmp_path / "peer.sock")
+    replies: list[bytes] = []
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    server.settimeout(0.1)  # so the thread sees ``stop`` (close() does not wake accept())
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5)
+            with conn:
+                conn.makefile("rb").readline()
+                if replies:
+                    conn.sendall(replies.pop(0))
+                    if replies and replies[0] == b"hold":
+                        replies.pop(0)
+                        stop.wait(2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path, replies
+    stop.set()
+    server.close()
+    thread.join(5)
+
+
+def test_reply(peer: tuple[str, list[bytes]]) -> None:
+    path, replies = peer
+    replies.append(b'{"ok": true, "n": 1}\n')
+    assert request(path, {"op": "status"}, 5) == {"ok": True, "n": 1}
+
+
+def test_silence_garbage_and_absence(peer: tuple[str, list[bytes]], tmp_path: Path) -> None:
+    path, replies = peer
+    replies += [b"", b"hold"]  # says nothing, keeps the connection open
+    with pytest.raises(PeerError, match="no reply"):
+        request(path, {"op": "status"}, 0.5)
+    replies.append(b"[1, 2]\n")
+    with pytest.raises(PeerError, match="malformed"):
+        request(path, {"op": "status"}, 5)
+    with pytest.raises(PeerError, match="cannot reach"):
+        request(str(tmp_path / "absent.sock"), {"op": "status"}, 5)
