@@ -8,6 +8,8 @@ record never claims bytes that are not there.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -15,6 +17,9 @@ from collections.abc import Iterable
 from .meta import Node
 
 MAX_OPEN_FDS = 256
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
 def add_range(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
@@ -93,6 +98,12 @@ class DataFiles:
     def fsync(self, ino: int) -> None:
         os.fsync(self.fd(ino))
 
+    def punch(self, ino: int, offset: int, length: int) -> None:
+        """Free the disk blocks of [offset, offset+length); the size stays."""
+        if _libc.fallocate(self.fd(ino), _PUNCH_HOLE, offset, length) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
     def drop(self, ino: int) -> None:
         """Forget every cached byte (the file stays, empty and sparse)."""
         self.close(ino)
@@ -111,12 +122,13 @@ class DataFiles:
 def evictable(nodes: Iterable[Node], cache_size: int, ttl: float, now: float) -> list[Node]:
     """Clean nodes whose data should go: expired first, then LRU until under ``cache_size``.
 
-    Dirty data, files never exported and files still open are never chosen.
+    Dirty data and files never exported are never chosen. Open files are: the
+    caller trims them behind the reader instead of dropping them whole.
     """
     clean = [
         n for n in nodes
         if n.kind == "file" and not n.dirty and n.etag is not None and not n.lost
-        and n.opens == 0 and n.cached_bytes() > 0
+        and n.cached_bytes() > 0
     ]
     clean.sort(key=lambda n: n.last_access)
     total = sum(n.cached_bytes() for n in clean)

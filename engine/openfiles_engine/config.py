@@ -80,7 +80,10 @@ class Policy:
         }
 
     def update(self, values: dict[str, object]) -> None:
-        """Apply any subset of the policy keys; raises ConfigError and changes nothing on bad input."""
+        """Apply any subset of the policy keys.
+
+        Raises ConfigError, and changes nothing, if any value is bad.
+        """
         new = Policy(**self.as_dict())  # type: ignore[arg-type]
         for key, value in values.items():
             if key == "cache_size":

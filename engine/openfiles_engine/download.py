@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from .cache import DataFiles, add_range, missing
+from .journal import Journal
 from .meta import Node
-from .store import AsyncStore
+from .store import AsyncStore, NotFound
 from .tree import Tree
 
 MIN_WINDOW = 1 * 2**20
@@ -49,26 +51,34 @@ class Stats:
 class Downloader:
     """Reads through the cache; fetches missing ranges of clean files."""
 
-    def __init__(self, tree: Tree, store: AsyncStore, data: DataFiles) -> None:
+    def __init__(self, tree: Tree, store: AsyncStore, data: DataFiles, journal: Journal) -> None:
+        self.journal = journal
         self.tree = tree
         self.store = store
         self.data = data
         self.stats = Stats()
+        self.window_cap: Callable[[], int] = lambda: MAX_WINDOW
+        """Upper bound on the readahead window (the engine keeps it under the cache size)."""
+        self.after_fetch: Callable[[], object] = lambda: None
+        """Called after a read that fetched data (the engine enforces the cache bound)."""
         self._locks: dict[int, trio.Lock] = {}
 
     async def read(self, node: Node, offset: int, size: int, ra: Readahead) -> bytes:
         """Bytes [offset, offset+size) of ``node``, fetching what is missing."""
         node.last_access = time.time()
         end = min(offset + size, node.size)
-        window = ra.advance(offset, size)
+        window = min(ra.advance(offset, size), max(MIN_WINDOW, self.window_cap()))
         if offset >= end:
             return b""
+        node.read_pos = offset
         if not node.full and missing(node.ranges, offset, end):
             self.stats.miss_bytes += end - offset
             want_end = node.size if node.size <= SMALL_FILE else min(offset + window, node.size)
             await self._fetch(node, offset, max(end, want_end))
-        else:
-            self.stats.hit_bytes += end - offset
+            data = self.data.read(node.ino, offset, end - offset)
+            self.after_fetch()
+            return data
+        self.stats.hit_bytes += end - offset
         return self.data.read(node.ino, offset, end - offset)
 
     async def fill(self, node: Node) -> None:
@@ -88,7 +98,7 @@ class Downloader:
                 pos = gap_start
                 while pos < gap_end:
                     stop = min(pos + FILL_CHUNK, gap_end)
-                    chunk = await self.store.run(self.store.sync.get_range, key, pos, stop)
+                    chunk = await self._get(key, pos, stop)
                     if node.etag != etag or node.full:
                         return  # replaced while we waited; the caller re-reads
                     self.data.write(node.ino, pos, chunk)
@@ -99,3 +109,14 @@ class Downloader:
             if node.ranges == [[0, node.size]] or node.size == 0:
                 node.full = True
             self.tree.save(node)
+
+    async def _get(self, key: str, start: int, end: int) -> bytes:
+        """Range GET, looking under the old key while a rename is not yet replayed."""
+        remote = self.journal.remote_key(key)
+        try:
+            return await self.store.run(self.store.sync.get_range, remote, start, end)
+        except NotFound:
+            if remote == key:
+                raise
+            # The rename was replayed while we asked: the bytes are at the new key now.
+            return await self.store.run(self.store.sync.get_range, key, start, end)

@@ -28,7 +28,7 @@ from .handler import FUSE_LATENCY
 from .journal import Journal
 from .listing import Lister
 from .lostfound import LostFound
-from .meta import MetaDB
+from .meta import MetaDB, Node
 from .mountpoint import prepare, raise_read_ahead
 from .store import AsyncStore, Store, StoreError
 from .tree import Defaults, Tree
@@ -65,7 +65,9 @@ class Engine:
         self.lister = Lister(self.tree, self.store, self.journal.pending,
                              on_change=lambda n: self.notify(n.ino, None),
                              on_gone=lambda n: self.fs.gone(n))
-        self.downloader = Downloader(self.tree, self.store, self.data)
+        self.downloader = Downloader(self.tree, self.store, self.data, self.journal)
+        self.downloader.after_fetch = self._evict_if_over
+        self.downloader.window_cap = lambda: cfg.policy.cache_size // 4
         self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
                      self.journal, self.notify)
         self._stop = trio.Event()
@@ -127,17 +129,33 @@ class Engine:
             self.evict()
             await trio.sleep(EVICT_INTERVAL)
 
+    def _evict_if_over(self) -> None:
+        if sum(n.cached_bytes() for n in self.tree.nodes.values()
+               if n.kind == "file" and not n.dirty) > self.cfg.policy.cache_size:
+            self.evict()
+
     def evict(self) -> int:
         """Drop clean cached data over the size bound or past the TTL; returns bytes freed."""
         policy = self.cfg.policy
         freed = 0
         for node in evictable(self.tree.nodes.values(), policy.cache_size, policy.cache_ttl,
                               time.time()):
-            freed += node.cached_bytes()
-            self.data.drop(node.ino)
-            node.ranges, node.full = [], node.size == 0
+            before = node.cached_bytes()
+            if node.opens and node.read_pos:
+                self._trim(node)  # being read: free what lies behind the reader
+            else:
+                self.data.drop(node.ino)
+                node.ranges, node.full = [], node.size == 0
+            freed += before - node.cached_bytes()
             self.tree.save(node)
         return freed
+
+    def _trim(self, node: Node) -> None:
+        ranges = node.ranges if not node.full else [[0, node.size]]
+        keep = [[max(s, node.read_pos), e] for s, e in ranges if e > node.read_pos]
+        if node.read_pos > 0:
+            self.data.punch(node.ino, 0, node.read_pos)
+        node.ranges, node.full = keep, False
 
     async def _fuse_main(self) -> None:
         await pyfuse3.main()

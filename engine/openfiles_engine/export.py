@@ -44,6 +44,7 @@ class Exporter:
         self._locks: dict[int, trio.Lock] = {}
         self._wake = trio.Event()
         self._backoff = 0.0
+        self._journal_lock = trio.Lock()
 
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
@@ -96,6 +97,9 @@ class Exporter:
                     await self.export(node)
                 except StoreError as exc:
                     errors.append(exc)
+                except Exception as exc:  # a full cache disk, say: retry, never die
+                    log.exception("export of inode %d failed", node.ino)
+                    errors.append(StoreError(f"local error: {type(exc).__name__}: {exc}"))
 
         # Parents first, so directory sidecars exist before their children.
         due.sort(key=lambda n: len(self.tree.path(n)))
@@ -113,6 +117,11 @@ class Exporter:
             raise StoreError(f"{len(left)} files still dirty after flush")
 
     async def replay_journal(self) -> None:
+        """Replay pending journal entries in order (one replayer at a time)."""
+        async with self._journal_lock:
+            await self._replay()
+
+    async def _replay(self) -> None:
         for entry_id, op, src, dst in self.journal.entries():
             try:
                 written = await self.store.run(replay_one, self.store.sync, op, src, dst)

@@ -33,6 +33,8 @@ XATTR_VALUE_MAX = 64 * 1024
 XATTR_TOTAL_MAX = 256 * 1024
 ATTR_TIMEOUT = 1.0
 EXPLICIT_MTIME_NS = 2 * 10**9
+SPACE_RESERVE = 2 * 2**20
+"""Bytes kept free on the cache disk for SQLite: data writes fail first."""
 
 
 @dataclass
@@ -72,7 +74,10 @@ def _name(raw: bytes) -> str:
 
 
 class FS(pyfuse3.Operations):
-    enable_writeback_cache = True
+    # No writeback cache: with it the kernel keeps its own i_size for cached
+    # inodes and never takes the bucket's size after a remote change, which
+    # breaks close-to-open consistency (measured; see docs/SEMANTICS.md).
+    enable_writeback_cache = False
 
     def __init__(self, cfg: MountConfig, tree: Tree, data: DataFiles, lister: Lister,
                  downloader: Downloader, exporter: Exporter, journal: Journal,
@@ -123,6 +128,22 @@ class FS(pyfuse3.Operations):
             node.last_write = time.monotonic()
         self.tree.save(node)
 
+    def _truncate(self, node: Node, size: int) -> None:
+        """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
+        if not size:
+            node.full, node.ranges = True, []
+        self.data.truncate(node.ino, size)
+        node.size = size
+        node.gen += 1
+        node.mtime_ns = time.time_ns()
+        self._mark_dirty(node, data=True)
+
+    def _check_space(self, size: int) -> None:
+        """ENOSPC before the cache disk is so full that the metadata cannot be saved."""
+        st = os.statvfs(self.cfg.cache_dir)
+        if st.f_bavail * st.f_frsize < size + SPACE_RESERVE:
+            fail(errno.ENOSPC)
+
     def _mark_dirty(self, node: Node, data: bool) -> None:
         node.dirty = True
         node.data_dirty = node.data_dirty or data
@@ -170,13 +191,7 @@ class FS(pyfuse3.Operations):
                 fail(errno.EINVAL)
             if attr.st_size and not node.full:
                 await self.downloader.fill(node)
-            elif not attr.st_size:
-                node.full, node.ranges = True, []
-            self.data.truncate(node.ino, attr.st_size)
-            node.size = attr.st_size
-            node.gen += 1
-            node.mtime_ns = time.time_ns()
-            self._mark_dirty(node, data=True)
+            self._truncate(node, attr.st_size)
         if fields.update_mode:
             node.mode = attr.st_mode & 0o7777
             self._mark_dirty(node, data=False)
@@ -346,6 +361,9 @@ class FS(pyfuse3.Operations):
             self._writable()
         if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
             fail(errno.ENOENT)
+        if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
+            self._truncate(node, 0)
+            self.tree.save(node)
         return self._open_handle(node)
 
     @handler
@@ -358,6 +376,7 @@ class FS(pyfuse3.Operations):
         node = self._node(self.handles[fh].ino)
         if not node.full:
             await self.downloader.fill(node)
+        self._check_space(len(buf))
         written = self.data.write(node.ino, off, buf)
         node.size = max(node.size, off + written)
         node.mtime_ns = time.time_ns()

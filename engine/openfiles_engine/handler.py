@@ -3,6 +3,7 @@
 Error table, most specific first:
 - ``FUSEError``          passes through;
 - ``OSError``            its errno (ENOSPC from a full cache disk stays ENOSPC);
+- SQLite "disk is full" ENOSPC;
 - ``store.NotFound``     ENOENT;
 - ``store.Conflict``     EEXIST;
 - ``store.StoreError``   EIO, logged;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -42,6 +44,11 @@ def handler(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[An
             raise
         except OSError as exc:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise pyfuse3.FUSEError(errno.ENOSPC) from None
+            log.exception("%s failed", fn.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
         except NotFound:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
         except Conflict:

@@ -25,10 +25,23 @@ class Journal:
     def __init__(self, meta: MetaDB) -> None:
         self.meta = meta
         self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in meta.journal()]
+        self._moves: list[tuple[str, str, str]] = [
+            (op, s, d) for _, op, s, d in meta.journal() if op in ("rename", "renamedir")]
 
     def add(self, op: str, src: str, dst: str = "") -> None:
         self.meta.journal_add(op, src, dst)
         self._keys.append((src, dst))
+        if op in ("rename", "renamedir"):
+            self._moves.append((op, src, dst))
+
+    def remote_key(self, key: str) -> str:
+        """Where the bytes of ``key`` are in the bucket while renames are pending."""
+        for op, src, dst in reversed(self._moves):
+            if op == "rename" and key == dst:
+                key = src
+            elif op == "renamedir" and key.startswith(dst + "/"):
+                key = src + key[len(dst):]
+        return key
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -48,6 +61,7 @@ class Journal:
         self.meta.journal_done(entry_id)
         if (src, dst) in self._keys:
             self._keys.remove((src, dst))
+        self._moves = [m for m in self._moves if (m[1], m[2]) != (src, dst)]
 
 
 def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
@@ -63,19 +77,20 @@ def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
         store.delete(sidecar_key(src))
         return []
     if op == "rename":
-        written = []
         try:
             store.copy(src, dst)
-            written.append(dst)
         except NotFound:
+            # Replay after the data moved: the destination's sidecar is already right.
             log.info("rename %r -> %r: source already gone (replay)", src, dst)
+            store.delete(sidecar_key(src))
+            return []
         try:
             store.copy(sidecar_key(src), sidecar_key(dst))
         except NotFound:
-            store.delete(sidecar_key(dst))
+            store.delete(sidecar_key(dst))  # attributes at dst were the old target's
         store.delete(src)
         store.delete(sidecar_key(src))
-        return written
+        return [dst]
     if op == "renamedir":
         written = []
         pairs = [(o.key, dst + o.key[len(src):]) for o in store.list_all(src + "/")]

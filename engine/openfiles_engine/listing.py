@@ -70,6 +70,8 @@ class Lister:
                                        name[: -len(META_SUFFIX)], sidecars)
         files: dict[str, ObjectInfo] = {}
         for info in objects:
+            if info.key == path:
+                continue  # a "dir/" marker made by another tool (obstore drops the slash)
             name = info.key[len(prefix):]
             if self._visible(node, name, info.key):
                 files[name] = info

@@ -19,8 +19,8 @@ ROOT = 1
 
 _PERSISTED = (
     "kind", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "target", "etag",
-    "custom", "sidecar", "dirty", "data_dirty", "listed", "validated", "ranges", "full", "last_access",
-    "lost", "orig_path", "explicit_mtime",
+    "custom", "sidecar", "dirty", "data_dirty", "listed", "validated", "ranges", "full",
+    "last_access", "lost", "orig_path", "explicit_mtime",
 )
 
 
@@ -66,6 +66,7 @@ class Node:
     opens: int = 0
     gen: int = 0
     last_write: float = 0.0
+    read_pos: int = 0
 
     @property
     def st_mode(self) -> int:

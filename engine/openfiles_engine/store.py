@@ -112,8 +112,8 @@ class Store:
                 return cls(MemoryStore(), "memory", "memory://")
             if scheme == "file":
                 root = parts.path
-                if not root.startswith("/"):
-                    raise StoreError(f"file:// URL needs an absolute path: {url!r}")
+                if parts.netloc not in ("", "localhost") or not root.startswith("/"):
+                    raise StoreError(f"file:// URL needs an absolute path (file:///dir): {url!r}")
                 os.makedirs(root, exist_ok=True)
                 return cls(LocalStore(root), "file", f"file://{root}")
             if scheme == "s3":
@@ -156,11 +156,15 @@ class Store:
             raise _map(exc, key) from None
 
     def list_dir(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
-        """One level under ``prefix`` ("" or "a/b/"): (objects, child prefixes without slash)."""
+        """One level under ``prefix`` ("" or "a/b/"): (objects, child prefixes), sorted.
+
+        Child prefixes come without their trailing slash.
+        """
         res = self._call(
             prefix, lambda: obstore.list_with_delimiter(self._backend, prefix or None)
         )
-        return [_info(m) for m in res["objects"]], [p.rstrip("/") for p in res["common_prefixes"]]
+        objects = sorted((_info(m) for m in res["objects"]), key=lambda o: o.key)
+        return objects, sorted(p.rstrip("/") for p in res["common_prefixes"])
 
     def list_all(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` (recursive)."""
