@@ -139,8 +139,10 @@ class Mounter:
             raise MountError("invalid", "args must be a list of strings")
         if RESERVED_ARGS & set(args):
             raise MountError("invalid", f"args may not set {sorted(RESERVED_ARGS)}")
-        if not isinstance(env, dict):
-            raise MountError("invalid", "env must be an object")
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise MountError("invalid", "env must be an object of strings")
         lock = self._lock(mountpoint)
         if lock.locked():
             raise MountError("busy", f"an operation on {mountpoint} is in progress")

@@ -36,6 +36,7 @@ def test_protocol_errors(node_env: Node) -> None:
     reply = call({**mount, "args": ["--control-socket", "/tmp/elsewhere.sock"]})
     assert reply["code"] == "invalid" and "--control-socket" in str(reply["error"])
     assert call({**mount, "args": "--uid 0"})["code"] == "invalid"
+    assert call({**mount, "env": {"AWS_ACCESS_KEY_ID": 1}})["code"] == "invalid"
     assert call({"op": "unmount", "mountpoint": "/never/mounted"}) == {
         "ok": True, "flushed": False, "found": False}  # fmt: skip
     assert oct(os.stat(node_env.mounter_socket).st_mode & 0o777) == "0o600"
