@@ -236,9 +236,7 @@ class Mounter:
             entry = mountinfo.find(record.mountpoint)
             if entry is not None and entry.is_fuse:
                 try:
-                    reply = await asyncio.to_thread(
-                        jsonline.request, record.control_socket, {"op": "status"}, 2.0
-                    )
+                    reply = await jsonline.arequest(record.control_socket, {"op": "status"}, 2.0)
                 except jsonline.PeerError:
                     reply = {}
                 if reply.get("ok"):
@@ -270,8 +268,7 @@ class Mounter:
         flushed = False
         if alive and flush_timeout is not None:
             try:
-                reply = await asyncio.to_thread(
-                    jsonline.request,
+                reply = await jsonline.arequest(
                     record.control_socket,
                     {"op": "flush", "timeout": flush_timeout},
                     flush_timeout + 5,

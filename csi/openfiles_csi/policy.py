@@ -100,8 +100,8 @@ class PolicyWatcher:
 
     async def _push(self, mount: dict[str, Any], fields: dict[str, float]) -> bool:
         try:
-            reply = await asyncio.to_thread(
-                jsonline.request, mount["control_socket"], {"op": "policy", **fields}, 5.0
+            reply = await jsonline.arequest(
+                mount["control_socket"], {"op": "policy", **fields}, 5.0
             )
         except jsonline.PeerError as exc:
             log.warning("policy for %s not delivered: %s", mount["volume_id"], exc)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from openfiles_csi.jsonline import PeerError, request
+from openfiles_csi.jsonline import PeerError, arequest, request
+
+
+def run_async(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    return asyncio.run(arequest(path, message, timeout))
+
+
+BOTH = pytest.mark.parametrize("call", [request, run_async], ids=["blocking", "async"])
+Call = Callable[[str, dict[str, Any], float], dict[str, Any]]
 
 
 @pytest.fixture
@@ -48,19 +58,23 @@ def peer(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
     thread.join(5)
 
 
-def test_reply(peer: tuple[str, list[bytes]]) -> None:
+@BOTH
+def test_reply(peer: tuple[str, list[bytes]], call: Call) -> None:
     path, replies = peer
     replies.append(b'{"ok": true, "n": 1}\n')
-    assert request(path, {"op": "status"}, 5) == {"ok": True, "n": 1}
+    assert call(path, {"op": "status"}, 5) == {"ok": True, "n": 1}
 
 
-def test_silence_garbage_and_absence(peer: tuple[str, list[bytes]], tmp_path: Path) -> None:
+@BOTH
+def test_silence_garbage_and_absence(
+    peer: tuple[str, list[bytes]], tmp_path: Path, call: Call
+) -> None:
     path, replies = peer
     replies += [b"", b"hold"]  # says nothing, keeps the connection open
     with pytest.raises(PeerError, match="no reply"):
-        request(path, {"op": "status"}, 0.5)
+        call(path, {"op": "status"}, 0.5)
     replies.append(b"[1, 2]\n")
     with pytest.raises(PeerError, match="malformed"):
-        request(path, {"op": "status"}, 5)
+        call(path, {"op": "status"}, 5)
     with pytest.raises(PeerError, match="cannot reach"):
-        request(str(tmp_path / "absent.sock"), {"op": "status"}, 5)
+        call(str(tmp_path / "absent.sock"), {"op": "status"}, 5)
