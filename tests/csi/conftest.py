@@ -119,7 +119,8 @@ def node_env() -> Iterator[Node]:
 
     Short base path: unix socket paths are limited to 107 bytes.
     """
-    root = Path(tempfile.mkdtemp(prefix="ofcsi-", dir="/tmp"))
+    # Under the leak check's roots (fixtures/leaks.py), and short: unix socket paths are limited.
+    root = Path(tempfile.mkdtemp(prefix="openfiles-csi-"))
     (root / "kubelet").mkdir()
     sock = str(root / "mounter.sock")
     mounter = Proc(
