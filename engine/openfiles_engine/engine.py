@@ -188,6 +188,7 @@ class Engine:
                 if not cfg.read_only:
                     await nursery.start(self.exporter.run)
                 nursery.start_soon(self._evict_loop)
+                self.downloader.nursery = nursery
                 # In a thread: stat() on our own mount needs this thread to answer it.
                 await trio.to_thread.run_sync(raise_read_ahead, cfg.mountpoint)
                 log.info("mounted %s at %s", self.store.sync.url, cfg.mountpoint)
