@@ -97,6 +97,7 @@ class Engine:
             "fuse_latency": FUSE_LATENCY.as_dict(),
             "source": self.store.sync.url,
             "hidden_keys": len(self.lister.hidden),
+            "pid": os.getpid(),
         }
 
     async def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import errno
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+
+from fixtures.prereq import fuse_mounts, lazy_unmount
 
 from .conftest import Backend, MountFactory
 
@@ -143,3 +147,30 @@ def test_credentials_never_logged(mounter: MountFactory, s3_backend: Backend) ->
 
 
 test_credentials_never_logged = pytest.mark.s3(test_credentials_never_logged)
+
+
+def test_background_mode_detaches_and_unmounts_on_sigterm(
+        file_backend: Backend, tmp_path: Path) -> None:
+    mnt = tmp_path / "bg"
+    mnt.mkdir()
+    sock = tmp_path / "bg.sock"
+    cache = tmp_path / "bg-cache"
+    subprocess.run([sys.executable, "-m", "openfiles_cli", "mount", file_backend.url, str(mnt),
+                    "--cache-dir", str(cache), "--control-socket", str(sock)],
+                   check=True, timeout=60)  # returns once the mount is ready
+    try:
+        assert str(mnt) in fuse_mounts()
+        (mnt / "bg.txt").write_bytes(b"from the background")
+        from openfiles_engine.control import request
+
+        os.kill(request(str(sock), {"op": "status"})["status"]["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while str(mnt) in fuse_mounts() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert str(mnt) not in fuse_mounts()
+        assert file_backend.read("bg.txt") == b"from the background"
+        assert (cache / "engine.log").exists()
+    finally:
+        if str(mnt) in fuse_mounts():
+            lazy_unmount(str(mnt))
+
