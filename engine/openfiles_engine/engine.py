@@ -56,6 +56,8 @@ class Engine:
         self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))
         defaults = Defaults(cfg.uid, cfg.gid, cfg.file_mode, cfg.dir_mode)
         self.tree = Tree(self.meta, defaults, cfg.fsid)
+        for ino in self.tree.orphans:
+            self.data.drop(ino)
         self.journal = Journal(self.meta)
         send, self._receive = trio.open_memory_channel[tuple[int, "str | None"]](10000)
         self._send = send

@@ -145,6 +145,9 @@ class Exporter:
 
     async def export(self, node: Node) -> None:
         """Export one node now. Raises StoreError (not for conflicts: those go to lost+found)."""
+        if len(self.journal):
+            # A pending rename decides which key and ETag this export starts from.
+            await self.replay_journal()
         async with self.lock(node.ino):
             if not node.dirty or node.lost or not node.parent:
                 return

@@ -302,3 +302,18 @@ def test_special_files_are_refused(mounter: MountFactory, backend: Backend) -> N
     assert info.value.errno == errno.EPERM
     os.mknod(m.path / "plain", 0o644 | 0o100000)  # S_IFREG works
     assert (m.path / "plain").is_file()
+
+
+def test_fsync_after_rename_of_a_clean_file(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("src.txt", b"base")
+    m = mounter(backend, "--export-delay", "3600")
+    os.rename(m.path / "src.txt", m.path / "dst.txt")
+    fd = os.open(m.path / "dst.txt", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"+more")
+        os.fsync(fd)  # exports to the new key: the pending rename goes first
+    finally:
+        os.close(fd)
+    assert backend.read("dst.txt") == b"base+more"
+    assert "src.txt" not in backend.keys()
+    assert m.status()["conflicts"] == 0
