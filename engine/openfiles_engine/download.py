@@ -24,7 +24,7 @@ from .tree import Tree
 
 log = logging.getLogger(__name__)
 
-MIN_WINDOW = 1 * 2**20
+MIN_WINDOW = 256 * 2**10
 MAX_WINDOW = 64 * 2**20
 PIECE = 8 * 2**20
 """Bytes per range GET (obstore is fastest around 8 MiB)."""
@@ -78,7 +78,7 @@ class Downloader:
         """Upper bound on the readahead window (the engine keeps it under the cache size)."""
         self.after_fetch: Callable[[], object] = lambda: None
         """Called after a read that fetched data (the engine enforces the cache bound)."""
-        self._inflight: dict[int, dict[int, trio.Event]] = {}
+        self._inflight: dict[int, dict[tuple[int, int], trio.Event]] = {}
 
     async def read(self, node: Node, offset: int, size: int, ra: Readahead) -> bytes:
         """Bytes [offset, offset+size) of ``node``, fetching what is missing."""
@@ -136,17 +136,16 @@ class Downloader:
         waits: list[trio.Event] = []
         todo: list[tuple[int, int, trio.Event]] = []
         piece = max(MIN_WINDOW, min(PIECE, self.window_cap()))
-        for a in range(start // piece * piece, end, piece):
-            b = min(a + piece, node.size)
-            if not missing(node.ranges, a, b):
-                continue
-            event = inflight.get(a)
-            if event is not None:
-                waits.append(event)
-                continue
-            event = trio.Event()
-            inflight[a] = event
-            todo.append((a, b, event))
+        for gap_start, gap_end in missing(node.ranges, start, min(end, node.size)):
+            for a in range(gap_start, gap_end, piece):
+                b = min(a + piece, gap_end)
+                busy = [ev for (s, e), ev in inflight.items() if s < b and a < e]
+                if busy:
+                    waits.extend(busy)  # another reader is fetching these bytes
+                    continue
+                event = trio.Event()
+                inflight[(a, b)] = event
+                todo.append((a, b, event))
         key = self.tree.path(node)
         if todo:
             async with trio.open_nursery() as nursery:
@@ -156,7 +155,7 @@ class Downloader:
             await event.wait()
 
     async def _piece(self, node: Node, key: str, start: int, end: int, event: trio.Event,
-                     inflight: dict[int, trio.Event]) -> None:
+                     inflight: dict[tuple[int, int], trio.Event]) -> None:
         etag = node.etag
         try:
             chunk = await self._get(key, start, end)
@@ -164,7 +163,7 @@ class Downloader:
                 self.data.write(node.ino, start, chunk)
                 node.ranges = add_range(node.ranges, start, start + len(chunk))
         finally:
-            inflight.pop(start, None)
+            inflight.pop((start, end), None)
             event.set()
 
     async def _get(self, key: str, start: int, end: int) -> bytes:
