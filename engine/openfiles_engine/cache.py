@@ -16,7 +16,8 @@ from collections.abc import Iterable
 
 from .meta import Node
 
-MAX_OPEN_FDS = 256
+MAX_OPEN_FDS = 2048
+"""Open data files kept (opening one costs more than a small read)."""
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]

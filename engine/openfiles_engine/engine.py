@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import resource
 import signal
 import time
 from typing import Any
@@ -38,10 +39,18 @@ log = logging.getLogger(__name__)
 EVICT_INTERVAL = 1.0
 
 
+def _raise_fd_limit() -> None:
+    """Data files stay open between requests; allow many (soft limit up to the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
 class Engine:
     def __init__(self, cfg: MountConfig, store: Store) -> None:
         self.cfg = cfg
         os.makedirs(cfg.cache_dir, mode=0o700, exist_ok=True)
+        _raise_fd_limit()
         self._lockfile = open(os.path.join(cfg.cache_dir, "lock"), "w")
         try:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)

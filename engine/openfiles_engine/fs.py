@@ -123,10 +123,10 @@ class FS(pyfuse3.Operations):
     def _touch_dir(self, node: Node) -> None:
         """A directory changed: keep it in the bucket even if it becomes empty."""
         node.mtime_ns = node.ctime_ns = time.time_ns()
-        if node.ino != ROOT and not node.lost and not node.sidecar:
+        if node.ino != ROOT and not node.lost and not node.sidecar and not node.dirty:
             node.custom = node.dirty = True
             node.last_write = time.monotonic()
-        self.tree.save(node)
+            self.tree.save(node)  # only when the flags change: one commit per create
 
     def _truncate(self, node: Node, size: int) -> None:
         """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
@@ -289,9 +289,8 @@ class FS(pyfuse3.Operations):
         with self.tree.meta.transaction():
             node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid, gid=ctx.gid,
                                  full=True, target=target, custom=kind == "symlink",
-                                 size=len(os.fsencode(target)))
-            self._mark_dirty(node, data=True)
-            self.tree.save(node)
+                                 size=len(os.fsencode(target)), dirty=True, data_dirty=True,
+                                 last_write=time.monotonic())
             self._touch_dir(parent)
         self.data.truncate(node.ino, 0)
         node.lookups += 1
@@ -386,18 +385,23 @@ class FS(pyfuse3.Operations):
         self._mark_dirty(node, data=True)
         if first:
             self.tree.save(node)
+        else:
+            node.unsaved = True  # the size and mtime are committed at flush/close
         return written
 
     @handler
     async def flush(self, fh: int) -> None:
-        self.tree.save(self._node(self.handles[fh].ino))
+        node = self._node(self.handles[fh].ino)
+        if node.unsaved:
+            self.tree.save(node)
 
     @handler
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh)
         node = self._node(handle.ino)
         node.opens -= 1
-        self.tree.save(node)
+        if node.unsaved:
+            self.tree.save(node)
         self._release_node(node)
         if node.dirty and self.cfg.policy.export_delay == 0:
             self.exporter.wake()

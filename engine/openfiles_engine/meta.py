@@ -67,6 +67,8 @@ class Node:
     gen: int = 0
     last_write: float = 0.0
     read_pos: int = 0
+    unsaved: bool = False
+    """Changed in memory (size, mtime) since the last commit."""
 
     @property
     def st_mode(self) -> int:

@@ -112,6 +112,7 @@ class Tree:
     def save(self, node: Node) -> None:
         if node.ino in self.nodes:
             self.meta.save(node)
+            node.unsaved = False
 
     def detach(self, node: Node) -> None:
         """Take ``node`` out of its directory; it lives on while the kernel holds it."""

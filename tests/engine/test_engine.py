@@ -174,3 +174,14 @@ def test_background_mode_detaches_and_unmounts_on_sigterm(
         if str(mnt) in fuse_mounts():
             lazy_unmount(str(mnt))
 
+
+
+def test_a_live_mount_is_never_cleared(mounter: MountFactory, file_backend: Backend,
+                                       tmp_path: Path) -> None:
+    m = mounter(file_backend)
+    (m.path / "still.txt").write_bytes(b"here")
+    second = mounter(file_backend, mountpoint=m.path, cache=tmp_path / "other-cache",
+                     wait=False)
+    assert second.proc.wait(timeout=30) == 1
+    assert "already a live FUSE mount" in second.log_text()
+    assert (m.path / "still.txt").read_bytes() == b"here"
