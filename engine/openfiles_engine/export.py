@@ -4,7 +4,7 @@ A dirty file is exported after ``export_delay`` seconds without writes, at once
 on fsync and flush, and at unmount. The PUT is If-Match on the last seen ETag,
 or If-None-Match for a new key. A failed precondition is a conflict: unless the
 bucket already holds the same bytes, the local version moves to lost+found.
-Other store errors are retried with exponential backoff (1 s to 60 s).
+Other store errors are retried with exponential backoff (1 s to 30 s).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 COMPARE_LIMIT = 64 * 2**20
 """Bytes: on a failed precondition, files up to this size are compared with the bucket."""
 CONCURRENCY = 8
+MAX_BACKOFF = 30.0
+"""Seconds: the longest wait between export retries while the bucket is unreachable."""
 
 
 class Exporter:
@@ -64,7 +66,7 @@ class Exporter:
                 self._backoff = 0.0
                 self.last_error = None
             except StoreError as exc:
-                self._backoff = min(max(self._backoff * 2, 1.0), 60.0)
+                self._backoff = min(max(self._backoff * 2, 1.0), MAX_BACKOFF)
                 log.warning("export failed, retrying in %.0f s: %s", self._backoff, exc)
             await self._sleep()
 
