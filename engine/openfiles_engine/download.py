@@ -10,6 +10,7 @@ background while the reader consumes the current one.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,14 +160,19 @@ class Downloader:
         etag = node.etag
         try:
             chunk = await self._get(key, start, end)
-            if node.etag == etag and not node.full:  # not replaced while we waited
-                self.data.write(node.ino, start, chunk)
+            if node.etag != etag or node.full:
+                return  # replaced while we waited
+            fd, generation = self.data.writer(node.ino)
+            # The disk write runs in a thread so the event loop keeps serving reads.
+            await trio.to_thread.run_sync(_pwrite_and_close, fd, chunk, start)
+            if node.etag == etag and not node.full and \
+                    self.data.generation(node.ino) == generation:
                 node.ranges = add_range(node.ranges, start, start + len(chunk))
         finally:
             inflight.pop((start, end), None)
             event.set()
 
-    async def _get(self, key: str, start: int, end: int) -> bytes:
+    async def _get(self, key: str, start: int, end: int) -> memoryview:
         """Range GET, looking under the old key while a rename is not yet replayed."""
         remote = self.journal.remote_key(key)
         try:
@@ -176,3 +182,10 @@ class Downloader:
                 raise
             # The rename was replayed while we asked: the bytes are at the new key now.
             return await self.store.run(self.store.sync.get_range, key, start, end)
+
+
+def _pwrite_and_close(fd: int, data: memoryview, offset: int) -> None:
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)

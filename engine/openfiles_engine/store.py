@@ -180,12 +180,12 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         return self._call(key, lambda: _info(obstore.head(self._backend, key)))
 
-    def get_range(self, key: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of ``key`` (shorter at the end of the object)."""
+    def get_range(self, key: str, start: int, end: int) -> memoryview:
+        """Bytes [start, end) of ``key`` (shorter at the end of the object), not copied."""
         if end <= start:
-            return b""
+            return memoryview(b"")
         return self._call(
-            key, lambda: bytes(obstore.get_range(self._backend, key, start=start, end=end))
+            key, lambda: memoryview(obstore.get_range(self._backend, key, start=start, end=end))
         )
 
     def get(self, key: str) -> bytes:
