@@ -185,12 +185,13 @@ class Exporter:
             sc = Sidecar(kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
                          mtime_ns=node.mtime_ns, target=node.target, xattrs=node.xattrs,
                          etag=etag if node.kind != "dir" else None)
-            await self.store.run(self.store.sync.put_bytes, sidecar_key(key), sc.encode(),
-                                 if_match=None, create=False)
+            node.sidecar_etag = await self.store.run(
+                self.store.sync.put_bytes, sidecar_key(key), sc.encode(), if_match=None,
+                create=False)
             node.sidecar = True
         elif node.sidecar:
             await self.store.run(self.store.sync.delete, sidecar_key(key))
-            node.sidecar = False
+            node.sidecar, node.sidecar_etag = False, None
         if node.gen == gen:
             node.dirty = node.data_dirty = False
             if node.kind == "file":

@@ -146,3 +146,26 @@ def test_reserved_and_pending_keys_are_not_shown(tmp_path: Path) -> None:
     rig.put("renamed-away")
     rig.pending.add("renamed-away")
     assert rig.list() == [".openfiles-lost+found-t", "ok"]
+
+
+def test_unchanged_sidecars_are_not_fetched_again(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    etag = rig.put("f", b"data")
+    rig.put(sidecar_key("f"), Sidecar("file", 0o600, 5, 5, 1, etag=etag).encode())
+    gets: list[str] = []
+    real = rig.store.get
+
+    def counting(key: str) -> bytes:
+        gets.append(key)
+        return real(key)
+
+    rig.store.get = counting  # type: ignore[method-assign]
+    rig.list()
+    rig.list()
+    assert gets == [sidecar_key("f")]
+    node = rig.tree.find("f")
+    assert node is not None and node.mode == 0o600
+    # another mount changes only the attributes: the bytes (and their ETag) stay
+    rig.put(sidecar_key("f"), Sidecar("file", 0o640, 5, 5, 1, etag=etag).encode())
+    rig.list()
+    assert node.mode == 0o640 and len(gets) == 2
