@@ -22,7 +22,7 @@ import trio
 
 from .layout import META_SUFFIX, Sidecar, is_reserved, join, sidecar_dir, sidecar_key, valid_name
 from .meta import ROOT, Node
-from .store import AsyncStore, NotFound, ObjectInfo
+from .store import AsyncStore, NotFound, ObjectInfo, StoreError
 from .tree import Tree
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,14 @@ class Lister:
         async with lock:
             if node.listed and time.time() - node.listed < ttl:
                 return
-            await self._list(node)
+            try:
+                await self._list(node)
+            except StoreError as exc:
+                if not node.listed or isinstance(exc, NotFound):
+                    raise
+                # Bucket unreachable: keep serving what we know; try again next time.
+                log.info("re-listing %r failed, using the cached listing: %s",
+                         self.tree.path(node), exc)
 
     async def _list(self, node: Node) -> None:
         path = self.tree.path(node)
@@ -211,6 +218,9 @@ class Lister:
             if not self.pending(key):
                 self.on_gone(node)
                 return False
+            return True
+        except StoreError as exc:
+            log.info("revalidating %r failed, using the cached copy: %s", key, exc)
             return True
         if info.etag == node.etag:
             node.validated = time.time()

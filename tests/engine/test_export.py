@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -122,13 +123,15 @@ def test_minio_stopped_mid_export_then_restarted(
     backend = Backend("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint],
                       bucket=bucket)
     backend.write("cached.txt", b"cached before the outage")
-    m = mounter(backend, "--export-delay", "0.5")
+    m = mounter(backend, "--export-delay", "0.5", "--metadata-ttl", "1")
     assert (m.path / "cached.txt").read_bytes() == b"cached before the outage"
     server.stop()
+    time.sleep(1.5)  # past the metadata TTL: lookups and opens would ask the bucket
     # Writes and cached reads keep working while the bucket is gone.
+    assert "cached.txt" in os.listdir(m.path)
+    assert (m.path / "cached.txt").read_bytes() == b"cached before the outage"
     for i in range(5):
         (m.path / f"during-{i}.txt").write_bytes(f"written during outage {i}".encode())
-    assert (m.path / "cached.txt").read_bytes() == b"cached before the outage"
     wait_for(lambda: m.status()["last_export_error"], timeout=60, what="an export error")
     st = m.status()
     assert st["dirty_files"] == 5 and st["export_errors"] > 0
