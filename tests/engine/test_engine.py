@@ -71,8 +71,7 @@ for i in range(100000):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_kill9_at_a_random_moment_loses_nothing_closed(
-        mounter: MountFactory, file_backend: Backend, seed: int) -> None:
-    backend = file_backend
+        mounter: MountFactory, backend: Backend, seed: int) -> None:
     m = mounter(backend, "--export-delay", "0.2")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(m.path)],
                               stdout=subprocess.PIPE, text=True)
