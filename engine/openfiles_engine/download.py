@@ -57,6 +57,8 @@ class Readahead:
 class Stats:
     hit_bytes: int = 0
     miss_bytes: int = 0
+    fetched_bytes: int = 0
+    """Bytes written into the cache from the bucket, prefetches included."""
 
     @property
     def hit_ratio(self) -> float:
@@ -118,6 +120,8 @@ class Downloader:
             await self._fetch(node, start, end)
         except (StoreError, OSError) as exc:
             log.debug("prefetch of inode %d failed: %s", node.ino, exc)
+        else:
+            self.after_fetch()
 
     async def _fetch(self, node: Node, start: int, end: int) -> None:
         """Make [start, end) present; raises StoreError if the bucket does not deliver."""
@@ -168,6 +172,7 @@ class Downloader:
             if node.etag == etag and not node.full and \
                     self.data.generation(node.ino) == generation:
                 node.ranges = add_range(node.ranges, start, start + len(chunk))
+                self.stats.fetched_bytes += len(chunk)
         finally:
             inflight.pop((start, end), None)
             event.set()

@@ -36,7 +36,10 @@ from .tree import Defaults, Tree
 
 log = logging.getLogger(__name__)
 
-EVICT_INTERVAL = 1.0
+EVICT_INTERVAL = 2.0
+"""Seconds between sweeps for expired and over-the-bound clean data."""
+EVICT_CHECK_INTERVAL = 0.1
+"""Seconds: how often a read that fetched data may check the size bound."""
 
 
 def _raise_fd_limit() -> None:
@@ -82,6 +85,8 @@ class Engine:
         self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
                      self.journal, self.notify)
         self._stop = trio.Event()
+        self._last_evict_check = 0.0
+        self._last_evict_misses = 0
 
     def notify(self, ino: int, name: str | None) -> None:
         try:
@@ -142,6 +147,15 @@ class Engine:
             await trio.sleep(EVICT_INTERVAL)
 
     def _evict_if_over(self) -> None:
+        # Summing over every node costs O(files): do it a few times a second, or
+        # sooner when the reads since the last check could have passed the bound.
+        now = time.monotonic()
+        fetched = self.downloader.stats.fetched_bytes - self._last_evict_misses
+        if now - self._last_evict_check < EVICT_CHECK_INTERVAL and \
+                fetched < self.cfg.policy.cache_size // 8:
+            return
+        self._last_evict_check = now
+        self._last_evict_misses = self.downloader.stats.fetched_bytes
         if sum(n.cached_bytes() for n in self.tree.nodes.values()
                if n.kind == "file" and not n.dirty) > self.cfg.policy.cache_size:
             self.evict()
