@@ -92,6 +92,7 @@ class FS(pyfuse3.Operations):
         self.journal = journal
         self.notify = notify
         self.handles: dict[int, Handle] = {}
+        self.dir_handles: dict[int, tuple[int, list[str]]] = {}
         self._next_fh = 1
 
     # helpers
@@ -228,13 +229,22 @@ class FS(pyfuse3.Operations):
     @handler
     async def opendir(self, inode: int, ctx: Any) -> int:
         await self._dir(inode)
-        return inode
+        fh = self._next_fh
+        self._next_fh += 1
+        # One sorted snapshot per opendir: readdir comes back many times for a big
+        # directory, and offsets must stay stable between those calls.
+        self.dir_handles[fh] = (inode, self.tree.names(inode))
+        return fh
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        self.dir_handles.pop(fh, None)
 
     @handler
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
-        names = self.tree.names(fh)
+        ino, names = self.dir_handles[fh]
         for i in range(start_id, len(names)):
-            child = self.tree.child(fh, names[i])
+            child = self.tree.child(ino, names[i])
             if child is None:
                 continue
             if not pyfuse3.readdir_reply(token, os.fsencode(names[i]), entry(child), i + 1):
