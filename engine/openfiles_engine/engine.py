@@ -24,7 +24,7 @@ from .config import ConfigError, MountConfig
 from .control import serve
 from .download import Downloader
 from .export import Exporter
-from .fs import FS, invalidator
+from .fs import FS
 from .handler import FUSE_LATENCY
 from .journal import Journal
 from .listing import Lister
@@ -245,3 +245,16 @@ class Engine:
             log.error("unmount: export timed out after %.0f s; dirty files stay in the cache",
                       self.cfg.unmount_timeout)
         return 1
+
+
+async def invalidator(tree: Tree, receive: trio.MemoryReceiveChannel[tuple[int, str | None]],
+                      ) -> None:
+    """Tell the kernel about changes made behind its back (never from inside a handler)."""
+    async for ino, name in receive:
+        try:
+            if name is None:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, False)
+            else:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_entry, ino, os.fsencode(name))
+        except OSError:
+            pass  # the kernel had not cached it
