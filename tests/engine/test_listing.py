@@ -52,9 +52,11 @@ def test_keys_from_other_tools(mounter: MountFactory, s3_backend: Backend) -> No
 def test_large_directory_listing(mounter: MountFactory, s3_backend: Backend) -> None:
     import obstore
 
+    from concurrent.futures import ThreadPoolExecutor
+
     store = s3_backend.bucket.store()
-    for i in range(1200):  # more than one page of ListObjectsV2 (1000)
-        obstore.put(store, f"many/f{i:04d}", b"x")
+    with ThreadPoolExecutor(8) as pool:  # more than one page of ListObjectsV2 (1000)
+        list(pool.map(lambda i: obstore.put(store, f"many/f{i:04d}", b"x"), range(1200)))
     m = mounter(s3_backend)
     assert len(os.listdir(m.path / "many")) == 1200
     st = os.stat(m.path / "many" / "f1199")
