@@ -272,8 +272,10 @@ class AsyncStore:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         start = time.monotonic()
         try:
+            # abandon_on_cancel: shutdown never waits for a call stuck on a dead
+            # network; an abandoned export stays dirty and is redone next mount.
             return await trio.to_thread.run_sync(
-                lambda: fn(*args, **kwargs), limiter=self.limiter
+                lambda: fn(*args, **kwargs), limiter=self.limiter, abandon_on_cancel=True
             )
         finally:
             self.latency.observe(time.monotonic() - start)
