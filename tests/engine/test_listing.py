@@ -50,9 +50,9 @@ def test_keys_from_other_tools(mounter: MountFactory, s3_backend: Backend) -> No
 @pytest.mark.fuse
 @pytest.mark.s3
 def test_large_directory_listing(mounter: MountFactory, s3_backend: Backend) -> None:
-    import obstore
-
     from concurrent.futures import ThreadPoolExecutor
+
+    import obstore
 
     store = s3_backend.bucket.store()
     with ThreadPoolExecutor(8) as pool:  # more than one page of ListObjectsV2 (1000)
