@@ -84,6 +84,11 @@ class Downloader:
         """Called after a read that fetched data (the engine enforces the cache bound)."""
         self._inflight: dict[int, dict[tuple[int, int], trio.Event]] = {}
 
+    def forget(self, ino: int) -> None:
+        """Drop per-inode state of a node that is gone for good."""
+        if not self._inflight.get(ino):
+            self._inflight.pop(ino, None)
+
     async def read(self, node: Node, offset: int, size: int, ra: Readahead) -> bytes:
         """Bytes [offset, offset+size) of ``node``, fetching what is missing."""
         node.last_access = time.time()

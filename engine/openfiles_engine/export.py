@@ -51,6 +51,12 @@ class Exporter:
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
 
+    def forget(self, ino: int) -> None:
+        """Drop per-inode state of a node that is gone for good."""
+        lock = self._locks.get(ino)
+        if lock is not None and not lock.locked():
+            del self._locks[ino]
+
     def wake(self) -> None:
         self._wake.set()
 

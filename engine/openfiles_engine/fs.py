@@ -123,6 +123,9 @@ class FS(pyfuse3.Operations):
         if node.parent == 0 and node.lookups <= 0 and node.opens <= 0:
             self.tree.remove(node)
             self.data.drop(node.ino)
+            self.lister.forget(node.ino)
+            self.downloader.forget(node.ino)
+            self.exporter.forget(node.ino)
 
     def gone(self, node: Node) -> None:
         """The bucket no longer has ``node`` (listing or revalidation found out)."""

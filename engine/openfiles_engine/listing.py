@@ -41,6 +41,10 @@ class Lister:
         self._locks: dict[int, trio.Lock] = {}
         self.hidden: set[str] = set()
 
+    def forget(self, ino: int) -> None:
+        """Drop per-inode state of a node that is gone for good."""
+        self._locks.pop(ino, None)
+
     async def ensure(self, node: Node, ttl: float) -> None:
         """List ``node`` (a directory) unless it was listed less than ``ttl`` seconds ago."""
         if node.kind != "dir" or node.lost:
