@@ -317,3 +317,19 @@ def test_fsync_after_rename_of_a_clean_file(mounter: MountFactory, backend: Back
     assert backend.read("dst.txt") == b"base+more"
     assert "src.txt" not in backend.keys()
     assert m.status()["conflicts"] == 0
+
+
+def test_flock_is_local_and_atime_is_mtime(mounter: MountFactory, backend: Backend) -> None:
+    import fcntl
+
+    m = mounter(backend)
+    p = m.path / "locked"
+    p.write_bytes(b"x")
+    with open(p, "rb") as a, open(p, "rb") as b:
+        fcntl.flock(a, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(a, fcntl.LOCK_UN)
+        a.read()
+    st = os.stat(p)
+    assert st.st_atime_ns == st.st_mtime_ns
