@@ -47,4 +47,3 @@ def operator(crds: KubeCluster) -> Iterator[OperatorThread]:
     running = OperatorThread(crds).start()
     yield running
     running.stop()
-

@@ -1,0 +1,237 @@
+"""Results of a benchmark run: the table, the ratios, the issue's goals, JSON, a plot.
+
+Rates are higher-is-better everywhere, so a ratio is ``subject / anchor`` and
+above 1.00 means the subject is faster. A target that could not run is kept
+in the results with its status (``n/a`` or ``failed``) and the reason, so the
+table always has the same columns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openfiles_engine.bench_workload import METRICS, Figure
+
+# target -> column label, in table order. The first four are the anchors.
+TARGETS: dict[str, str] = {
+    "raw": "raw obstore",
+    "fuse": "FUSE ceiling",
+    "rclone": "rclone full",
+    "s3fs": "s3fs",
+    "openfiles": "openfiles",
+}
+ANCHORS = ("raw", "fuse", "rclone", "s3fs")
+SUBJECTS = ("openfiles", "rclone", "s3fs")
+SCHEMA = "openfiles-bench/1"
+
+
+@dataclass
+class TargetResult:
+    """What one target produced: figures when ``status`` is "ok", else a reason."""
+
+    name: str
+    status: str = "ok"
+    reason: str | None = None
+    figures: dict[str, Figure] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    """metric -> why that workload broke (the others still have figures)."""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def rate(self, metric: str) -> float | None:
+        figure = self.figures.get(metric) if self.status == "ok" else None
+        return figure.rate if figure is not None else None
+
+
+def ratios(results: dict[str, TargetResult]) -> dict[str, dict[str, dict[str, float]]]:
+    """subject -> anchor -> metric -> subject rate / anchor rate, where both exist."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for subject in SUBJECTS:
+        if subject not in results:
+            continue
+        for anchor in ANCHORS:
+            if anchor == subject or anchor not in results:
+                continue
+            for metric in METRICS:
+                mine, theirs = results[subject].rate(metric), results[anchor].rate(metric)
+                if mine is not None and theirs:
+                    table.setdefault(subject, {}).setdefault(anchor, {})[metric] = mine / theirs
+    return table
+
+
+def goals(results: dict[str, TargetResult]) -> list[dict[str, Any]]:
+    """The issue's performance targets for the engine; ``met`` is None when unmeasured."""
+    wanted = [
+        ("cached sequential read >= 50% of the FUSE ceiling", "seq_read_cached", "fuse", 0.5),
+        ("cold sequential read >= 70% of raw GET", "seq_read_cold", "raw", 0.7),
+        ("small-file create >= rclone full cache", "create_4k", "rclone", 1.0),
+    ]
+    wanted += [(f"{METRICS[m][0]}: faster than s3fs", m, "s3fs", 1.0) for m in METRICS]
+    engine = results.get("openfiles")
+    out = []
+    for text, metric, anchor, threshold in wanted:
+        mine = engine.rate(metric) if engine else None
+        other = results[anchor].rate(metric) if anchor in results else None
+        ratio = mine / other if mine is not None and other else None
+        met = None if ratio is None else ratio >= threshold
+        out.append(
+            {
+                "goal": text,
+                "metric": metric,
+                "anchor": anchor,
+                "threshold": threshold,
+                "ratio": ratio,
+                "met": met,
+            }
+        )
+    return out
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _cell(result: TargetResult, metric: str) -> str:
+    if result.status != "ok":
+        return result.status
+    if metric in result.errors:
+        return "error"
+    rate = result.rate(metric)
+    return _number(rate) if rate is not None else "-"
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        numbers = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        cells = [row[0].ljust(widths[0]), *numbers]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render(results: dict[str, TargetResult]) -> str:
+    """The human-readable report: absolute figures, ratios, goals, unavailable targets."""
+    names = [name for name in TARGETS if name in results]
+    header = ["workload", "unit", *(TARGETS[name] for name in names)]
+    rows = [
+        [label, unit, *(_cell(results[n], key) for n in names)]
+        for key, (label, unit) in METRICS.items()
+    ]
+    parts = ["Absolute figures (higher is better)", _grid(header, rows)]
+
+    for subject, per_anchor in ratios(results).items():
+        anchors = list(per_anchor)
+        header = ["workload", *(f"vs {TARGETS[a]}" for a in anchors)]
+        rows = []
+        for key, (label, _) in METRICS.items():
+            cells = [per_anchor[a].get(key) for a in anchors]
+            rows.append([label, *("-" if c is None else f"{c:.2f}x" for c in cells)])
+        parts += ["", f"{TARGETS[subject]} relative to each anchor", _grid(header, rows)]
+
+    lines = []
+    engine = results.get("openfiles")
+    if engine is None or engine.status != "ok":
+        lines.append("  n/a: the engine has no figures in this run")
+    for goal in goals(results) if not lines else []:
+        mark = {True: "met", False: "MISSED", None: "n/a"}[goal["met"]]
+        ratio = "" if goal["ratio"] is None else f" ({goal['ratio']:.2f}x)"
+        lines.append(f"  [{mark}] {goal['goal']}{ratio}")
+    parts += ["", "Goals of issue 3 for the engine", *lines]
+
+    missing = [
+        f"  {TARGETS[n]}: {results[n].status} ({results[n].reason})"
+        for n in names
+        if results[n].status != "ok"
+    ]
+    if missing:
+        parts += ["", "Targets without figures", *missing]
+    broken = [
+        f"  {TARGETS[n]}, {METRICS[key][0]}: {why}"
+        for n in names
+        for key, why in results[n].errors.items()
+    ]
+    if broken:
+        parts += ["", "Workloads that broke", *broken]
+    return "\n".join(parts)
+
+
+def to_json(results: dict[str, TargetResult], options: dict[str, Any]) -> dict[str, Any]:
+    """The machine-readable results (schema ``openfiles-bench/1``)."""
+    targets = {}
+    for name, result in results.items():
+        metrics = {
+            key: {
+                "value": fig.rate,
+                "unit": METRICS[key][1],
+                "seconds": fig.seconds,
+                "amount": fig.amount,
+            }
+            for key, fig in result.figures.items()
+        }
+        targets[name] = {
+            "label": TARGETS[name],
+            "status": result.status,
+            "reason": result.reason,
+            "errors": result.errors,
+            "notes": result.notes,
+            "metrics": metrics,
+        }
+    return {
+        "schema": SCHEMA,
+        "options": options,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+        },
+        "targets": targets,
+        "ratios": ratios(results),
+        "goals": goals(results),
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a result file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    partial.replace(path)
+
+
+def plot(results: dict[str, TargetResult], path: Path) -> str | None:
+    """Draw one bar chart per workload into a PNG; returns why not, or None when done.
+
+    matplotlib is optional: without it the benchmark still reports in text and JSON.
+    """
+    try:
+        # Imported by name: matplotlib is optional and has no stubs here.
+        matplotlib = importlib.import_module("matplotlib")
+        matplotlib.use("Agg")
+        plt = importlib.import_module("matplotlib.pyplot")
+    except ImportError:
+        return "matplotlib is not installed"
+    names = [n for n in TARGETS if n in results and results[n].status == "ok"]
+    fig, axes = plt.subplots(2, (len(METRICS) + 1) // 2, figsize=(18, 7))
+    for axis, (key, (label, unit)) in zip(axes.flat, METRICS.items(), strict=False):
+        rates = [results[n].rate(key) for n in names]
+        values = [0.0 if rate is None else rate for rate in rates]
+        axis.bar([TARGETS[n] for n in names], values, color=[f"C{i}" for i in range(len(names))])
+        for index, rate in enumerate(rates):
+            if rate is None:  # e.g. durability of the in-memory FS, which has no bucket
+                axis.text(index, 0, "n/a", ha="center", va="bottom", fontsize=8)
+        axis.set_title(label, fontsize=9)
+        axis.set_ylabel(unit, fontsize=8)
+        axis.tick_params(axis="x", labelrotation=45, labelsize=7)
+    fig.suptitle("openfiles bench (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None

@@ -1,0 +1,114 @@
+"""Ratios, goals and the rendered report, from results built by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from openfiles_engine.bench_report import (
+    SCHEMA,
+    TargetResult,
+    goals,
+    plot,
+    ratios,
+    render,
+    to_json,
+    write_json,
+)
+from openfiles_engine.bench_workload import METRICS, Figure
+
+
+def uniform(name: str, rate: float) -> TargetResult:
+    """A target whose every workload ran at ``rate`` (one unit per 1/rate seconds)."""
+    return TargetResult(name, figures={key: Figure(rate, 1.0) for key in METRICS})
+
+
+def results_with_engine(engine: TargetResult) -> dict[str, TargetResult]:
+    return {
+        "raw": uniform("raw", 100.0),
+        "fuse": uniform("fuse", 1000.0),
+        "rclone": uniform("rclone", 50.0),
+        "s3fs": TargetResult("s3fs", "n/a", "not installed: apt-get install s3fs"),
+        "openfiles": engine,
+    }
+
+
+def test_ratios_divide_subject_by_each_anchor_that_ran() -> None:
+    table = ratios(results_with_engine(uniform("openfiles", 200.0)))
+    assert table["openfiles"]["raw"]["seq_read_cold"] == pytest.approx(2.0)
+    assert table["openfiles"]["fuse"]["stat"] == pytest.approx(0.2)
+    assert table["openfiles"]["rclone"]["create_4k"] == pytest.approx(4.0)
+    assert "s3fs" not in table["openfiles"]  # it did not run
+    assert "s3fs" not in table  # nor is it a subject
+    assert "rclone" not in table["rclone"]
+
+
+def test_goals_are_met_missed_or_unmeasured() -> None:
+    engine = uniform("openfiles", 60.0)
+    engine.figures["seq_read_cached"] = Figure(600.0, 1.0)  # 60% of the FUSE ceiling
+    by_goal = {g["goal"]: g for g in goals(results_with_engine(engine))}
+    cached = by_goal["cached sequential read >= 50% of the FUSE ceiling"]
+    assert cached["met"] is True and cached["ratio"] == pytest.approx(0.6)
+    cold = by_goal["cold sequential read >= 70% of raw GET"]
+    assert cold["met"] is False and cold["ratio"] == pytest.approx(0.6)
+    assert by_goal["small-file create >= rclone full cache"]["met"] is True
+    s3fs = [g for g in by_goal.values() if g["anchor"] == "s3fs"]
+    assert len(s3fs) == len(METRICS) and all(g["met"] is None for g in s3fs)
+
+
+def test_report_shows_figures_ratios_goals_and_missing_targets() -> None:
+    engine = TargetResult("openfiles", "n/a", "engine not available")
+    text = render(results_with_engine(engine))
+    assert "Absolute figures" in text
+    assert "openfiles: n/a (engine not available)" in text
+    assert "s3fs: n/a (not installed: apt-get install s3fs)" in text
+    assert "rclone full relative to each anchor" in text
+    assert "0.50x" in text  # rclone vs raw obstore
+    assert "n/a: the engine has no figures in this run" in text
+    for label, unit in METRICS.values():
+        assert label in text and unit in text
+
+
+def test_a_broken_workload_shows_as_an_error_with_its_reason() -> None:
+    engine = uniform("openfiles", 10.0)
+    del engine.figures["create_4k"]
+    engine.errors["create_4k"] = "FileNotFoundError: f00051"
+    results = results_with_engine(engine)
+    text = render(results)
+    assert "openfiles, create 4 KiB files, until close: FileNotFoundError: f00051" in text
+    row = next(
+        line for line in text.splitlines() if line.startswith("create 4 KiB files, until close")
+    )
+    assert row.split()[-1] == "error"
+    goal = next(g for g in goals(results) if g["goal"].startswith("small-file create"))
+    assert goal["met"] is None
+    assert to_json(results, {})["targets"]["openfiles"]["errors"] == engine.errors
+
+
+def test_report_marks_missed_goals() -> None:
+    text = render(results_with_engine(uniform("openfiles", 10.0)))
+    assert "[MISSED] cold sequential read >= 70% of raw GET (0.10x)" in text
+    assert "openfiles relative to each anchor" in text
+
+
+def test_json_round_trips_and_is_written_whole(tmp_path: Path) -> None:
+    document = to_json(results_with_engine(uniform("openfiles", 5.0)), {"size": 1})
+    path = tmp_path / "r.json"
+    write_json(path, document)
+    loaded = json.loads(path.read_text())
+    assert loaded["schema"] == SCHEMA
+    assert loaded["targets"]["openfiles"]["metrics"]["stat"]["value"] == pytest.approx(5.0)
+    assert loaded["targets"]["s3fs"]["status"] == "n/a"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_plot_draws_a_png_or_says_why_not(tmp_path: Path) -> None:
+    path = tmp_path / "p.png"
+    why_not = plot(results_with_engine(uniform("openfiles", 5.0)), path)
+    if why_not is None:
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    else:
+        assert why_not == "matplotlib is not installed"
+        assert not path.exists()
