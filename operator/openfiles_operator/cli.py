@@ -18,6 +18,7 @@ import socket
 from typing import Any
 
 import kopf
+from kopf._cogs.structs.credentials import Vault  # kopf.operator(vault=) takes it
 
 from openfiles_operator.handler import configure, register
 from openfiles_operator.kube import Kube, api_configuration, connection_info
@@ -127,14 +128,25 @@ async def operate(
     kopf_settings = kopf.OperatorSettings()
     configure(kopf_settings)
     registry = build_registry(kube, settings, None if in_cluster else configuration)
-    await kopf.operator(
-        registry=registry,
-        settings=kopf_settings,
-        clusterwide=True,
-        standalone=True,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    # Our own vault, closed again below: kopf skips closing its HTTP sessions when its
+    # cleanup stage is cut short, and an unclosed session leaks its connections.
+    vault = Vault()
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings,
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            vault=vault,
+        )
+    finally:
+        await vault.close()
+        # TLS connections finish closing in the background; leave them a moment before the
+        # event loop ends (aiohttp's advice for a graceful shutdown), or their sockets leak.
+        await asyncio.sleep(0.25)
+        kube.close()
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -193,6 +205,7 @@ async def run(args: argparse.Namespace) -> int:
         stopping.cancel()
         if server is not None:
             server.close()
+        kube.close()
 
 
 def main(argv: list[str]) -> int:

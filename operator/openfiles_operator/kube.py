@@ -72,6 +72,11 @@ class Kube:
     def connect(cls, configuration: Configuration) -> Kube:
         return cls(ApiClient(configuration))
 
+    def close(self) -> None:
+        """Close the connection pool. The object is unusable afterwards."""
+        self._client.close()
+        self._client.rest_client.pool_manager.clear()
+
     def __init__(self, client: ApiClient, request_timeout: float = 30.0) -> None:
         self._client = client
         self._timeout = request_timeout

@@ -74,7 +74,7 @@ class Cluster:
         try:
             self.volume(name)
         except ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:

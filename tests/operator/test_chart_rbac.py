@@ -48,7 +48,8 @@ def can_i(kube: KubeCluster, *args: str) -> bool:
 
 
 def test_operator_works_with_the_chart_rbac_only(cluster: Cluster, s3_bucket: Bucket,
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     kube = cluster.kube
     manifest = rendered_rbac()
     kinds = {doc["kind"] for doc in yaml.safe_load_all(manifest) if doc}
@@ -69,6 +70,8 @@ def test_operator_works_with_the_chart_rbac_only(cluster: Cluster, s3_bucket: Bu
     try:
         cluster.create_volume("data", volume_spec(s3_bucket, "rbac", reclaimPolicy="Delete"))
         wait_for(lambda: cluster.ready("data"), timeout=60, what="Ready under the chart RBAC")
+        wait_for(lambda: any(r == "Ready" for r, _ in cluster.events("data")),
+                 what="Events posted under the chart RBAC")
         cluster.patch_volume("data", {"spec": {"cache": {"ttl": "2h"}}})
         wait_for(lambda: cluster.volume("data")["status"].get("observedGeneration") == 2,
                  what="update under the chart RBAC")
@@ -76,3 +79,5 @@ def test_operator_works_with_the_chart_rbac_only(cluster: Cluster, s3_bucket: Bu
         wait_for(lambda: cluster.volume_gone("data"), what="deletion under the chart RBAC")
     finally:
         running.stop()
+    # Not one request was refused along the way (kopf retries those, so look at the log).
+    assert "Forbidden" not in caplog.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import kopf
 import pytest
 from operator_cluster import Cluster, OperatorThread, volume_spec, wait_for
@@ -61,7 +63,7 @@ def test_restart_mid_reconcile_converges_without_duplicates(
     second = OperatorThread(crds).start()
     try:
         for i in range(4):
-            wait_for(lambda i=i: cluster.ready(f"v{i}"), timeout=60, what=f"v{i} Ready")
+            wait_for(partial(cluster.ready, f"v{i}"), timeout=60, what=f"v{i} Ready")
     finally:
         second.stop()
     for i, uid in enumerate(uids):
@@ -81,8 +83,11 @@ def test_a_pv_left_by_a_crash_is_adopted(crds: KubeCluster, cluster: Cluster,
     running = OperatorThread(crds).start()
     try:
         wait_for(lambda: cluster.ready("data"), what="Ready")
-        reasons = wait_for(lambda: (r := [reason for reason, _ in cluster.events("data")])
-                           and "Ready" in r and r, what="the Ready event")
+        def reasons_with_ready() -> list[str] | None:
+            reasons = [reason for reason, _ in cluster.events("data")]
+            return reasons if "Ready" in reasons else None
+
+        reasons = wait_for(reasons_with_ready, what="the Ready event")
     finally:
         running.stop()
     pvs, pvcs = owned(cluster, meta["uid"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 import obstore
 import pytest
@@ -25,13 +27,13 @@ def pvs_of(env: Cluster, uid: str) -> list[str]:
     return [pv.metadata.name for pv in items if not pv.metadata.deletion_timestamp]
 
 
-def gone_or_deleting(read: object) -> bool:
+def gone_or_deleting(read: Callable[[], Any]) -> bool:
     from kubernetes.client import ApiException
 
     try:
-        obj = read()  # type: ignore[operator]
+        obj = read()
     except ApiException as exc:
-        return exc.status == 404
+        return bool(exc.status == 404)
     return obj.metadata.deletion_timestamp is not None
 
 
