@@ -280,7 +280,7 @@ def main(argv: list[str]) -> int:
     plan = _plan(args)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run_dir = Path(tempfile.mkdtemp(prefix="openfiles-bench-", dir=args.workdir))
-    started = time.time()
+    started, load_at_start = time.time(), list(os.getloadavg())
     results: dict[str, TargetResult] = {}
     try:
         with _site(args, run_dir) as site:
@@ -318,6 +318,8 @@ def main(argv: list[str]) -> int:
         "targets": names,
         "endpoint": args.endpoint or "private MinIO on 127.0.0.1",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        # The machine may be shared: a high load makes every figure lower.
+        "load_average": {"start": load_at_start, "end": list(os.getloadavg())},
         "duration_s": round(time.time() - started, 1),
         "versions": {
             "minio": None if args.endpoint else _version([str(args.minio), "--version"]),
@@ -330,7 +332,8 @@ def main(argv: list[str]) -> int:
     print(
         f"openfiles bench: {plan.size / MiB:g} MiB objects, {plan.files} files of 4 KiB, "
         f"{plan.random_reads} random reads, {plan.stat_rounds} stat rounds, "
-        f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}\n"
+        f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}, "
+        f"load average {load_at_start[0]:.1f} at start\n"
     )
     print(render(results))
     print(f"\nresults: {args.json}")
