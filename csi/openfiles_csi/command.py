@@ -1,0 +1,69 @@
+"""Run the mount tools (``mount``, ``umount``) without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from openfiles_csi import mountinfo
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(RuntimeError):
+    """A tool exited non-zero; the message has its stderr (paths only, never secrets)."""
+
+
+async def run(*argv: str, timeout: float = 30.0) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise CommandError(f"{argv[0]} timed out after {timeout:g}s") from None
+    if proc.returncode != 0:
+        raise CommandError(f"{' '.join(argv)}: {err.decode(errors='replace').strip()}")
+
+
+async def bind_mount(source: str, target: str, *, read_only: bool) -> None:
+    """Bind ``source`` onto ``target``; remount read-only when asked (a second step by design)."""
+    await run("mount", "--bind", source, target)
+    if read_only:
+        try:
+            await run("mount", "-o", "remount,bind,ro", target)
+        except CommandError:
+            # Never leave a writable bind behind a request for a read-only one.
+            await unmount(target)
+            raise
+
+
+async def unmount(path: str) -> None:
+    """Unmount every mount stacked at ``path``; lazily if it is busy or its FUSE server is dead.
+
+    Idempotent: a path that is not a mount point is left alone.
+    """
+    for _ in range(8):
+        entry = mountinfo.find(path)
+        if entry is None:
+            return
+        try:
+            await run("umount", path)
+        except CommandError as exc:
+            log.warning("unmount %s failed (%s); detaching lazily", path, exc)
+            await run("umount", "-l", path)
+    raise CommandError(f"{path} is still mounted after repeated unmounts")
+
+
+def remove_dir(path: str) -> None:
+    """Remove the empty directory at ``path``; absent is fine, a non-empty one is kept."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,354 @@
+"""The mounter: owns one engine process per staged mount point, and outlives the node server.
+
+Requests (one JSON object per line, see :mod:`openfiles_csi.mounterclient`):
+
+``mount``    start an engine at ``mountpoint`` and wait until it serves; idempotent
+             for the same volume and options; ``exists`` for different ones.
+``unmount``  flush (time-bounded), stop the engine, remove the mount; if the flush
+             fails, nothing is stopped and the error is returned (dirty data stays).
+``list``     every record, with ``alive`` and ``mounted``.
+
+Replies are ``{"ok": true, ...}`` or ``{"ok": false, "code": C, "error": text}``
+with ``C`` in ``invalid``, ``exists``, ``busy``, ``not_found``, ``failed``, ``timeout``.
+
+Durability: a record is on disk (``starting``) before the engine starts, and
+``running`` once it serves, so a mounter restarted at any moment finds every engine
+it started. On start-up, live engines are adopted and watched; records of dead ones
+are marked ``dead`` and their stale mount is kept until unmount, so a pod never sees
+a bare directory where its volume was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from openfiles_csi import command, jsonline, mountinfo, process
+from openfiles_csi.mountrecord import DEAD, RUNNING, STARTING, MountRecord, RecordStore, path_key
+
+log = logging.getLogger(__name__)
+
+# The mounter sets these itself; a request may not.
+RESERVED_ARGS = frozenset({"--cache-dir", "--control-socket", "--foreground", "--fsid"})
+
+
+class MountError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Mounter:
+    """Supervises engines. All public coroutines are safe to call concurrently."""
+
+    def __init__(
+        self,
+        state_dir: str,
+        cache_root: str,
+        engine_command: Sequence[str] = process.DEFAULT_ENGINE_COMMAND,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        self.records = RecordStore(state_dir)
+        self.cache_root = cache_root
+        self.socket_dir = os.path.join(state_dir, "sockets")
+        self.log_dir = os.path.join(state_dir, "logs")
+        for d in (self.socket_dir, self.log_dir, cache_root):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        self.engine_command = tuple(engine_command)
+        self.stop_timeout = stop_timeout
+        self._by_mountpoint: dict[str, MountRecord] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._children: dict[str, asyncio.subprocess.Process] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    # --- start-up ---------------------------------------------------------
+
+    async def adopt(self) -> None:
+        """Load the records; watch live engines, mark dead ones. Call once before serving."""
+        for record in self.records.load():
+            mounted = mountinfo.find(record.mountpoint) is not None
+            alive = process.is_alive(record.pid, record.start_ticks)
+            if alive:
+                log.info("adopted engine pid %d for %s", record.pid, record.mountpoint)
+                self._by_mountpoint[record.mountpoint] = record
+                if record.state == STARTING and mounted:
+                    record.state = RUNNING
+                    self.records.save(record)
+                self._watch(self._poll_adopted(record))
+            elif mounted or record.state != DEAD:
+                if record.state != DEAD:
+                    log.warning("engine for %s died while the mounter was away", record.mountpoint)
+                record.state = DEAD
+                self.records.save(record)
+                self._by_mountpoint[record.mountpoint] = record
+            else:
+                # Dead and no mount left: nothing for anyone to clean up any more.
+                self.records.delete(record.mountpoint)
+
+    # --- requests ---------------------------------------------------------
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        try:
+            if op == "mount":
+                return await self.mount(req)
+            if op == "unmount":
+                return await self.unmount(
+                    str(req.get("mountpoint", "")), float(req.get("flush_timeout", 30))
+                )
+            if op == "list":
+                return {
+                    "ok": True,
+                    "mounts": [self.describe(r) for r in self._by_mountpoint.values()],
+                }
+            raise MountError("invalid", f"unknown op {op!r}")
+        except MountError as exc:
+            return {"ok": False, "code": exc.code, "error": str(exc)}
+        except Exception as exc:
+            log.exception("mounter: %s failed", op)
+            return {"ok": False, "code": "failed", "error": f"internal error: {type(exc).__name__}"}
+
+    def describe(self, record: MountRecord) -> dict[str, Any]:
+        info = asdict(record)
+        info["alive"] = record.state != DEAD and process.is_alive(record.pid, record.start_ticks)
+        info["mounted"] = mountinfo.find(record.mountpoint) is not None
+        return info
+
+    def _lock(self, mountpoint: str) -> asyncio.Lock:
+        return self._locks.setdefault(mountpoint, asyncio.Lock())
+
+    async def mount(self, req: dict[str, Any]) -> dict[str, Any]:
+        volume_id = str(req.get("volume_id", ""))
+        mountpoint = str(req.get("mountpoint", ""))
+        source = str(req.get("source", ""))
+        args = req.get("args", [])
+        env = req.get("env", {})
+        timeout = float(req.get("timeout", 60))
+        if not volume_id or not source or not os.path.isabs(mountpoint):
+            raise MountError("invalid", "volume_id, source and an absolute mountpoint are required")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise MountError("invalid", "args must be a list of strings")
+        if RESERVED_ARGS & set(args):
+            raise MountError("invalid", f"args may not set {sorted(RESERVED_ARGS)}")
+        if not isinstance(env, dict):
+            raise MountError("invalid", "env must be an object")
+        lock = self._lock(mountpoint)
+        if lock.locked():
+            raise MountError("busy", f"an operation on {mountpoint} is in progress")
+        async with lock:
+            return await self._mount(volume_id, mountpoint, source, args, env, timeout)
+
+    async def _mount(
+        self,
+        volume_id: str,
+        mountpoint: str,
+        source: str,
+        args: list[str],
+        env: dict[str, str],
+        timeout: float,
+    ) -> dict[str, Any]:
+        existing = self._by_mountpoint.get(mountpoint)
+        if existing is not None:
+            info = self.describe(existing)
+            same = existing.volume_id == volume_id and existing.fingerprint() == {
+                "source": source,
+                "args": args,
+            }
+            if info["alive"] and info["mounted"]:
+                if same:
+                    return {"ok": True, "mount": info}
+                raise MountError("exists", f"{mountpoint} already serves another volume or options")
+            # A dead or half-started engine: clear it away and start afresh.
+            await self._stop(existing, flush_timeout=None)
+        elif mountinfo.find(mountpoint) is not None:
+            raise MountError(
+                "exists", f"{mountpoint} is already a mount point not made by the mounter"
+            )
+        os.makedirs(mountpoint, exist_ok=True)
+        key = path_key(mountpoint)
+        record = MountRecord(
+            volume_id=volume_id,
+            mountpoint=mountpoint,
+            source=source,
+            args=args,
+            cache_dir=os.path.join(
+                self.cache_root, hashlib.sha256(volume_id.encode()).hexdigest()[:32]
+            ),
+            control_socket=os.path.join(self.socket_dir, key + ".sock"),
+            log_path=os.path.join(self.log_dir, key + ".log"),
+        )
+        os.makedirs(record.cache_dir, mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(record.control_socket)
+        fsid = hashlib.sha256(volume_id.encode()).hexdigest()[:12]
+        argv = [
+            *self.engine_command,
+            "mount",
+            source,
+            mountpoint,
+            *args,
+            "--cache-dir",
+            record.cache_dir,
+            "--fsid",
+            fsid,
+            "--control-socket",
+            record.control_socket,
+            "--foreground",
+        ]
+        self._by_mountpoint[mountpoint] = record
+        self.records.save(record)  # durable before the child exists
+        proc = await process.spawn(argv, env, record.log_path)
+        record.pid = proc.pid
+        record.start_ticks = process.start_ticks(proc.pid) or 0
+        self.records.save(record)
+        self._children[mountpoint] = proc
+        log.info("started engine pid %d for volume %s at %s", proc.pid, volume_id, mountpoint)
+        try:
+            await self._wait_ready(record, proc, timeout)
+        except MountError:
+            await self._stop(record, flush_timeout=None)
+            raise
+        record.state = RUNNING
+        self.records.save(record)
+        self._watch(self._wait_child(record, proc))
+        return {"ok": True, "mount": self.describe(record)}
+
+    async def _wait_ready(
+        self, record: MountRecord, proc: asyncio.subprocess.Process, timeout: float
+    ) -> None:
+        """Wait until the mount is up and the control socket answers, checking the child lives."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                tail = process.log_tail(record.log_path)
+                raise MountError("failed", f"engine exited with code {proc.returncode}: {tail}")
+            entry = mountinfo.find(record.mountpoint)
+            if entry is not None and entry.is_fuse:
+                try:
+                    reply = await asyncio.to_thread(
+                        jsonline.request, record.control_socket, {"op": "status"}, 2.0
+                    )
+                except jsonline.PeerError:
+                    reply = {}
+                if reply.get("ok"):
+                    return
+            await asyncio.sleep(0.1)
+        raise MountError("timeout", f"mount at {record.mountpoint} not ready within {timeout:g}s")
+
+    async def unmount(self, mountpoint: str, flush_timeout: float) -> dict[str, Any]:
+        if not os.path.isabs(mountpoint):
+            raise MountError("invalid", "an absolute mountpoint is required")
+        lock = self._lock(mountpoint)
+        if lock.locked():
+            raise MountError("busy", f"an operation on {mountpoint} is in progress")
+        async with lock:
+            record = self._by_mountpoint.get(mountpoint)
+            if record is None:
+                return {"ok": True, "flushed": False, "found": False}
+            flushed = await self._stop(record, flush_timeout=flush_timeout)
+            return {"ok": True, "flushed": flushed, "found": True}
+
+    async def _stop(self, record: MountRecord, flush_timeout: float | None) -> bool:
+        """Flush (if asked and alive), stop the engine, unmount, forget the record.
+
+        Returns whether the data was flushed and the engine exited cleanly, in which case
+        the cache directory is removed; otherwise the cache is kept for the next mount.
+        Raises ``MountError("failed")`` and changes nothing if the flush fails.
+        """
+        alive = process.is_alive(record.pid, record.start_ticks)
+        flushed = False
+        if alive and flush_timeout is not None:
+            try:
+                reply = await asyncio.to_thread(
+                    jsonline.request,
+                    record.control_socket,
+                    {"op": "flush", "timeout": flush_timeout},
+                    flush_timeout + 5,
+                )
+            except jsonline.PeerError as exc:
+                raise MountError("failed", f"flush failed, volume kept mounted: {exc}") from None
+            if not reply.get("ok"):
+                raise MountError(
+                    "failed", f"flush failed, volume kept mounted: {reply.get('error', 'unknown')}"
+                )
+            flushed = True
+        exit_code = await self._terminate(record) if alive else record.exit_code
+        await command.unmount(record.mountpoint)
+        clean = flushed and exit_code == 0
+        if clean:
+            shutil.rmtree(record.cache_dir, ignore_errors=True)
+        else:
+            log.warning(
+                "kept cache %s of volume %s (flushed=%s, exit=%s)",
+                record.cache_dir,
+                record.volume_id,
+                flushed,
+                exit_code,
+            )
+        self._children.pop(record.mountpoint, None)
+        self._by_mountpoint.pop(record.mountpoint, None)
+        self.records.delete(record.mountpoint)
+        return clean
+
+    async def _terminate(self, record: MountRecord) -> int | None:
+        """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code if known."""
+        child = self._children.get(record.mountpoint)
+        record.extra["stopping"] = True
+        process.signal_process(record.pid, record.start_ticks, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline:
+            if child is not None and child.returncode is not None:
+                return child.returncode
+            if child is None and not process.is_alive(record.pid, record.start_ticks):
+                return 0  # adopted: not our child, its exit code is not ours to read
+            await asyncio.sleep(0.1)
+        log.error("engine pid %d did not stop in %gs; killing it", record.pid, self.stop_timeout)
+        process.signal_process(record.pid, record.start_ticks, signal.SIGKILL)
+        if child is not None:
+            await child.wait()
+        return None
+
+    # --- watching engines -------------------------------------------------
+
+    def _watch(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    def _mark_dead(self, record: MountRecord, exit_code: int | None) -> None:
+        if record.extra.get("stopping") or self._by_mountpoint.get(record.mountpoint) is not record:
+            return
+        log.error(
+            "engine pid %d for volume %s exited (code %s); mount %s is stale",
+            record.pid,
+            record.volume_id,
+            exit_code,
+            record.mountpoint,
+        )
+        record.state = DEAD
+        record.exit_code = exit_code
+        self.records.save(record)
+
+    async def _wait_child(self, record: MountRecord, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        self._mark_dead(record, code)
+
+    async def _poll_adopted(self, record: MountRecord) -> None:
+        """Wait for an engine that is not our child (adopted after a restart) to exit."""
+        await process.wait_exit(record.pid, record.start_ticks)
+        self._mark_dead(record, None)
+
+    async def close(self) -> None:
+        """Stop watching. Engines keep running: they are meant to outlive the mounter."""
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)

@@ -1,0 +1,122 @@
+"""Turn a volume context and node-stage secrets into an engine command and environment.
+
+The volume context keys are those of docs/CONTRACTS.md section 3. Credentials come
+only from the secrets and go only into the engine's environment (never its argv,
+never a message). Keys that Kubernetes adds on its own (``csi.storage.k8s.io/...``,
+``storage.kubernetes.io/...``) are ignored; any other unknown key is refused so a
+typo in a StorageClass or PV shows up at once instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from openfiles_csi.errors import InvalidArgument
+from openfiles_csi.volumeid import VolumeIdError, check_bucket, check_endpoint, check_region
+
+_DURATION = re.compile(r"^\d+(s|m|h)?$")
+_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
+_ID = re.compile(r"^\d{1,10}$")
+_MODE = re.compile(r"^0?[0-7]{3}$")
+
+# context key -> (engine option, value pattern, what the value should look like)
+OPTIONS: dict[str, tuple[str, re.Pattern[str], str]] = {
+    "cacheSize": ("--cache-size", _QUANTITY, "a quantity such as 10Gi"),
+    "cacheTTL": ("--cache-ttl", _DURATION, "a duration such as 90, 90s, 5m, 1h"),
+    "metadataTTL": ("--metadata-ttl", _DURATION, "a duration such as 90, 90s, 5m, 1h"),
+    "exportDelay": ("--export-delay", _DURATION, "a duration such as 90, 90s, 5m, 1h"),
+    "uid": ("--uid", _ID, "a numeric user id"),
+    "gid": ("--gid", _ID, "a numeric group id"),
+    "fileMode": ("--file-mode", _MODE, "an octal mode such as 0644"),
+    "dirMode": ("--dir-mode", _MODE, "an octal mode such as 0755"),
+}
+SCHEMES = frozenset({"s3", "gs", "az", "file", "memory"})
+IGNORED_PREFIXES = ("csi.storage.k8s.io/", "storage.kubernetes.io/")
+SECRET_ENV = {
+    "accessKeyId": "AWS_ACCESS_KEY_ID",
+    "secretAccessKey": "AWS_SECRET_ACCESS_KEY",
+    "sessionToken": "AWS_SESSION_TOKEN",
+}
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """What the mounter needs to start one engine. ``env`` holds the credentials."""
+
+    source: str
+    args: tuple[str, ...]
+    env: Mapping[str, str] = field(repr=False)
+
+    def fingerprint(self) -> dict[str, object]:
+        """The non-secret part, compared to tell an identical re-stage from a conflicting one."""
+        return {"source": self.source, "args": list(self.args)}
+
+
+def check_url(url: str) -> None:
+    """Raise INVALID_ARGUMENT unless ``url`` is a store URL the engine accepts."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise InvalidArgument(f"url scheme must be one of {sorted(SCHEMES)}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise InvalidArgument("url must not carry credentials, a query or a fragment")
+    if parts.scheme == "s3":
+        try:
+            check_bucket(parts.netloc)
+        except VolumeIdError as exc:
+            raise InvalidArgument(f"url: {exc}") from None
+    if ".." in parts.path.split("/"):
+        raise InvalidArgument("url path must not contain '..'")
+
+
+def parse(
+    context: Mapping[str, str],
+    secrets: Mapping[str, str],
+    *,
+    read_only: bool = False,
+    mount_group: str = "",
+) -> MountSpec:
+    """Build the engine invocation; raise INVALID_ARGUMENT naming the bad key."""
+    url = context.get("url", "")
+    if not url:
+        raise InvalidArgument("volume_context.url is required")
+    check_url(url)
+    args: list[str] = []
+    for key in ("endpoint", "region"):
+        value = context.get(key, "")
+        if not value:
+            continue
+        try:
+            (check_endpoint if key == "endpoint" else check_region)(value)
+        except VolumeIdError as exc:
+            raise InvalidArgument(f"volume_context.{key}: {exc}") from None
+        args += [f"--{key}", value]
+    for key, value in sorted(context.items()):
+        if key in {"url", "endpoint", "region"} or key.startswith(IGNORED_PREFIXES):
+            continue
+        if key not in OPTIONS:
+            raise InvalidArgument(f"volume_context has unknown key {key!r}")
+        option, pattern, expected = OPTIONS[key]
+        if key == "gid" and mount_group:
+            continue
+        if not pattern.match(value):
+            raise InvalidArgument(f"volume_context.{key} must be {expected}")
+        args += [option, value]
+    if mount_group:
+        if not _ID.match(mount_group):
+            raise InvalidArgument("volume_mount_group must be a numeric group id")
+        args += ["--gid", mount_group]
+    # Pods run as many users; without allow_other only root could enter the mount.
+    args.append("--allow-other")
+    if read_only:
+        args.append("--read-only")
+    unknown = sorted(set(secrets) - set(SECRET_ENV))
+    if unknown:
+        # Name the keys, never the values.
+        raise InvalidArgument(f"secrets have unknown keys {unknown}")
+    env = {SECRET_ENV[k]: v for k, v in secrets.items() if v}
+    if ("AWS_ACCESS_KEY_ID" in env) != ("AWS_SECRET_ACCESS_KEY" in env):
+        raise InvalidArgument("secrets need both accessKeyId and secretAccessKey")
+    return MountSpec(source=url, args=tuple(args), env=env)

@@ -1,0 +1,201 @@
+"""``openfiles mount | flush | status``: the engine's command line (docs/CONTRACTS.md §1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from .config import (
+    ConfigError,
+    Credentials,
+    MountConfig,
+    Policy,
+    parse_duration,
+    parse_mode,
+    parse_quantity,
+)
+from .control import default_socket, request
+
+
+def _mount_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="openfiles mount", description="Mount a bucket.")
+    p.add_argument("source", help="s3://bucket/prefix, gs://, az://, file:///dir or memory://")
+    p.add_argument("mountpoint")
+    p.add_argument("--endpoint", default="")
+    p.add_argument("--region", default="")
+    p.add_argument("--credentials-file", default="",
+                   help="JSON with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY[, AWS_SESSION_TOKEN]")
+    p.add_argument("--cache-dir", default="")
+    p.add_argument("--cache-size", default="10Gi")
+    p.add_argument("--cache-ttl", default="24h")
+    p.add_argument("--metadata-ttl", default="5s")
+    p.add_argument("--export-delay", default="60s")
+    p.add_argument("--uid", type=int, default=os.getuid())
+    p.add_argument("--gid", type=int, default=os.getgid())
+    p.add_argument("--file-mode", default="0644")
+    p.add_argument("--dir-mode", default="0755")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--allow-other", action="store_true")
+    p.add_argument("--fsid", default="")
+    p.add_argument("--control-socket", default="")
+    p.add_argument("--unmount-timeout", default="30s")
+    p.add_argument("--foreground", action="store_true",
+                   help="stay attached (without it the engine detaches once mounted)")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def _credentials(path: str) -> Credentials:
+    env: dict[str, Any] = dict(os.environ)
+    if path:
+        try:
+            with open(path) as f:
+                env = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--credentials-file {path}: cannot read JSON ({exc})") from None
+        if not isinstance(env, dict):
+            raise ConfigError(f"--credentials-file {path}: must hold a JSON object")
+    return Credentials(
+        access_key_id=str(env.get("AWS_ACCESS_KEY_ID", "")),
+        secret_access_key=str(env.get("AWS_SECRET_ACCESS_KEY", "")),
+        session_token=str(env.get("AWS_SESSION_TOKEN", "")),
+    )
+
+
+def parse_mount(argv: list[str]) -> tuple[MountConfig, argparse.Namespace]:
+    args = _mount_parser().parse_args(argv)
+    mountpoint = os.path.abspath(args.mountpoint)
+    cache_dir = args.cache_dir or os.path.join(
+        os.path.expanduser("~/.cache/openfiles"), os.path.basename(default_socket(mountpoint))[:-5])
+    policy = Policy(
+        cache_size=parse_quantity(args.cache_size, "--cache-size"),
+        cache_ttl=parse_duration(args.cache_ttl, "--cache-ttl"),
+        metadata_ttl=parse_duration(args.metadata_ttl, "--metadata-ttl"),
+        export_delay=parse_duration(args.export_delay, "--export-delay"),
+    )
+    cfg = MountConfig(
+        source=args.source, mountpoint=mountpoint, cache_dir=os.path.abspath(cache_dir),
+        endpoint=args.endpoint, region=args.region,
+        credentials=_credentials(args.credentials_file), policy=policy, uid=args.uid,
+        gid=args.gid, file_mode=parse_mode(args.file_mode, "--file-mode"),
+        dir_mode=parse_mode(args.dir_mode, "--dir-mode"), read_only=args.read_only,
+        allow_other=args.allow_other,
+        control_socket=args.control_socket or default_socket(mountpoint),
+        unmount_timeout=parse_duration(args.unmount_timeout, "--unmount-timeout"),
+    )
+    if args.fsid:
+        cfg.fsid = args.fsid
+    return cfg, args
+
+
+def mount(argv: list[str]) -> int:
+    try:
+        cfg, args = parse_mount(argv)
+    except ConfigError as exc:
+        print(f"openfiles mount: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.foreground and os.fork() != 0:
+        return _wait_ready(cfg)
+    return run_mount(cfg)
+
+
+def run_mount(cfg: MountConfig) -> int:
+    """Mount and serve in this process until SIGTERM/SIGINT or an external unmount."""
+    import trio
+
+    from .engine import Engine
+    from .mountpoint import MountError
+    from .store import Store, StoreError
+
+    async def main() -> int:
+        store = Store.open(cfg.source, endpoint=cfg.endpoint, region=cfg.region,
+                           credentials=cfg.credentials)
+        return await Engine(cfg, store).run()
+
+    try:
+        return trio.run(main)
+    except (ConfigError, MountError, StoreError) as exc:
+        print(f"openfiles mount: {exc}", file=sys.stderr)
+        return 1
+
+
+def _wait_ready(cfg: MountConfig, timeout: float = 60.0) -> int:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if request(cfg.control_socket, {"op": "status"}, timeout=5).get("ok"):
+                return 0
+        except OSError:
+            pass
+        time.sleep(0.1)
+    print("openfiles mount: the engine did not become ready", file=sys.stderr)
+    return 1
+
+
+def _socket_args(prog: str, argv: list[str], extra: bool) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("mountpoint")
+    p.add_argument("--control-socket", default="")
+    if extra:
+        p.add_argument("--timeout", type=float, default=300.0)
+    else:
+        p.add_argument("--json", action="store_true")
+    return p.parse_args(argv)
+
+
+def flush(argv: list[str]) -> int:
+    args = _socket_args("openfiles flush", argv, extra=True)
+    path = args.control_socket or default_socket(args.mountpoint)
+    try:
+        reply = request(path, {"op": "flush", "timeout": args.timeout}, timeout=args.timeout + 10)
+    except OSError as exc:
+        print(f"openfiles flush: no engine answers at {path}: {exc}", file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        print(f"openfiles flush: {reply.get('error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def status(argv: list[str]) -> int:
+    args = _socket_args("openfiles status", argv, extra=False)
+    path = args.control_socket or default_socket(args.mountpoint)
+    try:
+        reply = request(path, {"op": "status"}, timeout=10)
+    except OSError as exc:
+        print(f"openfiles status: no engine answers at {path}: {exc}", file=sys.stderr)
+        return 1
+    st = reply.get("status", {})
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+        return 0
+    print(f"mount:             {os.path.abspath(args.mountpoint)}")
+    print(f"source:            {st.get('source')}")
+    for key in ("dirty_files", "dirty_bytes", "pending_exports", "conflicts", "cache_bytes",
+                "hit_ratio", "export_errors", "last_export_error", "conditional_writes"):
+        value = st.get(key)
+        if key == "hit_ratio" and isinstance(value, float):
+            value = f"{value:.1%}"
+        print(f"{key + ':':<19}{value}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``openfiles mount|flush|status``; ``argv[0]`` is the subcommand."""
+    command, rest = argv[0], argv[1:]
+    if command == "mount":
+        return mount(rest)
+    if command == "flush":
+        return flush(rest)
+    if command == "status":
+        return status(rest)
+    print(f"openfiles_engine.cli: unknown command {command!r}", file=sys.stderr)
+    return 2

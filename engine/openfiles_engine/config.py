@@ -1,0 +1,132 @@
+"""Typed mount settings, parsed once at the edge (the command line).
+
+Nothing deeper than :mod:`openfiles_engine.cli` reads argv or the environment;
+every other module receives a :class:`MountConfig` or a :class:`Policy`.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]i?|k)?\s*$")
+_QUANTITY_UNITS = {
+    None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+    "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a malformed value; the message names the setting."""
+
+
+def parse_duration(text: str | float, name: str = "duration") -> float:
+    """``90``, ``90s``, ``5m``, ``1h``, ``250ms`` -> seconds (float, >= 0)."""
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ConfigError(f"{name}: must not be negative")
+        return float(text)
+    m = _DURATION.match(text)
+    if not m:
+        raise ConfigError(f"{name}: {text!r} is not a duration like 90, 90s, 5m, 1h")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def parse_quantity(text: str | int, name: str = "quantity") -> int:
+    """Kubernetes quantity (``10Gi``, ``500M``, ``1048576``) -> bytes."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ConfigError(f"{name}: must not be negative")
+        return text
+    m = _QUANTITY.match(text)
+    if not m:
+        raise ConfigError(f"{name}: {text!r} is not a quantity like 10Gi or 500M")
+    return int(float(m.group(1)) * _QUANTITY_UNITS[m.group(2)])
+
+
+def parse_mode(text: str, name: str) -> int:
+    """Octal permission bits (``0644``) -> int; only the 0o7777 bits are allowed."""
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not an octal mode like 0644") from None
+    if value & ~0o7777:
+        raise ConfigError(f"{name}: {text!r} has bits outside 07777")
+    return value
+
+
+@dataclass
+class Policy:
+    """Cache and export settings that may change while mounted (control ``policy`` op)."""
+
+    cache_size: int = 10 * 2**30
+    """Bound on clean cached bytes; least recently used clean data goes first."""
+    cache_ttl: float = 24 * 3600.0
+    """Seconds: clean data unread for this long is dropped from the cache."""
+    metadata_ttl: float = 5.0
+    """Seconds: attributes older than this are checked against the bucket on open/lookup."""
+    export_delay: float = 60.0
+    """Seconds without writes before a dirty file is exported."""
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "cache_size": self.cache_size,
+            "cache_ttl": self.cache_ttl,
+            "metadata_ttl": self.metadata_ttl,
+            "export_delay": self.export_delay,
+        }
+
+    def update(self, values: dict[str, object]) -> None:
+        """Apply any subset of the policy keys.
+
+        Raises ConfigError, and changes nothing, if any value is bad.
+        """
+        new = Policy(**self.as_dict())  # type: ignore[arg-type]
+        for key, value in values.items():
+            if key == "cache_size":
+                new.cache_size = parse_quantity(value, key)  # type: ignore[arg-type]
+            elif key in ("cache_ttl", "metadata_ttl", "export_delay"):
+                setattr(new, key, parse_duration(value, key))  # type: ignore[arg-type]
+            else:
+                raise ConfigError(f"unknown policy key {key!r}")
+        self.__dict__.update(new.__dict__)
+
+
+@dataclass
+class Credentials:
+    """S3 credentials; ``repr`` never shows the secret parts."""
+
+    access_key_id: str = field(default="", repr=False)
+    secret_access_key: str = field(default="", repr=False)
+    session_token: str = field(default="", repr=False)
+
+
+@dataclass
+class MountConfig:
+    """Everything ``openfiles mount`` needs, validated."""
+
+    source: str
+    mountpoint: str
+    cache_dir: str
+    endpoint: str = ""
+    region: str = ""
+    credentials: Credentials = field(default_factory=Credentials)
+    policy: Policy = field(default_factory=Policy)
+    uid: int = 0
+    gid: int = 0
+    file_mode: int = 0o644
+    dir_mode: int = 0o755
+    read_only: bool = False
+    allow_other: bool = False
+    fsid: str = field(default_factory=lambda: default_fsid())
+    control_socket: str = ""
+    unmount_timeout: float = 30.0
+    """Seconds SIGTERM/SIGINT may spend exporting before the unmount goes ahead."""
+
+
+def default_fsid() -> str:
+    """The node's host name, reduced to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "local"

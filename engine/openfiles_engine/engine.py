@@ -1,0 +1,220 @@
+"""One mounted volume: wires store, cache, tree, FUSE, export and control together.
+
+Lifecycle: open the store and cache -> clear a stale mount -> mount -> serve
+until SIGTERM/SIGINT or an external unmount -> export dirty files (bounded by
+``unmount_timeout``) -> unmount. Pending exports and renames left by a crash
+are finished by the export loop right after the next mount.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import pyfuse3
+import trio
+
+from .cache import DataFiles, evictable
+from .config import ConfigError, MountConfig
+from .control import serve
+from .download import Downloader
+from .export import Exporter
+from .fs import FS, invalidator
+from .handler import FUSE_LATENCY
+from .journal import Journal
+from .listing import Lister
+from .lostfound import LostFound
+from .meta import MetaDB, Node
+from .mountpoint import prepare, raise_read_ahead
+from .store import AsyncStore, Store, StoreError
+from .tree import Defaults, Tree
+
+log = logging.getLogger(__name__)
+
+EVICT_INTERVAL = 1.0
+
+
+class Engine:
+    def __init__(self, cfg: MountConfig, store: Store) -> None:
+        self.cfg = cfg
+        os.makedirs(cfg.cache_dir, mode=0o700, exist_ok=True)
+        self._lockfile = open(os.path.join(cfg.cache_dir, "lock"), "w")
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"cache dir {cfg.cache_dir} is in use by another engine") from None
+        self.meta = MetaDB(os.path.join(cfg.cache_dir, "meta.sqlite"))
+        known = self.meta.setting("source")
+        if known is not None and known != store.url:
+            raise ConfigError(f"cache dir {cfg.cache_dir} belongs to {known}, not {store.url}")
+        self.meta.set_setting("source", store.url)
+        self.store = AsyncStore(store)
+        self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))
+        defaults = Defaults(cfg.uid, cfg.gid, cfg.file_mode, cfg.dir_mode)
+        self.tree = Tree(self.meta, defaults, cfg.fsid)
+        self.journal = Journal(self.meta)
+        send, self._receive = trio.open_memory_channel[tuple[int, "str | None"]](10000)
+        self._send = send
+        self.lostfound = LostFound(self.tree, self.notify)
+        self.exporter = Exporter(self.tree, self.store, self.data, self.journal,
+                                 self.lostfound, cfg.policy)
+        self.lister = Lister(self.tree, self.store, self.journal.pending,
+                             on_change=lambda n: self.notify(n.ino, None),
+                             on_gone=lambda n: self.fs.gone(n))
+        self.downloader = Downloader(self.tree, self.store, self.data, self.journal)
+        self.downloader.after_fetch = self._evict_if_over
+        self.downloader.window_cap = lambda: cfg.policy.cache_size // 4
+        self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
+                     self.journal, self.notify)
+        self._stop = trio.Event()
+
+    def notify(self, ino: int, name: str | None) -> None:
+        try:
+            self._send.send_nowait((ino, name))
+        except trio.WouldBlock:
+            log.warning("kernel invalidation queue full; dropping one")
+
+    # control socket
+    def status(self) -> dict[str, Any]:
+        dirty = self.exporter.dirty()
+        return {
+            "dirty_files": len(dirty),
+            "dirty_bytes": sum(n.size for n in dirty if n.data_dirty),
+            "pending_exports": len(dirty) + len(self.journal),
+            "conflicts": self.lostfound.count,
+            "cache_bytes": sum(n.cached_bytes() for n in self.tree.nodes.values()
+                               if n.kind == "file"),
+            "hit_ratio": self.downloader.stats.hit_ratio,
+            "export_errors": self.exporter.errors,
+            "last_export_error": self.exporter.last_error,
+            "conditional_writes": self.store.sync.conditional,
+            "policy": self.cfg.policy.as_dict(),
+            "s3_latency": self.store.latency.as_dict(),
+            "fuse_latency": FUSE_LATENCY.as_dict(),
+            "source": self.store.sync.url,
+            "hidden_keys": len(self.lister.hidden),
+        }
+
+    async def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "status":
+            return {"ok": True, "status": self.status()}
+        if op == "flush":
+            timeout = float(req.get("timeout", 30))
+            with trio.move_on_after(timeout) as scope:
+                try:
+                    await self.exporter.flush()
+                except StoreError as exc:
+                    return {"ok": False, "error": str(exc)}
+            if scope.cancelled_caught:
+                return {"ok": False, "error": f"flush timed out after {timeout} s"}
+            return {"ok": True}
+        if op == "policy":
+            values = {k: v for k, v in req.items() if k != "op"}
+            try:
+                self.cfg.policy.update(values)
+            except ConfigError as exc:
+                return {"ok": False, "error": str(exc)}
+            self.exporter.wake()
+            return {"ok": True, "policy": self.cfg.policy.as_dict()}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    # background work
+    async def _evict_loop(self) -> None:
+        while True:
+            self.evict()
+            await trio.sleep(EVICT_INTERVAL)
+
+    def _evict_if_over(self) -> None:
+        if sum(n.cached_bytes() for n in self.tree.nodes.values()
+               if n.kind == "file" and not n.dirty) > self.cfg.policy.cache_size:
+            self.evict()
+
+    def evict(self) -> int:
+        """Drop clean cached data over the size bound or past the TTL; returns bytes freed."""
+        policy = self.cfg.policy
+        freed = 0
+        for node in evictable(self.tree.nodes.values(), policy.cache_size, policy.cache_ttl,
+                              time.time()):
+            before = node.cached_bytes()
+            if node.opens and node.read_pos:
+                self._trim(node)  # being read: free what lies behind the reader
+            else:
+                self.data.drop(node.ino)
+                node.ranges, node.full = [], node.size == 0
+            freed += before - node.cached_bytes()
+            self.tree.save(node)
+        return freed
+
+    def _trim(self, node: Node) -> None:
+        ranges = node.ranges if not node.full else [[0, node.size]]
+        keep = [[max(s, node.read_pos), e] for s, e in ranges if e > node.read_pos]
+        if node.read_pos > 0:
+            self.data.punch(node.ino, 0, node.read_pos)
+        node.ranges, node.full = keep, False
+
+    async def _fuse_main(self) -> None:
+        await pyfuse3.main()
+        self._stop.set()  # unmounted from outside
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal %d: exporting and unmounting", signum)
+                self._stop.set()
+                return
+
+    async def run(self, *, ready: trio.Event | None = None) -> int:
+        """Mount, serve until told to stop, export, unmount. Returns an exit status."""
+        cfg = self.cfg
+        prepare(cfg.mountpoint)
+        options = set(pyfuse3.default_options) | {"fsname=openfiles", "subtype=openfiles"}
+        if cfg.read_only:
+            options.add("ro")
+        if cfg.allow_other:
+            options.add("allow_other")
+        pyfuse3.init(self.fs, cfg.mountpoint, options)
+        status = 0
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._fuse_main)
+                nursery.start_soon(invalidator, self.tree, self._receive)
+                nursery.start_soon(self._signals)
+                await nursery.start(serve, cfg.control_socket, self.dispatch)
+                if not cfg.read_only:
+                    await nursery.start(self.exporter.run)
+                nursery.start_soon(self._evict_loop)
+                # In a thread: stat() on our own mount needs this thread to answer it.
+                await trio.to_thread.run_sync(raise_read_ahead, cfg.mountpoint)
+                log.info("mounted %s at %s", self.store.sync.url, cfg.mountpoint)
+                if ready is not None:
+                    ready.set()
+                await self._stop.wait()
+                status = await self._final_export()
+                nursery.cancel_scope.cancel()
+        finally:
+            pyfuse3.close(unmount=True)
+            self.data.close_all()
+            self.meta.close()
+            self._lockfile.close()
+        return status
+
+    async def _final_export(self) -> int:
+        if self.cfg.read_only:
+            return 0
+        with trio.CancelScope(shield=True), trio.move_on_after(self.cfg.unmount_timeout) as sc:
+            try:
+                await self.exporter.flush()
+                return 0
+            except StoreError as exc:
+                log.error("unmount: export incomplete (%s); dirty files stay in the cache "
+                          "and are exported at the next mount", exc)
+                return 1
+        if sc.cancelled_caught:
+            log.error("unmount: export timed out after %.0f s; dirty files stay in the cache",
+                      self.cfg.unmount_timeout)
+        return 1

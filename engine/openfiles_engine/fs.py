@@ -1,0 +1,551 @@
+"""The pyfuse3 Operations: POSIX calls on the tree, the cache and the export journal.
+
+Every handler reads as validate -> act -> persist. What is needed to finish an
+export after a crash is committed to SQLite before a handler returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyfuse3
+import trio
+
+from .cache import DataFiles
+from .config import MountConfig
+from .download import Downloader, Readahead
+from .export import Exporter
+from .handler import fail, handler
+from .journal import Journal
+from .layout import KEY_MAX, META_DIR, META_SUFFIX, is_reserved, join
+from .listing import Lister
+from .meta import ROOT, Node
+from .tree import Tree
+
+XATTR_VALUE_MAX = 64 * 1024
+XATTR_TOTAL_MAX = 256 * 1024
+ATTR_TIMEOUT = 1.0
+EXPLICIT_MTIME_NS = 2 * 10**9
+SPACE_RESERVE = 2 * 2**20
+"""Bytes kept free on the cache disk for SQLite: data writes fail first."""
+
+
+@dataclass
+class Handle:
+    ino: int
+    ra: Readahead = field(default_factory=Readahead)
+
+
+def entry(node: Node) -> pyfuse3.EntryAttributes:
+    a = pyfuse3.EntryAttributes()
+    a.st_ino = node.ino
+    a.generation = 0
+    a.entry_timeout = ATTR_TIMEOUT
+    a.attr_timeout = ATTR_TIMEOUT
+    a.st_mode = node.st_mode
+    a.st_nlink = 2 if node.kind == "dir" else 1
+    a.st_uid = node.uid
+    a.st_gid = node.gid
+    a.st_rdev = 0
+    a.st_size = node.size
+    a.st_blksize = 128 * 1024
+    a.st_blocks = (node.size + 511) // 512
+    a.st_atime_ns = node.mtime_ns
+    a.st_mtime_ns = node.mtime_ns
+    a.st_ctime_ns = node.ctime_ns
+    return a
+
+
+def _name(raw: bytes) -> str:
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(errno.EILSEQ)  # keys must be UTF-8
+    if len(raw) > 255:
+        fail(errno.ENAMETOOLONG)
+    return name
+
+
+class FS(pyfuse3.Operations):
+    # No writeback cache: with it the kernel keeps its own i_size for cached
+    # inodes and never takes the bucket's size after a remote change, which
+    # breaks close-to-open consistency (measured; see docs/SEMANTICS.md).
+    enable_writeback_cache = False
+
+    def __init__(self, cfg: MountConfig, tree: Tree, data: DataFiles, lister: Lister,
+                 downloader: Downloader, exporter: Exporter, journal: Journal,
+                 notify: Callable[[int, str | None], None]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tree = tree
+        self.data = data
+        self.lister = lister
+        self.downloader = downloader
+        self.exporter = exporter
+        self.journal = journal
+        self.notify = notify
+        self.handles: dict[int, Handle] = {}
+        self._next_fh = 1
+
+    # helpers
+    def _node(self, ino: int) -> Node:
+        node = self.tree.get(ino)
+        return node if node is not None else fail(errno.ENOENT)
+
+    async def _dir(self, ino: int) -> Node:
+        node = self._node(ino)
+        if node.kind != "dir":
+            fail(errno.ENOTDIR)
+        await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
+        return node
+
+    def _writable(self, parent: Node | None = None) -> None:
+        if self.cfg.read_only:
+            fail(errno.EROFS)
+        if parent is not None and parent.lost:
+            fail(errno.EPERM)  # lost+found only gives files back, it takes none
+
+    def _new_key(self, parent: Node, name: str) -> str:
+        if parent.ino == ROOT and is_reserved(name):
+            fail(errno.EPERM)
+        key = join(self.tree.path(parent), name)
+        if len(f"{META_DIR}/{key}{META_SUFFIX}".encode()) > KEY_MAX:
+            fail(errno.ENAMETOOLONG)
+        return key
+
+    def _touch_dir(self, node: Node) -> None:
+        """A directory changed: keep it in the bucket even if it becomes empty."""
+        node.mtime_ns = node.ctime_ns = time.time_ns()
+        if node.ino != ROOT and not node.lost and not node.sidecar:
+            node.custom = node.dirty = True
+            node.last_write = time.monotonic()
+        self.tree.save(node)
+
+    def _truncate(self, node: Node, size: int) -> None:
+        """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
+        if not size:
+            node.full, node.ranges = True, []
+        self.data.truncate(node.ino, size)
+        node.size = size
+        node.gen += 1
+        node.mtime_ns = time.time_ns()
+        self._mark_dirty(node, data=True)
+
+    def _check_space(self, size: int) -> None:
+        """ENOSPC before the cache disk is so full that the metadata cannot be saved."""
+        st = os.statvfs(self.cfg.cache_dir)
+        if st.f_bavail * st.f_frsize < size + SPACE_RESERVE:
+            fail(errno.ENOSPC)
+
+    def _mark_dirty(self, node: Node, data: bool) -> None:
+        node.dirty = True
+        node.data_dirty = node.data_dirty or data
+        node.last_write = time.monotonic()
+        node.ctime_ns = time.time_ns()
+
+    def _release_node(self, node: Node) -> None:
+        if node.parent == 0 and node.lookups <= 0 and node.opens <= 0:
+            self.tree.remove(node)
+            self.data.drop(node.ino)
+
+    def gone(self, node: Node) -> None:
+        """The bucket no longer has ``node`` (listing or revalidation found out)."""
+        parent, name = node.parent, node.name
+        for child in [*self.tree.descendants(node), node]:
+            self.tree.detach(child)
+            self._release_node(child)
+        self.notify(parent, name)
+
+    # lookups and attributes
+    @handler
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> Any:
+        parent = await self._dir(parent_inode)
+        text = os.fsdecode(name)
+        if text == "..":
+            node = self._node(parent.parent or ROOT)
+        elif text == ".":
+            node = parent
+        else:
+            found = self.tree.child(parent.ino, text)
+            node = found if found is not None else fail(errno.ENOENT)
+        node.lookups += 1
+        return entry(node)
+
+    @handler
+    async def getattr(self, inode: int, ctx: Any = None) -> Any:
+        return entry(self._node(inode))
+
+    @handler
+    async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None, ctx: Any) -> Any:
+        node = self._node(inode)
+        self._writable()
+        if fields.update_size:
+            if node.kind != "file":
+                fail(errno.EINVAL)
+            if attr.st_size and not node.full:
+                await self.downloader.fill(node)
+            self._truncate(node, attr.st_size)
+        if fields.update_mode:
+            node.mode = attr.st_mode & 0o7777
+            self._mark_dirty(node, data=False)
+        if fields.update_uid:
+            node.uid = attr.st_uid
+            self._mark_dirty(node, data=False)
+        if fields.update_gid:
+            node.gid = attr.st_gid
+            self._mark_dirty(node, data=False)
+        if fields.update_mtime:
+            node.mtime_ns = attr.st_mtime_ns
+            # The kernel's writeback cache stamps "now" itself; only a time set on
+            # purpose (touch -d, cp -p, tar) is worth a sidecar.
+            if abs(attr.st_mtime_ns - time.time_ns()) > EXPLICIT_MTIME_NS:
+                node.explicit_mtime = True
+            self._mark_dirty(node, data=False)
+        self.tree.save(node)
+        return entry(node)
+
+    @handler
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        node = self._node(inode)
+        return os.fsencode(node.target) if node.kind == "symlink" else fail(errno.EINVAL)
+
+    @handler
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            node = self.tree.get(ino)
+            if node is not None:
+                node.lookups -= count
+                self._release_node(node)
+
+    # directories
+    @handler
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        await self._dir(inode)
+        return inode
+
+    @handler
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        names = self.tree.names(fh)
+        for i in range(start_id, len(names)):
+            child = self.tree.child(fh, names[i])
+            if child is None:
+                continue
+            if not pyfuse3.readdir_reply(token, os.fsencode(names[i]), entry(child), i + 1):
+                break
+            child.lookups += 1
+
+    @handler
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
+        parent = await self._dir(parent_inode)
+        self._writable(parent)
+        text = _name(name)
+        self._new_key(parent, text)
+        if self.tree.child(parent.ino, text) is not None:
+            fail(errno.EEXIST)
+        node = self.tree.add(parent.ino, text, "dir", mode=mode & 0o7777, uid=ctx.uid,
+                             gid=ctx.gid, custom=True, listed=time.time())
+        self._mark_dirty(node, data=False)
+        self.tree.save(node)
+        self._touch_dir(parent)
+        self.exporter.wake()
+        node.lookups += 1
+        return entry(node)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        parent = await self._dir(parent_inode)
+        self._writable()
+        node = self.tree.child(parent.ino, os.fsdecode(name)) or fail(errno.ENOENT)
+        if node.kind != "dir":
+            fail(errno.ENOTDIR)
+        if node is self.tree.lostfound:
+            fail(errno.EPERM)
+        await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
+        if self.tree.names(node.ino):
+            fail(errno.ENOTEMPTY)
+        async with self.exporter.lock(node.ino):
+            with self.tree.meta.transaction():
+                if node.sidecar:
+                    self.journal.add("rmdir", self.tree.path(node))
+                self.tree.detach(node)
+                self._touch_dir(parent)
+        self._release_node(node)
+        self.exporter.wake()
+
+    # files
+    def _new_file(self, parent: Node, name: str, kind: str, mode: int, ctx: Any,
+                  target: str = "") -> Node:
+        self._writable(parent)
+        self._new_key(parent, name)
+        if self.tree.child(parent.ino, name) is not None:
+            fail(errno.EEXIST)
+        with self.tree.meta.transaction():
+            node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid, gid=ctx.gid,
+                                 full=True, target=target, custom=kind == "symlink",
+                                 size=len(os.fsencode(target)))
+            self._mark_dirty(node, data=True)
+            self.tree.save(node)
+            self._touch_dir(parent)
+        self.data.truncate(node.ino, 0)
+        node.lookups += 1
+        return node
+
+    @handler
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any) -> Any:
+        parent = await self._dir(parent_inode)
+        node = self._new_file(parent, _name(name), "file", mode & 0o7777, ctx)
+        return self._open_handle(node), entry(node)
+
+    @handler
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: Any) -> Any:
+        if not stat.S_ISREG(mode):
+            fail(errno.EPERM)  # no devices, fifos or sockets in a bucket
+        parent = await self._dir(parent_inode)
+        return entry(self._new_file(parent, _name(name), "file", mode & 0o7777, ctx))
+
+    @handler
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
+        parent = await self._dir(parent_inode)
+        return entry(self._new_file(parent, _name(name), "symlink", 0o777, ctx,
+                                    target=os.fsdecode(target)))
+
+    @handler
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
+        fail(errno.EPERM)  # an object has exactly one key: no hard links
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        parent = await self._dir(parent_inode)
+        self._writable()
+        node = self.tree.child(parent.ino, os.fsdecode(name)) or fail(errno.ENOENT)
+        if node.kind == "dir":
+            fail(errno.EISDIR)
+        async with self.exporter.lock(node.ino):
+            with self.tree.meta.transaction():
+                self._forget_remote(node)
+                self.tree.detach(node)
+                self._touch_dir(parent)
+        self._release_node(node)
+        self.exporter.wake()
+
+    def _forget_remote(self, node: Node) -> None:
+        """Journal the removal of ``node``'s objects (call inside a transaction)."""
+        if node.lost:
+            return
+        if node.kind == "dir":
+            if node.sidecar:
+                self.journal.add("rmdir", self.tree.path(node))
+        elif node.etag is not None or node.sidecar:
+            self.journal.add("delete", self.tree.path(node))
+
+    def _open_handle(self, node: Node) -> Any:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = Handle(node.ino)
+        node.opens += 1
+        return pyfuse3.FileInfo(fh=fh)
+
+    @handler
+    async def open(self, inode: int, flags: int, ctx: Any) -> Any:
+        node = self._node(inode)
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            self._writable()
+        if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
+            fail(errno.ENOENT)
+        if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
+            self._truncate(node, 0)
+            self.tree.save(node)
+        return self._open_handle(node)
+
+    @handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self.handles[fh]
+        return await self.downloader.read(self._node(handle.ino), off, size, handle.ra)
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        node = self._node(self.handles[fh].ino)
+        if not node.full:
+            await self.downloader.fill(node)
+        self._check_space(len(buf))
+        written = self.data.write(node.ino, off, buf)
+        node.size = max(node.size, off + written)
+        node.mtime_ns = time.time_ns()
+        node.gen += 1
+        node.last_access = time.time()
+        first = not node.data_dirty
+        self._mark_dirty(node, data=True)
+        if first:
+            self.tree.save(node)
+        return written
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        self.tree.save(self._node(self.handles[fh].ino))
+
+    @handler
+    async def release(self, fh: int) -> None:
+        handle = self.handles.pop(fh)
+        node = self._node(handle.ino)
+        node.opens -= 1
+        self.tree.save(node)
+        self._release_node(node)
+        if node.dirty and self.cfg.policy.export_delay == 0:
+            self.exporter.wake()
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        node = self._node(self.handles[fh].ino)
+        self.data.fsync(node.ino)
+        self.tree.save(node)
+        self.tree.meta.sync()
+        await self.exporter.export(node)
+        if node.lost:
+            fail(errno.EIO)  # the bucket changed underneath: our copy is in lost+found
+
+    # rename
+    @handler
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any) -> None:
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            fail(errno.EINVAL)
+        self._writable()
+        old_dir = await self._dir(parent_inode_old)
+        new_dir = await self._dir(parent_inode_new)
+        node = self.tree.child(old_dir.ino, os.fsdecode(name_old)) or fail(errno.ENOENT)
+        new_name = _name(name_new)
+        if new_dir.lost or node is self.tree.lostfound:
+            fail(errno.EPERM)
+        dst_key = self._new_key(new_dir, new_name)
+        ancestor: Node | None = new_dir
+        while ancestor is not None and ancestor.ino != ROOT:
+            if ancestor is node:
+                fail(errno.EINVAL)
+            ancestor = self.tree.get(ancestor.parent)
+        target = self.tree.child(new_dir.ino, new_name)
+        if target is node:
+            return
+        if target is not None:
+            if flags & pyfuse3.RENAME_NOREPLACE:
+                fail(errno.EEXIST)
+            if target.kind == "dir":
+                if node.kind != "dir":
+                    fail(errno.EISDIR)
+                await self.lister.ensure(target, self.cfg.policy.metadata_ttl)
+                if self.tree.names(target.ino):
+                    fail(errno.ENOTEMPTY)
+            elif node.kind == "dir":
+                fail(errno.ENOTDIR)
+        if node.kind == "dir":
+            await self._list_all(node)
+        moving = [node, *self.tree.descendants(node)]
+        async with contextlib.AsyncExitStack() as stack:
+            for n in sorted(moving, key=lambda n: n.ino):
+                await stack.enter_async_context(self.exporter.lock(n.ino))
+            with self.tree.meta.transaction():
+                if target is not None:
+                    self._forget_remote(target)
+                    self.tree.detach(target)
+                self._journal_move(node, dst_key)
+                self.tree.move(node, new_dir.ino, new_name)
+                self._touch_dir(old_dir)
+                self._touch_dir(new_dir)
+        if target is not None:
+            self._release_node(target)
+        self.exporter.wake()
+
+    def _journal_move(self, node: Node, dst_key: str) -> None:
+        src_key = self.tree.path(node)
+        if node.lost:  # given back from lost+found: a new file at its new path
+            node.lost, node.etag, node.sidecar = False, None, False
+            self._mark_dirty(node, data=True)
+        elif node.kind == "dir":
+            if node.sidecar or not node.custom or any(
+                n.etag is not None or n.sidecar for n in self.tree.descendants(node)
+            ):
+                self.journal.add("renamedir", src_key, dst_key)
+        elif node.etag is not None or node.sidecar:
+            self.journal.add("rename", src_key, dst_key)
+
+    async def _list_all(self, node: Node) -> None:
+        """Import a whole subtree (before a directory rename moves it)."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            await self.lister.ensure(current, float("inf"))
+            stack.extend(c for c in (self.tree.child(current.ino, n)
+                                     for n in self.tree.names(current.ino))
+                         if c is not None and c.kind == "dir")
+
+    # extended attributes
+    @handler
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        node = self._node(inode)
+        self._writable()
+        text = self._xattr_name(name)
+        if len(value) > XATTR_VALUE_MAX:
+            fail(errno.E2BIG)
+        if sum(len(v) for k, v in node.xattrs.items() if k != text) + len(value) > \
+                XATTR_TOTAL_MAX:
+            fail(errno.ENOSPC)
+        node.xattrs[text] = bytes(value)
+        self._mark_dirty(node, data=False)
+        self.tree.save(node)
+
+    @handler
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        value = self._node(inode).xattrs.get(os.fsdecode(name))
+        return value if value is not None else fail(pyfuse3.ENOATTR)
+
+    @handler
+    async def listxattr(self, inode: int, ctx: Any) -> Sequence[bytes]:
+        return [os.fsencode(k) for k in self._node(inode).xattrs]
+
+    @handler
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        node = self._node(inode)
+        self._writable()
+        if node.xattrs.pop(os.fsdecode(name), None) is None:
+            fail(pyfuse3.ENOATTR)
+        self._mark_dirty(node, data=False)
+        self.tree.save(node)
+
+    def _xattr_name(self, name: bytes) -> str:
+        text = os.fsdecode(name)
+        if not text.startswith(("user.", "trusted.")):
+            fail(errno.ENOTSUP)  # no ACLs or security labels in a bucket
+        if len(name) > 255:
+            fail(errno.ERANGE)
+        return text
+
+    @handler
+    async def statfs(self, ctx: Any) -> Any:
+        st = os.statvfs(self.cfg.cache_dir)
+        out = pyfuse3.StatvfsData()
+        for field_name in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                           "f_files", "f_ffree", "f_favail"):
+            setattr(out, field_name, getattr(st, field_name))
+        out.f_namemax = 255
+        return out
+
+
+async def invalidator(tree: Tree, receive: trio.MemoryReceiveChannel[tuple[int, str | None]],
+                      ) -> None:
+    """Tell the kernel about changes made behind its back (never from inside a handler)."""
+    async for ino, name in receive:
+        try:
+            if name is None:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, False)
+            else:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_entry, ino, os.fsencode(name))
+        except OSError:
+            pass  # the kernel had not cached it

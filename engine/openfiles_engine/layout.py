@@ -1,0 +1,99 @@
+"""Bucket layout: how paths become keys, and the metadata sidecar scheme (version 1).
+
+- A file ``a/b.txt`` is the object ``<prefix>/a/b.txt`` holding its bytes.
+- A symlink is an object holding the target bytes, plus a sidecar saying so.
+- Directories are key prefixes. A directory made through the mount also gets a
+  sidecar, which keeps it when empty.
+- POSIX attributes that differ from the mount defaults live in a sidecar object
+  ``<prefix>/.openfiles-meta/<path>.meta``: JSON, ``{"v": 1, "kind", "mode",
+  "uid", "gid", "mtime_ns", "target", "xattrs": {name: base64}, "etag"}``.
+  ``etag`` is the data object's ETag the sidecar describes; a sidecar whose
+  ETag no longer matches (someone overwrote the object with a plain S3 tool) is
+  ignored. Object user metadata is not used: obstore's LocalStore cannot store
+  it, and one scheme for every store keeps the bucket portable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+META_DIR = ".openfiles-meta"
+META_SUFFIX = ".meta"
+LOSTFOUND_PREFIX = ".openfiles-lost+found-"
+SIDECAR_VERSION = 1
+NAME_MAX = 255
+KEY_MAX = 1024
+"""Bytes: S3's key limit; longer keys fail with ENAMETOOLONG."""
+
+
+def is_reserved(name: str) -> bool:
+    """Names the engine owns at the volume root; never shown from the bucket."""
+    return name == META_DIR or name.startswith(LOSTFOUND_PREFIX)
+
+
+def valid_name(name: str) -> bool:
+    """Can a key segment be shown as a file name? (odd keys are hidden, with a log line)."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name and len(
+        name.encode("utf-8", "surrogateescape")
+    ) <= NAME_MAX
+
+
+def sidecar_key(path: str) -> str:
+    return f"{META_DIR}/{path}{META_SUFFIX}"
+
+
+def sidecar_dir(dirpath: str) -> str:
+    """Prefix that holds the sidecars of the entries of ``dirpath`` ("" = root)."""
+    return f"{META_DIR}/{dirpath}/" if dirpath else f"{META_DIR}/"
+
+
+def join(dirpath: str, name: str) -> str:
+    return f"{dirpath}/{name}" if dirpath else name
+
+
+@dataclass
+class Sidecar:
+    kind: str  # "file" | "dir" | "symlink"
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    target: str = ""
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    etag: str | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps({
+            "v": SIDECAR_VERSION,
+            "kind": self.kind,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+            "mtime_ns": self.mtime_ns,
+            "target": self.target,
+            "xattrs": {k: base64.b64encode(v).decode() for k, v in self.xattrs.items()},
+            "etag": self.etag,
+        }, sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes, key: str) -> Sidecar | None:
+        """Parse a sidecar; None (and a log line) if it is not one we understand."""
+        try:
+            doc = json.loads(data)
+            if doc.get("v") != SIDECAR_VERSION:
+                log.warning("ignoring sidecar %s with unknown version %r", key, doc.get("v"))
+                return None
+            return cls(
+                kind=str(doc["kind"]), mode=int(doc["mode"]) & 0o7777, uid=int(doc["uid"]),
+                gid=int(doc["gid"]), mtime_ns=int(doc["mtime_ns"]), target=str(doc["target"]),
+                xattrs={k: base64.b64decode(v) for k, v in doc.get("xattrs", {}).items()},
+                etag=doc.get("etag"),
+            )
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring malformed sidecar %s", key)
+            return None

@@ -1,0 +1,71 @@
+"""Mount point checks: stale FUSE mounts, readiness, and the kernel read-ahead knob."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import subprocess
+
+log = logging.getLogger(__name__)
+
+
+class MountError(Exception):
+    """The mount point cannot be used; the message says why."""
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace(
+        "\\134", "\\")
+
+
+def fuse_mounted(mountpoint: str) -> bool:
+    """Is ``mountpoint`` a FUSE mount in /proc/self/mountinfo?"""
+    target = os.path.abspath(mountpoint)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split(" - ", 1)
+            left = parts[0].split()
+            fstype = parts[1].split()[0] if len(parts) > 1 else ""
+            if _unescape(left[4]) == target and fstype.startswith("fuse"):
+                return True
+    return False
+
+
+def unmount(mountpoint: str, lazy: bool = True) -> None:
+    """``fusermount3 -u [-z]``; falls back to ``umount -l`` for root."""
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    cmd = [tool, "-u", *(["-z"] if lazy else []), mountpoint] if tool else [
+        "umount", *(["-l"] if lazy else []), mountpoint]
+    subprocess.run(cmd, check=False, capture_output=True, timeout=30)
+
+
+def prepare(mountpoint: str) -> None:
+    """Clear a stale mount (ENOTCONN) left by a killed engine; refuse a live one."""
+    try:
+        os.stat(mountpoint)
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            log.warning("clearing stale mount at %s", mountpoint)
+            unmount(mountpoint)
+            os.stat(mountpoint)
+        elif exc.errno == errno.ENOENT:
+            raise MountError(f"mount point {mountpoint} does not exist") from None
+        else:
+            raise MountError(f"mount point {mountpoint}: {exc.strerror}") from None
+    if fuse_mounted(mountpoint):
+        raise MountError(f"{mountpoint} is already a live FUSE mount")
+    if not os.path.isdir(mountpoint):
+        raise MountError(f"mount point {mountpoint} is not a directory")
+
+
+def raise_read_ahead(mountpoint: str, kib: int = 1024) -> None:
+    """Make the kernel send 1 MiB reads instead of 128 KiB (best effort, needs root)."""
+    try:
+        dev = os.stat(mountpoint).st_dev
+        path = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+        with open(path, "w") as f:
+            f.write(str(kib))
+    except OSError as exc:
+        log.debug("could not raise read_ahead_kb: %s", exc)

@@ -1,0 +1,136 @@
+"""Typed bodies of OpenFilesVolume and OpenFilesCachePolicy.
+
+These TypedDicts mirror the CRD schemas in ``charts/openfiles/crds/``, field for
+field: a key that is ``NotRequired`` here is optional there, and the reverse.
+``tests/operator/test_body.py`` walks both and fails when they drift, so the
+schema (what the API server enforces) and this file (what the code reads) stay
+one definition in two languages.
+
+Bodies arrive defaulted by the API server: every field with a schema default is
+present, so the code reads those with ``[]`` and only the truly optional ones
+with ``.get``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+GROUP = "openfiles.io"
+VERSION = "v1alpha1"
+VOLUME_PLURAL = "openfilesvolumes"
+POLICY_PLURAL = "openfilescachepolicies"
+
+
+class SecretRef(TypedDict):
+    name: str
+
+
+class BucketSpec(TypedDict):
+    url: str
+    endpoint: NotRequired[str]
+    region: NotRequired[str]
+    credentialsSecretRef: SecretRef
+
+
+class CacheSpec(TypedDict):
+    size: NotRequired[str]
+    ttl: NotRequired[str]
+    metadataTTL: NotRequired[str]
+
+
+class ExportSpec(TypedDict):
+    delay: NotRequired[str]
+
+
+class MountOptionsSpec(TypedDict):
+    uid: NotRequired[int]
+    gid: NotRequired[int]
+    fileMode: NotRequired[str]
+    dirMode: NotRequired[str]
+
+
+class VolumeSpec(TypedDict):
+    bucket: BucketSpec
+    cache: NotRequired[CacheSpec]
+    export: NotRequired[ExportSpec]
+    accessModes: NotRequired[list[str]]
+    capacity: NotRequired[str]
+    reclaimPolicy: NotRequired[Literal["Retain", "Delete"]]
+    mountOptions: NotRequired[MountOptionsSpec]
+
+
+class Condition(TypedDict):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: NotRequired[str]
+    message: NotRequired[str]
+    lastTransitionTime: NotRequired[str]
+    observedGeneration: NotRequired[int]
+
+
+class EffectivePolicyStatus(TypedDict):
+    cacheSize: NotRequired[int]
+    cacheTTL: NotRequired[int]
+    metadataTTL: NotRequired[int]
+    exportDelay: NotRequired[int]
+    policy: NotRequired[str]
+
+
+class VolumeStatus(TypedDict):
+    phase: NotRequired[str]
+    observedGeneration: NotRequired[int]
+    pvName: NotRequired[str]
+    pvcName: NotRequired[str]
+    volumeHandle: NotRequired[str]
+    effectivePolicy: NotRequired[EffectivePolicyStatus]
+    conditions: NotRequired[list[Condition]]
+
+
+class LabelRequirement(TypedDict):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: NotRequired[list[str]]
+
+
+class LabelSelector(TypedDict):
+    matchLabels: NotRequired[dict[str, str]]
+    matchExpressions: NotRequired[list[LabelRequirement]]
+
+
+class PolicySpec(TypedDict):
+    namespaceSelector: NotRequired[LabelSelector]
+    volumeSelector: NotRequired[LabelSelector]
+    ttl: NotRequired[str]
+    maxSize: NotRequired[str]
+    metadataTTL: NotRequired[str]
+    priority: NotRequired[int]
+
+
+class PolicyStatus(TypedDict):
+    matchedVolumes: NotRequired[int]
+    observedGeneration: NotRequired[int]
+    conditions: NotRequired[list[Condition]]
+
+
+class Metadata(TypedDict):
+    name: str
+    namespace: NotRequired[str]
+    uid: str
+    generation: NotRequired[int]
+    labels: NotRequired[dict[str, str]]
+
+
+class VolumeBody(TypedDict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: VolumeSpec
+    status: NotRequired[VolumeStatus]
+
+
+class PolicyBody(TypedDict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: PolicySpec
+    status: NotRequired[PolicyStatus]

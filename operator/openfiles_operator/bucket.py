@@ -1,0 +1,91 @@
+"""The bucket side of the operator; the only module that calls obstore.
+
+Two operations, both bounded and both confined to the volume's prefix: the
+store is opened *at* the prefix, so no path it lists or deletes can lie outside
+it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import obstore
+from obstore.store import S3Store
+
+from openfiles_operator.credentials import Credentials
+from openfiles_operator.error import BucketError
+from openfiles_operator.volume import Location
+
+log = logging.getLogger(__name__)
+
+#: Objects per bulk delete request; S3 accepts at most 1000.
+DELETE_BATCH = 1000
+
+
+def _store(location: Location, credentials: Credentials, timeout: float) -> S3Store:
+    config: dict[str, str] = {
+        "access_key_id": credentials.access_key_id,
+        "secret_access_key": credentials.secret_access_key,
+        "region": location.region or "us-east-1",
+    }
+    if credentials.session_token:
+        config["session_token"] = credentials.session_token
+    if location.endpoint:
+        config["endpoint"] = location.endpoint
+    return S3Store(
+        location.bucket,
+        prefix=location.prefix or None,
+        config=config,  # type: ignore[arg-type]  # a plain dict of S3Config keys
+        client_options={
+            "allow_http": location.endpoint.startswith("http://"),
+            "connect_timeout": timedelta(seconds=timeout),
+            "timeout": timedelta(seconds=timeout),
+        },
+        # One attempt: the caller retries with backoff and reports each failure.
+        retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=timeout)},
+    )
+
+
+async def check_reachable(location: Location, credentials: Credentials, timeout: float) -> None:
+    """List at most one page under the prefix. Raises BucketError with a scrubbed message.
+
+    Reachable means: the endpoint answers, the bucket exists, and the credentials may
+    list it. An empty prefix is reachable.
+    """
+    try:
+        store = _store(location, credentials, timeout)
+        stream = obstore.list(store, chunk_size=1)
+        await asyncio.wait_for(anext(stream, None), timeout)
+    except TimeoutError as exc:
+        raise BucketError(f"no answer from {location.url} within {timeout:g}s") from exc
+    except Exception as exc:  # obstore raises many types; each becomes one message
+        message = credentials.scrub(f"{type(exc).__name__}: {exc}")
+        # "from None": the raw store error is not scrubbed, and a logged traceback would
+        # carry it.
+        raise BucketError(f"cannot list {location.url}: {message}") from None
+
+
+async def delete_prefix(location: Location, credentials: Credentials, timeout: float) -> int:
+    """Delete every object under the volume's prefix; return how many. Refuses an empty prefix.
+
+    Idempotent: a second call finds nothing and returns 0. Raises BucketError on failure;
+    objects deleted before the failure stay deleted, and a retry continues.
+    """
+    if not location.prefix:
+        raise BucketError("refusing to delete a whole bucket: the volume has no prefix")
+    deleted = 0
+    try:
+        store = _store(location, credentials, timeout)
+        async for chunk in obstore.list(store, chunk_size=DELETE_BATCH):
+            paths = [meta["path"] for meta in chunk]
+            await asyncio.wait_for(obstore.delete_async(store, paths), timeout)
+            deleted += len(paths)
+    except TimeoutError as exc:
+        raise BucketError(f"deleting under {location.url} timed out after {timeout:g}s") from exc
+    except Exception as exc:
+        message = credentials.scrub(f"{type(exc).__name__}: {exc}")
+        raise BucketError(f"cannot delete under {location.url}: {message}") from None
+    log.info("deleted %d objects under %s/", deleted, location.url)
+    return deleted

@@ -1,0 +1,184 @@
+"""An OpenFilesVolume spec, validated and turned into plain typed values.
+
+``parse_volume`` is the one place that decides whether a spec can be applied.
+It checks everything the CRD schema checks (so a body that skipped the schema,
+for instance from an older CRD, is still caught) and what a schema cannot
+express: ports in range, a bucket name S3 accepts, no ``.``/``..`` segments in
+the prefix. It raises SpecError naming the field; nothing is created before it
+returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from openfiles_operator.body import VolumeSpec
+from openfiles_operator.error import SpecError
+from openfiles_operator.quantity import parse_duration, parse_size
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_MODE = re.compile(r"^0?[0-7]{3}$")
+_REGION = re.compile(r"^[a-z0-9-]*$")
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+#: CONTRACTS.md section 3: handles are [a-z0-9-], at most 128 characters.
+MAX_HANDLE = 128
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the data lives. ``prefix`` has no leading or trailing slash; "" is the whole bucket."""
+
+    bucket: str
+    prefix: str
+    endpoint: str
+    region: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The volume's own cache settings, in bytes and seconds."""
+
+    cache_size: int
+    cache_ttl: int
+    metadata_ttl: int
+    export_delay: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A valid OpenFilesVolume, ready to become a PV and a PVC."""
+
+    namespace: str
+    name: str
+    uid: str
+    location: Location
+    secret_name: str
+    cache: CacheSettings
+    access_modes: tuple[str, ...]
+    capacity: str
+    reclaim_policy: str
+    uid_owner: int
+    gid_owner: int
+    file_mode: str
+    dir_mode: str
+    # The spec's own text for sizes and durations, passed on to the node unchanged.
+    cache_text: tuple[str, str, str, str]
+
+    @property
+    def handle(self) -> str:
+        return volume_handle(self.namespace, self.name, self.uid)
+
+
+def volume_handle(namespace: str, name: str, uid: str) -> str:
+    """``ofv-<namespace>-<name>-<8 hex of uid>``, only ``[a-z0-9-]``, at most 128 characters.
+
+    Stable for the life of the object: it depends on nothing that can change. The
+    hash suffix keeps two volumes apart when truncation or character folding makes
+    their readable parts equal. Also the PV name.
+    """
+    digest = hashlib.sha256(uid.encode()).hexdigest()[:8]
+    readable = re.sub(r"[^a-z0-9-]", "-", f"{namespace}-{name}".lower())
+    readable = readable[: MAX_HANDLE - len("ofv-") - 1 - len(digest)].strip("-")
+    return f"ofv-{readable}-{digest}"
+
+
+def parse_location(url: str, endpoint: str, region: str) -> Location:
+    """Validate ``s3://bucket[/prefix]`` plus endpoint and region. Raises SpecError."""
+    if not url.startswith("s3://"):
+        raise SpecError("spec.bucket.url", f"{url!r} must start with s3://")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise SpecError("spec.bucket.url", f"{bucket!r} is not a valid S3 bucket name")
+    prefix = prefix.rstrip("/")
+    segments = prefix.split("/") if prefix else []
+    if any(seg in {"", ".", ".."} for seg in segments):
+        raise SpecError("spec.bucket.url", "the prefix must not contain empty, '.' or '..' parts")
+    if endpoint:
+        try:
+            parts = urlsplit(endpoint)
+            parts.port  # noqa: B018 -- raises ValueError when out of range
+        except ValueError as exc:
+            raise SpecError(
+                "spec.bucket.endpoint", f"{endpoint!r} is not a valid URL: {exc}"
+            ) from exc
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SpecError("spec.bucket.endpoint", f"{endpoint!r} must be http(s)://HOST[:PORT]")
+    if not _REGION.fullmatch(region):
+        raise SpecError("spec.bucket.region", f"{region!r} is not a region name")
+    return Location(bucket=bucket, prefix=prefix, endpoint=endpoint, region=region)
+
+
+def _field(path: str, parse: Callable[[str], int], text: str) -> int:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise SpecError(path, str(exc)) from exc
+
+
+def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volume:
+    """Validate ``spec`` (as defaulted by the API server) and return a Volume. Raises SpecError."""
+    bucket = spec.get("bucket")
+    if not isinstance(bucket, dict) or not bucket.get("url"):
+        raise SpecError("spec.bucket.url", "is required")
+    location = parse_location(bucket["url"], bucket.get("endpoint", ""), bucket.get("region", ""))
+    secret = bucket.get("credentialsSecretRef", {}).get("name", "")
+    if not _SECRET_NAME.fullmatch(secret):
+        raise SpecError("spec.bucket.credentialsSecretRef.name", f"{secret!r} is not a Secret name")
+    cache, export = spec.get("cache", {}), spec.get("export", {})
+    text = (
+        cache.get("size", "10Gi"),
+        cache.get("ttl", "24h"),
+        cache.get("metadataTTL", "10s"),
+        export.get("delay", "60s"),
+    )
+    settings = CacheSettings(
+        cache_size=_field("spec.cache.size", parse_size, text[0]),
+        cache_ttl=_field("spec.cache.ttl", parse_duration, text[1]),
+        metadata_ttl=_field("spec.cache.metadataTTL", parse_duration, text[2]),
+        export_delay=_field("spec.export.delay", parse_duration, text[3]),
+    )
+    capacity = spec.get("capacity", "1Ti")
+    if _field("spec.capacity", parse_size, capacity) <= 0:
+        raise SpecError("spec.capacity", "must be more than zero")
+    modes = tuple(spec.get("accessModes", ["ReadWriteMany"]))
+    if not modes or any(mode not in ACCESS_MODES for mode in modes):
+        raise SpecError("spec.accessModes", f"each mode must be one of {', '.join(ACCESS_MODES)}")
+    reclaim = spec.get("reclaimPolicy", "Retain")
+    if reclaim not in {"Retain", "Delete"}:
+        raise SpecError("spec.reclaimPolicy", "must be Retain or Delete")
+    if reclaim == "Delete" and not location.prefix:
+        raise SpecError("spec.reclaimPolicy", "Delete needs a prefix in bucket.url")
+    opts = spec.get("mountOptions", {})
+    owner = {"uid": opts.get("uid", 0), "gid": opts.get("gid", 0)}
+    for key, value in owner.items():
+        if not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
+            raise SpecError(f"spec.mountOptions.{key}", "must be an integer from 0 to 2147483647")
+    file_mode, dir_mode = opts.get("fileMode", "0644"), opts.get("dirMode", "0755")
+    for key, mode in (("fileMode", file_mode), ("dirMode", dir_mode)):
+        if not _MODE.fullmatch(mode):
+            raise SpecError(f"spec.mountOptions.{key}", f"{mode!r} is not an octal mode like 0644")
+    return Volume(
+        namespace=namespace,
+        name=name,
+        uid=uid,
+        location=location,
+        secret_name=secret,
+        cache=settings,
+        access_modes=modes,
+        capacity=capacity,
+        reclaim_policy=reclaim,
+        uid_owner=owner["uid"],
+        gid_owner=owner["gid"],
+        file_mode=file_mode.zfill(4),
+        dir_mode=dir_mode.zfill(4),
+        cache_text=text,
+    )

@@ -1,0 +1,239 @@
+"""Processes for the CSI tests: the real `openfiles csi` plugin and `openfiles mounter`.
+
+Both run as subprocesses (``python -m openfiles_cli``), exactly as the chart runs them;
+tests talk to the plugin over its unix socket with the generated gRPC stubs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from fixtures.minio import REGION, Bucket
+from fixtures.net import stop, wait_until
+from openfiles_csi import process
+from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
+
+OPENFILES = [sys.executable, "-m", "openfiles_cli"]
+# TEMPORARY (until the engine branch lands): a developer may point the mounter at another
+# engine command. Unset in CI, where the real `openfiles mount` runs.
+DEV_ENGINE = (
+    ["--engine-command", os.environ["OPENFILES_DEV_ENGINE"]]
+    if os.environ.get("OPENFILES_DEV_ENGINE")
+    else []
+)
+
+
+@dataclass
+class Proc:
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: Callable[[], bool]) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        wait_until(ready, self.proc, self.argv[3], timeout=30, log=self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@dataclass
+class Plugin:
+    """A running `openfiles csi` and stubs on its socket."""
+
+    proc: Proc
+    socket: str
+    channel: grpc.Channel = field(init=False)
+
+    def connect(self) -> None:
+        self.channel = grpc.insecure_channel(f"unix://{self.socket}")
+        self.identity = csi_pb2_grpc.IdentityStub(self.channel)
+        self.controller = csi_pb2_grpc.ControllerStub(self.channel)
+        self.node = csi_pb2_grpc.NodeStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+@dataclass
+class Node:
+    """Directories and processes of one simulated node."""
+
+    root: Path
+    mounter: Proc
+    mounter_socket: str
+    plugins: list[Plugin] = field(default_factory=list)
+
+    @property
+    def kubelet(self) -> Path:
+        return self.root / "kubelet"
+
+    def start_plugin(self, mode: str = "all", *extra: str) -> Plugin:
+        sock = str(self.root / f"csi-{len(self.plugins)}.sock")
+        argv = [*OPENFILES, "csi", "--mode", mode, "--endpoint", f"unix://{sock}",
+                "--node-id", "node-1", "--mounter-socket", self.mounter_socket,
+                "--allowed-root", str(self.kubelet), "--log-level", "DEBUG", *extra]  # fmt: skip
+        proc = Proc(argv, self.root / f"csi-{len(self.plugins)}.log")
+        proc.start(lambda: os.path.exists(sock))
+        plugin = Plugin(proc, sock)
+        plugin.connect()
+        self.plugins.append(plugin)
+        return plugin
+
+    def start_mounter(self) -> None:
+        if os.path.exists(self.mounter_socket):
+            os.unlink(self.mounter_socket)
+        self.mounter.start(lambda: os.path.exists(self.mounter_socket))
+
+
+@pytest.fixture
+def node_env() -> Iterator[Node]:
+    """A node: mounter started; call ``start_plugin``. Everything is stopped afterwards.
+
+    Short base path: unix socket paths are limited to 107 bytes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ofcsi-", dir="/tmp"))
+    (root / "kubelet").mkdir()
+    sock = str(root / "mounter.sock")
+    mounter = Proc(
+        [*OPENFILES, "mounter", "--socket", sock, "--state-dir", str(root / "state"),
+         "--log-level", "DEBUG"],
+        root / "mounter.log",
+    )  # fmt: skip
+    node = Node(root, mounter, sock)
+    node.start_mounter()
+    try:
+        yield node
+    finally:
+        for plugin in node.plugins:
+            plugin.close()
+            plugin.proc.stop()
+        unmount_all_under(str(root))
+        kill_engines(str(root / "state"))
+        mounter.stop()
+        unmount_all_under(str(root))
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def unmount_all_under(root: str) -> None:
+    """Unmount whatever a test left under ``root`` (deepest first)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f if line.split()[4].startswith(root + "/")]
+    for point in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+def kill_engines(state_dir: str) -> None:
+    """SIGKILL the engines the mounter recorded (pids of processes this test started)."""
+    records = Path(state_dir) / "records"
+    if not records.is_dir():
+        return
+    for path in records.glob("*.json"):
+        rec = json.loads(path.read_text())
+        if rec.get("pid") and process.is_alive(rec["pid"], rec["start_ticks"]):
+            os.kill(rec["pid"], signal.SIGKILL)
+            process_wait_gone(rec["pid"])
+
+
+def process_wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reaps it if it was reparented to us
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+
+
+Mode = csi_pb2.VolumeCapability.AccessMode
+
+
+def mount_cap(mode: int = Mode.SINGLE_NODE_WRITER, *flags: str) -> csi_pb2.VolumeCapability:
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
+        access_mode=Mode(mode=mode),  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Volume:
+    """One volume staged (and maybe published) on a test node, by handle."""
+
+    plugin: Plugin
+    volume_id: str
+    staging: str
+    context: dict[str, str]
+    secrets: dict[str, str]
+
+    def stage(self, cap: csi_pb2.VolumeCapability | None = None) -> None:
+        self.plugin.node.NodeStageVolume(
+            csi_pb2.NodeStageVolumeRequest(
+                volume_id=self.volume_id, staging_target_path=self.staging,
+                volume_capability=cap or mount_cap(), volume_context=self.context,
+                secrets=self.secrets),
+            timeout=90)  # fmt: skip
+
+    def publish(self, target: str, readonly: bool = False) -> None:
+        self.plugin.node.NodePublishVolume(
+            csi_pb2.NodePublishVolumeRequest(
+                volume_id=self.volume_id, staging_target_path=self.staging, target_path=target,
+                volume_capability=mount_cap(), readonly=readonly, volume_context=self.context),
+            timeout=30)  # fmt: skip
+
+    def unpublish(self, target: str) -> None:
+        self.plugin.node.NodeUnpublishVolume(
+            csi_pb2.NodeUnpublishVolumeRequest(volume_id=self.volume_id, target_path=target),
+            timeout=30)  # fmt: skip
+
+    def unstage(self) -> None:
+        self.plugin.node.NodeUnstageVolume(
+            csi_pb2.NodeUnstageVolumeRequest(
+                volume_id=self.volume_id, staging_target_path=self.staging),
+            timeout=120)  # fmt: skip
+
+    def stats(self, path: str) -> csi_pb2.NodeGetVolumeStatsResponse:
+        return self.plugin.node.NodeGetVolumeStats(  # type: ignore[no-any-return]
+            csi_pb2.NodeGetVolumeStatsRequest(volume_id=self.volume_id, volume_path=path),
+            timeout=30)  # fmt: skip
+
+
+def volume_on(node: Node, plugin: Plugin, bucket: Bucket, name: str, **context: str) -> Volume:
+    """A volume of ``bucket`` under prefix ``name``, addressed by an operator-style handle."""
+    ctx = {"url": f"{bucket.url}/{name}", "endpoint": bucket.endpoint, "region": REGION,
+           **context}  # fmt: skip
+    staging = node.kubelet / "plugins" / name / "globalmount"
+    staging.mkdir(parents=True, exist_ok=True)
+    return Volume(plugin, f"ofv-test-{name}-0a1b2c3d", str(staging), ctx, dict(bucket.secret))
+
+
+def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()  # type: ignore[no-any-return]

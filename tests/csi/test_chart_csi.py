@@ -1,0 +1,59 @@
+"""The CSI parts of the chart render as the node and controller need them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fixtures.prereq import tool
+
+pytestmark = [pytest.mark.tools]
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "openfiles"
+
+
+def render(*sets: str) -> dict[tuple[str, str], dict[str, Any]]:
+    args = [str(tool("helm")), "template", "openfiles", str(CHART),
+            "--namespace", "openfiles-system", "--kube-version", "1.34.10"]  # fmt: skip
+    for s in sets:
+        args += ["--set", s]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+
+
+def containers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in doc["spec"]["template"]["spec"]["containers"]}
+
+
+def test_csi_objects() -> None:
+    docs = render()
+    driver = docs[("CSIDriver", "csi.openfiles.io")]["spec"]
+    assert driver["attachRequired"] is False
+    node = docs[("DaemonSet", "openfiles-csi-node")]
+    c = containers(node)
+    assert set(c) == {"node-driver-registrar", "csi-node", "mounter"}
+    for name in ("csi-node", "mounter"):
+        kubelet = [m for m in c[name]["volumeMounts"] if m["name"] == "kubelet-dir"]
+        assert kubelet[0]["mountPropagation"] == "Bidirectional"
+    assert "--cache-root=/var/lib/openfiles/cache" in c["mounter"]["args"]
+    volumes = {v["name"]: v for v in node["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["cache-root"]["hostPath"]["path"] == "/var/lib/openfiles/cache"
+    assert volumes["policies"]["configMap"]["optional"] is True
+    controller = containers(docs[("Deployment", "openfiles-csi-controller")])
+    assert set(controller) == {"csi-provisioner", "csi-controller"}
+    assert "--mode=controller" in controller["csi-controller"]["args"]
+    rules = docs[("ClusterRole", "openfiles-csi-provisioner")]["rules"]
+    pv = next(r for r in rules if "persistentvolumes" in r["resources"])
+    assert {"create", "delete"} <= set(pv["verbs"])
+
+
+def test_parts_can_be_disabled() -> None:
+    docs = render("controller.enabled=false", "node.metrics.enabled=false")
+    assert ("Deployment", "openfiles-csi-controller") not in docs
+    assert ("ClusterRole", "openfiles-csi-provisioner") not in docs
+    node = containers(docs[("DaemonSet", "openfiles-csi-node")])
+    assert not any(a.startswith("--metrics-address") for a in node["csi-node"]["args"])

@@ -1,0 +1,72 @@
+"""Volume context and secrets become engine arguments and an environment; secrets only in env."""
+
+from __future__ import annotations
+
+import pytest
+
+from openfiles_csi.errors import InvalidArgument
+from openfiles_csi.volumecontext import parse
+
+SECRETS = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3cr3t-value"}
+
+
+def test_full_context() -> None:
+    spec = parse(
+        {
+            "url": "s3://bucket/base/pvc-1",
+            "endpoint": "http://127.0.0.1:9000",
+            "region": "us-east-1",
+            "cacheSize": "10Gi",
+            "exportDelay": "5s",
+            "uid": "1000",
+            "fileMode": "0640",
+            "csi.storage.k8s.io/pod.name": "ignored",
+        },
+        SECRETS,
+        read_only=True,
+    )
+    assert spec.source == "s3://bucket/base/pvc-1"
+    assert spec.args == (
+        "--endpoint", "http://127.0.0.1:9000", "--region", "us-east-1",
+        "--cache-size", "10Gi", "--export-delay", "5s", "--file-mode", "0640", "--uid", "1000",
+        "--allow-other", "--read-only",
+    )  # fmt: skip
+    assert spec.env == {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value"}
+    assert "s3cr3t-value" not in repr(spec)
+    assert "s3cr3t-value" not in str(spec.fingerprint())
+
+
+def test_mount_group_overrides_gid() -> None:
+    spec = parse({"url": "s3://bucket/v", "gid": "5"}, {}, mount_group="2000")
+    assert "--gid" in spec.args
+    assert spec.args[spec.args.index("--gid") + 1] == "2000"
+    assert "5" not in spec.args
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({}, "url is required"),
+        ({"url": "http://bucket/x"}, "scheme"),
+        ({"url": "s3://Bad_Bucket/x"}, "bucket"),
+        ({"url": "s3://bucket/../x"}, r"'\.\.'"),
+        ({"url": "s3://key:secret@bucket/x"}, "credentials"),
+        ({"url": "s3://bucket/x", "endpoint": "ftp://x"}, "endpoint"),
+        ({"url": "s3://bucket/x", "cacheSize": "lots"}, "cacheSize"),
+        ({"url": "s3://bucket/x", "uid": "-1"}, "uid"),
+        ({"url": "s3://bucket/x", "fileMode": "rw-r--r--"}, "fileMode"),
+        ({"url": "s3://bucket/x", "cacheSzie": "1Gi"}, "unknown key 'cacheSzie'"),
+    ],
+)
+def test_bad_context(context: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        parse(context, {})
+
+
+def test_bad_secrets_name_keys_not_values() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        parse({"url": "s3://bucket/x"}, {"password": "hunter2-secret"})
+    assert "password" in str(info.value)
+    assert "hunter2-secret" not in str(info.value)
+    with pytest.raises(InvalidArgument, match="both"):
+        parse({"url": "s3://bucket/x"}, {"accessKeyId": "AKIAEXAMPLE"})

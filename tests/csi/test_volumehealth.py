@@ -1,0 +1,56 @@
+"""VOLUME_CONDITION when exports fail, and an unstage that refuses to drop dirty data."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from fixtures.minio import MinioServer, new_bucket
+
+from .conftest import Node, volume_on
+
+pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
+
+
+def test_failing_exports_and_unstage_keep_data(
+    node_env: Node, make_minio: Callable[[], MinioServer]
+) -> None:
+    server = make_minio()
+    bucket = new_bucket(server)
+    plugin = node_env.start_plugin("node", "--flush-timeout", "5")
+    vol = volume_on(node_env, plugin, bucket, "outage", exportDelay="3s", metadataTTL="1h")
+    vol.stage()
+    Path(vol.staging, "dirty.txt").write_text("not exported yet")
+    server.stop()  # before the export delay runs out
+    deadline = time.monotonic() + 90
+    condition = vol.stats(vol.staging).volume_condition
+    while not condition.abnormal and time.monotonic() < deadline:
+        time.sleep(0.5)
+        condition = vol.stats(vol.staging).volume_condition
+    assert condition.abnormal, condition.message
+    assert "exports are failing" in condition.message
+    # Unstage must not unmount while data cannot be flushed: it says so and keeps it.
+    with pytest.raises(grpc.RpcError) as info:
+        vol.unstage()
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "flush failed" in (info.value.details() or "")
+    assert os.path.ismount(vol.staging)
+    assert Path(vol.staging, "dirty.txt").read_text() == "not exported yet"
+    # Once the bucket is back, the retried unstage exports and unmounts.
+    server.start()
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            vol.unstage()
+            break
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert not os.path.ismount(vol.staging)
+    assert "outage/dirty.txt" in bucket.keys()

@@ -1,0 +1,208 @@
+"""Engine test fixtures: real ``openfiles mount`` processes on real FUSE.
+
+``mounter`` starts engines as subprocesses (exactly as the CSI mounter does:
+``--foreground --control-socket``) and always unmounts them in teardown.
+``backend`` runs a test against a ``file://`` bucket and a MinIO bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.prereq import fuse_mounts, lazy_unmount
+from openfiles_engine.control import request
+
+READY_TIMEOUT = 30.0
+
+
+@dataclass
+class Mount:
+    """One running engine."""
+
+    path: Path
+    cache: Path
+    sock: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+    args: list[str] = field(default_factory=list)
+
+    def status(self) -> dict[str, Any]:
+        reply = request(str(self.sock), {"op": "status"}, timeout=30)
+        assert reply["ok"], reply
+        return reply["status"]  # type: ignore[no-any-return]
+
+    def flush(self, timeout: float = 60) -> dict[str, Any]:
+        return request(str(self.sock), {"op": "flush", "timeout": timeout}, timeout=timeout + 30)
+
+    def policy(self, **values: Any) -> dict[str, Any]:
+        return request(str(self.sock), {"op": "policy", **values})
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (export, then unmount) and wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if str(self.path) in fuse_mounts():
+            lazy_unmount(str(self.path))
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Backend:
+    """Where a test's bucket lives: ``file`` or ``s3``."""
+
+    kind: str
+    url: str
+    env: dict[str, str]
+    args: list[str]
+    root: Path | None = None
+    bucket: Any = None
+
+    def keys(self) -> list[str]:
+        if self.root is not None:
+            return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                          if p.is_file())
+        return self.bucket.keys()  # type: ignore[no-any-return]
+
+    def read(self, key: str) -> bytes:
+        if self.root is not None:
+            return (self.root / key).read_bytes()
+        import obstore
+
+        return bytes(obstore.get(self.bucket.store(), key).bytes())
+
+    def write(self, key: str, data: bytes) -> None:
+        """A plain write that bypasses OpenFiles (another S3 client)."""
+        if self.root is not None:
+            path = self.root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp-plain")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            return
+        import obstore
+
+        obstore.put(self.bucket.store(), key, data)
+
+    def delete(self, key: str) -> None:
+        if self.root is not None:
+            (self.root / key).unlink()
+            return
+        import obstore
+
+        obstore.delete(self.bucket.store(), key)
+
+
+def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if kind == "file":
+        root = tmp_path / "bucket"
+        root.mkdir()
+        return Backend("file", f"file://{root}", {}, [], root=root)
+    bucket = request.getfixturevalue("s3_bucket")
+    return Backend("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint],
+                   bucket=bucket)
+
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def file_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend("file", request, tmp_path)
+
+
+@pytest.fixture
+def s3_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend("s3", request, tmp_path)
+
+
+MountFactory = Callable[..., Mount]
+
+
+@pytest.fixture
+def mounter(tmp_path: Path) -> Iterator[MountFactory]:
+    """``mounter(backend, *args, name="m", cache=None)`` starts an engine and waits for it."""
+    started: list[Mount] = []
+    counter = [0]
+
+    def start(backend: Backend, *args: str, name: str = "", cache: Path | None = None,
+              mountpoint: Path | None = None, env: dict[str, str] | None = None,
+              wait: bool = True) -> Mount:
+        counter[0] += 1
+        name = name or f"m{counter[0]}"
+        path = mountpoint or tmp_path / name
+        if mountpoint is None:  # a given one may be a stale mount the engine must clear
+            path.mkdir(exist_ok=True)
+        cache = cache or tmp_path / f"{name}-cache"
+        sock = tmp_path / f"{name}-{counter[0]}.sock"
+        log = tmp_path / f"{name}-{counter[0]}.log"
+        argv = [sys.executable, "-m", "openfiles_cli", "mount", backend.url, str(path),
+                "--foreground", "--cache-dir", str(cache), "--control-socket", str(sock),
+                "--fsid", "test", "--log-level", "DEBUG", *backend.args, *args]
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        child_env.update(backend.env)
+        child_env.update(env or {})
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=child_env)
+        mount = Mount(path, cache, sock, log, proc, argv)
+        started.append(mount)
+        if wait:
+            wait_ready(mount)
+        return mount
+
+    yield start
+    for mount in started:
+        mount.stop()
+
+
+def wait_ready(mount: Mount) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if mount.proc.poll() is not None:
+            raise AssertionError(f"engine exited {mount.proc.returncode}:\n{mount.log_text()}")
+        if str(mount.path) in fuse_mounts():
+            try:
+                if request(str(mount.sock), {"op": "status"}, timeout=5).get("ok"):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"engine not ready after {READY_TIMEOUT} s:\n{mount.log_text()}")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+def status_json(mount: Mount) -> str:
+    return json.dumps(mount.status(), indent=1)

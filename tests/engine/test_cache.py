@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from openfiles_engine.cache import DataFiles, add_range, evictable, missing
+from openfiles_engine.meta import Node
+
+
+def test_ranges_merge_and_gaps() -> None:
+    r: list[list[int]] = []
+    r = add_range(r, 10, 20)
+    r = add_range(r, 30, 40)
+    assert r == [[10, 20], [30, 40]]
+    assert missing(r, 0, 50) == [(0, 10), (20, 30), (40, 50)]
+    assert missing(r, 12, 18) == []
+    r = add_range(r, 20, 30)
+    assert r == [[10, 40]]
+    assert add_range(r, 5, 5) == [[10, 40]]
+    assert missing(r, 35, 45) == [(40, 45)]
+
+
+def node(ino: int, *, size: int, access: float, dirty: bool = False, etag: str | None = "e",
+         opens: int = 0) -> Node:
+    n = Node(ino=ino, parent=1, name=str(ino), kind="file", mode=0o644, uid=0, gid=0,
+             size=size, etag=etag, dirty=dirty, last_access=access, full=True)
+    n.opens = opens
+    return n
+
+
+def test_eviction_takes_least_recently_used_clean_data_only() -> None:
+    nodes = [
+        node(2, size=100, access=1.0),
+        node(3, size=100, access=3.0),
+        node(4, size=100, access=2.0, dirty=True),
+        node(5, size=100, access=0.5, etag=None),  # never exported: the only copy
+        node(6, size=100, access=4.0),
+    ]
+    chosen = evictable(nodes, cache_size=150, ttl=1e9, now=5.0)
+    assert [n.ino for n in chosen] == [2, 3]
+    expired = evictable(nodes, cache_size=10**9, ttl=2.5, now=5.0)
+    assert [n.ino for n in expired] == [2]  # unread for 4 s; node 3 only for 2 s
+
+
+def test_punch_keeps_the_rest(tmp_path: Path) -> None:
+    files = DataFiles(str(tmp_path))
+    files.write(3, 0, b"a" * 2**20 + b"b" * 2**20)
+    files.punch(3, 0, 2**20)
+    assert files.read(3, 0, 4) == b"\0" * 4
+    assert files.read(3, 2**20, 4) == b"bbbb"
+    assert files.disk_bytes(3) <= 2**20 + 8192
+    files.close_all()
+
+
+def test_data_files_are_sparse_and_droppable(tmp_path: Path) -> None:
+    files = DataFiles(str(tmp_path))
+    files.write(7, 10 * 2**20, b"tail")
+    assert files.read(7, 10 * 2**20, 4) == b"tail"
+    assert files.read(7, 0, 4) == b"\0\0\0\0"
+    assert files.disk_bytes(7) < 2**20  # a hole, not 10 MiB of zeros
+    files.drop(7)
+    assert files.disk_bytes(7) == 0
+    files.close_all()

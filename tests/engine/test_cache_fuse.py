@@ -1,0 +1,77 @@
+"""The node-local cache on real mounts: a full cache disk, LRU eviction, TTL expiry."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Backend, MountFactory, wait_for
+
+pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    point = tmp_path / "tmpfs"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(point)], check=True)
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.mark.root
+def test_full_cache_disk_gives_enospc_and_corrupts_nothing(
+        small_tmpfs: Path, mounter: MountFactory, file_backend: Backend) -> None:
+    m = mounter(file_backend, "--export-delay", "3600", cache=small_tmpfs / "cache")
+    keep = os.urandom(3 * 2**20)
+    (m.path / "keep").write_bytes(keep)
+    block = os.urandom(2**20)
+    with pytest.raises(OSError) as info, open(m.path / "big", "wb") as f:
+        for _ in range(64):
+            f.write(block)
+            f.flush()
+    assert info.value.errno == errno.ENOSPC
+    assert (m.path / "keep").read_bytes() == keep
+    (m.path / "big").unlink()
+    assert m.flush()["ok"]
+    assert file_backend.read("keep") == keep
+    assert "big" not in file_backend.keys()
+
+
+def test_eviction_under_a_small_cache_size(mounter: MountFactory, backend: Backend) -> None:
+    data = os.urandom(24 * 2**20)
+    backend.write("large.bin", data)
+    m = mounter(backend, "--cache-size", "4Mi")
+
+    def usage() -> int:
+        return sum(p.stat().st_blocks * 512 for p in (m.cache / "data").iterdir())
+
+    got = bytearray()
+    with open(m.path / "large.bin", "rb") as f:
+        while chunk := f.read(2**20):
+            got += chunk
+            # the bound holds while the file is open and being read
+            assert usage() <= 6 * 2**20, usage()
+    assert got == data
+    wait_for(lambda: m.status()["cache_bytes"] <= 4 * 2**20, timeout=10, what="eviction")
+    assert usage() <= 4 * 2**20 + 65536
+    # Evicted data comes back from the bucket, and counts as misses.
+    assert (m.path / "large.bin").read_bytes() == data
+    assert m.status()["hit_ratio"] < 1.0
+
+
+def test_cache_ttl_expires_clean_data(mounter: MountFactory, file_backend: Backend) -> None:
+    file_backend.write("small.txt", b"s" * 1000)
+    m = mounter(file_backend, "--cache-ttl", "1s", "--export-delay", "3600")
+    (m.path / "dirty.txt").write_bytes(b"d" * 500)
+    assert (m.path / "small.txt").read_bytes() == b"s" * 1000
+    assert m.status()["cache_bytes"] == 1500
+    wait_for(lambda: m.status()["cache_bytes"] == 500, timeout=10, what="TTL expiry")
+    assert (m.path / "dirty.txt").read_bytes() == b"d" * 500  # dirty data is never evicted

@@ -1,0 +1,145 @@
+"""Engine lifecycle: kill -9 crash safety, stale mounts, SIGTERM export, policy and status."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import Backend, MountFactory
+
+pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
+
+
+def user_keys(backend: Backend) -> list[str]:
+    return [k for k in backend.keys() if not k.startswith(".openfiles-meta")]
+
+
+def test_kill9_then_remount_finishes_exports_and_renames(
+        mounter: MountFactory, backend: Backend) -> None:
+    backend.write("old/name.txt", b"renamed content")
+    backend.write("doomed.txt", b"x")
+    m = mounter(backend, "--export-delay", "3600")
+    for i in range(20):
+        (m.path / f"f{i}.txt").write_bytes(f"file {i}".encode() * 100)
+    fd = os.open(m.path / "synced.txt", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"fsynced")
+    os.fsync(fd)
+    os.close(fd)
+    os.rename(m.path / "old", m.path / "new")
+    (m.path / "doomed.txt").unlink()
+    (m.path / "emptydir").mkdir()
+    m.kill9()
+    with pytest.raises(OSError) as info:
+        os.stat(m.path)
+    assert info.value.errno == errno.ENOTCONN  # the stale mount a crash leaves
+    again = mounter(backend, "--export-delay", "3600", mountpoint=m.path, cache=m.cache)
+    assert again.flush()["ok"]
+    keys = user_keys(backend)
+    assert "new/name.txt" in keys and "old/name.txt" not in keys
+    assert "doomed.txt" not in keys
+    assert backend.read("new/name.txt") == b"renamed content"
+    for i in range(20):
+        assert backend.read(f"f{i}.txt") == f"file {i}".encode() * 100
+    assert backend.read("synced.txt") == b"fsynced"
+    assert (again.path / "emptydir").is_dir()
+    assert again.status()["conflicts"] == 0
+
+
+WRITER = r"""
+import os, sys
+root = sys.argv[1]
+for i in range(100000):
+    path = os.path.join(root, f"w{i}")
+    try:
+        with open(path, "wb") as f:
+            f.write((f"{i}:" * 3000).encode())
+    except OSError:
+        break
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kill9_at_a_random_moment_loses_nothing_closed(
+        mounter: MountFactory, file_backend: Backend, seed: int) -> None:
+    backend = file_backend
+    m = mounter(backend, "--export-delay", "0.2")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(m.path)],
+                              stdout=subprocess.PIPE, text=True)
+    time.sleep(random.Random(seed).uniform(0.3, 1.5))
+    m.kill9()
+    out, _ = writer.communicate(timeout=30)
+    closed = [int(line) for line in out.split()]
+    assert closed, "the writer finished no file before the kill"
+    again = mounter(backend, mountpoint=m.path, cache=m.cache)
+    assert again.flush()["ok"]
+    for i in closed:
+        assert backend.read(f"w{i}") == (f"{i}:" * 3000).encode()
+    assert again.status()["conflicts"] == 0
+
+
+def test_sigterm_exports_before_unmount(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend, "--export-delay", "3600")
+    (m.path / "late.txt").write_bytes(b"exported at unmount")
+    assert m.stop() == 0
+    assert backend.read("late.txt") == b"exported at unmount"
+
+
+def test_status_and_policy(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend, "--export-delay", "3600")
+    (m.path / "d.txt").write_bytes(b"12345")
+    st = m.status()
+    assert (st["dirty_files"], st["dirty_bytes"], st["pending_exports"]) == (1, 5, 1)
+    assert st["conditional_writes"] == ("create-only" if backend.kind == "file" else "full")
+    assert st["source"] == backend.url
+    assert st["fuse_latency"]["count"] > 0
+    for secret in backend.env.values():
+        if "SECRET" in secret or len(secret) > 20:
+            assert secret not in str(st)
+    reply = m.policy(export_delay="0s", cache_size="1Mi")
+    assert reply["ok"] and reply["policy"]["cache_size"] == 2**20
+    assert not m.policy(cache_size="lots")["ok"]
+    deadline = time.monotonic() + 20
+    while "d.txt" not in user_keys(backend) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert backend.read("d.txt") == b"12345"  # the new export delay took effect live
+
+
+def test_cli_flush_and_status(mounter: MountFactory, file_backend: Backend) -> None:
+    m = mounter(file_backend, "--export-delay", "3600")
+    (m.path / "x").write_bytes(b"x")
+    cli = [sys.executable, "-m", "openfiles_cli"]
+    out = subprocess.run([*cli, "status", str(m.path), "--control-socket", str(m.sock)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "dirty_files:       1" in out
+    subprocess.run([*cli, "flush", str(m.path), "--control-socket", str(m.sock)], check=True)
+    assert file_backend.read("x") == b"x"
+    bad = subprocess.run([*cli, "flush", str(m.path), "--control-socket", "/nonexistent"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "no engine answers" in bad.stderr
+
+
+def test_bad_source_fails_clearly(mounter: MountFactory, file_backend: Backend,
+                                  tmp_path: object) -> None:
+    file_backend.url = "ftp://nowhere/x"
+    m = mounter(file_backend, wait=False)
+    assert m.proc.wait(timeout=30) == 1
+    assert "unsupported URL scheme" in m.log_text()
+
+
+def test_credentials_never_logged(mounter: MountFactory, s3_backend: Backend) -> None:
+    m = mounter(s3_backend, "--export-delay", "0")
+    (m.path / "a").write_bytes(b"a")
+    assert m.flush()["ok"]
+    secret = s3_backend.env["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in m.log_text()
+    assert secret not in " ".join(m.args)
+
+
+test_credentials_never_logged = pytest.mark.s3(test_credentials_never_logged)

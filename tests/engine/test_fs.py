@@ -1,0 +1,304 @@
+"""Every row of docs/SEMANTICS.md, on real FUSE mounts over file:// and MinIO."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import Backend, MountFactory
+
+pytestmark = [pytest.mark.fuse, pytest.mark.timeout(120)]
+
+
+def fresh(mounter: MountFactory, backend: Backend, *args: str):  # type: ignore[no-untyped-def]
+    """A second mount with an empty cache: it sees only what reached the bucket."""
+    return mounter(backend, *args, "--metadata-ttl", "0")
+
+
+def test_write_read_and_lazy_import(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend, "--export-delay", "3600")
+    (m.path / "hello.txt").write_bytes(b"hello world\n")
+    assert (m.path / "hello.txt").read_bytes() == b"hello world\n"
+    assert "hello.txt" not in backend.keys()  # not exported before the delay
+    assert m.flush()["ok"]
+    assert backend.read("hello.txt") == b"hello world\n"
+    other = fresh(mounter, backend)
+    assert (other.path / "hello.txt").read_bytes() == b"hello world\n"
+    assert os.listdir(other.path) == [".openfiles-lost+found-test", "hello.txt"] or sorted(
+        os.listdir(other.path)) == [".openfiles-lost+found-test", "hello.txt"]
+
+
+def test_random_write_append_overwrite_truncate(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "f.bin"
+    model = bytearray(os.urandom(300_000))
+    p.write_bytes(model)
+    with open(p, "r+b") as f:
+        f.seek(1000)
+        f.write(b"X" * 5000)
+        model[1000:6000] = b"X" * 5000
+        f.seek(0, os.SEEK_END)
+        f.write(b"tail")
+        model += b"tail"
+    with open(p, "ab") as f:
+        f.write(b"appended")
+        model += b"appended"
+    os.truncate(p, 200_000)
+    del model[200_000:]
+    os.truncate(p, 250_000)
+    model += b"\0" * 50_000
+    assert p.read_bytes() == model
+    assert m.flush()["ok"]
+    assert backend.read("f.bin") == model
+    # overwrite through a new mount that imports the object lazily
+    m.stop()
+    other = fresh(mounter, backend)
+    q = other.path / "f.bin"
+    with open(q, "r+b") as f:
+        f.seek(150_000)
+        f.write(b"Y" * 10)
+    model[150_000:150_010] = b"Y" * 10
+    assert other.flush()["ok"]
+    assert backend.read("f.bin") == model
+
+
+def test_shorter_overwrite_truncates(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "t").write_bytes(b"a long first version")
+    (m.path / "t").write_bytes(b"short")
+    assert (m.path / "t").read_bytes() == b"short"
+    assert m.flush()["ok"]
+    assert backend.read("t") == b"short"
+
+
+def test_unlink_deletes_object(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("gone.txt", b"x")
+    m = mounter(backend)
+    (m.path / "gone.txt").unlink()
+    assert not (m.path / "gone.txt").exists()
+    assert m.flush()["ok"]
+    assert "gone.txt" not in backend.keys()
+
+
+def test_empty_directories_persist_and_rmdir(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "empty" / "nested").mkdir(parents=True)
+    (m.path / "full").mkdir()
+    (m.path / "full" / "f").write_bytes(b"1")
+    with pytest.raises(OSError) as info:
+        (m.path / "full").rmdir()
+    assert info.value.errno == errno.ENOTEMPTY
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert (other.path / "empty" / "nested").is_dir()
+    (other.path / "empty" / "nested").rmdir()
+    assert other.flush()["ok"]
+    third = fresh(mounter, backend)
+    assert (third.path / "empty").is_dir()
+    assert not (third.path / "empty" / "nested").exists()
+
+
+def test_rename_file_and_directory(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("d/a.txt", b"A")
+    backend.write("d/sub/b.txt", b"B")
+    backend.write("top.txt", b"T")
+    m = mounter(backend)
+    os.rename(m.path / "top.txt", m.path / "moved.txt")
+    os.rename(m.path / "d", m.path / "e")
+    assert (m.path / "e" / "sub" / "b.txt").read_bytes() == b"B"
+    assert (m.path / "moved.txt").read_bytes() == b"T"
+    assert m.flush()["ok"]
+    keys = [k for k in backend.keys() if not k.startswith(".openfiles-meta")]
+    assert keys == ["e/a.txt", "e/sub/b.txt", "moved.txt"]
+    # the moved files are clean: writing again is a normal conditional update
+    (m.path / "moved.txt").write_bytes(b"T2")
+    assert m.flush()["ok"]
+    assert backend.read("moved.txt") == b"T2"
+    assert m.status()["conflicts"] == 0
+
+
+def test_rename_replaces_target(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("a", b"old-a")
+    backend.write("b", b"old-b")
+    m = mounter(backend)
+    os.replace(m.path / "a", m.path / "b")
+    assert m.flush()["ok"]
+    assert [k for k in backend.keys() if not k.startswith(".")] == ["b"]
+    assert backend.read("b") == b"old-a"
+
+
+def test_symlink_persists(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    os.symlink("target/file.txt", m.path / "link")
+    assert os.readlink(m.path / "link") == "target/file.txt"
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert os.readlink(other.path / "link") == "target/file.txt"
+
+
+def test_hard_link_is_refused(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "f").write_bytes(b"1")
+    with pytest.raises(OSError) as info:
+        os.link(m.path / "f", m.path / "g")
+    assert info.value.errno == errno.EPERM
+
+
+def test_chmod_chown_utimens_persist(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"data")
+    os.chmod(p, 0o640)
+    os.chown(p, 1234, 5678)
+    os.utime(p, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    (m.path / "d").mkdir(mode=0o700)
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    st = os.stat(other.path / "f")
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o640, 1234, 5678)
+    assert st.st_mtime_ns == 1_000_000_000_000_000_000
+    assert os.stat(other.path / "d").st_mode & 0o7777 == 0o700
+    assert (other.path / "f").read_bytes() == b"data"
+
+
+def test_xattrs_persist(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"x")
+    os.setxattr(p, "user.color", b"blue")
+    os.setxattr(p, "user.gone", b"1")
+    os.removexattr(p, "user.gone")
+    with pytest.raises(OSError) as info:
+        os.setxattr(p, "security.selinux", b"x")
+    assert info.value.errno == errno.ENOTSUP
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    q = other.path / "f"
+    assert os.getxattr(q, "user.color") == b"blue"
+    assert os.listxattr(q) == ["user.color"]
+    with pytest.raises(OSError) as info:
+        os.getxattr(q, "user.gone")
+    assert info.value.errno == errno.ENODATA
+
+
+def test_fsync_exports_at_once(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend, "--export-delay", "3600")
+    fd = os.open(m.path / "synced", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, b"durable")
+        os.fsync(fd)
+        assert backend.read("synced") == b"durable"
+    finally:
+        os.close(fd)
+
+
+def test_statfs(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    st = os.statvfs(m.path)
+    assert st.f_namemax == 255
+    assert st.f_blocks > 0 and st.f_bsize > 0
+
+
+def test_name_too_long(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    with pytest.raises(OSError) as info:
+        (m.path / ("n" * 256)).write_bytes(b"x")
+    assert info.value.errno == errno.ENAMETOOLONG
+    deep = m.path
+    for _ in range(4):
+        deep = deep / ("d" * 250)
+        deep.mkdir()  # 4 x 251 bytes: the key is still under the limit
+    with pytest.raises(OSError) as info:
+        (deep / "x").write_bytes(b"x")  # the sidecar key would pass 1024 bytes
+    assert info.value.errno == errno.ENAMETOOLONG
+
+
+def test_read_only_mount(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("r.txt", b"r")
+    m = mounter(backend, "--read-only")
+    assert (m.path / "r.txt").read_bytes() == b"r"
+    with pytest.raises(OSError) as info:
+        (m.path / "w.txt").write_bytes(b"w")
+    assert info.value.errno == errno.EROFS
+
+
+def test_remote_change_seen_after_metadata_ttl(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("shared.txt", b"v1")
+    m = mounter(backend, "--metadata-ttl", "1")
+    assert (m.path / "shared.txt").read_bytes() == b"v1"
+    backend.write("shared.txt", b"version-2")
+    backend.write("new.txt", b"n")
+    import time
+
+    time.sleep(1.5)
+    assert (m.path / "shared.txt").read_bytes() == b"version-2"
+    assert (m.path / "new.txt").read_bytes() == b"n"
+    backend.delete("new.txt")
+    time.sleep(1.5)
+    assert not (m.path / "new.txt").exists()
+
+
+def test_hidden_reserved_names(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    with pytest.raises(OSError) as info:
+        (m.path / ".openfiles-meta").mkdir()
+    assert info.value.errno == errno.EPERM
+    (m.path / "d").mkdir()
+    assert m.flush()["ok"]
+    assert ".openfiles-meta" not in os.listdir(m.path)
+
+
+def test_large_file_multipart(mounter: MountFactory, backend: Backend, tmp_path: Path) -> None:
+    from openfiles_engine import store
+
+    m = mounter(backend)
+    size = store.MULTIPART_THRESHOLD + 3 * 2**20
+    block = os.urandom(2**20)
+    with open(m.path / "big", "wb") as f:
+        for _ in range(size // 2**20):
+            f.write(block)
+    assert m.flush(timeout=120)["ok"]
+    data = backend.read("big")
+    assert len(data) == size and data[:2**20] == block and data[-2**20:] == block
+
+
+def test_unlink_while_open(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "open.txt"
+    p.write_bytes(b"before")
+    assert m.flush()["ok"]
+    with open(p, "r+b") as f:
+        p.unlink()
+        assert not p.exists()
+        f.seek(0)
+        assert f.read() == b"before"
+        f.write(b" and after")
+    assert m.flush()["ok"]
+    assert "open.txt" not in backend.keys()
+
+
+def test_mmap_read_write(mounter: MountFactory, backend: Backend) -> None:
+    import mmap
+
+    m = mounter(backend)
+    p = m.path / "mapped"
+    p.write_bytes(b"0123456789")
+    with open(p, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
+        assert mm[:4] == b"0123"
+        mm[0:2] = b"ab"
+        mm.flush()
+    assert p.read_bytes() == b"ab23456789"
+    assert m.flush()["ok"]
+    assert backend.read("mapped") == b"ab23456789"
+
+
+def test_special_files_are_refused(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    with pytest.raises(OSError) as info:
+        os.mkfifo(m.path / "fifo")
+    assert info.value.errno == errno.EPERM
+    os.mknod(m.path / "plain", 0o644 | 0o100000)  # S_IFREG works
+    assert (m.path / "plain").is_file()

@@ -1,0 +1,81 @@
+"""store.py against obstore's MemoryStore and LocalStore (no FUSE, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openfiles_engine import store as store_mod
+from openfiles_engine.config import Credentials
+from openfiles_engine.store import Conflict, NotFound, Store, StoreError
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    url = "memory://" if request.param == "memory" else f"file://{tmp_path}/bucket"
+    return Store.open(url)
+
+
+def test_conditional_puts(store: Store) -> None:
+    etag = store.put_bytes("k", b"v1", if_match=None, create=True)
+    with pytest.raises(Conflict):
+        store.put_bytes("k", b"again", if_match=None, create=True)
+    with pytest.raises(Conflict):
+        store.put_bytes("k", b"v2", if_match='"not-it"', create=False)
+    assert etag is not None
+    etag2 = store.put_bytes("k", b"v2", if_match=etag, create=False)
+    assert store.get("k") == b"v2" and etag2 != etag
+    with pytest.raises(Conflict):
+        store.put_bytes("missing", b"x", if_match=etag2, create=False)
+
+
+def test_capability_is_reported(store: Store) -> None:
+    assert store.conditional == ("create-only" if store.kind == "file" else "full")
+
+
+def test_list_head_range_copy_delete(store: Store) -> None:
+    for key in ("d/a", "d/b", "d/sub/c", "top"):
+        store.put_bytes(key, key.encode(), if_match=None, create=False)
+    objects, prefixes = store.list_dir("d/")
+    assert [o.key for o in objects] == ["d/a", "d/b"] and prefixes == ["d/sub"]
+    assert sorted(o.key for o in store.list_all("d/")) == ["d/a", "d/b", "d/sub/c"]
+    assert store.head("top").size == 3
+    assert store.get_range("d/sub/c", 2, 5) == b"sub"
+    store.copy("top", "top2")
+    store.delete("top")
+    store.delete("top")  # idempotent
+    with pytest.raises(NotFound):
+        store.head("top")
+    assert store.get("top2") == b"top"
+
+
+def test_multipart_path_checks_preconditions(store: Store, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "MULTIPART_THRESHOLD", 1000)
+    monkeypatch.setattr(store_mod, "PART_SIZE", 5 * 2**20)
+    src = tmp_path / "big"
+    src.write_bytes(b"z" * 6 * 2**20)
+    etag = store.put_file("big", str(src), if_match=None, create=True)
+    assert store.head("big").size == 6 * 2**20
+    with pytest.raises(Conflict):
+        store.put_file("big", str(src), if_match=None, create=True)
+    with pytest.raises(Conflict):
+        store.put_file("big", str(src), if_match='"stale"', create=False)
+    store.put_file("big", str(src), if_match=etag, create=False)
+
+
+def test_bad_urls_fail_clearly() -> None:
+    with pytest.raises(StoreError, match="unsupported URL scheme"):
+        Store.open("ftp://host/x")
+    with pytest.raises(StoreError, match="absolute path"):
+        Store.open("file://relative/dir")
+
+
+def test_s3_url_never_carries_secrets() -> None:
+    s = Store.open("s3://bucket/pre/fix", endpoint="http://127.0.0.1:1",
+                   credentials=Credentials("AKID", "SECRET-XYZ"))
+    assert s.url == "s3://bucket/pre/fix"
+    with pytest.raises(StoreError) as info:
+        s.head("k")  # nothing listens on port 1
+    assert "SECRET-XYZ" not in str(info.value)

@@ -1,0 +1,69 @@
+"""Cluster fixtures of the operator tests: CRDs installed with kubectl, one namespace per
+test with a Secret for the MinIO bucket, and the operator running in-process
+(helpers in operator_cluster.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from operator_cluster import POLICY_NAMESPACE, Cluster, OperatorThread, strip_finalizers
+
+from fixtures.kube import KubeCluster
+from fixtures.minio import Bucket
+
+CRDS = Path(__file__).resolve().parents[2] / "charts" / "openfiles" / "crds"
+
+
+@pytest.fixture(scope="session")
+def crds(kube: KubeCluster) -> KubeCluster:
+    """The chart's CRDs, installed the way the README says: kubectl apply -f."""
+    kube.kubectl("apply", "-f", str(CRDS))
+    for crd in ("openfilesvolumes.openfiles.io", "openfilescachepolicies.openfiles.io"):
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    kube.kubectl("create", "namespace", POLICY_NAMESPACE, check=False)
+    return kube
+
+
+@pytest.fixture
+def cluster(crds: KubeCluster, s3_bucket: Bucket) -> Iterator[Cluster]:
+    """A fresh namespace holding Secret ``creds`` for ``s3_bucket``."""
+    namespace = "t-" + secrets.token_hex(4)
+    env = Cluster(crds, namespace)
+    env.core.create_namespace({"metadata": {"name": namespace, "labels": {"suite": "operator"}}})
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in s3_bucket.secret.items()}
+    env.core.create_namespaced_secret(namespace, {"metadata": {"name": "creds"}, "data": data})
+    yield env
+    strip_finalizers(env)
+    env.api.close()
+
+
+@pytest.fixture
+def operator(crds: KubeCluster) -> Iterator[OperatorThread]:
+    running = OperatorThread(crds).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leaves_nothing_behind() -> Iterator[None]:
+    """The suite-wide check, minus FUSE mounts: the operator never mounts anything, and on a
+    shared machine the global check would see (and unmount) other sessions' mounts. Child
+    processes are still checked."""
+    from fixtures.prereq import child_pids
+
+    yield
+    leaked = child_pids(os.getpid())
+    cmdlines = []
+    for pid in leaked:
+        try:
+            cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "))
+        except OSError:
+            continue
+    if cmdlines:
+        pytest.fail(f"child processes left behind: {cmdlines}", pytrace=False)

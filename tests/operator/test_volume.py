@@ -1,0 +1,113 @@
+"""Spec validation: every field that can be wrong is named in the error."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from openfiles_operator.error import SpecError
+from openfiles_operator.volume import Location, parse_location, parse_volume, volume_handle
+
+UID = "0d3f4a52-8c3b-4b8e-9f0e-2f1c1e7d9a10"
+
+
+def spec(**changes: Any) -> Any:
+    base: dict[str, Any] = {
+        "bucket": {"url": "s3://data/team/a", "endpoint": "http://minio:9000",
+                   "region": "eu-west-1", "credentialsSecretRef": {"name": "creds"}},
+        "cache": {"size": "2Gi", "ttl": "1h", "metadataTTL": "5s"},
+        "export": {"delay": "30s"},
+        "accessModes": ["ReadWriteMany"], "capacity": "100Gi", "reclaimPolicy": "Retain",
+        "mountOptions": {"uid": 1000, "gid": 1000, "fileMode": "644", "dirMode": "0750"},
+    }
+    for path, value in changes.items():
+        node = base
+        *parents, leaf = path.split("__")
+        for key in parents:
+            node = node[key]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return base
+
+
+def test_a_full_spec_parses() -> None:
+    volume = parse_volume(spec(), "team", "data", UID)
+    assert volume.location == Location("data", "team/a", "http://minio:9000", "eu-west-1")
+    assert volume.location.url == "s3://data/team/a"
+    assert volume.cache.cache_size == 2 * 2**30
+    assert (volume.cache.cache_ttl, volume.cache.metadata_ttl, volume.cache.export_delay) == (
+        3600, 5, 30)
+    assert volume.cache_text == ("2Gi", "1h", "5s", "30s")
+    assert (volume.uid_owner, volume.gid_owner) == (1000, 1000)
+    assert (volume.file_mode, volume.dir_mode) == ("0644", "0750")
+    assert volume.secret_name == "creds"
+
+
+def test_defaults_apply_when_the_schema_did_not() -> None:
+    minimal = {"bucket": {"url": "s3://data", "credentialsSecretRef": {"name": "c"}}}
+    volume = parse_volume(minimal, "ns", "v", UID)  # type: ignore[arg-type]
+    assert volume.location.prefix == ""
+    assert volume.access_modes == ("ReadWriteMany",)
+    assert volume.reclaim_policy == "Retain"
+    assert volume.cache_text == ("10Gi", "24h", "10s", "60s")
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"bucket__url": "gs://data"}, "spec.bucket.url"),
+    ({"bucket__url": "s3://Data"}, "spec.bucket.url"),
+    ({"bucket__url": "s3://data/a//b"}, "spec.bucket.url"),
+    ({"bucket__url": "s3://data/a/../b"}, "spec.bucket.url"),
+    ({"bucket__url": None}, "spec.bucket.url"),
+    ({"bucket__endpoint": "http://minio:99999"}, "spec.bucket.endpoint"),
+    ({"bucket__endpoint": "ftp://minio"}, "spec.bucket.endpoint"),
+    ({"bucket__region": "EU WEST"}, "spec.bucket.region"),
+    ({"bucket__credentialsSecretRef__name": "Bad_Name"}, "spec.bucket.credentialsSecretRef.name"),
+    ({"cache__size": "lots"}, "spec.cache.size"),
+    ({"cache__ttl": "1w"}, "spec.cache.ttl"),
+    ({"cache__metadataTTL": "-1"}, "spec.cache.metadataTTL"),
+    ({"export__delay": "soon"}, "spec.export.delay"),
+    ({"capacity": "0"}, "spec.capacity"),
+    ({"accessModes": ["ReadWriteAll"]}, "spec.accessModes"),
+    ({"accessModes": []}, "spec.accessModes"),
+    ({"reclaimPolicy": "Recycle"}, "spec.reclaimPolicy"),
+    ({"bucket__url": "s3://data", "reclaimPolicy": "Delete"}, "spec.reclaimPolicy"),
+    ({"mountOptions__uid": -1}, "spec.mountOptions.uid"),
+    ({"mountOptions__gid": 2**31}, "spec.mountOptions.gid"),
+    ({"mountOptions__fileMode": "0999"}, "spec.mountOptions.fileMode"),
+    ({"mountOptions__dirMode": "rwx"}, "spec.mountOptions.dirMode"),
+])
+def test_invalid_fields_are_named(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_volume(spec(**changes), "ns", "v", UID)
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{field}: ")
+
+
+def test_validation_does_not_modify_the_spec() -> None:
+    original = spec()
+    parse_volume(copy.deepcopy(original), "ns", "v", UID)
+    assert original == spec()
+
+
+def test_handle_is_stable_and_follows_the_contract() -> None:
+    handle = volume_handle("team", "data", UID)
+    assert handle == volume_handle("team", "data", UID)
+    assert re.fullmatch(r"ofv-team-data-[0-9a-f]{8}", handle)
+    assert volume_handle("team", "data", UID.replace("0", "1")) != handle
+
+
+def test_handle_folds_and_truncates() -> None:
+    handle = volume_handle("n" * 63, "my.volume." + "x" * 240, UID)
+    assert len(handle) <= 128
+    assert re.fullmatch(r"[a-z0-9-]+", handle)
+    assert "--" not in handle[-10:]  # no empty part before the hash
+
+
+def test_location_strips_trailing_slash() -> None:
+    assert parse_location("s3://data/p/", "", "").prefix == "p"
+    assert parse_location("s3://data/", "", "").prefix == ""
