@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 
@@ -67,3 +68,8 @@ def remove_dir(path: str) -> None:
         os.rmdir(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        if exc.errno != errno.ENOTEMPTY:
+            raise
+        # Something wrote into the bare directory; never delete data to tidy up.
+        log.warning("kept %s: not empty after unmount", path)

@@ -1,12 +1,14 @@
 """One JSON-lines request over a unix stream socket: the engine control socket and the mounter.
 
-Blocking on purpose: callers on the event loop go through ``asyncio.to_thread``, and
-the Prometheus collector runs in its own thread. Every call has a deadline, so a hung
-peer costs a thread for ``timeout`` seconds and never the event loop.
+Two forms with one contract: :func:`arequest` for the event loop (it holds no thread,
+so slow mounts cannot starve a thread pool that stats calls also need) and
+:func:`request` for the Prometheus collector, which runs in its own thread. Every call
+has a deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -48,7 +50,34 @@ def request(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any
         raise
     except OSError as exc:
         raise PeerError(f"cannot reach {path}: {exc.strerror or exc}") from None
-    line = bytes(buf).split(b"\n", 1)[0]
+    return _decode(bytes(buf), path)
+
+
+async def arequest(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """:func:`request` for the event loop: same reply, same :class:`PeerError` cases."""
+
+    async def exchange() -> bytes:
+        reader, writer = await asyncio.open_unix_connection(path, limit=MAX_REPLY)
+        try:
+            writer.write(json.dumps(message).encode() + b"\n")
+            await writer.drain()
+            return await reader.readline()
+        finally:
+            writer.close()
+
+    try:
+        data = await asyncio.wait_for(exchange(), timeout)
+    except TimeoutError:
+        raise PeerError(f"no reply from {path} within {timeout:g}s") from None
+    except ValueError:  # the line exceeded MAX_REPLY
+        raise PeerError(f"reply from {path} too large") from None
+    except OSError as exc:
+        raise PeerError(f"cannot reach {path}: {exc.strerror or exc}") from None
+    return _decode(data, path)
+
+
+def _decode(data: bytes, path: str) -> dict[str, Any]:
+    line = data.split(b"\n", 1)[0]
     try:
         reply = json.loads(line)
     except ValueError:

@@ -27,6 +27,7 @@ GAUGES = {
     "cache_bytes": "Bytes of the volume held in the node-local cache.",
     "dirty_bytes": "Bytes written locally and not yet exported to the bucket.",
     "pending_exports": "Files waiting to be exported to the bucket.",
+    "hit_ratio": "Share of reads served from the node-local cache (0 to 1).",
 }
 COUNTERS = {
     "export_errors": "Exports to the bucket that failed.",

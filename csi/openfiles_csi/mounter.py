@@ -13,9 +13,10 @@ with ``C`` in ``invalid``, ``exists``, ``busy``, ``not_found``, ``failed``, ``ti
 
 Durability: a record is on disk (``starting``) before the engine starts, and
 ``running`` once it serves, so a mounter restarted at any moment finds every engine
-it started. On start-up, live engines are adopted and watched; records of dead ones
-are marked ``dead`` and their stale mount is kept until unmount, so a pod never sees
-a bare directory where its volume was.
+it started. On start-up, live engines are adopted and watched. A dead engine (found
+at start-up or seen exiting) has its stale mount removed and its record kept as
+``dead`` until ``unmount``, so the node can report the volume abnormal; pods keep
+their (stale, never bare) bind mounts, and publish binds only live engine mounts.
 """
 
 from __future__ import annotations
@@ -84,15 +85,14 @@ class Mounter:
                     record.state = RUNNING
                     self.records.save(record)
                 self._watch(self._poll_adopted(record))
-            elif mounted or record.state != DEAD:
+            else:
                 if record.state != DEAD:
                     log.warning("engine for %s died while the mounter was away", record.mountpoint)
-                record.state = DEAD
-                self.records.save(record)
+                    record.state = DEAD
+                    self.records.save(record)
                 self._by_mountpoint[record.mountpoint] = record
-            else:
-                # Dead and no mount left: nothing for anyone to clean up any more.
-                self.records.delete(record.mountpoint)
+                if mounted:
+                    await self._remove_stale_mount(record)
 
     # --- requests ---------------------------------------------------------
 
@@ -139,8 +139,10 @@ class Mounter:
             raise MountError("invalid", "args must be a list of strings")
         if RESERVED_ARGS & set(args):
             raise MountError("invalid", f"args may not set {sorted(RESERVED_ARGS)}")
-        if not isinstance(env, dict):
-            raise MountError("invalid", "env must be an object")
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise MountError("invalid", "env must be an object of strings")
         lock = self._lock(mountpoint)
         if lock.locked():
             raise MountError("busy", f"an operation on {mountpoint} is in progress")
@@ -234,9 +236,7 @@ class Mounter:
             entry = mountinfo.find(record.mountpoint)
             if entry is not None and entry.is_fuse:
                 try:
-                    reply = await asyncio.to_thread(
-                        jsonline.request, record.control_socket, {"op": "status"}, 2.0
-                    )
+                    reply = await jsonline.arequest(record.control_socket, {"op": "status"}, 2.0)
                 except jsonline.PeerError:
                     reply = {}
                 if reply.get("ok"):
@@ -268,8 +268,7 @@ class Mounter:
         flushed = False
         if alive and flush_timeout is not None:
             try:
-                reply = await asyncio.to_thread(
-                    jsonline.request,
+                reply = await jsonline.arequest(
                     record.control_socket,
                     {"op": "flush", "timeout": flush_timeout},
                     flush_timeout + 5,
@@ -324,28 +323,39 @@ class Mounter:
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
-    def _mark_dead(self, record: MountRecord, exit_code: int | None) -> None:
+    async def _mark_dead(self, record: MountRecord, exit_code: int | None) -> None:
         if record.extra.get("stopping") or self._by_mountpoint.get(record.mountpoint) is not record:
             return
         log.error(
-            "engine pid %d for volume %s exited (code %s); mount %s is stale",
-            record.pid,
-            record.volume_id,
-            exit_code,
-            record.mountpoint,
+            "engine pid %d for volume %s exited (code %s)", record.pid, record.volume_id, exit_code
         )
         record.state = DEAD
         record.exit_code = exit_code
         self.records.save(record)
+        async with self._lock(record.mountpoint):
+            if self._by_mountpoint.get(record.mountpoint) is record:
+                await self._remove_stale_mount(record)
+
+    async def _remove_stale_mount(self, record: MountRecord) -> None:
+        """Detach the dead engine's mount (every access to it would fail with ENOTCONN).
+
+        The record stays, marked dead, so NodeGetVolumeStats reports the volume abnormal
+        until NodeUnstageVolume; the cache directory stays for the next mount. Pods'
+        bind mounts of it stay stale, never bare: publish binds only live engine mounts.
+        """
+        try:
+            await command.unmount(record.mountpoint)
+        except command.CommandError as exc:
+            log.error("cannot remove the stale mount %s: %s", record.mountpoint, exc)
 
     async def _wait_child(self, record: MountRecord, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
-        self._mark_dead(record, code)
+        await self._mark_dead(record, code)
 
     async def _poll_adopted(self, record: MountRecord) -> None:
         """Wait for an engine that is not our child (adopted after a restart) to exit."""
         await process.wait_exit(record.pid, record.start_ticks)
-        self._mark_dead(record, None)
+        await self._mark_dead(record, None)
 
     async def close(self) -> None:
         """Stop watching. Engines keep running: they are meant to outlive the mounter."""

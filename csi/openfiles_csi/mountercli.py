@@ -87,6 +87,7 @@ async def serve(args: argparse.Namespace) -> None:
         server = await asyncio.start_unix_server(client, path=args.socket, limit=MAX_REQUEST)
     finally:
         os.umask(old_umask)
+    os.chmod(args.socket, 0o600)  # the umask already kept others out; no execute bit either
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from openfiles_csi import jsonline
@@ -35,7 +34,7 @@ class MounterClient:
 
     async def _call(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
-            reply = await asyncio.to_thread(jsonline.request, self.socket_path, message, timeout)
+            reply = await jsonline.arequest(self.socket_path, message, timeout)
         except jsonline.PeerError as exc:
             raise Unavailable(f"mounter: {exc}") from None
         if not reply.get("ok"):

@@ -76,6 +76,9 @@ class PolicyWatcher:
                 await self.sync_once()
             except CsiError as exc:
                 log.warning("policy sync skipped: %s", exc)
+            except Exception:
+                # One bad pass must not end the channel for the life of the plugin.
+                log.exception("policy sync failed")
             await asyncio.sleep(self.interval)
 
     async def sync_once(self) -> int:
@@ -97,8 +100,8 @@ class PolicyWatcher:
 
     async def _push(self, mount: dict[str, Any], fields: dict[str, float]) -> bool:
         try:
-            reply = await asyncio.to_thread(
-                jsonline.request, mount["control_socket"], {"op": "policy", **fields}, 5.0
+            reply = await jsonline.arequest(
+                mount["control_socket"], {"op": "policy", **fields}, 5.0
             )
         except jsonline.PeerError as exc:
             log.warning("policy for %s not delivered: %s", mount["volume_id"], exc)

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 from openfiles_csi.errors import InvalidArgument
 from openfiles_csi.volumeid import VolumeIdError, check_bucket, check_endpoint, check_region
 
-_DURATION = re.compile(r"^\d+(s|m|h)?$")
-_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
+# The grammar the engine accepts (openfiles mount, CONTRACTS.md section 1), so that the
+# node refuses exactly what the engine would refuse, but early and with the key's name.
+_DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h|d)?$")
+_QUANTITY = re.compile(r"^\d+(\.\d+)?([KMGTPE]i?|k)?$")
 _ID = re.compile(r"^\d{1,10}$")
-_MODE = re.compile(r"^0?[0-7]{3}$")
+_MODE = re.compile(r"^0?[0-7]{3,4}$")
 
 # context key -> (engine option, value pattern, what the value should look like)
 OPTIONS: dict[str, tuple[str, re.Pattern[str], str]] = {

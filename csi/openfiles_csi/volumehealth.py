@@ -97,8 +97,8 @@ class VolumeHealth:
 
     async def _export_problem(self, record: dict[str, Any]) -> str:
         try:
-            reply = await asyncio.to_thread(
-                jsonline.request, record["control_socket"], {"op": "status"}, self.probe_timeout
+            reply = await jsonline.arequest(
+                record["control_socket"], {"op": "status"}, self.probe_timeout
             )
         except jsonline.PeerError:
             return "the engine's control socket does not answer"

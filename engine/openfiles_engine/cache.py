@@ -16,7 +16,8 @@ from collections.abc import Iterable
 
 from .meta import Node
 
-MAX_OPEN_FDS = 256
+MAX_OPEN_FDS = 2048
+"""Open data files kept (opening one costs more than a small read)."""
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -61,6 +62,7 @@ class DataFiles:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self._fds: OrderedDict[int, int] = OrderedDict()
+        self._generations: dict[int, int] = {}
 
     def path(self, ino: int) -> str:
         return os.path.join(self.root, str(ino))
@@ -89,8 +91,19 @@ class DataFiles:
     def read(self, ino: int, offset: int, size: int) -> bytes:
         return os.pread(self.fd(ino), size, offset)
 
-    def write(self, ino: int, offset: int, data: bytes) -> int:
+    def write(self, ino: int, offset: int, data: bytes | memoryview) -> int:
         return os.pwrite(self.fd(ino), data, offset)
+
+    def writer(self, ino: int) -> tuple[int, int]:
+        """(a private fd, the file's generation) for a pwrite in a worker thread.
+
+        The caller closes the fd. If :meth:`generation` differs afterwards, the
+        file was dropped meanwhile and the bytes written are gone.
+        """
+        return os.dup(self.fd(ino)), self.generation(ino)
+
+    def generation(self, ino: int) -> int:
+        return self._generations.get(ino, 0)
 
     def truncate(self, ino: int, size: int) -> None:
         os.ftruncate(self.fd(ino), size)
@@ -100,12 +113,14 @@ class DataFiles:
 
     def punch(self, ino: int, offset: int, length: int) -> None:
         """Free the disk blocks of [offset, offset+length); the size stays."""
+        self._generations[ino] = self.generation(ino) + 1
         if _libc.fallocate(self.fd(ino), _PUNCH_HOLE, offset, length) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
 
     def drop(self, ino: int) -> None:
-        """Forget every cached byte (the file stays, empty and sparse)."""
+        """Forget every cached byte (the file is unlinked)."""
+        self._generations[ino] = self.generation(ino) + 1
         self.close(ino)
         try:
             os.unlink(self.path(ino))

@@ -98,11 +98,27 @@ def mount(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"openfiles mount: {exc}", file=sys.stderr)
         return 2
+    if not args.foreground:
+        if os.fork() != 0:
+            return _wait_ready(cfg)
+        _detach(cfg.cache_dir)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.foreground and os.fork() != 0:
-        return _wait_ready(cfg)
     return run_mount(cfg)
+
+
+def _detach(cache_dir: str) -> None:
+    """Become a daemon: own session, no terminal, log to ``<cache-dir>/engine.log``."""
+    os.setsid()
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    log_fd = os.open(os.path.join(cache_dir, "engine.log"),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(null_fd)
+    os.close(log_fd)
 
 
 def run_mount(cfg: MountConfig) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import resource
 import signal
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from .config import ConfigError, MountConfig
 from .control import serve
 from .download import Downloader
 from .export import Exporter
-from .fs import FS, invalidator
+from .fs import FS
 from .handler import FUSE_LATENCY
 from .journal import Journal
 from .listing import Lister
@@ -35,13 +36,24 @@ from .tree import Defaults, Tree
 
 log = logging.getLogger(__name__)
 
-EVICT_INTERVAL = 1.0
+EVICT_INTERVAL = 2.0
+"""Seconds between sweeps for expired and over-the-bound clean data."""
+EVICT_CHECK_INTERVAL = 0.1
+"""Seconds: how often a read that fetched data may check the size bound."""
+
+
+def _raise_fd_limit() -> None:
+    """Data files stay open between requests; allow many (soft limit up to the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
 class Engine:
     def __init__(self, cfg: MountConfig, store: Store) -> None:
         self.cfg = cfg
         os.makedirs(cfg.cache_dir, mode=0o700, exist_ok=True)
+        _raise_fd_limit()
         self._lockfile = open(os.path.join(cfg.cache_dir, "lock"), "w")
         try:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -56,6 +68,8 @@ class Engine:
         self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))
         defaults = Defaults(cfg.uid, cfg.gid, cfg.file_mode, cfg.dir_mode)
         self.tree = Tree(self.meta, defaults, cfg.fsid)
+        for ino in self.tree.orphans:
+            self.data.drop(ino)
         self.journal = Journal(self.meta)
         send, self._receive = trio.open_memory_channel[tuple[int, "str | None"]](10000)
         self._send = send
@@ -71,6 +85,8 @@ class Engine:
         self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
                      self.journal, self.notify)
         self._stop = trio.Event()
+        self._last_evict_check = 0.0
+        self._last_evict_misses = 0
 
     def notify(self, ino: int, name: str | None) -> None:
         try:
@@ -97,6 +113,7 @@ class Engine:
             "fuse_latency": FUSE_LATENCY.as_dict(),
             "source": self.store.sync.url,
             "hidden_keys": len(self.lister.hidden),
+            "pid": os.getpid(),
         }
 
     async def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +147,15 @@ class Engine:
             await trio.sleep(EVICT_INTERVAL)
 
     def _evict_if_over(self) -> None:
+        # Summing over every node costs O(files): do it a few times a second, or
+        # sooner when the reads since the last check could have passed the bound.
+        now = time.monotonic()
+        fetched = self.downloader.stats.fetched_bytes - self._last_evict_misses
+        if now - self._last_evict_check < EVICT_CHECK_INTERVAL and \
+                fetched < self.cfg.policy.cache_size // 8:
+            return
+        self._last_evict_check = now
+        self._last_evict_misses = self.downloader.stats.fetched_bytes
         if sum(n.cached_bytes() for n in self.tree.nodes.values()
                if n.kind == "file" and not n.dirty) > self.cfg.policy.cache_size:
             self.evict()
@@ -188,6 +214,7 @@ class Engine:
                 if not cfg.read_only:
                     await nursery.start(self.exporter.run)
                 nursery.start_soon(self._evict_loop)
+                self.downloader.nursery = nursery
                 # In a thread: stat() on our own mount needs this thread to answer it.
                 await trio.to_thread.run_sync(raise_read_ahead, cfg.mountpoint)
                 log.info("mounted %s at %s", self.store.sync.url, cfg.mountpoint)
@@ -218,3 +245,16 @@ class Engine:
             log.error("unmount: export timed out after %.0f s; dirty files stay in the cache",
                       self.cfg.unmount_timeout)
         return 1
+
+
+async def invalidator(tree: Tree, receive: trio.MemoryReceiveChannel[tuple[int, str | None]],
+                      ) -> None:
+    """Tell the kernel about changes made behind its back (never from inside a handler)."""
+    async for ino, name in receive:
+        try:
+            if name is None:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, False)
+            else:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_entry, ino, os.fsencode(name))
+        except OSError:
+            pass  # the kernel had not cached it

@@ -4,7 +4,7 @@ A dirty file is exported after ``export_delay`` seconds without writes, at once
 on fsync and flush, and at unmount. The PUT is If-Match on the last seen ETag,
 or If-None-Match for a new key. A failed precondition is a conflict: unless the
 bucket already holds the same bytes, the local version moves to lost+found.
-Other store errors are retried with exponential backoff (1 s to 60 s).
+Other store errors are retried with exponential backoff (1 s to 30 s).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 COMPARE_LIMIT = 64 * 2**20
 """Bytes: on a failed precondition, files up to this size are compared with the bucket."""
 CONCURRENCY = 8
+MAX_BACKOFF = 30.0
+"""Seconds: the longest wait between export retries while the bucket is unreachable."""
 
 
 class Exporter:
@@ -49,6 +51,12 @@ class Exporter:
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
 
+    def forget(self, ino: int) -> None:
+        """Drop per-inode state of a node that is gone for good."""
+        lock = self._locks.get(ino)
+        if lock is not None and not lock.locked():
+            del self._locks[ino]
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -64,7 +72,7 @@ class Exporter:
                 self._backoff = 0.0
                 self.last_error = None
             except StoreError as exc:
-                self._backoff = min(max(self._backoff * 2, 1.0), 60.0)
+                self._backoff = min(max(self._backoff * 2, 1.0), MAX_BACKOFF)
                 log.warning("export failed, retrying in %.0f s: %s", self._backoff, exc)
             await self._sleep()
 
@@ -145,6 +153,9 @@ class Exporter:
 
     async def export(self, node: Node) -> None:
         """Export one node now. Raises StoreError (not for conflicts: those go to lost+found)."""
+        if len(self.journal):
+            # A pending rename decides which key and ETag this export starts from.
+            await self.replay_journal()
         async with self.lock(node.ino):
             if not node.dirty or node.lost or not node.parent:
                 return
@@ -180,12 +191,13 @@ class Exporter:
             sc = Sidecar(kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
                          mtime_ns=node.mtime_ns, target=node.target, xattrs=node.xattrs,
                          etag=etag if node.kind != "dir" else None)
-            await self.store.run(self.store.sync.put_bytes, sidecar_key(key), sc.encode(),
-                                 if_match=None, create=False)
+            node.sidecar_etag = await self.store.run(
+                self.store.sync.put_bytes, sidecar_key(key), sc.encode(), if_match=None,
+                create=False)
             node.sidecar = True
         elif node.sidecar:
             await self.store.run(self.store.sync.delete, sidecar_key(key))
-            node.sidecar = False
+            node.sidecar, node.sidecar_etag = False, None
         if node.gen == gen:
             node.dirty = node.data_dirty = False
             if node.kind == "file":

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyfuse3
-import trio
 
+from . import rename, xattr
 from .cache import DataFiles
 from .config import MountConfig
 from .download import Downloader, Readahead
+from .entry import checked_name, entry
 from .export import Exporter
 from .handler import fail, handler
 from .journal import Journal
@@ -29,9 +30,6 @@ from .listing import Lister
 from .meta import ROOT, Node
 from .tree import Tree
 
-XATTR_VALUE_MAX = 64 * 1024
-XATTR_TOTAL_MAX = 256 * 1024
-ATTR_TIMEOUT = 1.0
 EXPLICIT_MTIME_NS = 2 * 10**9
 SPACE_RESERVE = 2 * 2**20
 """Bytes kept free on the cache disk for SQLite: data writes fail first."""
@@ -41,36 +39,6 @@ SPACE_RESERVE = 2 * 2**20
 class Handle:
     ino: int
     ra: Readahead = field(default_factory=Readahead)
-
-
-def entry(node: Node) -> pyfuse3.EntryAttributes:
-    a = pyfuse3.EntryAttributes()
-    a.st_ino = node.ino
-    a.generation = 0
-    a.entry_timeout = ATTR_TIMEOUT
-    a.attr_timeout = ATTR_TIMEOUT
-    a.st_mode = node.st_mode
-    a.st_nlink = 2 if node.kind == "dir" else 1
-    a.st_uid = node.uid
-    a.st_gid = node.gid
-    a.st_rdev = 0
-    a.st_size = node.size
-    a.st_blksize = 128 * 1024
-    a.st_blocks = (node.size + 511) // 512
-    a.st_atime_ns = node.mtime_ns
-    a.st_mtime_ns = node.mtime_ns
-    a.st_ctime_ns = node.ctime_ns
-    return a
-
-
-def _name(raw: bytes) -> str:
-    try:
-        name = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        fail(errno.EILSEQ)  # keys must be UTF-8
-    if len(raw) > 255:
-        fail(errno.ENAMETOOLONG)
-    return name
 
 
 class FS(pyfuse3.Operations):
@@ -92,6 +60,7 @@ class FS(pyfuse3.Operations):
         self.journal = journal
         self.notify = notify
         self.handles: dict[int, Handle] = {}
+        self.dir_handles: dict[int, tuple[int, list[str]]] = {}
         self._next_fh = 1
 
     # helpers
@@ -123,10 +92,10 @@ class FS(pyfuse3.Operations):
     def _touch_dir(self, node: Node) -> None:
         """A directory changed: keep it in the bucket even if it becomes empty."""
         node.mtime_ns = node.ctime_ns = time.time_ns()
-        if node.ino != ROOT and not node.lost and not node.sidecar:
+        if node.ino != ROOT and not node.lost and not node.sidecar and not node.dirty:
             node.custom = node.dirty = True
             node.last_write = time.monotonic()
-        self.tree.save(node)
+            self.tree.save(node)  # only when the flags change: one commit per create
 
     def _truncate(self, node: Node, size: int) -> None:
         """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
@@ -154,6 +123,9 @@ class FS(pyfuse3.Operations):
         if node.parent == 0 and node.lookups <= 0 and node.opens <= 0:
             self.tree.remove(node)
             self.data.drop(node.ino)
+            self.lister.forget(node.ino)
+            self.downloader.forget(node.ino)
+            self.exporter.forget(node.ino)
 
     def gone(self, node: Node) -> None:
         """The bucket no longer has ``node`` (listing or revalidation found out)."""
@@ -228,13 +200,22 @@ class FS(pyfuse3.Operations):
     @handler
     async def opendir(self, inode: int, ctx: Any) -> int:
         await self._dir(inode)
-        return inode
+        fh = self._next_fh
+        self._next_fh += 1
+        # One sorted snapshot per opendir: readdir comes back many times for a big
+        # directory, and offsets must stay stable between those calls.
+        self.dir_handles[fh] = (inode, self.tree.names(inode))
+        return fh
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        self.dir_handles.pop(fh, None)
 
     @handler
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
-        names = self.tree.names(fh)
+        ino, names = self.dir_handles[fh]
         for i in range(start_id, len(names)):
-            child = self.tree.child(fh, names[i])
+            child = self.tree.child(ino, names[i])
             if child is None:
                 continue
             if not pyfuse3.readdir_reply(token, os.fsencode(names[i]), entry(child), i + 1):
@@ -245,7 +226,7 @@ class FS(pyfuse3.Operations):
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
         parent = await self._dir(parent_inode)
         self._writable(parent)
-        text = _name(name)
+        text = checked_name(name)
         self._new_key(parent, text)
         if self.tree.child(parent.ino, text) is not None:
             fail(errno.EEXIST)
@@ -289,9 +270,8 @@ class FS(pyfuse3.Operations):
         with self.tree.meta.transaction():
             node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid, gid=ctx.gid,
                                  full=True, target=target, custom=kind == "symlink",
-                                 size=len(os.fsencode(target)))
-            self._mark_dirty(node, data=True)
-            self.tree.save(node)
+                                 size=len(os.fsencode(target)), dirty=True, data_dirty=True,
+                                 last_write=time.monotonic())
             self._touch_dir(parent)
         self.data.truncate(node.ino, 0)
         node.lookups += 1
@@ -301,7 +281,7 @@ class FS(pyfuse3.Operations):
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
         parent = await self._dir(parent_inode)
-        node = self._new_file(parent, _name(name), "file", mode & 0o7777, ctx)
+        node = self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx)
         return self._open_handle(node), entry(node)
 
     @handler
@@ -310,12 +290,12 @@ class FS(pyfuse3.Operations):
         if not stat.S_ISREG(mode):
             fail(errno.EPERM)  # no devices, fifos or sockets in a bucket
         parent = await self._dir(parent_inode)
-        return entry(self._new_file(parent, _name(name), "file", mode & 0o7777, ctx))
+        return entry(self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx))
 
     @handler
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
         parent = await self._dir(parent_inode)
-        return entry(self._new_file(parent, _name(name), "symlink", 0o777, ctx,
+        return entry(self._new_file(parent, checked_name(name), "symlink", 0o777, ctx,
                                     target=os.fsdecode(target)))
 
     @handler
@@ -386,18 +366,23 @@ class FS(pyfuse3.Operations):
         self._mark_dirty(node, data=True)
         if first:
             self.tree.save(node)
+        else:
+            node.unsaved = True  # the size and mtime are committed at flush/close
         return written
 
     @handler
     async def flush(self, fh: int) -> None:
-        self.tree.save(self._node(self.handles[fh].ino))
+        node = self._node(self.handles[fh].ino)
+        if node.unsaved:
+            self.tree.save(node)
 
     @handler
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh)
         node = self._node(handle.ino)
         node.opens -= 1
-        self.tree.save(node)
+        if node.unsaved:
+            self.tree.save(node)
         self._release_node(node)
         if node.dirty and self.cfg.policy.export_delay == 0:
             self.exporter.wake()
@@ -416,37 +401,22 @@ class FS(pyfuse3.Operations):
     @handler
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
-        if flags & pyfuse3.RENAME_EXCHANGE:
-            fail(errno.EINVAL)
         self._writable()
         old_dir = await self._dir(parent_inode_old)
         new_dir = await self._dir(parent_inode_new)
         node = self.tree.child(old_dir.ino, os.fsdecode(name_old)) or fail(errno.ENOENT)
-        new_name = _name(name_new)
-        if new_dir.lost or node is self.tree.lostfound:
-            fail(errno.EPERM)
+        new_name = checked_name(name_new)
         dst_key = self._new_key(new_dir, new_name)
-        ancestor: Node | None = new_dir
-        while ancestor is not None and ancestor.ino != ROOT:
-            if ancestor is node:
-                fail(errno.EINVAL)
-            ancestor = self.tree.get(ancestor.parent)
         target = self.tree.child(new_dir.ino, new_name)
+        rename.check(self.tree, node, new_dir, target, flags)
         if target is node:
             return
-        if target is not None:
-            if flags & pyfuse3.RENAME_NOREPLACE:
-                fail(errno.EEXIST)
-            if target.kind == "dir":
-                if node.kind != "dir":
-                    fail(errno.EISDIR)
-                await self.lister.ensure(target, self.cfg.policy.metadata_ttl)
-                if self.tree.names(target.ino):
-                    fail(errno.ENOTEMPTY)
-            elif node.kind == "dir":
-                fail(errno.ENOTDIR)
+        if target is not None and target.kind == "dir":
+            await self.lister.ensure(target, self.cfg.policy.metadata_ttl)
+            if self.tree.names(target.ino):
+                fail(errno.ENOTEMPTY)
         if node.kind == "dir":
-            await self._list_all(node)
+            await rename.import_subtree(self.tree, self.lister, node)
         moving = [node, *self.tree.descendants(node)]
         async with contextlib.AsyncExitStack() as stack:
             for n in sorted(moving, key=lambda n: n.ino):
@@ -455,7 +425,8 @@ class FS(pyfuse3.Operations):
                 if target is not None:
                     self._forget_remote(target)
                     self.tree.detach(target)
-                self._journal_move(node, dst_key)
+                if rename.journal_move(self.tree, self.journal, node, dst_key):
+                    self._mark_dirty(node, data=True)
                 self.tree.move(node, new_dir.ino, new_name)
                 self._touch_dir(old_dir)
                 self._touch_dir(new_dir)
@@ -463,41 +434,12 @@ class FS(pyfuse3.Operations):
             self._release_node(target)
         self.exporter.wake()
 
-    def _journal_move(self, node: Node, dst_key: str) -> None:
-        src_key = self.tree.path(node)
-        if node.lost:  # given back from lost+found: a new file at its new path
-            node.lost, node.etag, node.sidecar = False, None, False
-            self._mark_dirty(node, data=True)
-        elif node.kind == "dir":
-            if node.sidecar or not node.custom or any(
-                n.etag is not None or n.sidecar for n in self.tree.descendants(node)
-            ):
-                self.journal.add("renamedir", src_key, dst_key)
-        elif node.etag is not None or node.sidecar:
-            self.journal.add("rename", src_key, dst_key)
-
-    async def _list_all(self, node: Node) -> None:
-        """Import a whole subtree (before a directory rename moves it)."""
-        stack = [node]
-        while stack:
-            current = stack.pop()
-            await self.lister.ensure(current, float("inf"))
-            stack.extend(c for c in (self.tree.child(current.ino, n)
-                                     for n in self.tree.names(current.ino))
-                         if c is not None and c.kind == "dir")
-
     # extended attributes
     @handler
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
         node = self._node(inode)
         self._writable()
-        text = self._xattr_name(name)
-        if len(value) > XATTR_VALUE_MAX:
-            fail(errno.E2BIG)
-        if sum(len(v) for k, v in node.xattrs.items() if k != text) + len(value) > \
-                XATTR_TOTAL_MAX:
-            fail(errno.ENOSPC)
-        node.xattrs[text] = bytes(value)
+        xattr.put(node, name, value)
         self._mark_dirty(node, data=False)
         self.tree.save(node)
 
@@ -519,14 +461,6 @@ class FS(pyfuse3.Operations):
         self._mark_dirty(node, data=False)
         self.tree.save(node)
 
-    def _xattr_name(self, name: bytes) -> str:
-        text = os.fsdecode(name)
-        if not text.startswith(("user.", "trusted.")):
-            fail(errno.ENOTSUP)  # no ACLs or security labels in a bucket
-        if len(name) > 255:
-            fail(errno.ERANGE)
-        return text
-
     @handler
     async def statfs(self, ctx: Any) -> Any:
         st = os.statvfs(self.cfg.cache_dir)
@@ -536,16 +470,3 @@ class FS(pyfuse3.Operations):
             setattr(out, field_name, getattr(st, field_name))
         out.f_namemax = 255
         return out
-
-
-async def invalidator(tree: Tree, receive: trio.MemoryReceiveChannel[tuple[int, str | None]],
-                      ) -> None:
-    """Tell the kernel about changes made behind its back (never from inside a handler)."""
-    async for ino, name in receive:
-        try:
-            if name is None:
-                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, False)
-            else:
-                await trio.to_thread.run_sync(pyfuse3.invalidate_entry, ino, os.fsencode(name))
-        except OSError:
-            pass  # the kernel had not cached it

@@ -22,7 +22,7 @@ import trio
 
 from .layout import META_SUFFIX, Sidecar, is_reserved, join, sidecar_dir, sidecar_key, valid_name
 from .meta import ROOT, Node
-from .store import AsyncStore, NotFound, ObjectInfo
+from .store import AsyncStore, NotFound, ObjectInfo, StoreError
 from .tree import Tree
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ class Lister:
         self._locks: dict[int, trio.Lock] = {}
         self.hidden: set[str] = set()
 
+    def forget(self, ino: int) -> None:
+        """Drop per-inode state of a node that is gone for good."""
+        self._locks.pop(ino, None)
+
     async def ensure(self, node: Node, ttl: float) -> None:
         """List ``node`` (a directory) unless it was listed less than ``ttl`` seconds ago."""
         if node.kind != "dir" or node.lost:
@@ -51,7 +55,14 @@ class Lister:
         async with lock:
             if node.listed and time.time() - node.listed < ttl:
                 return
-            await self._list(node)
+            try:
+                await self._list(node)
+            except StoreError as exc:
+                if not node.listed or isinstance(exc, NotFound):
+                    raise
+                # Bucket unreachable: keep serving what we know; try again next time.
+                log.info("re-listing %r failed, using the cached listing: %s",
+                         self.tree.path(node), exc)
 
     async def _list(self, node: Node) -> None:
         path = self.tree.path(node)
@@ -61,13 +72,22 @@ class Lister:
             metas, _ = await self.store.run(self.store.sync.list_dir, sidecar_dir(path))
         except NotFound:
             metas = []
-        sidecars: dict[str, Sidecar] = {}
+        sidecars: dict[str, tuple[Sidecar, str | None]] = {}
+        with_sidecar: set[str] = set()
+        marked_dirs: set[str] = set()
         async with trio.open_nursery() as nursery:
             for info in metas:
-                name = info.key.rsplit("/", 1)[-1]
-                if name.endswith(META_SUFFIX):
-                    nursery.start_soon(self._fetch_sidecar, info.key,
-                                       name[: -len(META_SUFFIX)], sidecars)
+                base = info.key.rsplit("/", 1)[-1]
+                if not base.endswith(META_SUFFIX):
+                    continue
+                name = base[: -len(META_SUFFIX)]
+                with_sidecar.add(name)
+                child = self.tree.child(node.ino, name)
+                if child is not None and info.etag and child.sidecar_etag == info.etag:
+                    if child.kind == "dir":
+                        marked_dirs.add(name)
+                    continue  # seen this sidecar already: no GET
+                nursery.start_soon(self._fetch_sidecar, info, name, sidecars)
         files: dict[str, ObjectInfo] = {}
         for info in objects:
             if info.key == path:
@@ -76,7 +96,7 @@ class Lister:
             if self._visible(node, name, info.key):
                 files[name] = info
         dirs = {p[len(prefix):] for p in prefixes}
-        dirs |= {name for name, sc in sidecars.items() if sc.kind == "dir"}
+        dirs |= marked_dirs | {name for name, (sc, _) in sidecars.items() if sc.kind == "dir"}
         dirs = {d for d in dirs if self._visible(node, d, join(path, d))}
         for name in dirs & set(files):
             self._hide(join(path, name), "is both an object and a prefix; showing the directory")
@@ -85,7 +105,7 @@ class Lister:
         for name in sorted(dirs):
             self._merge_dir(node, name, sidecars.get(name))
         for name, info in sorted(files.items()):
-            self._merge_file(node, name, info, sidecars.get(name))
+            self._merge_file(node, name, info, sidecars.get(name), name in with_sidecar)
         for name in self.tree.names(node.ino):
             child = self.tree.child(node.ino, name)
             if child is not None and name not in seen:
@@ -93,13 +113,14 @@ class Lister:
         node.listed = time.time()
         self.tree.save(node)
 
-    async def _fetch_sidecar(self, key: str, name: str, out: dict[str, Sidecar]) -> None:
+    async def _fetch_sidecar(self, info: ObjectInfo, name: str,
+                             out: dict[str, tuple[Sidecar, str | None]]) -> None:
         try:
-            sc = Sidecar.decode(await self.store.run(self.store.sync.get, key), key)
+            sc = Sidecar.decode(await self.store.run(self.store.sync.get, info.key), info.key)
         except NotFound:
             return
         if sc is not None:
-            out[name] = sc
+            out[name] = (sc, info.etag)
 
     def _visible(self, parent: Node, name: str, key: str) -> bool:
         if parent.ino == ROOT and is_reserved(name):
@@ -114,36 +135,41 @@ class Lister:
             self.hidden.add(key)
             log.warning("hiding key %r: %s", key, why)
 
-    def _merge_dir(self, parent: Node, name: str, sc: Sidecar | None) -> None:
+    def _merge_dir(self, parent: Node, name: str,
+                   found: tuple[Sidecar, str | None] | None) -> None:
         child = self.tree.child(parent.ino, name)
         if child is not None:
-            if child.kind == "dir" and sc is not None and not child.dirty:
-                self._apply(child, sc)
+            if child.kind == "dir" and found is not None and not child.dirty:
+                self._apply(child, *found)
                 self.tree.save(child)
             return
         d = self.tree.defaults
         child = self.tree.add(parent.ino, name, "dir", mode=d.dir_mode, uid=d.uid, gid=d.gid)
-        if sc is not None:
-            self._apply(child, sc)
-            child.sidecar = True
+        if found is not None:
+            self._apply(child, *found)
         self.tree.save(child)
 
-    def _merge_file(self, parent: Node, name: str, info: ObjectInfo, sc: Sidecar | None) -> None:
+    def _merge_file(self, parent: Node, name: str, info: ObjectInfo,
+                    found: tuple[Sidecar, str | None] | None, has_sidecar: bool) -> None:
         child = self.tree.child(parent.ino, name)
         if child is not None and (child.dirty or child.kind == "dir"):
             return  # export decides; a local directory shadows a remote object
         if child is not None and child.etag == info.etag:
             child.validated = time.time()
+            if found is not None and found[0].etag == info.etag:
+                self._apply(child, *found)  # attributes changed elsewhere, bytes did not
+                self.tree.save(child)
             return
         if child is None:
             d = self.tree.defaults
             child = self.tree.add(parent.ino, name, "file", mode=d.file_mode, uid=d.uid,
                                   gid=d.gid)
-        self.adopt(child, info, sc)
+        self.adopt(child, info, found, has_sidecar)
         if child.lookups:
             self.on_change(child)
 
-    def adopt(self, node: Node, info: ObjectInfo, sc: Sidecar | None) -> None:
+    def adopt(self, node: Node, info: ObjectInfo, found: tuple[Sidecar, str | None] | None,
+              has_sidecar: bool) -> None:
         """Make ``node`` a clean copy of the remote ``info`` with no cached bytes."""
         d = self.tree.defaults
         node.kind, node.mode, node.uid, node.gid = "file", d.file_mode, d.uid, d.gid
@@ -151,15 +177,17 @@ class Lister:
         node.size, node.mtime_ns, node.ctime_ns = info.size, info.mtime_ns, info.mtime_ns
         node.etag, node.dirty, node.full, node.ranges = info.etag, False, info.size == 0, []
         node.validated = time.time()
-        node.sidecar = sc is not None
-        if sc is not None and sc.kind in ("file", "symlink") and sc.etag == info.etag:
-            self._apply(node, sc)
+        node.sidecar, node.sidecar_etag, node.custom = has_sidecar, None, False
+        if found is not None and found[0].kind in ("file", "symlink") and \
+                found[0].etag == info.etag:
+            self._apply(node, *found)
         self.tree.save(node)
 
-    def _apply(self, node: Node, sc: Sidecar) -> None:
+    def _apply(self, node: Node, sc: Sidecar, sidecar_etag: str | None) -> None:
         node.mode, node.uid, node.gid = sc.mode, sc.uid, sc.gid
         node.mtime_ns, node.xattrs = sc.mtime_ns, dict(sc.xattrs)
-        node.custom = True
+        node.custom = node.sidecar = True
+        node.sidecar_etag = sidecar_etag
         node.explicit_mtime = True
         if sc.kind == "symlink" and node.kind == "file":
             node.kind, node.target = "symlink", sc.target
@@ -195,16 +223,20 @@ class Lister:
                 self.on_gone(node)
                 return False
             return True
+        except StoreError as exc:
+            log.info("revalidating %r failed, using the cached copy: %s", key, exc)
+            return True
         if info.etag == node.etag:
             node.validated = time.time()
             return True
-        sc = None
+        found = None
         if node.sidecar or node.custom:
             try:
-                sc = Sidecar.decode(await self.store.run(self.store.sync.get, sidecar_key(key)),
-                                    key)
+                data = await self.store.run(self.store.sync.get, sidecar_key(key))
+                sc = Sidecar.decode(data, key)
+                found = (sc, None) if sc is not None else None
             except NotFound:
-                sc = None
-        self.adopt(node, info, sc)
+                found = None
+        self.adopt(node, info, found, found is not None)
         self.on_change(node)
         return True

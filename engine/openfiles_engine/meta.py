@@ -20,7 +20,7 @@ ROOT = 1
 _PERSISTED = (
     "kind", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "target", "etag",
     "custom", "sidecar", "dirty", "data_dirty", "listed", "validated", "ranges", "full",
-    "last_access", "lost", "orig_path", "explicit_mtime",
+    "last_access", "lost", "orig_path", "explicit_mtime", "sidecar_etag",
 )
 
 
@@ -46,6 +46,8 @@ class Node:
     """Attributes differ from the mount defaults: a sidecar must describe them."""
     sidecar: bool = False
     """A sidecar exists in the bucket for this path."""
+    sidecar_etag: str | None = None
+    """ETag of that sidecar when last read or written (a re-listing skips its GET)."""
     dirty: bool = False
     """Local data or attributes are newer than the bucket: export pending."""
     data_dirty: bool = False
@@ -67,6 +69,8 @@ class Node:
     gen: int = 0
     last_write: float = 0.0
     read_pos: int = 0
+    unsaved: bool = False
+    """Changed in memory (size, mtime) since the last commit."""
 
     @property
     def st_mode(self) -> int:

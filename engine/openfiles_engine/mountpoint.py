@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,37 @@ def unmount(mountpoint: str, lazy: bool = True) -> None:
     subprocess.run(cmd, check=False, capture_output=True, timeout=30)
 
 
+def _probe(mountpoint: str, timeout: float = 5.0) -> str:
+    """"dead", "live" or "hung": open the mount's root, which always asks the daemon.
+
+    A plain stat() may be answered from the kernel's attribute cache even when
+    the engine behind the mount is gone, so it cannot tell a stale mount.
+    """
+    result: list[str] = []
+
+    def run() -> None:
+        try:
+            fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+            os.close(fd)
+            result.append("live")
+        except OSError as exc:
+            result.append("dead" if exc.errno == errno.ENOTCONN else "live")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else "hung"
+
+
 def prepare(mountpoint: str) -> None:
     """Clear a stale mount (ENOTCONN) left by a killed engine; refuse a live one."""
+    if fuse_mounted(mountpoint):
+        state = _probe(mountpoint)
+        if state == "dead":
+            log.warning("clearing stale mount at %s", mountpoint)
+            unmount(mountpoint)
+        elif state == "hung":
+            raise MountError(f"{mountpoint} is a FUSE mount whose engine does not answer")
     try:
         os.stat(mountpoint)
     except OSError as exc:

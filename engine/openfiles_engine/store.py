@@ -180,12 +180,12 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         return self._call(key, lambda: _info(obstore.head(self._backend, key)))
 
-    def get_range(self, key: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of ``key`` (shorter at the end of the object)."""
+    def get_range(self, key: str, start: int, end: int) -> memoryview:
+        """Bytes [start, end) of ``key`` (shorter at the end of the object), not copied."""
         if end <= start:
-            return b""
+            return memoryview(b"")
         return self._call(
-            key, lambda: bytes(obstore.get_range(self._backend, key, start=start, end=end))
+            key, lambda: memoryview(obstore.get_range(self._backend, key, start=start, end=end))
         )
 
     def get(self, key: str) -> bytes:
@@ -272,8 +272,10 @@ class AsyncStore:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         start = time.monotonic()
         try:
+            # abandon_on_cancel: shutdown never waits for a call stuck on a dead
+            # network; an abandoned export stays dirty and is redone next mount.
             return await trio.to_thread.run_sync(
-                lambda: fn(*args, **kwargs), limiter=self.limiter
+                lambda: fn(*args, **kwargs), limiter=self.limiter, abandon_on_cancel=True
             )
         finally:
             self.latency.observe(time.monotonic() - start)

@@ -58,10 +58,12 @@ class Tree:
 
     def _drop_orphans(self) -> None:
         """Unlinked-but-open nodes from before a crash are gone for good now."""
+        self.orphans: list[int] = []
         for node in list(self.nodes.values()):
             if node.ino != ROOT and (node.parent == 0 or node.parent not in self.nodes):
                 self.meta.delete(node.ino)
                 del self.nodes[node.ino]
+                self.orphans.append(node.ino)
 
     def get(self, ino: int) -> Node | None:
         return self.nodes.get(ino)
@@ -110,6 +112,7 @@ class Tree:
     def save(self, node: Node) -> None:
         if node.ino in self.nodes:
             self.meta.save(node)
+            node.unsaved = False
 
     def detach(self, node: Node) -> None:
         """Take ``node`` out of its directory; it lives on while the kernel holds it."""

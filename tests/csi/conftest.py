@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -114,12 +113,14 @@ class Node:
 
 
 @pytest.fixture
-def node_env() -> Iterator[Node]:
+def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """A node: mounter started; call ``start_plugin``. Everything is stopped afterwards.
 
-    Short base path: unix socket paths are limited to 107 bytes.
+    The root is a short directory under this session's pytest base temp: unix socket
+    paths are limited to 107 bytes, the leak check (fixtures/leaks.py) covers it, and
+    no other test session on the machine ever treats its mounts as its own.
     """
-    root = Path(tempfile.mkdtemp(prefix="ofcsi-", dir="/tmp"))
+    root = tmp_path_factory.mktemp("node")
     (root / "kubelet").mkdir()
     sock = str(root / "mounter.sock")
     mounter = Proc(

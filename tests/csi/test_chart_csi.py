@@ -34,15 +34,26 @@ def test_csi_objects() -> None:
     driver = docs[("CSIDriver", "csi.openfiles.io")]["spec"]
     assert driver["attachRequired"] is False
     node = docs[("DaemonSet", "openfiles-csi-node")]
-    c = containers(node)
-    assert set(c) == {"node-driver-registrar", "csi-node", "mounter"}
+    mounter = docs[("DaemonSet", "openfiles-mounter")]
+    c = {**containers(node), **containers(mounter)}
+    assert set(containers(node)) == {"node-driver-registrar", "csi-node"}
+    assert set(containers(mounter)) == {"mounter"}
+    # The node plugin rolls; the mounter (parent of the engines) changes only on delete.
+    assert node["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+    assert mounter["spec"]["updateStrategy"]["type"] == "OnDelete"
     for name in ("csi-node", "mounter"):
         kubelet = [m for m in c[name]["volumeMounts"] if m["name"] == "kubelet-dir"]
         assert kubelet[0]["mountPropagation"] == "Bidirectional"
+        assert c[name]["securityContext"]["privileged"] is True
     assert "--cache-root=/var/lib/openfiles/cache" in c["mounter"]["args"]
-    volumes = {v["name"]: v for v in node["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["cache-root"]["hostPath"]["path"] == "/var/lib/openfiles/cache"
-    assert volumes["policies"]["configMap"]["optional"] is True
+    node_volumes = {v["name"]: v for v in node["spec"]["template"]["spec"]["volumes"]}
+    mounter_volumes = {v["name"]: v for v in mounter["spec"]["template"]["spec"]["volumes"]}
+    assert mounter_volumes["cache-root"]["hostPath"]["path"] == "/var/lib/openfiles/cache"
+    assert mounter_volumes["fuse"]["hostPath"]["path"] == "/dev/fuse"
+    # Both ends of the mounter socket and of the engines' control sockets are host dirs.
+    for key in ("run-dir", "state-dir"):
+        assert node_volumes[key]["hostPath"] == mounter_volumes[key]["hostPath"]
+    assert node_volumes["policies"]["configMap"]["optional"] is True
     controller = containers(docs[("Deployment", "openfiles-csi-controller")])
     assert set(controller) == {"csi-provisioner", "csi-controller"}
     assert "--mode=controller" in controller["csi-controller"]["args"]

@@ -56,6 +56,7 @@ def test_metrics_follow_writes_and_exports(node_env: Node, s3_bucket: Bucket) ->
         after["openfiles_s3_request_seconds_count"] > before["openfiles_s3_request_seconds_count"]
     )
     assert after["openfiles_cache_bytes"] >= 0
+    assert 0 <= after["openfiles_hit_ratio"] <= 1
     vol.unstage()
     # An unstaged volume has no series any more.
     assert scrape(port, vol.volume_id) == {}

@@ -89,7 +89,8 @@ def test_csi_sanity(node_env: Node, s3_bucket: Bucket) -> None:
             skipped[name] = skip.get("message", "")
         else:
             passed.append(name)
-    assert not failed, f"csi-sanity failures: {failed}\n{output}\n{plugin.proc.log()[-20000:]}"
+    logs = f"{plugin.proc.log()[-20000:]}\n--- mounter ---\n{node_env.mounter.log()[-10000:]}"
+    assert not failed, f"csi-sanity failures: {failed}\n{output}\n{logs}"
     assert result.returncode == 0, output
     unexplained = {
         n: m for n, m in skipped.items() if not any(m.endswith(k) for k in EXPECTED_SKIPS)

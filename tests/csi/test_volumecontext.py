@@ -36,6 +36,17 @@ def test_full_context() -> None:
     assert "s3cr3t-value" not in str(spec.fingerprint())
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("cacheSize", "1.5Gi"), ("cacheSize", "500k"), ("cacheSize", "1048576"),
+     ("cacheTTL", "250ms"), ("cacheTTL", "2d"), ("exportDelay", "0.5"),
+     ("dirMode", "2775"), ("fileMode", "644"), ("dirMode", "01777")],
+)  # fmt: skip
+def test_engine_grammar_is_accepted(key: str, value: str) -> None:
+    spec = parse({"url": "s3://bucket/x", key: value}, {})
+    assert value in spec.args
+
+
 def test_mount_group_overrides_gid() -> None:
     spec = parse({"url": "s3://bucket/v", "gid": "5"}, {}, mount_group="2000")
     assert "--gid" in spec.args

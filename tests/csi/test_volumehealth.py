@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from fixtures.minio import MinioServer, new_bucket
+from fixtures.minio import Bucket, MinioServer, new_bucket
 
 from .conftest import Node, volume_on
 
@@ -54,3 +56,25 @@ def test_failing_exports_and_unstage_keep_data(
             time.sleep(1)
     assert not os.path.ismount(vol.staging)
     assert "outage/dirty.txt" in bucket.keys()
+
+
+def test_stats_do_not_block_on_a_hung_mount(node_env: Node, s3_bucket: Bucket) -> None:
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "hung")
+    vol.stage()
+    (record,) = (json.loads(p.read_text()) for p in (node_env.root / "state" / "records").iterdir())
+    pid = record["pid"]
+    os.kill(pid, signal.SIGSTOP)  # the FUSE server stops answering; statvfs would block
+    try:
+        for _ in range(2):  # the second call finds the first probe still stuck
+            started = time.monotonic()
+            condition = vol.stats(vol.staging).volume_condition
+            assert time.monotonic() - started < 8
+            assert condition.abnormal and "not responding" in condition.message
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while vol.stats(vol.staging).volume_condition.abnormal and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not vol.stats(vol.staging).volume_condition.abnormal
+    vol.unstage()

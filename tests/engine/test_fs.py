@@ -302,3 +302,34 @@ def test_special_files_are_refused(mounter: MountFactory, backend: Backend) -> N
     assert info.value.errno == errno.EPERM
     os.mknod(m.path / "plain", 0o644 | 0o100000)  # S_IFREG works
     assert (m.path / "plain").is_file()
+
+
+def test_fsync_after_rename_of_a_clean_file(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("src.txt", b"base")
+    m = mounter(backend, "--export-delay", "3600")
+    os.rename(m.path / "src.txt", m.path / "dst.txt")
+    fd = os.open(m.path / "dst.txt", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"+more")
+        os.fsync(fd)  # exports to the new key: the pending rename goes first
+    finally:
+        os.close(fd)
+    assert backend.read("dst.txt") == b"base+more"
+    assert "src.txt" not in backend.keys()
+    assert m.status()["conflicts"] == 0
+
+
+def test_flock_is_local_and_atime_is_mtime(mounter: MountFactory, backend: Backend) -> None:
+    import fcntl
+
+    m = mounter(backend)
+    p = m.path / "locked"
+    p.write_bytes(b"x")
+    with open(p, "rb") as a, open(p, "rb") as b:
+        fcntl.flock(a, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(a, fcntl.LOCK_UN)
+        a.read()
+    st = os.stat(p)
+    assert st.st_atime_ns == st.st_mtime_ns

@@ -6,7 +6,6 @@ test with a Secret for the MinIO bucket, and the operator running in-process
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,22 +47,3 @@ def operator(crds: KubeCluster) -> Iterator[OperatorThread]:
     running = OperatorThread(crds).start()
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _leaves_nothing_behind() -> Iterator[None]:
-    """The suite-wide check, minus FUSE mounts: the operator never mounts anything, and on a
-    shared machine the global check would see (and unmount) other sessions' mounts. Child
-    processes are still checked."""
-    from fixtures.prereq import child_pids
-
-    yield
-    leaked = child_pids(os.getpid())
-    cmdlines = []
-    for pid in leaked:
-        try:
-            cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "))
-        except OSError:
-            continue
-    if cmdlines:
-        pytest.fail(f"child processes left behind: {cmdlines}", pytrace=False)
