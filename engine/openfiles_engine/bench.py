@@ -235,7 +235,7 @@ def run_target(
         shutil.rmtree(run_dir / "cache" / name, ignore_errors=True)
         if args.logs is not None and mount.log_path.exists():
             args.logs.mkdir(parents=True, exist_ok=True)
-            (args.logs / f"{name}.log").write_text(mount.log_tail(lines=10_000_000))
+            (args.logs / f"{name}.log").write_text(mount.log_tail(lines=10_000_000) + "\n")
     return result
 
 
