@@ -117,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the page cache before cold steps (root; affects the whole machine)",
     )
+    p.add_argument("--logs", type=Path, help="keep each file system's log in this directory")
     p.add_argument("--durable-timeout", type=float, default=600.0, help="seconds")
     p.add_argument(
         "--target-timeout",
@@ -201,15 +202,26 @@ def run_target(
             )
             if name == "fuse":
                 populate_tree(mountpoint, plan)
-            outcome = run_tree(mountpoint, name, plan, None if name == "fuse" else bucket)
+            outcome = run_tree(
+                mountpoint,
+                name,
+                plan,
+                None if name == "fuse" else bucket,
+                mounted=lambda: bench_mount.is_mounted(mountpoint),
+            )
             result.figures = outcome.figures
             result.errors = dict(outcome.errors)
-            died = mount.process is not None and mount.process.poll() is not None
-            if watchdog.fired or died:
-                # The workloads after the end saw only ENOTCONN: say what happened instead.
-                why = f"killed after {args.target_timeout:.0f} s" if watchdog.fired else "exited"
+            code = mount.process.poll() if mount.process is not None else None
+            if watchdog.fired or code is not None:
+                # Later workloads saw only ENOTCONN or an empty directory: say why.
+                why = (
+                    f"killed after {args.target_timeout:.0f} s"
+                    if watchdog.fired
+                    else f"exited with status {code} during the run"
+                )
+                result.notes["ended"] = f"{name} {why}: {mount.log_tail(5)}"
                 for key in result.errors:
-                    result.errors[key] = f"{name} {why}: {mount.log_tail(5)}"
+                    result.errors[key] += f" ({name} {why})"
             result.errors = {key: site.redact(text) for key, text in result.errors.items()}
     except Exception as exc:  # a target that cannot even start must not stop the others
         tail = mount.log_tail(5)
@@ -221,6 +233,9 @@ def run_target(
             result.notes["stop_error"] = str(exc)
             print(f"openfiles bench: {exc}", file=sys.stderr)
         shutil.rmtree(run_dir / "cache" / name, ignore_errors=True)
+        if args.logs is not None and mount.log_path.exists():
+            args.logs.mkdir(parents=True, exist_ok=True)
+            (args.logs / f"{name}.log").write_text(mount.log_tail(lines=10_000_000) + "\n")
     return result
 
 
@@ -280,7 +295,7 @@ def main(argv: list[str]) -> int:
     plan = _plan(args)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run_dir = Path(tempfile.mkdtemp(prefix="openfiles-bench-", dir=args.workdir))
-    started = time.time()
+    started, load_at_start = time.time(), list(os.getloadavg())
     results: dict[str, TargetResult] = {}
     try:
         with _site(args, run_dir) as site:
@@ -318,6 +333,8 @@ def main(argv: list[str]) -> int:
         "targets": names,
         "endpoint": args.endpoint or "private MinIO on 127.0.0.1",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        # The machine may be shared: a high load makes every figure lower.
+        "load_average": {"start": load_at_start, "end": list(os.getloadavg())},
         "duration_s": round(time.time() - started, 1),
         "versions": {
             "minio": None if args.endpoint else _version([str(args.minio), "--version"]),
@@ -330,7 +347,8 @@ def main(argv: list[str]) -> int:
     print(
         f"openfiles bench: {plan.size / MiB:g} MiB objects, {plan.files} files of 4 KiB, "
         f"{plan.random_reads} random reads, {plan.stat_rounds} stat rounds, "
-        f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}\n"
+        f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}, "
+        f"load average {load_at_start[0]:.1f} at start\n"
     )
     print(render(results))
     print(f"\nresults: {args.json}")

@@ -166,12 +166,18 @@ class Outcome:
 
     figures: dict[str, Figure] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    mounted: Callable[[], bool] | None = None
+    """Is the target still mounted? Asked after each workload, when given."""
 
     @contextmanager
     def step(self, *keys: str) -> Iterator[None]:
         """Run one workload. An exception marks its metrics not yet measured as
         failed, and the next workload runs: one broken operation must not hide
         the figures of the others. KeyboardInterrupt still ends the run.
+
+        A workload after which the target is no longer mounted has no figures:
+        whatever it did may have gone to the bare directory underneath, whose
+        speed is the local disk's.
         """
         try:
             yield
@@ -179,6 +185,11 @@ class Outcome:
             for key in keys:
                 if key not in self.figures:
                     self.errors[key] = f"{type(exc).__name__}: {exc}"
+        else:
+            if self.mounted is not None and not self.mounted():
+                for key in keys:
+                    if self.figures.pop(key, None) is not None:
+                        self.errors[key] = "the file system was not mounted any more after this"
 
 
 def _create_files(directory: Path, plan: Plan) -> None:
@@ -211,13 +222,20 @@ def _read_random(path: Path, plan: Plan) -> None:
         os.close(fd)
 
 
-def run_tree(root: Path, target: str, plan: Plan, bucket: Bucket | None) -> Outcome:
+def run_tree(
+    root: Path,
+    target: str,
+    plan: Plan,
+    bucket: Bucket | None,
+    mounted: Callable[[], bool] | None = None,
+) -> Outcome:
     """All workloads through the file system mounted at ``root``, in a fixed order.
 
     With a ``bucket``, also measure the time until written data is in it
-    (polling from the moment the write started).
+    (polling from the moment the write started). ``mounted`` is checked after
+    each workload (see :meth:`Outcome.step`).
     """
-    run = Outcome()
+    run = Outcome(mounted=mounted)
     files_dir, out = root / FILES, f"out/{target}"
     if plan.drop_caches:
         drop_page_cache()

@@ -147,6 +147,7 @@ def test_every_target_reports_positive_figures(tmp_path: Path) -> None:
     assert doc["schema"] == SCHEMA
     assert list(doc["targets"]) == list(TARGETS)
     assert doc["options"]["size"] == 4 << 20 and doc["options"]["files"] == 5
+    assert len(doc["options"]["load_average"]["start"]) == 3
     for name, target in doc["targets"].items():
         assert target["status"] == expected_status(name), (name, target["reason"])
         if target["status"] == "ok":

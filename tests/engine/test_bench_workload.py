@@ -114,3 +114,13 @@ def test_a_step_records_only_what_it_did_not_measure() -> None:
     assert set(run.figures) == {"a", "c"}
     with pytest.raises(KeyboardInterrupt), run.step("d"):
         raise KeyboardInterrupt
+
+
+def test_figures_taken_after_the_mount_vanished_are_discarded(tmp_path: Path) -> None:
+    # A file system unmounted from outside mid-run leaves the bare directory
+    # underneath: whatever is measured there is the local disk, not the target.
+    populate_tree(tmp_path, PLAN)
+    run = run_tree(tmp_path, "gone", PLAN, bucket=None, mounted=lambda: False)
+    assert run.figures == {}
+    assert set(run.errors) == set(METRICS) - {"seq_write_durable", "create_4k_durable"}
+    assert all("not mounted any more" in why for why in run.errors.values())
