@@ -7,17 +7,14 @@ the secret key, and :meth:`S3Site.redact` scrubs both keys from any text
 
 :func:`start_minio` runs the MinIO server binary on 127.0.0.1 with a random
 port, a temporary data directory and random credentials, and removes all of
-it on exit. :func:`create_bucket` makes the bucket with one signed request
-(obstore cannot create buckets, and the benchmark must not depend on the
-test-only MinIO client).
+it on exit. :func:`create_bucket` makes the bucket and :func:`delete_markers`
+removes ``dir/`` keys through the ``minio`` client library (obstore can do
+neither); it is the ``bench`` extra: ``pip install openfiles[bench]``.
 """
 
 from __future__ import annotations
 
 import ctypes
-import datetime
-import hashlib
-import hmac
 import os
 import secrets
 import shutil
@@ -33,9 +30,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-DEFAULT_MINIO = Path("/root/.cache/openfiles-tools/bin/minio")
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+DEFAULT_MINIO = (
+    Path(os.environ.get("OPENFILES_TOOLS_DIR", Path.home() / ".cache" / "openfiles-tools"))
+    / "bin" / "minio"
+)
 
 
 class ServerError(RuntimeError):
@@ -165,67 +165,61 @@ def start_minio(
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def _signed_request(site: S3Site, method: str, key: str | None) -> tuple[int, str]:
-    """One SigV4-signed request without a body on the bucket (``key`` None) or a key.
-
-    Returns the HTTP status and the body (redacted); never raises on HTTP errors.
-    """
-    url = urllib.parse.urlsplit(site.endpoint)
-    path = "/" + urllib.parse.quote(site.bucket)
-    if key is not None:
-        path += "/" + urllib.parse.quote(key, safe="/-_.~")
-    now = datetime.datetime.now(datetime.UTC)
-    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    headers = {"host": url.netloc, "x-amz-content-sha256": _EMPTY_SHA256, "x-amz-date": stamp}
-    signed = ";".join(sorted(headers))
-    lines = [f"{name}:{headers[name]}" for name in sorted(headers)]
-    canonical = "\n".join([method, path, "", *lines, "", signed, _EMPTY_SHA256])
-    scope = f"{day}/{site.region}/s3/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    signing_key = _hmac(("AWS4" + site.secret_key).encode(), day)
-    for part in (site.region, "s3", "aws4_request"):
-        signing_key = _hmac(signing_key, part)
-    signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={site.access_key}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
-    )
-    request = urllib.request.Request(site.endpoint + path, method=method, headers=headers)
+def _client(site: S3Site) -> Any:
+    """A ``minio.Minio`` client for ``site`` (the ``bench`` extra)."""
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, site.redact(reply.read().decode(errors="replace"))
-    except urllib.error.HTTPError as exc:
-        return exc.code, site.redact(exc.read().decode(errors="replace"))
+        from minio import Minio
+    except ImportError as exc:
+        raise ServerError("openfiles bench needs the minio package: "
+                          "pip install 'openfiles[bench]'") from exc
+    url = urllib.parse.urlsplit(site.endpoint)
+    return Minio(url.netloc, access_key=site.access_key, secret_key=site.secret_key,
+                 secure=url.scheme == "https", region=site.region)
+
+
+def _refused(site: S3Site, what: str, exc: Exception) -> ServerError:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    status = getattr(getattr(exc, "response", None), "status", None)
+    return ServerError(site.redact(f"cannot {what}: HTTP {status} {code}"))
 
 
 def create_bucket(site: S3Site, retry_unavailable: bool = False) -> bool:
-    """Create ``site.bucket`` with a signed PUT. An existing bucket we own is fine.
+    """Create ``site.bucket``. An existing bucket we own is fine.
 
-    Returns False on HTTP 503 when ``retry_unavailable`` (the caller retries),
-    True once the bucket exists; raises ServerError otherwise.
+    Returns False while the server is still starting (HTTP 503) and
+    ``retry_unavailable`` (the caller retries); True once the bucket exists;
+    raises ServerError otherwise, with no credential in the message.
     """
-    status, body = _signed_request(site, "PUT", None)
-    if status == 200 or (status == 409 and "BucketAlreadyOwnedByYou" in body):
-        return True
-    if status == 503 and retry_unavailable:
-        return False
-    raise ServerError(f"cannot create bucket {site.bucket!r}: HTTP {status} {body[:300]}")
+    from minio.error import S3Error
+    from minio.error import ServerError as HTTPServerError
+
+    try:
+        _client(site).make_bucket(site.bucket)
+    except S3Error as exc:
+        if exc.code == "BucketAlreadyOwnedByYou":
+            return True
+        if exc.code == "XMinioServerNotInitialized" and retry_unavailable:
+            return False
+        raise _refused(site, f"create bucket {site.bucket!r}", exc) from None
+    except HTTPServerError as exc:
+        if exc.status_code == 503 and retry_unavailable:
+            return False
+        raise _refused(site, f"create bucket {site.bucket!r}", exc) from None
+    return True
 
 
 def delete_markers(site: S3Site, directories: list[str]) -> None:
     """Delete the ``dir/`` marker objects some clients (s3fs) make for ``directories``.
 
-    obstore cannot name a key that ends in ``/``, so these go by signed DELETE.
-    A marker that does not exist is fine (S3 answers 204 either way).
+    obstore cannot name a key that ends in ``/``. A marker that does not exist
+    is fine (S3 answers 204 either way).
     """
+    from minio.error import S3Error
+
+    client = _client(site)
     for directory in directories:
         key = site.key(directory.strip("/")).rstrip("/") + "/"
-        status, body = _signed_request(site, "DELETE", key)
-        if status not in (200, 204, 404):
-            raise ServerError(f"cannot delete marker {directory}/: HTTP {status} {body[:300]}")
+        try:
+            client.remove_object(site.bucket, key)
+        except S3Error as exc:
+            raise _refused(site, f"delete marker {directory}/", exc) from None
