@@ -34,6 +34,7 @@ from dataclasses import asdict
 from typing import Any
 
 from openfiles_csi import command, jsonline, mountinfo, process
+from openfiles_csi.logsetup import redact, register_secret
 from openfiles_csi.mountrecord import DEAD, RUNNING, STARTING, MountRecord, RecordStore, path_key
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,9 @@ class Mounter:
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise MountError("invalid", "env must be an object of strings")
+        # env holds the engine's credentials: mask them in this process's log lines and in
+        # the engine log tails this mounter relays (an S3 error body can quote a token).
+        register_secret(*env.values())
         lock = self._lock(mountpoint)
         if lock.locked():
             raise MountError("busy", f"an operation on {mountpoint} is in progress")
@@ -231,7 +235,7 @@ class Mounter:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.returncode is not None:
-                tail = process.log_tail(record.log_path)
+                tail = redact(process.log_tail(record.log_path))
                 raise MountError("failed", f"engine exited with code {proc.returncode}: {tail}")
             entry = mountinfo.find(record.mountpoint)
             if entry is not None and entry.is_fuse:
