@@ -48,17 +48,19 @@ async def bind_mount(source: str, target: str, *, read_only: bool) -> None:
 async def unmount(path: str) -> None:
     """Unmount every mount stacked at ``path``; lazily if it is busy or its FUSE server is dead.
 
-    Idempotent: a path that is not a mount point is left alone.
+    Idempotent: a path that is not a mount point is left alone. ``--no-canonicalize``
+    because resolving the path would stat the mount itself and hang for as long as its
+    FUSE server does not answer; our paths are already absolute and normalized.
     """
     for _ in range(8):
         entry = mountinfo.find(path)
         if entry is None:
             return
         try:
-            await run("umount", path)
+            await run("umount", "--no-canonicalize", path)
         except CommandError as exc:
             log.warning("unmount %s failed (%s); detaching lazily", path, exc)
-            await run("umount", "-l", path)
+            await run("umount", "--no-canonicalize", "-l", path)
     raise CommandError(f"{path} is still mounted after repeated unmounts")
 
 

@@ -21,6 +21,13 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     vol = volume_on(node_env, plugin, s3_bucket, "life", exportDelay="1h")
     vol.stage()
     vol.stage()  # idempotent
+    # The same volume and staging path with other options: ALREADY_EXISTS, engine kept.
+    vol.context["cacheSize"] = "1Gi"
+    assert grpc_code(lambda: vol.stage()) == grpc.StatusCode.ALREADY_EXISTS
+    del vol.context["cacheSize"]
+    assert grpc_code(lambda: vol.stage(mount_cap(Mode.SINGLE_NODE_READER_ONLY))) == (
+        grpc.StatusCode.ALREADY_EXISTS
+    )
     rw = str(node_env.kubelet / "pods" / "a" / "mount")
     ro = str(node_env.kubelet / "pods" / "b" / "mount")
     os.makedirs(os.path.dirname(rw))

@@ -1,4 +1,4 @@
-"""VOLUME_CONDITION when exports fail, and an unstage that refuses to drop dirty data."""
+"""VOLUME_CONDITION when exports fail, an unstage that refuses to drop dirty data, hung mounts."""
 
 from __future__ import annotations
 
@@ -62,6 +62,9 @@ def test_stats_do_not_block_on_a_hung_mount(node_env: Node, s3_bucket: Bucket) -
     plugin = node_env.start_plugin("node")
     vol = volume_on(node_env, plugin, s3_bucket, "hung")
     vol.stage()
+    target = node_env.kubelet / "pods" / "hung" / "mount"
+    target.parent.mkdir(parents=True)
+    vol.publish(str(target))
     (record,) = (json.loads(p.read_text()) for p in (node_env.root / "state" / "records").iterdir())
     pid = record["pid"]
     os.kill(pid, signal.SIGSTOP)  # the FUSE server stops answering; statvfs would block
@@ -71,6 +74,12 @@ def test_stats_do_not_block_on_a_hung_mount(node_env: Node, s3_bucket: Bucket) -
             condition = vol.stats(vol.staging).volume_condition
             assert time.monotonic() - started < 8
             assert condition.abnormal and "not responding" in condition.message
+        # A pod on a hung volume can still be deleted: unpublish never enters the mount
+        # (umount(8) resolving the path would stat it and hang).
+        started = time.monotonic()
+        vol.unpublish(str(target))
+        assert time.monotonic() - started < 8
+        assert not target.exists()
     finally:
         os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + 30
