@@ -31,7 +31,9 @@ class VolumeHealth:
         self._probing: dict[str, concurrent.futures.Future[os.statvfs_result]] = {}
 
     async def stats(self, volume_id: str, path: str) -> csi_pb2.NodeGetVolumeStatsResponse:
-        """Usage of the volume at ``path``; NOT_FOUND for an unknown volume or path."""
+        """Usage of the volume at ``path``; NOT_FOUND for an unknown volume or path, and for
+        a path that is the mount of something else (another volume, another file system).
+        """
         mounts = await self.mounter.find(volume_id)
         if not mounts:
             raise NotFound(f"volume {volume_id!r} is not staged on this node")
@@ -40,7 +42,9 @@ class VolumeHealth:
         entry = mountinfo.find(path)
         if entry is None and not await self._exists(path):
             raise NotFound(f"volume path {path!r} does not exist")
-        record = mounts[0]
+        record = _serving(mounts, entry)
+        if record is None:
+            raise NotFound(f"volume {volume_id!r} is not mounted at {path!r}")
         abnormal = ""
         usage: list[csi_pb2.VolumeUsage] = []
         if not record["alive"]:
@@ -107,3 +111,19 @@ class VolumeHealth:
         if error and status.get("pending_exports", 0):
             return f"exports are failing: {error}"
         return ""
+
+
+def _serving(
+    mounts: list[dict[str, Any]], entry: mountinfo.MountEntry | None
+) -> dict[str, Any] | None:
+    """The record of ``mounts`` whose engine serves the mount ``entry``, or None.
+
+    A bind mount has the device of its source, so a pod's target matches its staging
+    mount. Where there is nothing to compare (``path`` is not a mount point, or the
+    engine's mount is gone because it died) the record is taken as it is.
+    """
+    for record in mounts:
+        staged = mountinfo.find(record["mountpoint"])
+        if entry is None or staged is None or staged.device == entry.device:
+            return record
+    return None

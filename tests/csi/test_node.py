@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 
 import grpc
 import pytest
@@ -46,6 +47,14 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     assert info.value.errno == errno.EROFS
     stats = vol.stats(rw)
     assert not stats.volume_condition.abnormal, stats.volume_condition.message
+    # A path that is some other mount is not this volume's.
+    other = node_env.kubelet / "pods" / "c" / "mount"
+    other.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(other)], check=True)
+    try:
+        assert grpc_code(lambda: vol.stats(str(other))) == grpc.StatusCode.NOT_FOUND
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
     units = {u.unit for u in stats.usage}
     assert units == {csi_pb2.VolumeUsage.BYTES, csi_pb2.VolumeUsage.INODES}
     # exportDelay is 1h: nothing is exported before unstage flushes.
