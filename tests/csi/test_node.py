@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import grpc
+import obstore
 import pytest
 
 from fixtures.minio import Bucket
@@ -124,6 +125,22 @@ def test_read_only_access_mode(node_env: Node, s3_bucket: Bucket) -> None:
     with pytest.raises(OSError) as info:
         open(os.path.join(vol.staging, "x"), "w").close()
     assert info.value.errno in {errno.EROFS, errno.EACCES, errno.EPERM}
+    vol.unstage()
+
+
+def test_fs_group_becomes_the_volume_group(node_env: Node, s3_bucket: Bucket) -> None:
+    # kubelet passes the pod's fsGroup as volume_mount_group (VOLUME_MOUNT_GROUP); it wins
+    # over the context's gid, and the bucket's files show it without any chown.
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "fsgroup", gid="5", fileMode="0664")
+    obstore.put(s3_bucket.store(), "fsgroup/imported.txt", b"from the bucket")
+    cap = mount_cap()
+    cap.mount.volume_mount_group = "2000"
+    vol.stage(cap)
+    imported = os.stat(os.path.join(vol.staging, "imported.txt"))
+    assert (imported.st_gid, imported.st_mode & 0o777) == (2000, 0o664)
+    assert os.stat(vol.staging).st_gid == 2000
+    # Files created through the mount take their creator's group (docs/CSI.md, fsGroup).
     vol.unstage()
 
 
