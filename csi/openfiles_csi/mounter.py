@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # The mounter sets these itself; a request may not.
 RESERVED_ARGS = frozenset({"--cache-dir", "--control-socket", "--foreground", "--fsid"})
+# A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
+DISCARDED = ".discarded-"
 
 
 class MountError(Exception):
@@ -76,6 +78,10 @@ class Mounter:
 
     async def adopt(self) -> None:
         """Load the records; watch live engines, mark dead ones. Call once before serving."""
+        for name in os.listdir(self.cache_root):
+            if DISCARDED in name:
+                path = os.path.join(self.cache_root, name)
+                self._watch(asyncio.to_thread(shutil.rmtree, path, ignore_errors=True))
         for record in self.records.load():
             mounted = mountinfo.find(record.mountpoint) is not None
             alive = process.is_alive(record.pid, record.start_ticks)
@@ -288,7 +294,7 @@ class Mounter:
         await command.unmount(record.mountpoint)
         clean = flushed and exit_code == 0
         if clean:
-            shutil.rmtree(record.cache_dir, ignore_errors=True)
+            await self._discard_cache(record.cache_dir)
         else:
             log.warning(
                 "kept cache %s of volume %s (flushed=%s, exit=%s)",
@@ -301,6 +307,21 @@ class Mounter:
         self._by_mountpoint.pop(record.mountpoint, None)
         self.records.delete(record.mountpoint)
         return clean
+
+    async def _discard_cache(self, cache_dir: str) -> None:
+        """Delete a flushed cache without stalling the mounter.
+
+        A large cache takes long to delete, and meanwhile every other request (stats,
+        probes, other volumes) would wait on this event loop. So the directory is renamed
+        aside at once (a new mount of the volume starts with a fresh one) and deleted in a
+        thread; :meth:`adopt` finishes deletions a restart interrupted.
+        """
+        doomed = f"{cache_dir}{DISCARDED}{time.time_ns()}"
+        try:
+            os.rename(cache_dir, doomed)
+        except FileNotFoundError:
+            return
+        await asyncio.to_thread(shutil.rmtree, doomed, ignore_errors=True)
 
     async def _terminate(self, record: MountRecord) -> int | None:
         """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code if known."""

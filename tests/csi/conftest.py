@@ -6,6 +6,7 @@ tests talk to the plugin over its unix socket with the generated gRPC stubs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -232,6 +233,11 @@ def volume_on(node: Node, plugin: Plugin, bucket: Bucket, name: str, **context: 
     staging = node.kubelet / "plugins" / name / "globalmount"
     staging.mkdir(parents=True, exist_ok=True)
     return Volume(plugin, f"ofv-test-{name}-0a1b2c3d", str(staging), ctx, dict(bucket.secret))
+
+
+def cache_dir(node: Node, volume_id: str) -> Path:
+    """The node-local cache directory the mounter gives ``volume_id`` (default cache root)."""
+    return node.root / "state" / "cache" / hashlib.sha256(volume_id.encode()).hexdigest()[:32]
 
 
 def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:

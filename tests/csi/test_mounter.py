@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,6 +67,10 @@ def test_dead_engines_found_at_start(node_env: Node) -> None:
             volume_id=os.path.basename(mountpoint), mountpoint=mountpoint, source="memory://",
             args=[], cache_dir=str(node_env.root / "c"), control_socket="/nonexistent.sock",
             log_path="/dev/null", pid=pid, start_ticks=ticks, state="running"))  # fmt: skip
+    # A flushed cache whose deletion a restart interrupted.
+    discarded = node_env.root / "state" / "cache" / "0123abcd.discarded-1"
+    (discarded / "blocks").mkdir(parents=True)
+    (discarded / "blocks" / "b1").write_bytes(b"x" * 4096)
     node_env.start_mounter()
     mounts = jsonline.request(node_env.mounter_socket, {"op": "list"}, 10)["mounts"]
     # Both kept as dead (so the node can report them), and the stale mount is removed.
@@ -79,6 +84,10 @@ def test_dead_engines_found_at_start(node_env: Node) -> None:
         reply = jsonline.request(node_env.mounter_socket, request, 30)
         assert reply == {"ok": True, "flushed": False, "found": True}
     assert store.load() == []
+    deadline = time.monotonic() + 10
+    while discarded.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not discarded.exists()
 
 
 def test_engine_log_tail_is_masked(node_env: Node) -> None:

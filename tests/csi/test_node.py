@@ -68,6 +68,8 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     vol.unstage()  # idempotent
     assert "life/hello.txt" in s3_bucket.keys()
     assert not os.path.ismount(vol.staging)
+    # Flushed and stopped cleanly: the cache is deleted (by then, not in the background).
+    assert os.listdir(node_env.root / "state" / "cache") == []
 
 
 def test_bad_requests(node_env: Node, s3_bucket: Bucket) -> None:

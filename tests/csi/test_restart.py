@@ -22,7 +22,7 @@ import pytest
 
 from fixtures.minio import Bucket
 
-from .conftest import Node, Volume, process_wait_gone, volume_on
+from .conftest import Node, Volume, cache_dir, process_wait_gone, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
@@ -114,6 +114,8 @@ def test_engine_killed(node_env: Node, s3_bucket: Bucket) -> None:
     vol.unpublish(target)
     vol.unstage()
     assert not os.path.ismount(vol.staging)
+    # Nothing could be flushed from a dead engine: its cache stays for the next mount.
+    assert cache_dir(node_env, vol.volume_id).is_dir()
     vol.stage()
     target2 = publish_new(node_env, vol, "p2")
     assert Path(target2, "acked.txt").read_text() == "acknowledged"
