@@ -6,6 +6,7 @@ tests talk to the plugin over its unix socket with the generated gRPC stubs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,9 +15,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -244,3 +246,22 @@ def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as info:
         call()
     return info.value.code()  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    add: Callable[[Any, grpc.aio.Server], None], servicer: Any, socket: str
+) -> AsyncIterator[grpc.aio.Channel]:
+    """A real grpc.aio server for ``servicer`` in this event loop, and a channel to it.
+
+    For tests that reach into a servicer while it serves (hold a lock, raise an error).
+    """
+    server = grpc.aio.server()
+    add(servicer, server)
+    server.add_insecure_port(f"unix://{socket}")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
+            yield channel
+    finally:
+        await server.stop(None)

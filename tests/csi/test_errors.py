@@ -16,6 +16,8 @@ from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
 from openfiles_csi.errors import FailedPrecondition, grpc_errors, unimplemented
 from openfiles_csi.logsetup import register_secret
 
+from .conftest import in_process
+
 SECRET = "token-from-an-s3-error-body-0451"
 
 
@@ -35,26 +37,20 @@ class Failing(csi_pb2_grpc.IdentityServicer):
 
 
 async def call_all(socket: str) -> list[tuple[grpc.StatusCode, str]]:
-    server = grpc.aio.server()
-    csi_pb2_grpc.add_IdentityServicer_to_server(Failing(), server)
-    server.add_insecure_port(f"unix://{socket}")
-    await server.start()
     results = []
-    try:
-        async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
-            stub = csi_pb2_grpc.IdentityStub(channel)
-            calls = (
-                stub.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=10),
-                stub.GetPluginCapabilities(csi_pb2.GetPluginCapabilitiesRequest(), timeout=10),
-                stub.Probe(csi_pb2.ProbeRequest(), timeout=10),
-            )
-            for call in calls:
-                try:
-                    await call
-                except grpc.aio.AioRpcError as exc:
-                    results.append((exc.code(), exc.details() or ""))
-    finally:
-        await server.stop(None)
+    add = csi_pb2_grpc.add_IdentityServicer_to_server
+    async with in_process(add, Failing(), socket) as channel:
+        stub = csi_pb2_grpc.IdentityStub(channel)
+        calls = (
+            stub.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=10),
+            stub.GetPluginCapabilities(csi_pb2.GetPluginCapabilitiesRequest(), timeout=10),
+            stub.Probe(csi_pb2.ProbeRequest(), timeout=10),
+        )
+        for call in calls:
+            try:
+                await call
+            except grpc.aio.AioRpcError as exc:
+                results.append((exc.code(), exc.details() or ""))
     return results
 
 
