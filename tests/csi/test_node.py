@@ -176,6 +176,21 @@ def test_ephemeral_inline_volume(node_env: Node, s3_bucket: Bucket) -> None:
         volume_id="csi-0123abcd", target_path=str(target), volume_capability=mount_cap(),
         volume_context={**vol.context, "csi.storage.k8s.io/ephemeral": "true"},
         secrets=vol.secrets)  # fmt: skip
+    # Any pod author writes these attributes: no host files, no node identity.
+    for context, secrets in (
+        ({**request.volume_context, "url": "file:///var/lib/kubelet/pods"}, vol.secrets),
+        (request.volume_context, {}),
+    ):
+        bad = csi_pb2.NodePublishVolumeRequest()
+        bad.CopyFrom(request)
+        bad.volume_context.clear()
+        bad.volume_context.update(context)
+        bad.secrets.clear()
+        bad.secrets.update(secrets)
+        assert grpc_code(lambda b=bad: plugin.node.NodePublishVolume(b, timeout=30)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+    assert os.listdir(node_env.root / "state" / "records") == []
     plugin.node.NodePublishVolume(request, timeout=90)
     plugin.node.NodePublishVolume(request, timeout=90)  # idempotent
     (target / "inline.txt").write_text("from an inline volume")
