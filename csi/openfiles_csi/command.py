@@ -34,15 +34,20 @@ async def run(*argv: str, timeout: float = 30.0) -> None:
 
 
 async def bind_mount(source: str, target: str, *, read_only: bool) -> None:
-    """Bind ``source`` onto ``target``; remount read-only when asked (a second step by design)."""
+    """Bind ``source`` onto ``target``, then set the bind's flags: nosuid, nodev, ro if asked.
+
+    The flags are set here, not inherited: whoever can write a bucket's metadata sidecars
+    chooses modes and owners (a setuid root file), so a pod must never honour them, and
+    whether a remount keeps a bind's flags depends on the mount(8) version.
+    """
     await run("mount", "--bind", source, target)
-    if read_only:
-        try:
-            await run("mount", "-o", "remount,bind,ro", target)
-        except CommandError:
-            # Never leave a writable bind behind a request for a read-only one.
-            await unmount(target)
-            raise
+    flags = "remount,bind,nosuid,nodev" + (",ro" if read_only else "")
+    try:
+        await run("mount", "-o", flags, target)
+    except CommandError:
+        # Never leave a bind without the flags asked for (writable, or honouring setuid).
+        await unmount(target)
+        raise
 
 
 async def unmount(path: str) -> None:
