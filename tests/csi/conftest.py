@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.minio import REGION, Bucket
 from fixtures.net import stop, wait_until
@@ -240,6 +242,18 @@ def volume_on(node: Node, plugin: Plugin, bucket: Bucket, name: str, **context: 
 def cache_dir(node: Node, volume_id: str) -> Path:
     """The node-local cache directory the mounter gives ``volume_id`` (default cache root)."""
     return node.root / "state" / "cache" / hashlib.sha256(volume_id.encode()).hexdigest()[:32]
+
+
+def scrape(port: int, volume_id: str) -> dict[str, float]:
+    """The node plugin's metrics of ``volume_id`` (histogram buckets left out)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("volume_id") == volume_id and "le" not in sample.labels:
+                values[sample.name] = sample.value
+    return values
 
 
 def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:

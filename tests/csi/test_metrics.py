@@ -5,31 +5,18 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.minio import Bucket
 from fixtures.net import free_port
 from openfiles_csi import jsonline
 
-from .conftest import Node, volume_on
+from .conftest import Node, scrape, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
 MIB = 1024 * 1024
-
-
-def scrape(port: int, volume_id: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("volume_id") == volume_id and "le" not in sample.labels:
-                values[sample.name] = sample.value
-    return values
 
 
 def test_metrics_follow_writes_and_exports(node_env: Node, s3_bucket: Bucket) -> None:

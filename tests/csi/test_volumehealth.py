@@ -13,8 +13,9 @@ import grpc
 import pytest
 
 from fixtures.minio import Bucket, MinioServer, new_bucket
+from fixtures.net import free_port
 
-from .conftest import Node, volume_on
+from .conftest import Node, scrape, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
@@ -24,7 +25,10 @@ def test_failing_exports_and_unstage_keep_data(
 ) -> None:
     server = make_minio()
     bucket = new_bucket(server)
-    plugin = node_env.start_plugin("node", "--flush-timeout", "5")
+    port = free_port()
+    plugin = node_env.start_plugin(
+        "node", "--flush-timeout", "5", "--metrics-address", f"127.0.0.1:{port}"
+    )
     vol = volume_on(node_env, plugin, bucket, "outage", exportDelay="3s", metadataTTL="1h")
     vol.stage()
     Path(vol.staging, "dirty.txt").write_text("not exported yet")
@@ -36,6 +40,12 @@ def test_failing_exports_and_unstage_keep_data(
         condition = vol.stats(vol.staging).volume_condition
     assert condition.abnormal, condition.message
     assert "exports are failing" in condition.message
+    # The metrics say the same: one file of 16 dirty bytes pending, failed exports counted.
+    metrics = scrape(port, vol.volume_id)
+    assert metrics["openfiles_volume_up"] == 1
+    assert metrics["openfiles_dirty_bytes"] == len("not exported yet")
+    assert metrics["openfiles_pending_exports"] == 1
+    assert metrics["openfiles_export_errors_total"] >= 1
     # Unstage must not unmount while data cannot be flushed: it says so and keeps it.
     with pytest.raises(grpc.RpcError) as info:
         vol.unstage()
