@@ -69,7 +69,8 @@ def test_failing_exports_and_unstage_keep_data(
 
 
 def test_stats_do_not_block_on_a_hung_mount(node_env: Node, s3_bucket: Bucket) -> None:
-    plugin = node_env.start_plugin("node")
+    port = free_port()
+    plugin = node_env.start_plugin("node", "--metrics-address", f"127.0.0.1:{port}")
     vol = volume_on(node_env, plugin, s3_bucket, "hung")
     vol.stage()
     target = node_env.kubelet / "pods" / "hung" / "mount"
@@ -84,6 +85,10 @@ def test_stats_do_not_block_on_a_hung_mount(node_env: Node, s3_bucket: Bucket) -
             condition = vol.stats(vol.staging).volume_condition
             assert time.monotonic() - started < 8
             assert condition.abnormal and "not responding" in condition.message
+        # A scrape still returns, and says the volume is down (no stale numbers).
+        started = time.monotonic()
+        assert scrape(port, vol.volume_id) == {"openfiles_volume_up": 0}
+        assert time.monotonic() - started < 8
         # A pod on a hung volume can still be deleted: unpublish never enters the mount
         # (umount(8) resolving the path would stat it and hang).
         started = time.monotonic()
