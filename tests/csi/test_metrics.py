@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -74,3 +75,28 @@ def test_policy_reaches_the_engine(node_env: Node, s3_bucket: Bucket) -> None:
         assert effective()["export_delay"] == export_delay
         assert effective()["cache_ttl"] == ttl
     vol.unstage()
+
+
+def test_hung_engines_cost_one_timeout(node_env: Node, s3_bucket: Bucket) -> None:
+    """Engines are asked in parallel: three hung ones cost a scrape one 2 s timeout, not
+    three, so a node with many hung volumes stays within Prometheus' scrape timeout."""
+    port = free_port()
+    plugin = node_env.start_plugin("node", "--metrics-address", f"127.0.0.1:{port}")
+    volumes = [volume_on(node_env, plugin, s3_bucket, f"hung{i}") for i in range(3)]
+    for vol in volumes:
+        vol.stage()
+    records = (node_env.root / "state" / "records").iterdir()
+    pids = [json.loads(p.read_text())["pid"] for p in records]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        down = scrape(port, volumes[0].volume_id)
+        elapsed = time.monotonic() - started
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert down == {"openfiles_volume_up": 0}
+    assert elapsed < 5, f"scrape took {elapsed:.1f}s"  # one after another: over 6 s
+    for vol in volumes:
+        vol.unstage()
