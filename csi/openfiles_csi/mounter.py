@@ -382,6 +382,25 @@ class Mounter:
         await process.wait_exit(record.pid, record.start_ticks)
         await self._mark_dead(record, None)
 
+    async def stop_engines(self) -> None:
+        """SIGTERM every live engine and wait, at most ``stop_timeout``, for them to exit.
+
+        For a mounter whose exit kills its engines anyway (PID 1 of a container): on
+        SIGTERM an engine exports its dirty files and unmounts, where the kernel's SIGKILL
+        would leave them in the cache. Records stay, marked dead by the watchers, so the
+        node reports those volumes abnormal until they are staged again.
+        """
+        live = [r for r in self._by_mountpoint.values() if process.is_alive(r.pid, r.start_ticks)]
+        for record in live:
+            process.signal_process(record.pid, record.start_ticks, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline:
+            if not any(process.is_alive(r.pid, r.start_ticks) for r in live):
+                break
+            await asyncio.sleep(0.1)
+        if self._watchers:
+            await asyncio.wait(list(self._watchers), timeout=5)
+
     async def close(self) -> None:
         """Stop watching. Engines keep running: they are meant to outlive the mounter."""
         for task in list(self._watchers):

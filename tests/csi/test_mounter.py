@@ -8,13 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from fixtures.minio import Bucket
 from openfiles_csi import jsonline, process
 from openfiles_csi.mountrecord import MountRecord, RecordStore
 
-from .conftest import Node
+from .conftest import Node, volume_on
 
 
 def raw(node: Node, line: bytes) -> dict[str, object]:
@@ -111,3 +113,24 @@ def test_engine_log_tail_is_masked(node_env: Node) -> None:
     assert token not in node_env.mounter.log()
     # The failed mount is cleaned away: no record (records never hold env anyway).
     assert list((node_env.root / "state" / "records").iterdir()) == []
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+def test_stop_engines_on_exit(node_env: Node, s3_bucket: Bucket) -> None:
+    """As PID 1 of a container (the chart), the mounter's exit kills its engines: with
+    --stop-engines-on-exit they export their dirty files and unmount first."""
+    node_env.mounter.stop()
+    node_env.mounter.argv.append("--stop-engines-on-exit")
+    node_env.start_mounter()
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "podend", exportDelay="1h")
+    vol.stage()
+    Path(vol.staging, "late.txt").write_text("written just before the mounter pod ends")
+    assert "podend/late.txt" not in s3_bucket.keys()
+    node_env.mounter.stop()  # SIGTERM, as the kubelet ends the pod
+    assert "podend/late.txt" in s3_bucket.keys()
+    assert not os.path.ismount(vol.staging)
+    # Kept as dead, so the node reports the volume abnormal until it is staged again.
+    (record,) = RecordStore(str(node_env.root / "state")).load()
+    assert record.state == "dead" and record.exit_code == 0
