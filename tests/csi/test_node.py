@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import subprocess
 
@@ -187,9 +188,8 @@ def test_ephemeral_inline_volume(node_env: Node, s3_bucket: Bucket) -> None:
         bad.volume_context.update(context)
         bad.secrets.clear()
         bad.secrets.update(secrets)
-        assert grpc_code(lambda b=bad: plugin.node.NodePublishVolume(b, timeout=30)) == (
-            grpc.StatusCode.INVALID_ARGUMENT
-        )
+        publish = functools.partial(plugin.node.NodePublishVolume, bad, timeout=30)
+        assert grpc_code(publish) == grpc.StatusCode.INVALID_ARGUMENT
     assert os.listdir(node_env.root / "state" / "records") == []
     plugin.node.NodePublishVolume(request, timeout=90)
     plugin.node.NodePublishVolume(request, timeout=90)  # idempotent
