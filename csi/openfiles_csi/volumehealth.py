@@ -34,7 +34,8 @@ class VolumeHealth:
         """Usage of the volume at ``path``; NOT_FOUND for an unknown volume or path, and for
         a path that is the mount of something else (another volume, another file system).
         """
-        mounts = await self.mounter.find(volume_id)
+        every = await self.mounter.mounts()
+        mounts = [m for m in every if m["volume_id"] == volume_id]
         if not mounts:
             raise NotFound(f"volume {volume_id!r} is not staged on this node")
         if not os.path.isabs(path):
@@ -42,7 +43,7 @@ class VolumeHealth:
         entry = mountinfo.find(path)
         if entry is None and not await self._exists(path):
             raise NotFound(f"volume path {path!r} does not exist")
-        record = _serving(mounts, entry)
+        record = _serving(volume_id, every, entry)
         if record is None:
             raise NotFound(f"volume {volume_id!r} is not mounted at {path!r}")
         abnormal = ""
@@ -114,16 +115,22 @@ class VolumeHealth:
 
 
 def _serving(
-    mounts: list[dict[str, Any]], entry: mountinfo.MountEntry | None
+    volume_id: str, mounts: list[dict[str, Any]], entry: mountinfo.MountEntry | None
 ) -> dict[str, Any] | None:
-    """The record of ``mounts`` whose engine serves the mount ``entry``, or None.
+    """The record of ``volume_id`` to report for the mount ``entry``; None if ``entry`` is
+    the mount of another volume or of another kind of file system.
 
     A bind mount has the device of its source, so a pod's target matches its staging
-    mount. Where there is nothing to compare (``path`` is not a mount point, or the
-    engine's mount is gone because it died) the record is taken as it is.
+    mount. A FUSE mount that no staged engine serves is stale (its engine died, the
+    volume may have been staged again since): it is reported as this volume's, and
+    statvfs or the record then says what is wrong with it. Reading mountinfo never
+    touches a mount, so none of this can hang.
     """
+    own = next(m for m in mounts if m["volume_id"] == volume_id)
+    if entry is None:
+        return own
     for record in mounts:
         staged = mountinfo.find(record["mountpoint"])
-        if entry is None or staged is None or staged.device == entry.device:
-            return record
-    return None
+        if staged is not None and staged.device == entry.device:
+            return record if record["volume_id"] == volume_id else None
+    return own if entry.is_fuse else None

@@ -49,7 +49,8 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     assert info.value.errno == errno.EROFS
     stats = vol.stats(rw)
     assert not stats.volume_condition.abnormal, stats.volume_condition.message
-    # A path that is some other mount is not this volume's.
+    # A path that is some other mount is not this volume's: another file system, or
+    # another volume's engine.
     other = node_env.kubelet / "pods" / "c" / "mount"
     other.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(other)], check=True)
@@ -57,6 +58,10 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
         assert grpc_code(lambda: vol.stats(str(other))) == grpc.StatusCode.NOT_FOUND
     finally:
         subprocess.run(["umount", str(other)], check=True)
+    neighbour = volume_on(node_env, plugin, s3_bucket, "life-neighbour")
+    neighbour.stage()
+    assert grpc_code(lambda: vol.stats(neighbour.staging)) == grpc.StatusCode.NOT_FOUND
+    neighbour.unstage()
     units = {u.unit for u in stats.usage}
     assert units == {csi_pb2.VolumeUsage.BYTES, csi_pb2.VolumeUsage.INODES}
     # exportDelay is 1h: nothing is exported before unstage flushes.
