@@ -34,31 +34,38 @@ async def run(*argv: str, timeout: float = 30.0) -> None:
 
 
 async def bind_mount(source: str, target: str, *, read_only: bool) -> None:
-    """Bind ``source`` onto ``target``; remount read-only when asked (a second step by design)."""
+    """Bind ``source`` onto ``target``, then set the bind's flags: nosuid, nodev, ro if asked.
+
+    The flags are set here, not inherited: whoever can write a bucket's metadata sidecars
+    chooses modes and owners (a setuid root file), so a pod must never honour them, and
+    whether a remount keeps a bind's flags depends on the mount(8) version.
+    """
     await run("mount", "--bind", source, target)
-    if read_only:
-        try:
-            await run("mount", "-o", "remount,bind,ro", target)
-        except CommandError:
-            # Never leave a writable bind behind a request for a read-only one.
-            await unmount(target)
-            raise
+    flags = "remount,bind,nosuid,nodev" + (",ro" if read_only else "")
+    try:
+        await run("mount", "-o", flags, target)
+    except CommandError:
+        # Never leave a bind without the flags asked for (writable, or honouring setuid).
+        await unmount(target)
+        raise
 
 
 async def unmount(path: str) -> None:
     """Unmount every mount stacked at ``path``; lazily if it is busy or its FUSE server is dead.
 
-    Idempotent: a path that is not a mount point is left alone.
+    Idempotent: a path that is not a mount point is left alone. ``--no-canonicalize``
+    because resolving the path would stat the mount itself and hang for as long as its
+    FUSE server does not answer; our paths are already absolute and normalized.
     """
     for _ in range(8):
         entry = mountinfo.find(path)
         if entry is None:
             return
         try:
-            await run("umount", path)
+            await run("umount", "--no-canonicalize", path)
         except CommandError as exc:
             log.warning("unmount %s failed (%s); detaching lazily", path, exc)
-            await run("umount", "-l", path)
+            await run("umount", "--no-canonicalize", "-l", path)
     raise CommandError(f"{path} is still mounted after repeated unmounts")
 
 

@@ -89,6 +89,15 @@ def parse_parameters(
     return ref, context
 
 
+def location(ref: volumeid.VolumeRef) -> str:
+    """The lock key of a volume: its prefix in its bucket.
+
+    CreateVolume knows the name, DeleteVolume the ID; both lead to this key, so a create
+    and a delete of one volume (or two creates that would share a prefix) never overlap.
+    """
+    return f"{ref.bucket}/{ref.prefix}"
+
+
 def capacity_of(request: csi_pb2.CreateVolumeRequest) -> int:
     """Nominal capacity: object storage has no size, so we echo what was asked (0 = unknown)."""
     required = request.capacity_range.required_bytes
@@ -141,7 +150,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             },
         }
         register_secret(*request.secrets.values())
-        with self.locks.hold(name):
+        with self.locks.hold(location(ref)):
             bucket = Bucket(ref, request.secrets)
             existing = await bucket.read_marker(ref.prefix)
             if existing is None:
@@ -170,7 +179,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             # We never made such a volume, so it is already gone (the spec's idempotency).
             return csi_pb2.DeleteVolumeResponse()
         register_secret(*request.secrets.values())
-        with self.locks.hold(volume_id):
+        with self.locks.hold(location(ref)):
             bucket = Bucket(ref, request.secrets)
             if ref.delete_data:
                 await bucket.delete_prefix(ref.prefix)

@@ -15,7 +15,9 @@ Exception tree::
 
 Messages must never hold a secret: callers build them from request fields that are
 not secrets, and :func:`grpc_errors` logs anything unexpected without its text
-reaching the client.
+reaching the client. As a second line of defence, every message that does reach the
+client is masked like a log line (:func:`openfiles_csi.logsetup.redact`): some carry
+text from outside (an engine's log tail, relayed by the mounter).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+
+from openfiles_csi.logsetup import redact
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,7 @@ def grpc_errors(handler: Handler[R]) -> Handler[R]:
             return await handler(self, request, context)
         except CsiError as exc:
             log.info("%s: %s: %s", name, exc.code.name, exc)
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, redact(str(exc)))
         except Exception:
             log.exception("%s: unexpected error", name)
             await context.abort(

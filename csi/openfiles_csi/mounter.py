@@ -34,12 +34,15 @@ from dataclasses import asdict
 from typing import Any
 
 from openfiles_csi import command, jsonline, mountinfo, process
+from openfiles_csi.logsetup import redact, register_secret
 from openfiles_csi.mountrecord import DEAD, RUNNING, STARTING, MountRecord, RecordStore, path_key
 
 log = logging.getLogger(__name__)
 
 # The mounter sets these itself; a request may not.
 RESERVED_ARGS = frozenset({"--cache-dir", "--control-socket", "--foreground", "--fsid"})
+# A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
+DISCARDED = ".discarded-"
 
 
 class MountError(Exception):
@@ -75,6 +78,10 @@ class Mounter:
 
     async def adopt(self) -> None:
         """Load the records; watch live engines, mark dead ones. Call once before serving."""
+        for name in os.listdir(self.cache_root):
+            if DISCARDED in name:
+                path = os.path.join(self.cache_root, name)
+                self._watch(asyncio.to_thread(shutil.rmtree, path, ignore_errors=True))
         for record in self.records.load():
             mounted = mountinfo.find(record.mountpoint) is not None
             alive = process.is_alive(record.pid, record.start_ticks)
@@ -143,6 +150,9 @@ class Mounter:
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise MountError("invalid", "env must be an object of strings")
+        # env holds the engine's credentials: mask them in this process's log lines and in
+        # the engine log tails this mounter relays (an S3 error body can quote a token).
+        register_secret(*env.values())
         lock = self._lock(mountpoint)
         if lock.locked():
             raise MountError("busy", f"an operation on {mountpoint} is in progress")
@@ -231,7 +241,7 @@ class Mounter:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.returncode is not None:
-                tail = process.log_tail(record.log_path)
+                tail = redact(process.log_tail(record.log_path))
                 raise MountError("failed", f"engine exited with code {proc.returncode}: {tail}")
             entry = mountinfo.find(record.mountpoint)
             if entry is not None and entry.is_fuse:
@@ -284,7 +294,7 @@ class Mounter:
         await command.unmount(record.mountpoint)
         clean = flushed and exit_code == 0
         if clean:
-            shutil.rmtree(record.cache_dir, ignore_errors=True)
+            await self._discard_cache(record.cache_dir)
         else:
             log.warning(
                 "kept cache %s of volume %s (flushed=%s, exit=%s)",
@@ -297,6 +307,21 @@ class Mounter:
         self._by_mountpoint.pop(record.mountpoint, None)
         self.records.delete(record.mountpoint)
         return clean
+
+    async def _discard_cache(self, cache_dir: str) -> None:
+        """Delete a flushed cache without stalling the mounter.
+
+        A large cache takes long to delete, and meanwhile every other request (stats,
+        probes, other volumes) would wait on this event loop. So the directory is renamed
+        aside at once (a new mount of the volume starts with a fresh one) and deleted in a
+        thread; :meth:`adopt` finishes deletions a restart interrupted.
+        """
+        doomed = f"{cache_dir}{DISCARDED}{time.time_ns()}"
+        try:
+            os.rename(cache_dir, doomed)
+        except FileNotFoundError:
+            return
+        await asyncio.to_thread(shutil.rmtree, doomed, ignore_errors=True)
 
     async def _terminate(self, record: MountRecord) -> int | None:
         """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code if known."""
@@ -356,6 +381,25 @@ class Mounter:
         """Wait for an engine that is not our child (adopted after a restart) to exit."""
         await process.wait_exit(record.pid, record.start_ticks)
         await self._mark_dead(record, None)
+
+    async def stop_engines(self) -> None:
+        """SIGTERM every live engine and wait, at most ``stop_timeout``, for them to exit.
+
+        For a mounter whose exit kills its engines anyway (PID 1 of a container): on
+        SIGTERM an engine exports its dirty files and unmounts, where the kernel's SIGKILL
+        would leave them in the cache. Records stay, marked dead by the watchers, so the
+        node reports those volumes abnormal until they are staged again.
+        """
+        live = [r for r in self._by_mountpoint.values() if process.is_alive(r.pid, r.start_ticks)]
+        for record in live:
+            process.signal_process(record.pid, record.start_ticks, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline:
+            if not any(process.is_alive(r.pid, r.start_ticks) for r in live):
+                break
+            await asyncio.sleep(0.1)
+        if self._watchers:
+            await asyncio.wait(list(self._watchers), timeout=5)
 
     async def close(self) -> None:
         """Stop watching. Engines keep running: they are meant to outlive the mounter."""

@@ -45,6 +45,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=30.0,
         help="seconds an engine gets to exit after SIGTERM before SIGKILL",
     )
+    p.add_argument(
+        "--stop-engines-on-exit",
+        action="store_true",
+        help="on SIGTERM, stop the engines (they export and unmount) before exiting; for a "
+        "mounter that is PID 1 of a container, whose exit kills them anyway",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -95,8 +101,14 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("mounter listening on %s", args.socket)
     async with server:
         await stop.wait()
+    if args.stop_engines_on_exit:
+        log.info("stopping the engines: they export their dirty files and unmount")
+        await mounter.stop_engines()
     await mounter.close()
-    log.info("mounter stopped; engines keep running")
+    log.info(
+        "mounter stopped; %s",
+        "engines stopped" if args.stop_engines_on_exit else "engines keep running",
+    )
 
 
 def main(argv: list[str]) -> int:

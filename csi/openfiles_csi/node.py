@@ -111,6 +111,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if ephemeral:
             staging = self._ephemeral_staging(volume_id)
             spec = self._mount_spec(request)
+            volumecontext.check_inline(spec)
         else:
             staging = check_path(
                 request.staging_target_path, "staging_target_path", self.allowed_roots

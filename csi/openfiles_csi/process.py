@@ -57,7 +57,10 @@ async def spawn(
 
 
 def _open_log(path: str) -> BinaryIO:
-    return open(path, "ab")  # local append-only file: opening it does not block for long
+    # Local append-only file: opening it does not block for long. Mode 0600 because an
+    # engine's log can quote what a store answered (an S3 error body quotes the request).
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 async def wait_exit(pid: int, ticks: int) -> None:

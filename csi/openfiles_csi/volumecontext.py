@@ -122,3 +122,21 @@ def parse(
     if ("AWS_ACCESS_KEY_ID" in env) != ("AWS_SECRET_ACCESS_KEY" in env):
         raise InvalidArgument("secrets need both accessKeyId and secretAccessKey")
     return MountSpec(source=url, args=tuple(args), env=env)
+
+
+def check_inline(spec: MountSpec) -> None:
+    """Refuse an inline (ephemeral) volume that would act with the node's authority.
+
+    Any pod author writes an inline volume's attributes, so only ``s3://`` is allowed
+    (``file://`` would serve the mounter's own file system, which holds the kubelet
+    directory and so every pod's secrets; ``memory://`` the mounter's memory), and only
+    with credentials from the pod's ``nodePublishSecretRef``: without them the store
+    client falls back to the node's own cloud identity.
+    """
+    if urlsplit(spec.source).scheme != "s3":
+        raise InvalidArgument("an inline volume's url must be s3://")
+    if "AWS_ACCESS_KEY_ID" not in spec.env:
+        raise InvalidArgument(
+            "an inline volume needs credentials: a nodePublishSecretRef with accessKeyId "
+            "and secretAccessKey"
+        )

@@ -31,8 +31,11 @@ class VolumeHealth:
         self._probing: dict[str, concurrent.futures.Future[os.statvfs_result]] = {}
 
     async def stats(self, volume_id: str, path: str) -> csi_pb2.NodeGetVolumeStatsResponse:
-        """Usage of the volume at ``path``; NOT_FOUND for an unknown volume or path."""
-        mounts = await self.mounter.find(volume_id)
+        """Usage of the volume at ``path``; NOT_FOUND for an unknown volume or path, and for
+        a path that is the mount of something else (another volume, another file system).
+        """
+        every = await self.mounter.mounts()
+        mounts = [m for m in every if m["volume_id"] == volume_id]
         if not mounts:
             raise NotFound(f"volume {volume_id!r} is not staged on this node")
         if not os.path.isabs(path):
@@ -40,7 +43,9 @@ class VolumeHealth:
         entry = mountinfo.find(path)
         if entry is None and not await self._exists(path):
             raise NotFound(f"volume path {path!r} does not exist")
-        record = mounts[0]
+        record = _serving(volume_id, every, entry)
+        if record is None:
+            raise NotFound(f"volume {volume_id!r} is not mounted at {path!r}")
         abnormal = ""
         usage: list[csi_pb2.VolumeUsage] = []
         if not record["alive"]:
@@ -107,3 +112,25 @@ class VolumeHealth:
         if error and status.get("pending_exports", 0):
             return f"exports are failing: {error}"
         return ""
+
+
+def _serving(
+    volume_id: str, mounts: list[dict[str, Any]], entry: mountinfo.MountEntry | None
+) -> dict[str, Any] | None:
+    """The record of ``volume_id`` to report for the mount ``entry``; None if ``entry`` is
+    the mount of another volume or of another kind of file system.
+
+    A bind mount has the device of its source, so a pod's target matches its staging
+    mount. A FUSE mount that no staged engine serves is stale (its engine died, the
+    volume may have been staged again since): it is reported as this volume's, and
+    statvfs or the record then says what is wrong with it. Reading mountinfo never
+    touches a mount, so none of this can hang.
+    """
+    own = next(m for m in mounts if m["volume_id"] == volume_id)
+    if entry is None:
+        return own
+    for record in mounts:
+        staged = mountinfo.find(record["mountpoint"])
+        if staged is not None and staged.device == entry.device:
+            return record if record["volume_id"] == volume_id else None
+    return own if entry.is_fuse else None

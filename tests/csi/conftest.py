@@ -6,6 +6,8 @@ tests talk to the plugin over its unix socket with the generated gRPC stubs.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -13,12 +15,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.minio import REGION, Bucket
 from fixtures.net import stop, wait_until
@@ -234,7 +239,43 @@ def volume_on(node: Node, plugin: Plugin, bucket: Bucket, name: str, **context: 
     return Volume(plugin, f"ofv-test-{name}-0a1b2c3d", str(staging), ctx, dict(bucket.secret))
 
 
+def cache_dir(node: Node, volume_id: str) -> Path:
+    """The node-local cache directory the mounter gives ``volume_id`` (default cache root)."""
+    return node.root / "state" / "cache" / hashlib.sha256(volume_id.encode()).hexdigest()[:32]
+
+
+def scrape(port: int, volume_id: str) -> dict[str, float]:
+    """The node plugin's metrics of ``volume_id`` (histogram buckets left out)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("volume_id") == volume_id and "le" not in sample.labels:
+                values[sample.name] = sample.value
+    return values
+
+
 def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as info:
         call()
     return info.value.code()  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    add: Callable[[Any, grpc.aio.Server], None], servicer: Any, socket: str
+) -> AsyncIterator[grpc.aio.Channel]:
+    """A real grpc.aio server for ``servicer`` in this event loop, and a channel to it.
+
+    For tests that reach into a servicer while it serves (hold a lock, raise an error).
+    """
+    server = grpc.aio.server()
+    add(servicer, server)
+    server.add_insecure_port(f"unix://{socket}")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
+            yield channel
+    finally:
+        await server.stop(None)

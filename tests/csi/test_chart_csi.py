@@ -46,6 +46,8 @@ def test_csi_objects() -> None:
         assert kubelet[0]["mountPropagation"] == "Bidirectional"
         assert c[name]["securityContext"]["privileged"] is True
     assert "--cache-root=/var/lib/openfiles/cache" in c["mounter"]["args"]
+    # PID 1 of its container: its exit would SIGKILL the engines before they export.
+    assert "--stop-engines-on-exit" in c["mounter"]["args"]
     node_volumes = {v["name"]: v for v in node["spec"]["template"]["spec"]["volumes"]}
     mounter_volumes = {v["name"]: v for v in mounter["spec"]["template"]["spec"]["volumes"]}
     assert mounter_volumes["cache-root"]["hostPath"]["path"] == "/var/lib/openfiles/cache"

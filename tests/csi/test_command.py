@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,17 @@ def test_bind_read_only_and_unmount(tmp_path: Path) -> None:
     assert not target.exists()
     command.remove_dir(str(source))  # not empty: kept
     assert (source / "f").exists()
+
+
+def test_binds_never_honour_setuid_or_devices(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "suid,dev", "tmpfs", str(source)], check=True)
+    try:
+        asyncio.run(command.bind_mount(str(source), str(target), read_only=False))
+        entry = mountinfo.find(str(target))
+        assert entry is not None and {"nosuid", "nodev", "rw"} <= entry.options
+    finally:
+        asyncio.run(command.unmount(str(target)))
+        asyncio.run(command.unmount(str(source)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -9,11 +11,12 @@ import obstore
 import pytest
 
 from fixtures.minio import Bucket
-from openfiles_csi._proto import csi_pb2
-from openfiles_csi.controller import parse_parameters, prefix_segment
+from openfiles_csi import volumeid
+from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
+from openfiles_csi.controller import ControllerServicer, location, parse_parameters, prefix_segment
 from openfiles_csi.errors import InvalidArgument
 
-from .conftest import Node
+from .conftest import Node, in_process
 
 Mode = csi_pb2.VolumeCapability.AccessMode
 CAP = csi_pb2.VolumeCapability(
@@ -140,3 +143,29 @@ def test_validate_capabilities(node_env: Node, s3_bucket: Bucket) -> None:
     )
     no = plugin.controller.ValidateVolumeCapabilities(request)
     assert not no.HasField("confirmed") and "block" in no.message
+
+
+def test_create_and_delete_of_one_volume_never_overlap(tmp_path: Path) -> None:
+    """Both RPCs take the lock of the volume's prefix: while it is held, both are ABORTED."""
+    servicer = ControllerServicer()
+    parameters = {"url": "s3://bkt/base", "endpoint": "http://127.0.0.1:9"}
+    ref, _ = parse_parameters("pvc-1", parameters)
+
+    async def calls() -> list[grpc.StatusCode]:
+        codes = []
+        add = csi_pb2_grpc.add_ControllerServicer_to_server
+        async with in_process(add, servicer, str(tmp_path / "c.sock")) as channel:
+            stub = csi_pb2_grpc.ControllerStub(channel)
+            create = csi_pb2.CreateVolumeRequest(
+                name="pvc-1", volume_capabilities=[CAP], parameters=parameters
+            )
+            delete = csi_pb2.DeleteVolumeRequest(volume_id=volumeid.encode(ref))
+            with servicer.locks.hold(location(ref)):  # an operation in flight
+                for call in (stub.CreateVolume(create), stub.DeleteVolume(delete)):
+                    try:
+                        await call
+                    except grpc.aio.AioRpcError as exc:
+                        codes.append(exc.code())
+        return codes
+
+    assert asyncio.run(calls()) == [grpc.StatusCode.ABORTED, grpc.StatusCode.ABORTED]

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.minio import Bucket
 from fixtures.net import free_port
 from openfiles_csi import jsonline
 
-from .conftest import Node, volume_on
+from .conftest import Node, scrape, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
 MIB = 1024 * 1024
-
-
-def scrape(port: int, volume_id: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("volume_id") == volume_id and "le" not in sample.labels:
-                values[sample.name] = sample.value
-    return values
 
 
 def test_metrics_follow_writes_and_exports(node_env: Node, s3_bucket: Bucket) -> None:
@@ -87,3 +75,28 @@ def test_policy_reaches_the_engine(node_env: Node, s3_bucket: Bucket) -> None:
         assert effective()["export_delay"] == export_delay
         assert effective()["cache_ttl"] == ttl
     vol.unstage()
+
+
+def test_hung_engines_cost_one_timeout(node_env: Node, s3_bucket: Bucket) -> None:
+    """Engines are asked in parallel: three hung ones cost a scrape one 2 s timeout, not
+    three, so a node with many hung volumes stays within Prometheus' scrape timeout."""
+    port = free_port()
+    plugin = node_env.start_plugin("node", "--metrics-address", f"127.0.0.1:{port}")
+    volumes = [volume_on(node_env, plugin, s3_bucket, f"hung{i}") for i in range(3)]
+    for vol in volumes:
+        vol.stage()
+    records = (node_env.root / "state" / "records").iterdir()
+    pids = [json.loads(p.read_text())["pid"] for p in records]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        down = scrape(port, volumes[0].volume_id)
+        elapsed = time.monotonic() - started
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert down == {"openfiles_volume_up": 0}
+    assert elapsed < 5, f"scrape took {elapsed:.1f}s"  # one after another: over 6 s
+    for vol in volumes:
+        vol.unstage()

@@ -7,13 +7,16 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from fixtures.minio import Bucket
 from openfiles_csi import jsonline, process
 from openfiles_csi.mountrecord import MountRecord, RecordStore
 
-from .conftest import Node
+from .conftest import Node, volume_on
 
 
 def raw(node: Node, line: bytes) -> dict[str, object]:
@@ -66,6 +69,10 @@ def test_dead_engines_found_at_start(node_env: Node) -> None:
             volume_id=os.path.basename(mountpoint), mountpoint=mountpoint, source="memory://",
             args=[], cache_dir=str(node_env.root / "c"), control_socket="/nonexistent.sock",
             log_path="/dev/null", pid=pid, start_ticks=ticks, state="running"))  # fmt: skip
+    # A flushed cache whose deletion a restart interrupted.
+    discarded = node_env.root / "state" / "cache" / "0123abcd.discarded-1"
+    (discarded / "blocks").mkdir(parents=True)
+    (discarded / "blocks" / "b1").write_bytes(b"x" * 4096)
     node_env.start_mounter()
     mounts = jsonline.request(node_env.mounter_socket, {"op": "list"}, 10)["mounts"]
     # Both kept as dead (so the node can report them), and the stale mount is removed.
@@ -79,3 +86,51 @@ def test_dead_engines_found_at_start(node_env: Node) -> None:
         reply = jsonline.request(node_env.mounter_socket, request, 30)
         assert reply == {"ok": True, "flushed": False, "found": True}
     assert store.load() == []
+    deadline = time.monotonic() + 10
+    while discarded.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not discarded.exists()
+
+
+def test_engine_log_tail_is_masked(node_env: Node) -> None:
+    """An engine that fails quoting its credentials (as an S3 error body can quote a session
+    token) does not get them relayed into the reply, the mounter log or the record."""
+    node_env.mounter.stop()
+    # A stand-in for a misbehaving engine: the real one never prints its credentials.
+    leaky = "sh -c 'echo \"SignatureDoesNotMatch token=$AWS_SESSION_TOKEN\" >&2; exit 3'"
+    node_env.mounter.argv += ["--engine-command", leaky]
+    node_env.start_mounter()
+    token = "session-token-value-7f3a9c"
+    request = {"op": "mount", "volume_id": "v", "source": "s3://bucket/v",
+               "mountpoint": str(node_env.kubelet / "leak"), "timeout": 30,
+               "env": {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-x",
+                       "AWS_SESSION_TOKEN": token}}  # fmt: skip
+    reply = jsonline.request(node_env.mounter_socket, request, 60)
+    assert reply["code"] == "failed"
+    assert "exited with code 3" in str(reply["error"])
+    assert "SignatureDoesNotMatch token=***" in str(reply["error"])
+    assert token not in str(reply["error"])
+    assert token not in node_env.mounter.log()
+    # The failed mount is cleaned away: no record (records never hold env anyway).
+    assert list((node_env.root / "state" / "records").iterdir()) == []
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+def test_stop_engines_on_exit(node_env: Node, s3_bucket: Bucket) -> None:
+    """As PID 1 of a container (the chart), the mounter's exit kills its engines: with
+    --stop-engines-on-exit they export their dirty files and unmount first."""
+    node_env.mounter.stop()
+    node_env.mounter.argv.append("--stop-engines-on-exit")
+    node_env.start_mounter()
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "podend", exportDelay="1h")
+    vol.stage()
+    Path(vol.staging, "late.txt").write_text("written just before the mounter pod ends")
+    assert "podend/late.txt" not in s3_bucket.keys()
+    node_env.mounter.stop()  # SIGTERM, as the kubelet ends the pod
+    assert "podend/late.txt" in s3_bucket.keys()
+    assert not os.path.ismount(vol.staging)
+    # Kept as dead, so the node reports the volume abnormal until it is staged again.
+    (record,) = RecordStore(str(node_env.root / "state")).load()
+    assert record.state == "dead" and record.exit_code == 0

@@ -28,6 +28,8 @@ def test_save_load_delete(tmp_path: str) -> None:
     store.delete("/stage/a")  # idempotent
     assert [x.mountpoint for x in store.load()] == ["/stage/b"]
     assert oct(os.stat(store.dir).st_mode & 0o777) == "0o700"
+    (name,) = os.listdir(store.dir)
+    assert oct(os.stat(os.path.join(store.dir, name)).st_mode & 0o777) == "0o600"
 
 
 def test_leftover_tmp_and_corrupt_files(tmp_path: str) -> None:

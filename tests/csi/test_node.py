@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import subprocess
 
 import grpc
+import obstore
 import pytest
 
 from fixtures.minio import Bucket
@@ -21,6 +24,13 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     vol = volume_on(node_env, plugin, s3_bucket, "life", exportDelay="1h")
     vol.stage()
     vol.stage()  # idempotent
+    # The same volume and staging path with other options: ALREADY_EXISTS, engine kept.
+    vol.context["cacheSize"] = "1Gi"
+    assert grpc_code(lambda: vol.stage()) == grpc.StatusCode.ALREADY_EXISTS
+    del vol.context["cacheSize"]
+    assert grpc_code(lambda: vol.stage(mount_cap(Mode.SINGLE_NODE_READER_ONLY))) == (
+        grpc.StatusCode.ALREADY_EXISTS
+    )
     rw = str(node_env.kubelet / "pods" / "a" / "mount")
     ro = str(node_env.kubelet / "pods" / "b" / "mount")
     os.makedirs(os.path.dirname(rw))
@@ -39,6 +49,19 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     assert info.value.errno == errno.EROFS
     stats = vol.stats(rw)
     assert not stats.volume_condition.abnormal, stats.volume_condition.message
+    # A path that is some other mount is not this volume's: another file system, or
+    # another volume's engine.
+    other = node_env.kubelet / "pods" / "c" / "mount"
+    other.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(other)], check=True)
+    try:
+        assert grpc_code(lambda: vol.stats(str(other))) == grpc.StatusCode.NOT_FOUND
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
+    neighbour = volume_on(node_env, plugin, s3_bucket, "life-neighbour")
+    neighbour.stage()
+    assert grpc_code(lambda: vol.stats(neighbour.staging)) == grpc.StatusCode.NOT_FOUND
+    neighbour.unstage()
     units = {u.unit for u in stats.usage}
     assert units == {csi_pb2.VolumeUsage.BYTES, csi_pb2.VolumeUsage.INODES}
     # exportDelay is 1h: nothing is exported before unstage flushes.
@@ -51,6 +74,8 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     vol.unstage()  # idempotent
     assert "life/hello.txt" in s3_bucket.keys()
     assert not os.path.ismount(vol.staging)
+    # Flushed and stopped cleanly: the cache is deleted (by then, not in the background).
+    assert os.listdir(node_env.root / "state" / "cache") == []
 
 
 def test_bad_requests(node_env: Node, s3_bucket: Bucket) -> None:
@@ -111,6 +136,22 @@ def test_read_only_access_mode(node_env: Node, s3_bucket: Bucket) -> None:
     vol.unstage()
 
 
+def test_fs_group_becomes_the_volume_group(node_env: Node, s3_bucket: Bucket) -> None:
+    # kubelet passes the pod's fsGroup as volume_mount_group (VOLUME_MOUNT_GROUP); it wins
+    # over the context's gid, and the bucket's files show it without any chown.
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, s3_bucket, "fsgroup", gid="5", fileMode="0664")
+    obstore.put(s3_bucket.store(), "fsgroup/imported.txt", b"from the bucket")
+    cap = mount_cap()
+    cap.mount.volume_mount_group = "2000"
+    vol.stage(cap)
+    imported = os.stat(os.path.join(vol.staging, "imported.txt"))
+    assert (imported.st_gid, imported.st_mode & 0o777) == (2000, 0o664)
+    assert os.stat(vol.staging).st_gid == 2000
+    # Files created through the mount take their creator's group (docs/CSI.md, fsGroup).
+    vol.unstage()
+
+
 def test_overlapping_calls_for_one_volume_abort(node_env: Node, s3_bucket: Bucket) -> None:
     plugin = node_env.start_plugin("node")
     vol = volume_on(node_env, plugin, s3_bucket, "overlap")
@@ -141,6 +182,20 @@ def test_ephemeral_inline_volume(node_env: Node, s3_bucket: Bucket) -> None:
         volume_id="csi-0123abcd", target_path=str(target), volume_capability=mount_cap(),
         volume_context={**vol.context, "csi.storage.k8s.io/ephemeral": "true"},
         secrets=vol.secrets)  # fmt: skip
+    # Any pod author writes these attributes: no host files, no node identity.
+    for context, secrets in (
+        ({**request.volume_context, "url": "file:///var/lib/kubelet/pods"}, vol.secrets),
+        (request.volume_context, {}),
+    ):
+        bad = csi_pb2.NodePublishVolumeRequest()
+        bad.CopyFrom(request)
+        bad.volume_context.clear()
+        bad.volume_context.update(context)
+        bad.secrets.clear()
+        bad.secrets.update(secrets)
+        publish = functools.partial(plugin.node.NodePublishVolume, bad, timeout=30)
+        assert grpc_code(publish) == grpc.StatusCode.INVALID_ARGUMENT
+    assert os.listdir(node_env.root / "state" / "records") == []
     plugin.node.NodePublishVolume(request, timeout=90)
     plugin.node.NodePublishVolume(request, timeout=90)  # idempotent
     (target / "inline.txt").write_text("from an inline volume")

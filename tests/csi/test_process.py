@@ -52,3 +52,4 @@ def test_spawn_passes_only_credentials_and_basics(tmp_path: Path) -> None:
     text = Path(log).read_text()
     assert "AWS_ACCESS_KEY_ID" in text and "OPENFILES_TEST_LEAK" not in text
     assert process.log_tail(log) == text.strip()
+    assert oct(os.stat(log).st_mode & 0o777) == "0o600"

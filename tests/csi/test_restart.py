@@ -22,7 +22,7 @@ import pytest
 
 from fixtures.minio import Bucket
 
-from .conftest import Node, Volume, process_wait_gone, volume_on
+from .conftest import Node, Volume, cache_dir, process_wait_gone, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
@@ -111,10 +111,15 @@ def test_engine_killed(node_env: Node, s3_bucket: Bucket) -> None:
     assert "not running" in condition.message
     assert read_object(s3_bucket, "enginekill/acked.txt") == b"acknowledged"
     # Cleanup of the dead volume works, and a new stage brings the data back.
-    vol.unpublish(target)
     vol.unstage()
     assert not os.path.ismount(vol.staging)
+    # Nothing could be flushed from a dead engine: its cache stays for the next mount.
+    assert cache_dir(node_env, vol.volume_id).is_dir()
     vol.stage()
+    # The pod's bind of the dead engine is still stale, and reported so.
+    condition = vol.stats(target).volume_condition
+    assert condition.abnormal and "stale" in condition.message
+    vol.unpublish(target)
     target2 = publish_new(node_env, vol, "p2")
     assert Path(target2, "acked.txt").read_text() == "acknowledged"
     assert not vol.stats(target2).volume_condition.abnormal

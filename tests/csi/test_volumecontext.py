@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openfiles_csi.errors import InvalidArgument
-from openfiles_csi.volumecontext import parse
+from openfiles_csi.volumecontext import check_inline, parse
 
 SECRETS = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3cr3t-value"}
 
@@ -81,3 +81,14 @@ def test_bad_secrets_name_keys_not_values() -> None:
     assert "hunter2-secret" not in str(info.value)
     with pytest.raises(InvalidArgument, match="both"):
         parse({"url": "s3://bucket/x"}, {"accessKeyId": "AKIAEXAMPLE"})
+
+
+def test_inline_volumes_only_with_their_own_credentials() -> None:
+    check_inline(parse({"url": "s3://bucket/x"}, SECRETS))
+    for context, secrets, why in (
+        ({"url": "file:///var/lib/kubelet/pods"}, SECRETS, "s3://"),
+        ({"url": "memory://"}, SECRETS, "s3://"),
+        ({"url": "s3://bucket/x"}, {}, "nodePublishSecretRef"),  # the node's own identity
+    ):
+        with pytest.raises(InvalidArgument, match=why):
+            check_inline(parse(context, secrets))
