@@ -8,12 +8,18 @@ retries the handler with backoff.
 
 Events go through kopf's poster (``kopf.event``), which batches and never fails
 a handler.
+
+The ``kubernetes`` client logs every response body at DEBUG, and a Secret's body
+holds the bucket credentials (base64 is not a disguise). Its REST logger is held
+at INFO whatever the root level, so ``openfiles operator --verbose`` never logs
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -33,6 +39,9 @@ from openfiles_operator.body import (
 )
 from openfiles_operator.credentials import Credentials, credentials_from_data
 from openfiles_operator.error import ClaimTakenError, ConflictError, CredentialsError
+
+# See the module docstring: the client's DEBUG lines carry response bodies, Secrets included.
+logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
 
 MERGE = "application/merge-patch+json"
 _CRD = f"/apis/{GROUP}/{VERSION}"
