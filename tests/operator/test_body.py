@@ -125,6 +125,8 @@ def _bad_specs() -> list[tuple[str, dict[str, Any], str]]:
         ("gcs url", {"bucket": {**ok, "url": "gs://bucket"}}, "spec.bucket.url"),
         ("double slash", {"bucket": {**ok, "url": "s3://bucket/a//b"}}, "spec.bucket.url"),
         ("endpoint", {"bucket": {**ok, "endpoint": "minio:9000"}}, "spec.bucket.endpoint"),
+        ("endpoint credentials", {"bucket": {**ok, "endpoint": "http://k:s@minio:9000"}},
+         "spec.bucket.endpoint"),
         ("cache size", {"bucket": ok, "cache": {"size": "10GB"}}, "spec.cache.size"),
         ("ttl", {"bucket": ok, "cache": {"ttl": "1h30m"}}, "spec.cache.ttl"),
         ("delay", {"bucket": ok, "export": {"delay": "soon"}}, "spec.export.delay"),
