@@ -191,7 +191,7 @@ class Kube:
         if pvc is None or not belongs_to(pvc["metadata"].get("labels"), volume_uid):
             return False
         if pvc["metadata"].get("deletionTimestamp"):
-            return True
+            return False  # deleted by an earlier call: nothing sent now
         return await self._delete_if_present(path, pvc["metadata"]["uid"])
 
     async def delete_pv(self, name: str, volume_uid: str) -> bool:
@@ -201,7 +201,7 @@ class Kube:
         if pv is None or not belongs_to(pv["metadata"].get("labels"), volume_uid):
             return False
         if pv["metadata"].get("deletionTimestamp"):
-            return True
+            return False  # deleted by an earlier call: nothing sent now
         return await self._delete_if_present(path, pv["metadata"]["uid"])
 
     async def pair_exists(self, namespace: str, claim: str, pv: str, volume_uid: str) -> bool:

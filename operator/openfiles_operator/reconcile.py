@@ -161,16 +161,23 @@ class VolumeReconciler:
             event(body, exc.reason, str(exc), warning=not isinstance(exc, InUseError))
             return exc
 
-        users = await self._kube.pods_using_claim(ns, name)
-        if users:
-            raise report(
-                InUseError(
-                    f"waiting for pods to stop using PersistentVolumeClaim {ns}/{name}: "
-                    + ", ".join(users)
+        async def wait_for_pods() -> None:
+            users = await self._kube.pods_using_claim(ns, name)
+            if users:
+                raise report(
+                    InUseError(
+                        f"waiting for pods to stop using PersistentVolumeClaim {ns}/{name}: "
+                        + ", ".join(users)
+                    )
                 )
-            )
+
+        await wait_for_pods()
         if await self._kube.delete_claim(ns, name, uid):
             event(body, "ClaimDeleted", f"deleted PersistentVolumeClaim {name}")
+        # Asked again once the claim is deleting: a pod created between the first look and
+        # the delete would otherwise lose its PV and, with reclaimPolicy Delete, its data.
+        # From here on no new pod can start with the claim.
+        await wait_for_pods()
         if await self._kube.delete_pv(handle, uid):
             event(body, "PersistentVolumeDeleted", f"deleted PersistentVolume {handle}")
         await self._sync.forget(handle)
