@@ -187,22 +187,19 @@ class Kube:
     async def delete_claim(self, namespace: str, name: str, volume_uid: str) -> bool:
         """Delete the PVC if it was made for this volume. Returns whether a delete was sent."""
         path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
-        pvc = await self._get_or_none(path)
-        if pvc is None or not belongs_to(pvc["metadata"].get("labels"), volume_uid):
-            return False
-        if pvc["metadata"].get("deletionTimestamp"):
-            return False  # deleted by an earlier call: nothing sent now
-        return await self._delete_if_present(path, pvc["metadata"]["uid"])
+        return await self._delete_owned(path, volume_uid)
 
     async def delete_pv(self, name: str, volume_uid: str) -> bool:
         """Delete the PV if it was made for this volume. Returns whether a delete was sent."""
-        path = f"/api/v1/persistentvolumes/{name}"
-        pv = await self._get_or_none(path)
-        if pv is None or not belongs_to(pv["metadata"].get("labels"), volume_uid):
+        return await self._delete_owned(f"/api/v1/persistentvolumes/{name}", volume_uid)
+
+    async def _delete_owned(self, path: str, volume_uid: str) -> bool:
+        obj = await self._get_or_none(path)
+        if obj is None or not belongs_to(obj["metadata"].get("labels"), volume_uid):
             return False
-        if pv["metadata"].get("deletionTimestamp"):
+        if obj["metadata"].get("deletionTimestamp"):
             return False  # deleted by an earlier call: nothing sent now
-        return await self._delete_if_present(path, pv["metadata"]["uid"])
+        return await self._delete_if_present(path, obj["metadata"]["uid"])
 
     async def pair_exists(self, namespace: str, claim: str, pv: str, volume_uid: str) -> bool:
         """True when both the PV and the claim made for the volume exist and are not deleting."""
