@@ -250,6 +250,15 @@ class Kube:
             for ns in result.get("items", [])
         }
 
+    async def namespace_terminating(self, namespace: str) -> bool:
+        """True when ``namespace`` is being deleted (or already gone). A list by name, not a
+        get: the operator's role may list namespaces but not get them."""
+        result = await self._call(
+            "GET", "/api/v1/namespaces", query=[("fieldSelector", f"metadata.name={namespace}")]
+        )
+        items = result.get("items", [])
+        return not items or bool(items[0]["metadata"].get("deletionTimestamp"))
+
     async def patch_volume_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:

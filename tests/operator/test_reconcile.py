@@ -184,6 +184,25 @@ def test_a_pod_arriving_during_deletion_keeps_the_pv_and_the_data(
     assert s3_bucket.keys("race/") == []
 
 
+def test_a_namespace_deleted_with_its_secret_keeps_the_data_and_lets_go(
+        cluster: Cluster, operator: OperatorThread, s3_bucket: Bucket,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Deleting a namespace removes its Secret as early as anything else; reclaimPolicy
+    Delete then cannot run, and waiting for a Secret that will never return would hold the
+    namespace in Terminating for ever. The data is kept and the volume goes."""
+    obstore.put(s3_bucket.store(), "gone/file", b"kept")
+    cluster.create_volume("data", volume_spec(s3_bucket, "gone", reclaimPolicy="Delete"))
+    wait_for(lambda: cluster.ready("data"), what="volume Ready")
+    cluster.core.delete_namespaced_secret("creds", cluster.namespace)
+    # No controller-manager: the namespace stays Terminating with its content, as it would
+    # while the namespace controller works through it.
+    cluster.core.delete_namespace(cluster.namespace)
+    cluster.delete_volume("data")
+    wait_for(lambda: cluster.volume_gone("data"), what="volume gone")
+    assert s3_bucket.keys("gone/") == ["gone/file"]
+    assert f"objects under {s3_bucket.url}/gone/ are kept" in caplog.text
+
+
 def test_invalid_spec_is_reported_and_creates_nothing(
         cluster: Cluster, operator: OperatorThread, s3_bucket: Bucket) -> None:
     spec = volume_spec(s3_bucket)
