@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import timedelta
 
 import obstore
@@ -22,6 +23,28 @@ log = logging.getLogger(__name__)
 
 #: Objects per bulk delete request; S3 accepts at most 1000.
 DELETE_BATCH = 1000
+
+
+#: obstore's text for an HTTP error answer: "...status code: 403 Forbidden: <body>".
+_ANSWER = re.compile(r"(non-2xx status code: \d{3}[^:\n]*): .*", re.DOTALL)
+#: The S3 error code inside an error body (<Code>NoSuchBucket</Code>).
+_S3_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+def _describe(exc: Exception, credentials: Credentials) -> str:
+    """A store error as one line fit for a status condition.
+
+    The endpoint is the user's choice and the request comes from the operator's pod, so
+    the answer's body is never quoted (it could be any internal service's): only the HTTP
+    status and an S3 error code found in it. obstore's "Debug source" dump repeats the
+    body, so it goes too. Credential values are scrubbed last.
+    """
+    text = f"{type(exc).__name__}: {exc}".split("\n\nDebug source:", 1)[0]
+    answer = _ANSWER.search(text)
+    if answer is not None:
+        code = _S3_CODE.search(answer.group(0))
+        text = text[: answer.start()] + answer.group(1) + (f" ({code.group(1)})" if code else "")
+    return credentials.scrub(text)
 
 
 def _store(location: Location, credentials: Credentials, timeout: float) -> S3Store:
@@ -61,7 +84,7 @@ async def check_reachable(location: Location, credentials: Credentials, timeout:
     except TimeoutError as exc:
         raise BucketError(f"no answer from {location.url} within {timeout:g}s") from exc
     except Exception as exc:  # obstore raises many types; each becomes one message
-        message = credentials.scrub(f"{type(exc).__name__}: {exc}")
+        message = _describe(exc, credentials)
         # "from None": the raw store error is not scrubbed, and a logged traceback would
         # carry it.
         raise BucketError(f"cannot list {location.url}: {message}") from None
@@ -85,7 +108,7 @@ async def delete_prefix(location: Location, credentials: Credentials, timeout: f
     except TimeoutError as exc:
         raise BucketError(f"deleting under {location.url} timed out after {timeout:g}s") from exc
     except Exception as exc:
-        message = credentials.scrub(f"{type(exc).__name__}: {exc}")
+        message = _describe(exc, credentials)
         raise BucketError(f"cannot delete under {location.url}: {message}") from None
     log.info("deleted %d objects under %s/", deleted, location.url)
     return deleted

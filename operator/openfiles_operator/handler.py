@@ -77,12 +77,7 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, settings: Settings) ->
     async def reconcile_volume(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await _mapped(volumes.reconcile(_plain(body), patch.status), settings)
 
-    for cause, id_ in (
-        (kopf.on.create, "volume-create"),
-        (kopf.on.update, "volume-update"),
-        (kopf.on.resume, "volume-resume"),
-    ):
-        cause(*vol, id=id_, registry=registry)(reconcile_volume)
+    _on_change(registry, vol, "volume", reconcile_volume)
 
     @kopf.on.delete(*vol, id="volume-delete", registry=registry)
     async def delete_volume(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
@@ -114,12 +109,7 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, settings: Settings) ->
             raise kopf.PermanentError(str(exc)) from exc
         await _mapped(sync.resync(), settings)
 
-    for cause, id_ in (
-        (kopf.on.create, "policy-create"),
-        (kopf.on.update, "policy-update"),
-        (kopf.on.resume, "policy-resume"),
-    ):
-        cause(*pol, id=id_, registry=registry)(apply_policy)
+    _on_change(registry, pol, "policy", apply_policy)
 
     @kopf.on.event(*pol, id="policy-deleted", registry=registry)
     async def policy_deleted(type: str, **_: Any) -> None:
@@ -139,6 +129,21 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, settings: Settings) ->
         tasks.clear()
 
     return sync
+
+
+def _on_change(
+    registry: kopf.OperatorRegistry,
+    resource: tuple[str, str, str],
+    kind: str,
+    handler: Callable[..., Awaitable[None]],
+) -> None:
+    """Register ``handler`` for creation, update and resumption, as ``<kind>-create`` etc."""
+    for cause, verb in (
+        (kopf.on.create, "create"),
+        (kopf.on.update, "update"),
+        (kopf.on.resume, "resume"),
+    ):
+        cause(*resource, id=f"{kind}-{verb}", registry=registry)(handler)
 
 
 async def _every(interval: float, call: Callable[[], Awaitable[None]]) -> None:

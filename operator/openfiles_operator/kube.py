@@ -8,12 +8,18 @@ retries the handler with backoff.
 
 Events go through kopf's poster (``kopf.event``), which batches and never fails
 a handler.
+
+The ``kubernetes`` client logs every response body at DEBUG, and a Secret's body
+holds the bucket credentials (base64 is not a disguise). Its REST logger is held
+at INFO whatever the root level, so ``openfiles operator --verbose`` never logs
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -33,6 +39,9 @@ from openfiles_operator.body import (
 )
 from openfiles_operator.credentials import Credentials, credentials_from_data
 from openfiles_operator.error import ClaimTakenError, ConflictError, CredentialsError
+
+# See the module docstring: the client's DEBUG lines carry response bodies, Secrets included.
+logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
 
 MERGE = "application/merge-patch+json"
 _CRD = f"/apis/{GROUP}/{VERSION}"
@@ -178,22 +187,19 @@ class Kube:
     async def delete_claim(self, namespace: str, name: str, volume_uid: str) -> bool:
         """Delete the PVC if it was made for this volume. Returns whether a delete was sent."""
         path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
-        pvc = await self._get_or_none(path)
-        if pvc is None or not belongs_to(pvc["metadata"].get("labels"), volume_uid):
-            return False
-        if pvc["metadata"].get("deletionTimestamp"):
-            return True
-        return await self._delete_if_present(path, pvc["metadata"]["uid"])
+        return await self._delete_owned(path, volume_uid)
 
     async def delete_pv(self, name: str, volume_uid: str) -> bool:
         """Delete the PV if it was made for this volume. Returns whether a delete was sent."""
-        path = f"/api/v1/persistentvolumes/{name}"
-        pv = await self._get_or_none(path)
-        if pv is None or not belongs_to(pv["metadata"].get("labels"), volume_uid):
+        return await self._delete_owned(f"/api/v1/persistentvolumes/{name}", volume_uid)
+
+    async def _delete_owned(self, path: str, volume_uid: str) -> bool:
+        obj = await self._get_or_none(path)
+        if obj is None or not belongs_to(obj["metadata"].get("labels"), volume_uid):
             return False
-        if pv["metadata"].get("deletionTimestamp"):
-            return True
-        return await self._delete_if_present(path, pv["metadata"]["uid"])
+        if obj["metadata"].get("deletionTimestamp"):
+            return False  # deleted by an earlier call: nothing sent now
+        return await self._delete_if_present(path, obj["metadata"]["uid"])
 
     async def pair_exists(self, namespace: str, claim: str, pv: str, volume_uid: str) -> bool:
         """True when both the PV and the claim made for the volume exist and are not deleting."""
@@ -243,6 +249,15 @@ class Kube:
             ns["metadata"]["name"]: ns["metadata"].get("labels") or {}
             for ns in result.get("items", [])
         }
+
+    async def namespace_terminating(self, namespace: str) -> bool:
+        """True when ``namespace`` is being deleted (or already gone). A list by name, not a
+        get: the operator's role may list namespaces but not get them."""
+        result = await self._call(
+            "GET", "/api/v1/namespaces", query=[("fieldSelector", f"metadata.name={namespace}")]
+        )
+        items = result.get("items", [])
+        return not items or bool(items[0]["metadata"].get("deletionTimestamp"))
 
     async def patch_volume_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

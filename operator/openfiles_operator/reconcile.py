@@ -21,7 +21,7 @@ from openfiles_operator import bucket
 from openfiles_operator.binding import pv_body, pvc_body
 from openfiles_operator.body import Condition, VolumeBody
 from openfiles_operator.condition import BOUND, BUCKET_REACHABLE, READY, find, make, merge
-from openfiles_operator.error import OperatorError, SpecError
+from openfiles_operator.error import CredentialsError, OperatorError, SpecError
 from openfiles_operator.kube import Kube, event
 from openfiles_operator.resync import PolicySync
 from openfiles_operator.settings import Settings
@@ -161,16 +161,23 @@ class VolumeReconciler:
             event(body, exc.reason, str(exc), warning=not isinstance(exc, InUseError))
             return exc
 
-        users = await self._kube.pods_using_claim(ns, name)
-        if users:
-            raise report(
-                InUseError(
-                    f"waiting for pods to stop using PersistentVolumeClaim {ns}/{name}: "
-                    + ", ".join(users)
+        async def wait_for_pods() -> None:
+            users = await self._kube.pods_using_claim(ns, name)
+            if users:
+                raise report(
+                    InUseError(
+                        f"waiting for pods to stop using PersistentVolumeClaim {ns}/{name}: "
+                        + ", ".join(users)
+                    )
                 )
-            )
+
+        await wait_for_pods()
         if await self._kube.delete_claim(ns, name, uid):
             event(body, "ClaimDeleted", f"deleted PersistentVolumeClaim {name}")
+        # Asked again once the claim is deleting: a pod created between the first look and
+        # the delete would otherwise lose its PV and, with reclaimPolicy Delete, its data.
+        # From here on no new pod can start with the claim.
+        await wait_for_pods()
         if await self._kube.delete_pv(handle, uid):
             event(body, "PersistentVolumeDeleted", f"deleted PersistentVolume {handle}")
         await self._sync.forget(handle)
@@ -180,8 +187,20 @@ class VolumeReconciler:
             return  # never valid, so never created: no data of ours to delete
         if volume.reclaim_policy != "Delete":
             return
+        url = volume.location.url
         try:
             credentials = await self._kube.read_credentials(ns, volume.secret_name)
+        except CredentialsError as exc:
+            if not await self._kube.namespace_terminating(ns):
+                raise report(exc) from None
+            # The namespace is going, and its Secret went first: no credentials will come
+            # back, and waiting would hold the namespace in Terminating for ever. Keeping
+            # the data is the failure that can be undone.
+            message = f"{exc}; the namespace is being deleted, so objects under {url}/ are kept"
+            log.warning("volume %s/%s: %s", ns, name, message)
+            event(body, "DataKept", message, warning=True)
+            return
+        try:
             count = await bucket.delete_prefix(
                 volume.location, credentials, self._settings.bucket_timeout
             )

@@ -68,12 +68,19 @@ class PolicySync:
             )
 
     async def apply_one(self, volume: Volume, volume_labels: Mapping[str, str]) -> EffectivePolicy:
-        """Compute ``volume``'s effective policy and write its channel entry. Idempotent."""
-        policies = valid_policies(await self._kube.list_policies())
-        ns_labels = (await self._kube.namespace_labels()).get(volume.namespace, {})
-        effective = effective_policy(volume.cache, select(policies, ns_labels, volume_labels))
-        await self._publish({volume.handle: effective.to_channel()})
-        return effective
+        """Compute ``volume``'s effective policy and write its channel entry. Idempotent.
+
+        Serialized with ``resync``: otherwise an entry computed from the policies as they
+        were could land after a resync wrote the entry for a newer policy, and stay stale
+        until the next periodic resync.
+        """
+        async with self._lock:
+            policies = valid_policies(await self._kube.list_policies())
+            ns_labels = (await self._kube.namespace_labels()).get(volume.namespace, {})
+            chosen = select(policies, ns_labels, volume_labels)
+            effective = effective_policy(volume.cache, chosen)
+            await self._publish({volume.handle: effective.to_channel()})
+            return effective
 
     async def forget(self, handle: str) -> None:
         """Remove a deleted volume's channel entry. Idempotent."""

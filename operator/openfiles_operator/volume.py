@@ -105,6 +105,17 @@ def parse_location(url: str, endpoint: str, region: str) -> Location:
     if endpoint:
         try:
             parts = urlsplit(endpoint)
+        except ValueError:
+            raise SpecError("spec.bucket.endpoint", "is not a valid URL") from None
+        # Checked before any message quotes the endpoint: user:password@ would reach the
+        # status, Events and the PV's volumeAttributes, all readable without Secret access.
+        if "@" in parts.netloc:
+            raise SpecError(
+                "spec.bucket.endpoint",
+                "must not carry credentials (user@ or user:password@); "
+                "put them in the Secret named by credentialsSecretRef",
+            )
+        try:
             parts.port  # noqa: B018 -- raises ValueError when out of range
         except ValueError as exc:
             raise SpecError(

@@ -93,6 +93,25 @@ def test_every_field_is_described(kind: str) -> None:
     assert undocumented(schema(kind), kind) == []
 
 
+def silent_defaults(node: dict[str, Any], path: str) -> list[str]:
+    """Fields whose scalar or list default their description does not state: ``kubectl
+    explain`` shows descriptions but not defaults."""
+    silent = []
+    for key, child in node.get("properties", {}).items():
+        default = child.get("default")
+        if default not in (None, {}):
+            shown = ", ".join(default) if isinstance(default, list) else str(default)
+            if f"Default: {shown}." not in " ".join(child.get("description", "").split()):
+                silent.append(f"{path}.{key}")
+        silent += silent_defaults(child, f"{path}.{key}")
+    return silent
+
+
+@pytest.mark.parametrize("kind", ["OpenFilesVolume", "OpenFilesCachePolicy"])
+def test_every_default_is_stated(kind: str) -> None:
+    assert silent_defaults(schema(kind), kind) == []
+
+
 def patterns(node: dict[str, Any]) -> set[str]:
     found = {node["pattern"]} if "pattern" in node else set()
     for child in node.get("properties", {}).values():
@@ -125,6 +144,8 @@ def _bad_specs() -> list[tuple[str, dict[str, Any], str]]:
         ("gcs url", {"bucket": {**ok, "url": "gs://bucket"}}, "spec.bucket.url"),
         ("double slash", {"bucket": {**ok, "url": "s3://bucket/a//b"}}, "spec.bucket.url"),
         ("endpoint", {"bucket": {**ok, "endpoint": "minio:9000"}}, "spec.bucket.endpoint"),
+        ("endpoint credentials", {"bucket": {**ok, "endpoint": "http://k:s@minio:9000"}},
+         "spec.bucket.endpoint"),
         ("cache size", {"bucket": ok, "cache": {"size": "10GB"}}, "spec.cache.size"),
         ("ttl", {"bucket": ok, "cache": {"ttl": "1h30m"}}, "spec.cache.ttl"),
         ("delay", {"bucket": ok, "export": {"delay": "soon"}}, "spec.export.delay"),

@@ -76,3 +76,44 @@ def test_delete_prefix_refuses_a_whole_bucket(s3_bucket: Bucket) -> None:
     with pytest.raises(BucketError, match="whole bucket"):
         asyncio.run(delete_prefix(location(s3_bucket, ""), creds(s3_bucket), 5))
     assert s3_bucket.keys() == ["keep"]
+
+
+def test_a_foreign_answer_is_not_echoed(s3_bucket: Bucket) -> None:
+    """The endpoint is the user's choice, the request comes from the operator's pod: the
+    body of whatever answers there must not reach the status (a read of internal services
+    by proxy). The status code stays, and so does an S3 error code."""
+    import http.server
+    import threading
+
+    class Internal(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"internal-token=TOPSECRET-51f2; <Code>NotS3</Code>"
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Internal)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(BucketError) as err:
+            asyncio.run(check_reachable(Location(s3_bucket.name, "p", endpoint, "us-east-1"),
+                                        creds(s3_bucket), 5))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    message = str(err.value)
+    assert "TOPSECRET" not in message and "internal-token" not in message
+    assert "500" in message
+
+
+def test_an_s3_error_code_is_kept(s3_bucket: Bucket) -> None:
+    wrong = Credentials(s3_bucket.server.access_key, "not-the-secret-Zq81")
+    with pytest.raises(BucketError, match="SignatureDoesNotMatch"):
+        asyncio.run(check_reachable(location(s3_bucket), wrong, 5))

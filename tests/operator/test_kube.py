@@ -69,6 +69,9 @@ def test_ensure_is_idempotent_and_guards_foreign_objects(kube: KubeCluster,
     assert run(api.delete_claim(namespace, "vol", uid))
     assert run(api.delete_pv(volume.handle, uid))
     assert not run(api.delete_pv("no-such-pv", uid))
+    # Held by the protection finalizers (no controller-manager): deleting, so nothing is sent.
+    assert not run(api.delete_claim(namespace, "vol", uid))
+    assert not run(api.delete_pv(volume.handle, uid))
 
 
 def test_pods_using_claim_skips_finished_pods(kube: KubeCluster, namespace: str) -> None:

@@ -60,10 +60,20 @@ def test_hold_raises_when_someone_else_leads(kube: KubeCluster) -> None:
         await a.acquire()
         holding = asyncio.create_task(a.hold())
         await asyncio.sleep(0.1)
-        # Force b in by deleting the Lease under a: b creates it, a can no longer renew.
+        # Force b in by writing it into the Lease under a; a can no longer renew. A write
+        # (not a delete that b then re-creates) leaves a no window to win the Lease back,
+        # however slow the machine; a renewal of a racing this write makes it a conflict.
         from kubernetes import client
 
-        client.CoordinationV1Api(kube.api_client()).delete_namespaced_lease(a.name, "default")
+        leases = client.CoordinationV1Api(kube.api_client())
+        for _ in range(10):
+            lease = leases.read_namespaced_lease(a.name, "default")
+            lease.spec.holder_identity = "b"
+            try:
+                leases.replace_namespaced_lease(a.name, "default", lease)
+                break
+            except client.ApiException as exc:
+                assert exc.status == 409
         assert await b.try_acquire()
         for _ in range(20):
             await asyncio.sleep(0.4)

@@ -17,6 +17,7 @@ import pytest
 from operator_cluster import Cluster, OperatorThread, volume_spec, wait_for
 
 from fixtures.minio import Bucket
+from openfiles_operator.kube import Kube
 from openfiles_operator.volume import volume_handle
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
@@ -147,6 +148,61 @@ def test_reclaim_delete_removes_only_the_prefix(cluster: Cluster, operator: Oper
     assert "deleted 2 objects" in deleted[0]
 
 
+def test_a_pod_arriving_during_deletion_keeps_the_pv_and_the_data(
+        cluster: Cluster, operator: OperatorThread, s3_bucket: Bucket,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod created just after the finalizer's first look at pods, before it deleted the
+    claim: the PV and the data stay until that pod is gone."""
+    obstore.put(s3_bucket.store(), "race/file", b"in use")
+    uid = cluster.create_volume(
+        "data", volume_spec(s3_bucket, "race", reclaimPolicy="Delete"))["metadata"]["uid"]
+    handle = volume_handle(cluster.namespace, "data", uid)
+    wait_for(lambda: cluster.ready("data"), what="volume Ready")
+    looks: list[list[str]] = []
+    first_look = Kube.pods_using_claim
+
+    async def pod_slips_in(self: Kube, namespace: str, claim: str) -> list[str]:
+        users = await first_look(self, namespace, claim)
+        if not looks:  # the real API server, with a pod created in the finalizer's window
+            cluster.create_pod("late", claim)
+        looks.append(users)
+        return users
+
+    monkeypatch.setattr(Kube, "pods_using_claim", pod_slips_in)
+    cluster.delete_volume("data")
+
+    def waiting() -> dict[str, object] | None:
+        cond = cluster.condition("data", "Ready")
+        return cond if cond and cond["reason"] == "InUse" else None
+
+    assert "late" in str(wait_for(waiting, what="InUse for the late pod")["message"])
+    assert looks[0] == []  # the pod really arrived after the first look
+    assert cluster.core.read_persistent_volume(handle).metadata.deletion_timestamp is None
+    assert s3_bucket.keys("race/") == ["race/file"]
+    cluster.delete_pod("late")
+    wait_for(lambda: cluster.volume_gone("data"), what="volume gone")
+    assert s3_bucket.keys("race/") == []
+
+
+def test_a_namespace_deleted_with_its_secret_keeps_the_data_and_lets_go(
+        cluster: Cluster, operator: OperatorThread, s3_bucket: Bucket,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Deleting a namespace removes its Secret as early as anything else; reclaimPolicy
+    Delete then cannot run, and waiting for a Secret that will never return would hold the
+    namespace in Terminating for ever. The data is kept and the volume goes."""
+    obstore.put(s3_bucket.store(), "gone/file", b"kept")
+    cluster.create_volume("data", volume_spec(s3_bucket, "gone", reclaimPolicy="Delete"))
+    wait_for(lambda: cluster.ready("data"), what="volume Ready")
+    cluster.core.delete_namespaced_secret("creds", cluster.namespace)
+    # No controller-manager: the namespace stays Terminating with its content, as it would
+    # while the namespace controller works through it.
+    cluster.core.delete_namespace(cluster.namespace)
+    cluster.delete_volume("data")
+    wait_for(lambda: cluster.volume_gone("data"), what="volume gone")
+    assert s3_bucket.keys("gone/") == ["gone/file"]
+    assert f"objects under {s3_bucket.url}/gone/ are kept" in caplog.text
+
+
 def test_invalid_spec_is_reported_and_creates_nothing(
         cluster: Cluster, operator: OperatorThread, s3_bucket: Bucket) -> None:
     spec = volume_spec(s3_bucket)
@@ -225,7 +281,9 @@ def test_wrong_credentials_never_leak(cluster: Cluster, operator: OperatorThread
         wait_for(lambda: cluster.events("data"), what="an event")
     assert s3_bucket.url in str(cond["message"])
     exposed = [json.dumps(cluster.volume("data")), str(cluster.events("data")), caplog.text]
-    assert all(wrong not in text for text in exposed)
+    # The Secret travels base64-encoded in API responses: look for that form as well.
+    encoded = base64.b64encode(wrong.encode()).decode()
+    assert all(wrong not in text and encoded not in text for text in exposed)
     assert "failed temporarily" in caplog.text  # the log was really captured
 
 

@@ -65,6 +65,8 @@ def test_defaults_apply_when_the_schema_did_not() -> None:
     ({"bucket__url": None}, "spec.bucket.url"),
     ({"bucket__endpoint": "http://minio:99999"}, "spec.bucket.endpoint"),
     ({"bucket__endpoint": "ftp://minio"}, "spec.bucket.endpoint"),
+    ({"bucket__endpoint": "http://key:s3cr3t@minio:9000"}, "spec.bucket.endpoint"),
+    ({"bucket__endpoint": "http://key@minio"}, "spec.bucket.endpoint"),
     ({"bucket__region": "EU WEST"}, "spec.bucket.region"),
     ({"bucket__credentialsSecretRef__name": "Bad_Name"}, "spec.bucket.credentialsSecretRef.name"),
     ({"cache__size": "lots"}, "spec.cache.size"),
@@ -86,6 +88,12 @@ def test_invalid_fields_are_named(changes: dict[str, Any], field: str) -> None:
         parse_volume(spec(**changes), "ns", "v", UID)
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}: ")
+
+
+def test_credentials_in_the_endpoint_are_refused_without_being_quoted() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_volume(spec(bucket__endpoint="http://key:s3cr3t@minio:99999"), "ns", "v", UID)
+    assert "s3cr3t" not in str(err.value) and "credentials" in str(err.value)
 
 
 def test_validation_does_not_modify_the_spec() -> None:
