@@ -90,14 +90,18 @@ apt_packages() {
 
 # ---- 2. Python venv ----------------------------------------------------------
 python_venv() {
-  local start
+  local start uv=(uv)
   start=$(date +%s)
   if ! command -v uv >/dev/null 2>&1; then
     python3 -m pip install --quiet --user "uv>=0.5,<1" >"$TOOLS_DIR/uv.log" 2>&1 ||
-      python3 -m pip install --quiet "uv>=0.5,<1" >>"$TOOLS_DIR/uv.log" 2>&1
-    export PATH="$HOME/.local/bin:$PATH"
+      python3 -m pip install --quiet "uv>=0.5,<1" >>"$TOOLS_DIR/uv.log" 2>&1 || {
+      cat "$TOOLS_DIR/uv.log" >&2
+      exit 1
+    }
+    # Wherever pip put the script, the module runs from this interpreter.
+    uv=(python3 -m uv)
   fi
-  (cd "$ROOT" && uv sync --locked --quiet) || exit 1
+  (cd "$ROOT" && "${uv[@]}" sync --locked --quiet) || exit 1
   log "venv" "$(cd "$ROOT" && .venv/bin/python --version)" "ready in $(($(date +%s) - start))s"
 }
 
