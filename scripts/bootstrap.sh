@@ -31,7 +31,7 @@ KUBECONFORM_VERSION="v0.7.0"
 ETCD_VERSION="v3.6.6"
 # Kubernetes 1.34.x: the last minor line that pairs with Debian's containerd 1.6.
 KUBERNETES_VERSION="v1.34.10"
-DEBIAN_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc psmisc util-linux rclone s3fs)
+DEBIAN_PACKAGES=(fuse3 libfuse3-dev pkg-config gcc openssl mount psmisc util-linux rclone s3fs)
 
 # Build with the Go on the machine; never download another toolchain.
 export GOTOOLCHAIN=local
