@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,16 @@ class Proc:
             self.proc = None
 
 
+def accepts(path: str) -> bool:
+    """Does a server listen on unix socket ``path``? (The file exists before listen().)"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class Plugin:
     """A running `openfiles csi` and stubs on its socket."""
@@ -105,7 +116,7 @@ class Node:
                 "--node-id", "node-1", "--mounter-socket", self.mounter_socket,
                 "--allowed-root", str(self.kubelet), "--log-level", "DEBUG", *extra]  # fmt: skip
         proc = Proc(argv, self.root / f"csi-{len(self.plugins)}.log")
-        proc.start(lambda: os.path.exists(sock))
+        proc.start(lambda: accepts(sock))
         plugin = Plugin(proc, sock)
         plugin.connect()
         self.plugins.append(plugin)
@@ -114,7 +125,7 @@ class Node:
     def start_mounter(self) -> None:
         if os.path.exists(self.mounter_socket):
             os.unlink(self.mounter_socket)
-        self.mounter.start(lambda: os.path.exists(self.mounter_socket))
+        self.mounter.start(lambda: accepts(self.mounter_socket))
 
 
 @pytest.fixture

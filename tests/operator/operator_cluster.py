@@ -77,13 +77,17 @@ class Cluster:
             return bool(exc.status == 404)
         return False
 
-    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
-        conditions = (self.volume(name).get("status") or {}).get("conditions", [])
+    def condition(self, name: str, type_: str,
+                  body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Condition ``type_`` of the volume (of ``body`` when given, else read now)."""
+        body = self.volume(name) if body is None else body
+        conditions = (body.get("status") or {}).get("conditions", [])
         return next((c for c in conditions if c["type"] == type_), None)
 
     def ready(self, name: str) -> dict[str, Any] | None:
+        # One read: a body and a condition from two reads can disagree.
         body = self.volume(name)
-        cond = self.condition(name, "Ready")
+        cond = self.condition(name, "Ready", body)
         return body if cond and cond["status"] == "True" else None
 
     def events(self, name: str) -> list[tuple[str, str]]:
