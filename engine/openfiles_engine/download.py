@@ -61,8 +61,9 @@ class Readahead:
     def advance(self, offset: int, size: int) -> int:
         if abs(offset - self.next_offset) <= SEQUENTIAL_SLACK:
             if offset >= self.next_offset:
-                # x4: a whole-file read reaches the largest window after a few MiB
-                self.window = min(self.window * 4, MAX_WINDOW)
+                # x4: a whole-file read reaches the largest window after a few MiB.
+                # Big requests are the kernel's own readahead: start at 8 of them.
+                self.window = min(max(self.window * 4, 8 * size), MAX_WINDOW)
             self.next_offset = max(self.next_offset, offset + size)
         else:
             self.window = MIN_WINDOW
@@ -110,8 +111,15 @@ class Downloader:
         self._disk = trio.CapacityLimiter(1)
         """One write-behind thread: parallel writes of fresh pages do not go faster."""
         self._errors: dict[int, Exception] = {}
+        self.filling: set[int] = set()
+        """Inodes being filled before a write: eviction must leave their data alone."""
         self._pending: list[partial[Coroutine[Any, Any, None]]] = []
         """Without a nursery: GETs started, run by the next :meth:`_wait`."""
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of fetched pieces in memory (at most HELD_MAX)."""
+        return self._held_bytes
 
     def forget(self, ino: int) -> None:
         """Drop per-inode state of a node that is gone for good."""
@@ -148,8 +156,13 @@ class Downloader:
 
     async def fill(self, node: Node) -> None:
         """Fetch every byte into the data file, so it alone holds the file (before a write)."""
-        if not node.full:
+        if node.full:
+            return
+        self.filling.add(node.ino)
+        try:
             await self._fetch(node, 0, node.size, node.size, MAX_WINDOW, durable=True)
+        finally:
+            self.filling.discard(node.ino)
 
     def _ahead(self, node: Node, offset: int, end: int, window: int) -> None:
         """Start fetching the readahead window of a sequential reader in the background."""
@@ -225,6 +238,7 @@ class Downloader:
         """
         inflight = self._inflight.setdefault(node.ino, {})
         piece = max(MIN_WINDOW, min(PIECE, self.window_cap()))
+        behind = not durable and window >= piece  # a sequential stream: write behind
         if window >= piece:
             start, end = start - start % piece, min(node.size, end + (-end) % piece)
         busy = node.ranges if durable else self._have(node)
@@ -237,7 +251,7 @@ class Downloader:
             for a, b in pairwise(cuts):
                 event = trio.Event()
                 inflight[(a, b)] = event
-                task = partial(self._piece, node, key, a, b, event, inflight, durable)
+                task = partial(self._piece, node, key, a, b, event, inflight, behind)
                 if self.nursery is not None:
                     self.nursery.start_soon(task)
                 else:
@@ -254,17 +268,17 @@ class Downloader:
                 await event.wait()
 
     async def _piece(self, node: Node, key: str, start: int, end: int, event: trio.Event,
-                     inflight: dict[tuple[int, int], trio.Event], durable: bool) -> None:
+                     inflight: dict[tuple[int, int], trio.Event], behind: bool) -> None:
         etag, generation = node.etag, self.data.generation(node.ino)
         try:
             chunk = await self._get(key, start, end)
             if node.etag != etag or node.full or self.data.generation(node.ino) != generation:
                 return  # replaced while we waited
-            if durable or self.nursery is None:
-                await self._write(node, start, chunk, etag, generation)
-            else:
+            if behind and self.nursery is not None:
                 self._hold(node.ino, etag, start, chunk)
                 self._queue(node, start, chunk, etag, generation)
+            else:  # small reads and fills: in the file before anyone is told
+                await self._write(node, start, chunk, etag, generation)
         except (StoreError, OSError) as exc:
             log.debug("fetch of inode %d [%d, %d) failed: %s", node.ino, start, end, exc)
             self._errors[node.ino] = exc
@@ -306,7 +320,8 @@ class Downloader:
             node.ranges = add_range(node.ranges, start, start + len(chunk))
             self.stats.fetched_bytes += len(chunk)
             self._release(node.ino, lambda a, b: a == start)
-            self.after_fetch()
+            if node.ino not in self.filling:
+                self.after_fetch()
 
     async def _write_held(self, node: Node, start: int, end: int) -> None:
         """Write the held pieces over [start, end) now (a fill needs them in the file)."""
