@@ -11,11 +11,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .meta import Node
 
+WRITE_CHUNK = 2**20
+"""Bytes per pwrite of fetched data: the lock below is never held longer than one."""
 MAX_OPEN_FDS = 2048
 """Open data files kept (opening one costs more than a small read)."""
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
@@ -63,6 +66,8 @@ class DataFiles:
         os.makedirs(root, exist_ok=True)
         self._fds: OrderedDict[int, int] = OrderedDict()
         self._generations: dict[int, int] = {}
+        self.lock = threading.Lock()
+        """Held by every pwrite of fetched data (worker threads) and every generation bump."""
 
     def path(self, ino: int) -> str:
         return os.path.join(self.root, str(ino))
@@ -94,16 +99,36 @@ class DataFiles:
     def write(self, ino: int, offset: int, data: bytes | memoryview) -> int:
         return os.pwrite(self.fd(ino), data, offset)
 
-    def writer(self, ino: int) -> tuple[int, int]:
-        """(a private fd, the file's generation) for a pwrite in a worker thread.
+    def writer(self, ino: int) -> int:
+        """A private fd for :meth:`write_fetched` in a worker thread (which closes it)."""
+        return os.dup(self.fd(ino))
 
-        The caller closes the fd. If :meth:`generation` differs afterwards, the
-        file was dropped meanwhile and the bytes written are gone.
+    def write_fetched(self, ino: int, fd: int, offset: int, data: memoryview, generation: int,
+                      still_wanted: Callable[[], bool]) -> bool:
+        """pwrite fetched bytes unless the file changed generation; closes ``fd``.
+
+        Runs in a worker thread. Each chunk is written under :attr:`lock` after
+        checking the generation and ``still_wanted()``, so once :meth:`invalidate`
+        (or punch, drop) has returned, no fetched byte of an older generation can
+        land on top of what the caller writes next. Returns False if stopped.
         """
-        return os.dup(self.fd(ino)), self.generation(ino)
+        try:
+            for pos in range(0, len(data), WRITE_CHUNK):
+                with self.lock:
+                    if self.generation(ino) != generation or not still_wanted():
+                        return False
+                    os.pwrite(fd, data[pos:pos + WRITE_CHUNK], offset + pos)
+            return True
+        finally:
+            os.close(fd)
 
     def generation(self, ino: int) -> int:
         return self._generations.get(ino, 0)
+
+    def invalidate(self, ino: int) -> None:
+        """Stop fetched bytes still on their way from being written (the file changes)."""
+        with self.lock:
+            self._generations[ino] = self.generation(ino) + 1
 
     def truncate(self, ino: int, size: int) -> None:
         os.ftruncate(self.fd(ino), size)
@@ -113,14 +138,14 @@ class DataFiles:
 
     def punch(self, ino: int, offset: int, length: int) -> None:
         """Free the disk blocks of [offset, offset+length); the size stays."""
-        self._generations[ino] = self.generation(ino) + 1
+        self.invalidate(ino)
         if _libc.fallocate(self.fd(ino), _PUNCH_HOLE, offset, length) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
 
     def drop(self, ino: int) -> None:
         """Forget every cached byte (the file is unlinked)."""
-        self._generations[ino] = self.generation(ino) + 1
+        self.invalidate(ino)
         self.close(ino)
         try:
             os.unlink(self.path(ino))

@@ -166,6 +166,8 @@ class Engine:
         freed = 0
         for node in evictable(self.tree.nodes.values(), policy.cache_size, policy.cache_ttl,
                               time.time()):
+            if node.ino in self.downloader.filling:
+                continue  # becoming dirty: it needs every byte
             before = node.cached_bytes()
             if node.opens and node.read_pos:
                 self._trim(node)  # being read: free what lies behind the reader

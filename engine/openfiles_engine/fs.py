@@ -101,6 +101,7 @@ class FS(pyfuse3.Operations):
         """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
         if not size:
             node.full, node.ranges = True, []
+        self.data.invalidate(node.ino)  # no fetched byte may land after this
         self.data.truncate(node.ino, size)
         node.size = size
         node.gen += 1

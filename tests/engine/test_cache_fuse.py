@@ -67,6 +67,34 @@ def test_eviction_under_a_small_cache_size(mounter: MountFactory, backend: Backe
     assert m.status()["hit_ratio"] < 1.0
 
 
+def test_cold_read_larger_than_the_cache_then_a_local_write(
+        mounter: MountFactory, backend: Backend) -> None:
+    # 48 MiB through a 16 MiB cache: readahead pieces are written behind (or
+    # dropped) while the reader is served from memory; then a write in the
+    # middle must fill the file from the bucket and lose nothing.
+    data = os.urandom(48 * 2**20)
+    backend.write("stream.bin", data)
+    m = mounter(backend, "--cache-size", "16Mi")
+
+    def usage() -> int:
+        return sum(p.stat().st_blocks * 512 for p in (m.cache / "data").iterdir())
+
+    peak, got = 0, bytearray()
+    with open(m.path / "stream.bin", "rb", buffering=0) as f:
+        while chunk := f.read(2**20):
+            got += chunk
+            peak = max(peak, usage())
+    assert got == data, "cold read returned other bytes"
+    assert peak <= 24 * 2**20, peak
+    wait_for(lambda: m.status()["cache_bytes"] <= 16 * 2**20, timeout=10, what="eviction")
+    with open(m.path / "stream.bin", "r+b") as f:
+        f.seek(30 * 2**20)
+        f.write(b"local bytes")
+    assert m.flush()["ok"]
+    want = data[:30 * 2**20] + b"local bytes" + data[30 * 2**20 + 11:]
+    assert backend.read("stream.bin") == want, "the exported file lost bytes"
+
+
 def test_cache_ttl_expires_clean_data(mounter: MountFactory, file_backend: Backend) -> None:
     file_backend.write("small.txt", b"s" * 1000)
     m = mounter(file_backend, "--cache-ttl", "1s", "--export-delay", "3600")

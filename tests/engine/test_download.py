@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 import trio
 
 from openfiles_engine import download
 from openfiles_engine.cache import DataFiles
 from openfiles_engine.download import MIN_WINDOW, Downloader, Readahead
 from openfiles_engine.journal import Journal
-from openfiles_engine.meta import ROOT, MetaDB
+from openfiles_engine.meta import ROOT, MetaDB, Node
 from openfiles_engine.store import AsyncStore, Store
 from openfiles_engine.tree import Defaults, Tree
 
@@ -58,7 +60,7 @@ def test_concurrent_readers_share_one_get(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     real = store.get_range
 
-    def counting(key: str, start: int, end: int) -> bytes:
+    def counting(key: str, start: int, end: int) -> memoryview:
         calls.append((start, end))
         return real(key, start, end)
 
@@ -85,3 +87,92 @@ def test_a_random_read_fetches_a_small_window(tmp_path: Path) -> None:
     ra.advance(0, 4096)
     trio.run(dl.read, node, 40 * 2**20 + 123, 4096, ra)
     assert node.cached_bytes() == MIN_WINDOW  # a seek: no more than the minimum window
+
+
+def _same(got: bytes, want: bytes) -> bool:
+    """Equality that keeps pytest from diffing megabytes when it fails."""
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        print(f"{len(got)} bytes vs {len(want)}, first difference at {first}")
+    return got == want
+
+
+def _setup(tmp_path: Path, size: int) -> tuple[bytes, Downloader, Node]:
+    store = Store.open("memory://")
+    payload = os.urandom(size)
+    etag = store.put_bytes("f", payload, if_match=None, create=True)
+    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
+    node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=size, etag=etag)
+    dl = Downloader(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta))
+    return payload, dl, node
+
+
+async def _read_all(dl: Downloader, node: Node, size: int) -> bytes:
+    ra, out = Readahead(), bytearray()
+    for offset in range(0, size, 2**20):
+        out += await dl.read(node, offset, 2**20, ra)
+    return bytes(out)
+
+
+def test_reads_come_from_fetched_pieces_when_the_disk_lags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "WRITE_BEHIND", 0)  # the disk never keeps up: drop all
+    monkeypatch.setattr(download, "HELD_MAX", 24 * 2**20)
+    payload, dl, node = _setup(tmp_path, 40 * 2**20)
+    held: list[int] = []
+
+    async def main() -> bytes:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            ra, out = Readahead(), bytearray()
+            for offset in range(0, len(payload), 2**20):
+                out += await dl.read(node, offset, 2**20, ra)
+                held.append(dl.held_bytes)
+            return bytes(out)
+
+    assert _same(trio.run(main), payload)
+    assert node.cached_bytes() == 0 and dl.data.disk_bytes(node.ino) == 0
+    assert dl.stats.dropped_bytes >= len(payload) - 2**20
+    assert max(held) <= 24 * 2**20
+
+
+def test_a_fill_after_dropped_pieces_puts_every_byte_in_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "WRITE_BEHIND", 0)
+    payload, dl, node = _setup(tmp_path, 20 * 2**20)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            ra = Readahead()
+            for offset in range(0, 6 * 2**20, 2**20):  # some pieces held, none written
+                await dl.read(node, offset, 2**20, ra)
+            await dl.fill(node)
+
+    trio.run(main)
+    assert node.full and node.ranges == [[0, len(payload)]]
+    assert _same(dl.data.read(node.ino, 0, len(payload)), payload)
+
+
+def test_fetched_bytes_never_land_on_a_local_write(tmp_path: Path) -> None:
+    _, dl, node = _setup(tmp_path, 32 * 2**20)
+    local = b"L" * (3 * 2**20)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            async with dl._disk:  # the disk is busy: every fetched piece waits in the queue
+                await _read_all(dl, node, 8 * 2**20)
+                assert dl.data.disk_bytes(node.ino) == 0
+                # What the fs does for open(O_TRUNC) then write(): the node turns
+                # full, the data file's generation moves, then the local bytes land.
+                node.full, node.ranges = True, []
+                dl.data.invalidate(node.ino)
+                dl.data.truncate(node.ino, 0)
+                dl.data.write(node.ino, 0, local)
+            # the queued pieces now run, and must all stand down
+
+    trio.run(main)
+    assert _same(dl.data.read(node.ino, 0, 64 * 2**20), local)
+    assert dl.stats.fetched_bytes == 0
