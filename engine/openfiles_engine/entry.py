@@ -9,16 +9,19 @@ import pyfuse3
 from .handler import fail
 from .meta import Node
 
-ATTR_TIMEOUT = 1.0
-"""Seconds the kernel may cache attributes and names before asking again."""
 
+def entry(node: Node, timeout: float) -> pyfuse3.EntryAttributes:
+    """The attributes of ``node``, which the kernel may keep for ``timeout`` seconds.
 
-def entry(node: Node) -> pyfuse3.EntryAttributes:
+    The engine passes ``--metadata-ttl``: its own view of the bucket is no
+    fresher than that, and what it learns sooner (a remote change found by a
+    listing or at open) it pushes to the kernel with an invalidation.
+    """
     a = pyfuse3.EntryAttributes()
     a.st_ino = node.ino
     a.generation = 0
-    a.entry_timeout = ATTR_TIMEOUT
-    a.attr_timeout = ATTR_TIMEOUT
+    a.entry_timeout = timeout
+    a.attr_timeout = timeout
     a.st_mode = node.st_mode
     a.st_nlink = 2 if node.kind == "dir" else 1
     a.st_uid = node.uid

@@ -1,7 +1,8 @@
 """Export: dirty files go to the bucket as conditional PUTs, renames from the journal.
 
-A dirty file is exported after ``export_delay`` seconds without writes, at once
-on fsync and flush, and at unmount. The PUT is If-Match on the last seen ETag,
+A dirty file is exported after ``export_delay`` seconds without writes (at least
+OPEN_WRITER_DELAY while a handle that may write is open), at once on fsync and
+flush, and at unmount. The PUT is If-Match on the last seen ETag,
 or If-None-Match for a new key. A failed precondition is a conflict: unless the
 bucket already holds the same bytes, the local version moves to lost+found.
 Other store errors are retried with exponential backoff (1 s to 30 s).
@@ -30,6 +31,13 @@ COMPARE_LIMIT = 64 * 2**20
 CONCURRENCY = 8
 MAX_BACKOFF = 30.0
 """Seconds: the longest wait between export retries while the bucket is unreachable."""
+OPEN_WRITER_DELAY = 5.0
+"""Seconds without writes before a file that is still open for writing is exported.
+
+With ``--export-delay 0`` a file being written would otherwise be uploaded
+again and again, whole, between two writes (measured: a 1 GiB sequential
+write through the mount fell from about 430 to about 110 MiB/s). Closing the
+file exports it at once."""
 
 
 class Exporter:
@@ -80,12 +88,18 @@ class Exporter:
         delay = self._backoff or 5.0
         now = time.monotonic()
         for node in self.dirty():
-            delay = min(delay, max(node.last_write + self.policy.export_delay - now, 0.05))
+            delay = min(delay, max(node.last_write + self._delay(node) - now, 0.05))
         if self._backoff:
             delay = max(delay, self._backoff)
         with trio.move_on_after(delay):
             await self._wake.wait()
         self._wake = trio.Event()
+
+    def _delay(self, node: Node) -> float:
+        """Seconds without writes before ``node`` is due."""
+        if node.writers > 0:
+            return max(self.policy.export_delay, OPEN_WRITER_DELAY)
+        return self.policy.export_delay
 
     async def export_due(self, *, force: bool) -> None:
         """Replay the journal, then export dirty files that are due (all if ``force``).
@@ -94,8 +108,7 @@ class Exporter:
         """
         await self.replay_journal()
         now = time.monotonic()
-        due = [n for n in self.dirty()
-               if force or now - n.last_write >= self.policy.export_delay]
+        due = [n for n in self.dirty() if force or now - n.last_write >= self._delay(n)]
         errors: list[StoreError] = []
         limiter = trio.CapacityLimiter(CONCURRENCY)
 

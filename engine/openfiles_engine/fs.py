@@ -38,6 +38,7 @@ SPACE_RESERVE = 2 * 2**20
 @dataclass
 class Handle:
     ino: int
+    writer: bool = False
     ra: Readahead = field(default_factory=Readahead)
 
 
@@ -64,6 +65,9 @@ class FS(pyfuse3.Operations):
         self._next_fh = 1
 
     # helpers
+    def _entry(self, node: Node) -> Any:
+        return entry(node, self.cfg.policy.metadata_ttl)
+
     def _node(self, ino: int) -> Node:
         node = self.tree.get(ino)
         return node if node is not None else fail(errno.ENOENT)
@@ -149,11 +153,11 @@ class FS(pyfuse3.Operations):
             found = self.tree.child(parent.ino, text)
             node = found if found is not None else fail(errno.ENOENT)
         node.lookups += 1
-        return entry(node)
+        return self._entry(node)
 
     @handler
     async def getattr(self, inode: int, ctx: Any = None) -> Any:
-        return entry(self._node(inode))
+        return self._entry(self._node(inode))
 
     @handler
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None, ctx: Any) -> Any:
@@ -182,7 +186,7 @@ class FS(pyfuse3.Operations):
                 node.explicit_mtime = True
             self._mark_dirty(node, data=False)
         self.tree.save(node)
-        return entry(node)
+        return self._entry(node)
 
     @handler
     async def readlink(self, inode: int, ctx: Any) -> bytes:
@@ -219,7 +223,7 @@ class FS(pyfuse3.Operations):
             child = self.tree.child(ino, names[i])
             if child is None:
                 continue
-            if not pyfuse3.readdir_reply(token, os.fsencode(names[i]), entry(child), i + 1):
+            if not pyfuse3.readdir_reply(token, os.fsencode(names[i]), self._entry(child), i + 1):
                 break
             child.lookups += 1
 
@@ -238,7 +242,7 @@ class FS(pyfuse3.Operations):
         self._touch_dir(parent)
         self.exporter.wake()
         node.lookups += 1
-        return entry(node)
+        return self._entry(node)
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
@@ -283,7 +287,7 @@ class FS(pyfuse3.Operations):
                      ctx: Any) -> Any:
         parent = await self._dir(parent_inode)
         node = self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx)
-        return self._open_handle(node), entry(node)
+        return self._open_handle(node, writer=True), self._entry(node)
 
     @handler
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
@@ -291,13 +295,13 @@ class FS(pyfuse3.Operations):
         if not stat.S_ISREG(mode):
             fail(errno.EPERM)  # no devices, fifos or sockets in a bucket
         parent = await self._dir(parent_inode)
-        return entry(self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx))
+        return self._entry(self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx))
 
     @handler
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
         parent = await self._dir(parent_inode)
-        return entry(self._new_file(parent, checked_name(name), "symlink", 0o777, ctx,
-                                    target=os.fsdecode(target)))
+        return self._entry(self._new_file(parent, checked_name(name), "symlink", 0o777, ctx,
+                                          target=os.fsdecode(target)))
 
     @handler
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
@@ -328,24 +332,26 @@ class FS(pyfuse3.Operations):
         elif node.etag is not None or node.sidecar:
             self.journal.add("delete", self.tree.path(node))
 
-    def _open_handle(self, node: Node) -> Any:
+    def _open_handle(self, node: Node, writer: bool) -> Any:
         fh = self._next_fh
         self._next_fh += 1
-        self.handles[fh] = Handle(node.ino)
+        self.handles[fh] = Handle(node.ino, writer)
         node.opens += 1
+        node.writers += writer
         return pyfuse3.FileInfo(fh=fh)
 
     @handler
     async def open(self, inode: int, flags: int, ctx: Any) -> Any:
         node = self._node(inode)
-        if flags & os.O_ACCMODE != os.O_RDONLY:
+        writer = flags & os.O_ACCMODE != os.O_RDONLY
+        if writer:
             self._writable()
         if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
             fail(errno.ENOENT)
         if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
             self._truncate(node, 0)
             self.tree.save(node)
-        return self._open_handle(node)
+        return self._open_handle(node, writer)
 
     @handler
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -382,11 +388,12 @@ class FS(pyfuse3.Operations):
         handle = self.handles.pop(fh)
         node = self._node(handle.ino)
         node.opens -= 1
+        node.writers -= handle.writer
         if node.unsaved:
             self.tree.save(node)
         self._release_node(node)
-        if node.dirty and self.cfg.policy.export_delay == 0:
-            self.exporter.wake()
+        if node.dirty and handle.writer:
+            self.exporter.wake()  # the delay that applies may have just become shorter
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -446,7 +453,10 @@ class FS(pyfuse3.Operations):
 
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
-        value = self._node(inode).xattrs.get(os.fsdecode(name))
+        # ENOTSUP, not ENODATA, for ACLs and security labels: `ls -l` then stops
+        # asking for them after the first file of the mount (two FUSE calls per
+        # listing instead of two per entry).
+        value = self._node(inode).xattrs.get(xattr.checked_name(name))
         return value if value is not None else fail(pyfuse3.ENOATTR)
 
     @handler

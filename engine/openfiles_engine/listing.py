@@ -102,16 +102,20 @@ class Lister:
             self._hide(join(path, name), "is both an object and a prefix; showing the directory")
             del files[name]
         seen = set(files) | dirs
-        for name in sorted(dirs):
-            self._merge_dir(node, name, sidecars.get(name))
-        for name, info in sorted(files.items()):
-            self._merge_file(node, name, info, sidecars.get(name), name in with_sidecar)
-        for name in self.tree.names(node.ino):
-            child = self.tree.child(node.ino, name)
-            if child is not None and name not in seen:
-                self._maybe_gone(child)
-        node.listed = time.time()
-        self.tree.save(node)
+        # One commit for the whole merge, not one per entry: a listing of 1000
+        # objects was 2000 SQLite commits. Nothing awaits in here, so no other
+        # handler sees the tree half merged.
+        with self.tree.meta.transaction():
+            for name in sorted(dirs):
+                self._merge_dir(node, name, sidecars.get(name))
+            for name, info in sorted(files.items()):
+                self._merge_file(node, name, info, sidecars.get(name), name in with_sidecar)
+            for name in self.tree.names(node.ino):
+                child = self.tree.child(node.ino, name)
+                if child is not None and name not in seen:
+                    self._maybe_gone(child)
+            node.listed = time.time()
+            self.tree.save(node)
 
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,
                              out: dict[str, tuple[Sidecar, str | None]]) -> None:

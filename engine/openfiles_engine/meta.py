@@ -66,6 +66,8 @@ class Node:
     # in memory only
     lookups: int = 0
     opens: int = 0
+    writers: int = 0
+    """Open file handles that may write."""
     gen: int = 0
     last_write: float = 0.0
     read_pos: int = 0

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from fixtures.minio import MinioServer, new_bucket
+from openfiles_engine import export
 from openfiles_engine import store as store_mod
 from openfiles_engine.cache import DataFiles
 from openfiles_engine.config import Policy
@@ -166,3 +167,30 @@ def test_unmount_with_bucket_down_keeps_dirty_data(
     again = mounter(backend, mountpoint=m.path, cache=m.cache)
     assert again.flush()["ok"]
     assert backend.read("pending.txt") == b"not yet in the bucket"
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_file_open_for_writing_waits_for_close_or_a_pause(mounter: MountFactory,
+                                                             backend: Backend) -> None:
+    """With --export-delay 0 a file still being written is not uploaded between two
+    writes; closing it exports it at once, and a writer that pauses for
+    OPEN_WRITER_DELAY gets its data exported while the file stays open."""
+    m = mounter(backend, "--export-delay", "0")
+    fd = os.open(m.path / "growing", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        for i in range(5):
+            os.write(fd, b"x" * 1000)
+            time.sleep(0.3)
+            assert "growing" not in backend.keys(), f"exported while open, after write {i}"
+        wait_for(lambda: "growing" in backend.keys() and backend.read("growing") == b"x" * 5000,
+                 timeout=export.OPEN_WRITER_DELAY + 20, what="the export of a paused writer")
+        os.write(fd, b"y")
+    finally:
+        os.close(fd)
+    wait_for(lambda: backend.read("growing") == b"x" * 5000 + b"y", timeout=10,
+             what="the export at close")
+    with open(m.path / "closed-at-once", "wb") as f:
+        f.write(b"z")
+    wait_for(lambda: "closed-at-once" in backend.keys(), timeout=2,
+             what="the export right after close")

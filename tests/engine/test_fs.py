@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,36 @@ def test_xattrs_persist(mounter: MountFactory, backend: Backend) -> None:
     with pytest.raises(OSError) as info:
         os.getxattr(q, "user.gone")
     assert info.value.errno == errno.ENODATA
+
+
+def test_acls_and_security_labels_are_not_supported(mounter: MountFactory,
+                                                    backend: Backend) -> None:
+    """ENOTSUP (not ENODATA) on get, so tools learn once that the mount has none."""
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"x")
+    for name in ("security.selinux", "system.posix_acl_access", "system.posix_acl_default"):
+        with pytest.raises(OSError) as info:
+            os.getxattr(p, name)
+        assert info.value.errno == errno.ENOTSUP, name
+
+
+def test_ls_long_asks_the_engine_once_per_listing(mounter: MountFactory,
+                                                  backend: Backend) -> None:
+    """A warm `ls -l` is answered by the kernel's attribute cache (timeouts of
+    --metadata-ttl), and GNU ls stops asking for ACLs and labels after the first
+    ENOTSUP: a handful of FUSE requests, not a few per entry."""
+    m = mounter(backend, "--metadata-ttl", "60")
+    (m.path / "d").mkdir()
+    for i in range(200):
+        (m.path / "d" / f"f{i:03d}").write_bytes(b"x")
+    listing = subprocess.run(["ls", "-l", str(m.path / "d")], capture_output=True, text=True,
+                             check=True)
+    assert len(listing.stdout.splitlines()) == 201  # "total" and 200 files
+    before = m.status()["fuse_latency"]["count"]
+    subprocess.run(["ls", "-l", str(m.path / "d")], capture_output=True, check=True)
+    requests = m.status()["fuse_latency"]["count"] - before
+    assert requests < 20, f"a warm ls -l of 200 files took {requests} FUSE requests"
 
 
 def test_fsync_exports_at_once(mounter: MountFactory, backend: Backend) -> None:
