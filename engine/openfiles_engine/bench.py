@@ -49,7 +49,15 @@ from openfiles_engine.bench_minio import (
     start_minio,
 )
 from openfiles_engine.bench_mount import Mount, MountError, MountSpec, Watchdog
-from openfiles_engine.bench_report import TARGETS, TargetResult, plot, render, to_json, write_json
+from openfiles_engine.bench_report import (
+    TARGETS,
+    TargetResult,
+    combine,
+    plot,
+    render,
+    to_json,
+    write_json,
+)
 from openfiles_engine.bench_workload import (
     FILES,
     Plan,
@@ -89,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--files", type=_positive, help=f"small files (default {FULL[1]})")
     p.add_argument("--random-reads", type=_positive, help=f"4 KiB reads (default {FULL[2]})")
     p.add_argument("--stat-rounds", type=_positive, default=3, help="stats of every small file")
+    p.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        help="run every target this many times, in turns; figures are the medians",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -296,7 +310,7 @@ def main(argv: list[str]) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run_dir = Path(tempfile.mkdtemp(prefix="openfiles-bench-", dir=args.workdir))
     started, load_at_start = time.time(), list(os.getloadavg())
-    results: dict[str, TargetResult] = {}
+    rounds: dict[str, list[TargetResult]] = {name: [] for name in names}
     try:
         with _site(args, run_dir) as site:
             print(
@@ -305,14 +319,19 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             populated = False
-            for name in names:
-                if name != "fuse" and not populated:  # the in-memory FS has no bucket
-                    print("openfiles bench: putting the source objects", file=sys.stderr)
-                    populate_bucket(Bucket(site), plan)
-                    populated = True
-                print(f"openfiles bench: running {name}", file=sys.stderr)
-                results[name] = run_target(name, site, plan, args, run_dir)
-                print(f"openfiles bench: {name}: {results[name].status}", file=sys.stderr)
+            # In turns (a, b, a, b), so that a slow spell of a shared machine
+            # hits every target instead of all rounds of one.
+            for turn in range(1, args.repeat + 1):
+                for name in names:
+                    if name != "fuse" and not populated:  # the in-memory FS has no bucket
+                        print("openfiles bench: putting the source objects", file=sys.stderr)
+                        populate_bucket(Bucket(site), plan)
+                        populated = True
+                    of = f" (round {turn} of {args.repeat})" if args.repeat > 1 else ""
+                    print(f"openfiles bench: running {name}{of}", file=sys.stderr)
+                    result = run_target(name, site, plan, args, run_dir)
+                    rounds[name].append(result)
+                    print(f"openfiles bench: {name}: {result.status}", file=sys.stderr)
     except KeyboardInterrupt:
         print("openfiles bench: interrupted; everything is unmounted", file=sys.stderr)
         return 130
@@ -323,11 +342,13 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
         _remove_run_dir(run_dir)
 
+    results = {name: combine(done) for name, done in rounds.items()}
     options: dict[str, Any] = {
         "size": plan.size,
         "files": plan.files,
         "random_reads": plan.random_reads,
         "stat_rounds": plan.stat_rounds,
+        "repeat": args.repeat,
         "read_ahead_kb": args.read_ahead_kb,
         "drop_caches": plan.drop_caches,
         "targets": names,
@@ -347,6 +368,7 @@ def main(argv: list[str]) -> int:
     print(
         f"openfiles bench: {plan.size / MiB:g} MiB objects, {plan.files} files of 4 KiB, "
         f"{plan.random_reads} random reads, {plan.stat_rounds} stat rounds, "
+        f"{args.repeat} round{'s' if args.repeat > 1 else ''} per target, "
         f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}, "
         f"load average {load_at_start[0]:.1f} at start\n"
     )

@@ -48,6 +48,37 @@ class TargetResult:
         return figure.rate if figure is not None else None
 
 
+def combine(rounds: list[TargetResult]) -> TargetResult:
+    """One target's result over several rounds: each figure is the median round's.
+
+    The median (the lower one for an even count) of a metric is taken over the
+    rounds that measured it; a metric that broke in every round keeps the
+    first round's error. Every round's rate is kept in ``notes["rounds"]``, so
+    the spread can be read back. A target that never ran keeps the first
+    round's status and reason.
+    """
+    ok = [r for r in rounds if r.status == "ok"]
+    if not ok:
+        return rounds[0]
+    out = TargetResult(rounds[0].name, notes=dict(ok[0].notes))
+    spread: dict[str, list[float]] = {}
+    for key in METRICS:
+        figures = sorted((r.figures[key] for r in ok if key in r.figures), key=lambda f: f.rate)
+        if figures:
+            out.figures[key] = figures[(len(figures) - 1) // 2]
+            spread[key] = [r.figures[key].rate for r in ok if key in r.figures]
+        else:
+            why = next((r.errors[key] for r in ok if key in r.errors), None)
+            if why is not None:
+                out.errors[key] = why
+    if len(rounds) > 1:
+        out.notes["rounds"] = spread
+        failed = [f"{r.status}: {r.reason}" for r in rounds if r.status != "ok"]
+        if failed:
+            out.notes["failed_rounds"] = failed
+    return out
+
+
 def ratios(results: dict[str, TargetResult]) -> dict[str, dict[str, dict[str, float]]]:
     """subject -> anchor -> metric -> subject rate / anchor rate, where both exist."""
     table: dict[str, dict[str, dict[str, float]]] = {}
@@ -107,6 +138,13 @@ def _cell(result: TargetResult, metric: str) -> str:
     return _number(rate) if rate is not None else "-"
 
 
+def _spread(result: TargetResult, metric: str) -> str:
+    rates = result.notes.get("rounds", {}).get(metric) if result.status == "ok" else None
+    if not rates:
+        return _cell(result, metric)
+    return f"{_number(min(rates))} - {_number(max(rates))}"
+
+
 def _grid(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header))]
     lines = []
@@ -126,7 +164,20 @@ def render(results: dict[str, TargetResult]) -> str:
         [label, unit, *(_cell(results[n], key) for n in names)]
         for key, (label, unit) in METRICS.items()
     ]
-    parts = ["Absolute figures (higher is better)", _grid(header, rows)]
+    rounds = max(
+        (len(r.notes.get("rounds", {}).get(k, [])) for r in results.values() for k in METRICS),
+        default=0,
+    )
+    title = "Absolute figures (higher is better)"
+    if rounds > 1:
+        title += f", the median of {rounds} rounds"
+    parts = [title, _grid(header, rows)]
+    if rounds > 1:
+        rows = [
+            [label, unit, *(_spread(results[n], key) for n in names)]
+            for key, (label, unit) in METRICS.items()
+        ]
+        parts += ["", "Spread over the rounds (lowest - highest)", _grid(header, rows)]
 
     for subject, per_anchor in ratios(results).items():
         anchors = list(per_anchor)

@@ -115,6 +115,20 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "openfiles-bench.json").exists()
 
 
+@pytest.mark.s3
+def test_repeated_rounds_report_medians_and_every_round(tmp_path: Path) -> None:
+    run, doc = bench(tmp_path, "--targets", "raw", "--repeat", "3")
+    assert doc["options"]["repeat"] == 3
+    raw = doc["targets"]["raw"]
+    assert set(raw["notes"]["rounds"]) == set(METRICS)
+    for key, rates in raw["notes"]["rounds"].items():
+        assert len(rates) == 3 and all(r > 0 for r in rates)
+        assert raw["metrics"][key]["value"] == sorted(rates)[1]
+    assert run.stderr.count("running raw (round") == 3
+    assert "the median of 3 rounds" in run.stdout
+    no_leftovers(tmp_path)
+
+
 def test_an_unwritable_results_path_is_refused_before_running(tmp_path: Path) -> None:
     run = subprocess.run(
         [

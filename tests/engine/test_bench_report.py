@@ -10,6 +10,7 @@ import pytest
 from openfiles_engine.bench_report import (
     SCHEMA,
     TargetResult,
+    combine,
     goals,
     plot,
     ratios,
@@ -33,6 +34,42 @@ def results_with_engine(engine: TargetResult) -> dict[str, TargetResult]:
         "s3fs": TargetResult("s3fs", "n/a", "not installed: apt-get install s3fs"),
         "openfiles": engine,
     }
+
+
+def test_rounds_combine_into_the_median_of_each_figure() -> None:
+    first, second, third = uniform("s3fs", 10.0), uniform("s3fs", 30.0), uniform("s3fs", 20.0)
+    second.figures.pop("stat")
+    second.errors["stat"] = "OSError: stale"
+    third.figures.pop("stat")
+    third.errors["stat"] = "OSError: gone"
+    first.figures.pop("ls_cold")
+    first.errors["ls_cold"] = "OSError: first"
+    second.figures.pop("ls_cold")
+    third.figures.pop("ls_cold")
+    third.errors["ls_cold"] = "OSError: third"
+    broken = TargetResult("s3fs", "failed", "mount timed out")
+    out = combine([first, second, broken, third])
+    assert out.status == "ok"
+    assert out.figures["seq_read_cold"].rate == pytest.approx(20.0)  # of 10, 30, 20
+    assert out.figures["stat"].rate == pytest.approx(10.0)  # the one round that measured it
+    assert out.notes["rounds"]["seq_read_cold"] == [10.0, 30.0, 20.0]
+    assert "ls_cold" not in out.figures and out.errors == {"ls_cold": "OSError: first"}
+    assert out.notes["failed_rounds"] == ["failed: mount timed out"]
+    even = combine([uniform("raw", 4.0), uniform("raw", 2.0)])
+    assert even.figures["stat"].rate == pytest.approx(2.0)  # the lower median
+    never = combine([broken, TargetResult("s3fs", "failed", "again")])
+    assert (never.status, never.reason) == ("failed", "mount timed out")
+    assert "rounds" not in combine([first]).notes
+
+
+def test_the_report_shows_medians_and_the_spread() -> None:
+    engine = combine([uniform("openfiles", 60.0), uniform("openfiles", 90.0),
+                      uniform("openfiles", 75.0)])
+    text = render(results_with_engine(engine))
+    assert "Absolute figures (higher is better), the median of 3 rounds" in text
+    assert "Spread over the rounds (lowest - highest)" in text
+    assert "60 - 90" in text
+    assert "Spread" not in render(results_with_engine(uniform("openfiles", 60.0)))
 
 
 def test_ratios_divide_subject_by_each_anchor_that_ran() -> None:
