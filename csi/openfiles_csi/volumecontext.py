@@ -35,6 +35,9 @@ OPTIONS: dict[str, tuple[str, re.Pattern[str], str]] = {
     "fileMode": ("--file-mode", _MODE, "an octal mode such as 0644"),
     "dirMode": ("--dir-mode", _MODE, "an octal mode such as 0755"),
 }
+DEFAULT_DIR_MODE = "0755"
+"""The engine's own default for ``--dir-mode``."""
+SETGID = 0o2000
 SCHEMES = frozenset({"s3", "gs", "az", "file", "memory"})
 IGNORED_PREFIXES = ("csi.storage.k8s.io/", "storage.kubernetes.io/")
 SECRET_ENV = {
@@ -105,11 +108,17 @@ def parse(
             continue
         if not pattern.match(value):
             raise InvalidArgument(f"volume_context.{key} must be {expected}")
+        if key == "dirMode" and mount_group:
+            continue  # added below, with the setgid bit
         args += [option, value]
     if mount_group:
         if not _ID.match(mount_group):
             raise InvalidArgument("volume_mount_group must be a numeric group id")
-        args += ["--gid", mount_group]
+        # The fsGroup owns the volume, and set-group-ID directories make what pods
+        # create in it belong to the fsGroup too, as the kubelet's own recursive
+        # ownership change would.
+        dir_mode = int(context.get("dirMode", DEFAULT_DIR_MODE), 8) | SETGID
+        args += ["--gid", mount_group, "--dir-mode", f"{dir_mode:04o}"]
     # Pods run as many users; without allow_other only root could enter the mount.
     args.append("--allow-other")
     if read_only:

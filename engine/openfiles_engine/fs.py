@@ -79,6 +79,11 @@ class FS(pyfuse3.Operations):
         await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
         return node
 
+    @staticmethod
+    def _group(parent: Node, ctx: Any) -> int:
+        """The group of a new entry: the directory's if it is set-group-ID (as on ext4)."""
+        return parent.gid if parent.mode & stat.S_ISGID else int(ctx.gid)
+
     def _writable(self, parent: Node | None = None) -> None:
         if self.cfg.read_only:
             fail(errno.EROFS)
@@ -235,8 +240,10 @@ class FS(pyfuse3.Operations):
         self._new_key(parent, text)
         if self.tree.child(parent.ino, text) is not None:
             fail(errno.EEXIST)
-        node = self.tree.add(parent.ino, text, "dir", mode=mode & 0o7777, uid=ctx.uid,
-                             gid=ctx.gid, custom=True, listed=time.time())
+        # A set-group-ID directory hands its group and its setgid bit down.
+        node = self.tree.add(parent.ino, text, "dir",
+                             mode=mode & 0o7777 | parent.mode & stat.S_ISGID, uid=ctx.uid,
+                             gid=self._group(parent, ctx), custom=True, listed=time.time())
         self._mark_dirty(node, data=False)
         self.tree.save(node)
         self._touch_dir(parent)
@@ -273,7 +280,8 @@ class FS(pyfuse3.Operations):
         if self.tree.child(parent.ino, name) is not None:
             fail(errno.EEXIST)
         with self.tree.meta.transaction():
-            node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid, gid=ctx.gid,
+            node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid,
+                                 gid=self._group(parent, ctx),
                                  full=True, target=target, custom=kind == "symlink",
                                  size=len(os.fsencode(target)), dirty=True, data_dirty=True,
                                  last_write=time.monotonic())

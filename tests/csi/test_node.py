@@ -140,7 +140,8 @@ def test_fs_group_becomes_the_volume_group(node_env: Node, s3_bucket: Bucket) ->
     # kubelet passes the pod's fsGroup as volume_mount_group (VOLUME_MOUNT_GROUP); it wins
     # over the context's gid, and the bucket's files show it without any chown.
     plugin = node_env.start_plugin("node")
-    vol = volume_on(node_env, plugin, s3_bucket, "fsgroup", gid="5", fileMode="0664")
+    vol = volume_on(node_env, plugin, s3_bucket, "fsgroup", gid="5", fileMode="0664",
+                    dirMode="0775")
     obstore.put(s3_bucket.store(), "fsgroup/imported.txt", b"from the bucket")
     cap = mount_cap()
     cap.mount.volume_mount_group = "2000"
@@ -148,7 +149,29 @@ def test_fs_group_becomes_the_volume_group(node_env: Node, s3_bucket: Bucket) ->
     imported = os.stat(os.path.join(vol.staging, "imported.txt"))
     assert (imported.st_gid, imported.st_mode & 0o777) == (2000, 0o664)
     assert os.stat(vol.staging).st_gid == 2000
-    # Files created through the mount take their creator's group (docs/CSI.md, fsGroup).
+    assert os.stat(vol.staging).st_mode & 0o7777 == 0o2775
+    # What pods create belongs to the fsGroup too, whatever their own group
+    # (docs/CSI.md, fsGroup): the directories are set-group-ID.
+    pid = os.fork()
+    if pid == 0:  # a pod process: its own uid and gid, the fsGroup as a supplementary group
+        code = 1
+        try:
+            os.chdir(vol.staging)  # pytest's temp dirs above it are root's, 0700
+            os.setgroups([2000])
+            os.setgid(3000)
+            os.setuid(3000)
+            os.umask(0o002)
+            os.mkdir("made-by-pod")
+            with open(os.path.join("made-by-pod", "out.txt"), "wb") as out:
+                out.write(b"written by a pod")
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0, "the pod process could not write"
+    made = os.path.join(vol.staging, "made-by-pod")
+    assert (os.stat(made).st_gid, os.stat(made).st_mode & 0o7777) == (2000, 0o2775)
+    out = os.stat(os.path.join(made, "out.txt"))
+    assert (out.st_uid, out.st_gid, out.st_mode & 0o777) == (3000, 2000, 0o664)
     vol.unstage()
 
 

@@ -52,6 +52,12 @@ def test_mount_group_overrides_gid() -> None:
     assert "--gid" in spec.args
     assert spec.args[spec.args.index("--gid") + 1] == "2000"
     assert "5" not in spec.args
+    # Directories become set-group-ID, so that new files belong to the fsGroup too.
+    assert spec.args[spec.args.index("--dir-mode") + 1] == "2755"
+    given = parse({"url": "s3://bucket/v", "dirMode": "0770"}, {}, mount_group="2000")
+    assert given.args.count("--dir-mode") == 1
+    assert given.args[given.args.index("--dir-mode") + 1] == "2770"
+    assert "--dir-mode" not in parse({"url": "s3://bucket/v"}, {}).args
 
 
 @pytest.mark.parametrize(

@@ -165,6 +165,29 @@ def test_chmod_chown_utimens_persist(mounter: MountFactory, backend: Backend) ->
     assert (other.path / "f").read_bytes() == b"data"
 
 
+def test_setgid_directory_hands_down_its_group(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    shared = m.path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, 4321)
+    os.chmod(shared, 0o2775)
+    (shared / "f").write_bytes(b"x")
+    os.symlink("f", shared / "l")
+    (shared / "sub").mkdir(mode=0o755)
+    (shared / "sub" / "g").write_bytes(b"y")
+    (m.path / "plain").mkdir()
+    (m.path / "plain" / "h").write_bytes(b"z")
+    for path in ("shared/f", "shared/sub", "shared/sub/g"):
+        assert os.stat(m.path / path).st_gid == 4321, path
+    assert os.lstat(shared / "l").st_gid == 4321
+    assert os.stat(shared / "sub").st_mode & 0o7777 == 0o2755  # the bit is handed down too
+    assert os.stat(m.path / "plain" / "h").st_gid == os.getgid()
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert os.stat(other.path / "shared" / "sub" / "g").st_gid == 4321
+    assert os.stat(other.path / "shared" / "sub").st_mode & 0o7777 == 0o2755
+
+
 def test_xattrs_persist(mounter: MountFactory, backend: Backend) -> None:
     m = mounter(backend)
     p = m.path / "f"
