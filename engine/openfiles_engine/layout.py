@@ -31,9 +31,13 @@ KEY_MAX = 1024
 """Bytes: S3's key limit; longer keys fail with ENAMETOOLONG."""
 
 
+VOLUME_MARKER = ".openfiles-volume.json"
+"""The CSI controller's record of the CreateVolume request (docs/CONTRACTS.md)."""
+
+
 def is_reserved(name: str) -> bool:
-    """Names the engine owns at the volume root; never shown from the bucket."""
-    return name == META_DIR or name.startswith(LOSTFOUND_PREFIX)
+    """Names OpenFiles owns at the volume root; never shown from the bucket."""
+    return name in (META_DIR, VOLUME_MARKER) or name.startswith(LOSTFOUND_PREFIX)
 
 
 def valid_name(name: str) -> bool:

@@ -13,8 +13,10 @@ import pytest
 from fixtures.minio import Bucket
 from openfiles_csi import volumeid
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
+from openfiles_csi.bucket import MARKER
 from openfiles_csi.controller import ControllerServicer, location, parse_parameters, prefix_segment
 from openfiles_csi.errors import InvalidArgument
+from openfiles_engine.layout import is_reserved
 
 from .conftest import Node, in_process
 
@@ -169,3 +171,9 @@ def test_create_and_delete_of_one_volume_never_overlap(tmp_path: Path) -> None:
         return codes
 
     assert asyncio.run(calls()) == [grpc.StatusCode.ABORTED, grpc.StatusCode.ABORTED]
+
+
+def test_the_engine_hides_the_volume_marker() -> None:
+    """The marker's name is a contract with the engine (docs/CONTRACTS.md, section 3):
+    the packages cannot import each other, so the test holds the two together."""
+    assert is_reserved(MARKER)

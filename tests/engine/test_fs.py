@@ -296,13 +296,17 @@ def test_remote_change_seen_after_metadata_ttl(mounter: MountFactory, backend: B
 
 
 def test_hidden_reserved_names(mounter: MountFactory, backend: Backend) -> None:
+    # The CSI controller's marker is in the root of every volume it created.
+    backend.write(".openfiles-volume.json", b'{"name": "pvc-1"}')
     m = mounter(backend)
-    with pytest.raises(OSError) as info:
-        (m.path / ".openfiles-meta").mkdir()
-    assert info.value.errno == errno.EPERM
+    for name in (".openfiles-meta", ".openfiles-volume.json"):
+        with pytest.raises(OSError) as info:
+            (m.path / name).mkdir()
+        assert info.value.errno == errno.EPERM
     (m.path / "d").mkdir()
     assert m.flush()["ok"]
-    assert ".openfiles-meta" not in os.listdir(m.path)
+    assert {".openfiles-meta", ".openfiles-volume.json"}.isdisjoint(os.listdir(m.path))
+    assert backend.read(".openfiles-volume.json") == b'{"name": "pvc-1"}'
 
 
 def test_large_file_multipart(mounter: MountFactory, backend: Backend, tmp_path: Path) -> None:
