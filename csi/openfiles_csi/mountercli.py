@@ -15,10 +15,12 @@ import logging
 import os
 import shlex
 import signal
+import sys
 
 from openfiles_csi import process
 from openfiles_csi.logsetup import setup_logging
 from openfiles_csi.mounter import Mounter
+from openfiles_csi.supervisor import Supervisor
 
 log = logging.getLogger("openfiles_csi.mounter")
 
@@ -50,6 +52,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="on SIGTERM, stop the engines (they export and unmount) before exiting; for a "
         "mounter that is PID 1 of a container, whose exit kills them anyway",
+    )
+    p.add_argument(
+        "--supervise",
+        action="store_true",
+        help="run the mounter as a child and restart it when it dies; engines outlive it "
+        "(for a container whose PID 1 this is: see openfiles_csi.supervisor)",
     )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -115,5 +123,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv[1:])
     args.socket = os.path.abspath(args.socket)
     setup_logging(args.log_level)
+    if args.supervise:
+        child = [a for a in argv[1:] if a != "--supervise"]
+        return Supervisor([sys.executable, "-m", "openfiles_cli", argv[0], *child]).run()
     asyncio.run(serve(args))
     return 0

@@ -136,12 +136,25 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     paths are limited to 107 bytes, the leak check (fixtures/leaks.py) covers it, and
     no other test session on the machine ever treats its mounts as its own.
     """
+    with running_node(tmp_path_factory) as node:
+        yield node
+
+
+@pytest.fixture
+def supervised_node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A node whose mounter runs as the chart runs it: under ``--supervise``."""
+    with running_node(tmp_path_factory, "--supervise", "--stop-engines-on-exit") as node:
+        yield node
+
+
+@contextlib.contextmanager
+def running_node(tmp_path_factory: pytest.TempPathFactory, *mounter_args: str) -> Iterator[Node]:
     root = tmp_path_factory.mktemp("node")
     (root / "kubelet").mkdir()
     sock = str(root / "mounter.sock")
     mounter = Proc(
         [*OPENFILES, "mounter", "--socket", sock, "--state-dir", str(root / "state"),
-         "--log-level", "DEBUG"],
+         "--log-level", "DEBUG", *mounter_args],
         root / "mounter.log",
     )  # fmt: skip
     node = Node(root, mounter, sock)
