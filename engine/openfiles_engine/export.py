@@ -35,9 +35,9 @@ OPEN_WRITER_DELAY = 5.0
 """Seconds without writes before a file that is still open for writing is exported.
 
 With ``--export-delay 0`` a file being written would otherwise be uploaded
-again and again, whole, between two writes (measured: a 1 GiB sequential
-write through the mount fell from about 430 to about 110 MiB/s). Closing the
-file exports it at once."""
+again and again, whole, between two writes (the bench's 1 GiB sequential
+write until close ran at 107 MiB/s that way, 381 MiB/s without; docs/ENGINE.md).
+Closing the file exports it at once."""
 
 
 class Exporter:
