@@ -96,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, help=f"big object size (default {FULL[0]})")
     p.add_argument("--files", type=_positive, help=f"small files (default {FULL[1]})")
     p.add_argument("--random-reads", type=_positive, help=f"4 KiB reads (default {FULL[2]})")
-    p.add_argument("--stat-rounds", type=_positive, default=3, help="stats of every small file")
+    p.add_argument(
+        "--stat-rounds",
+        type=_positive,
+        default=20,
+        help="stats of every small file (the kernel answers most: a few ms per round)",
+    )
     p.add_argument(
         "--repeat",
         type=_positive,
