@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from openfiles_engine import download
+from openfiles_engine import download, piece
 from openfiles_engine.cache import DataFiles
-from openfiles_engine.download import MIN_WINDOW, Downloader, Readahead
+from openfiles_engine.download import Downloader
 from openfiles_engine.journal import Journal
 from openfiles_engine.meta import ROOT, MetaDB, Node
+from openfiles_engine.readahead import MIN_WINDOW, Readahead
 from openfiles_engine.store import AsyncStore, Store
 from openfiles_engine.tree import Defaults, Tree
-
-
-def test_window_grows_on_sequential_reads_and_resets_on_seek() -> None:
-    ra = Readahead()
-    windows = [ra.advance(i * 131072, 131072) for i in range(8)]
-    assert windows == sorted(windows) and windows[-1] > MIN_WINDOW
-    assert ra.advance(10 * 2**30, 131072) == MIN_WINDOW
 
 
 def test_reads_fetch_ranges_and_follow_pending_renames(tmp_path: Path) -> None:
@@ -118,7 +112,7 @@ async def _read_all(dl: Downloader, node: Node, size: int) -> bytes:
 def test_reads_come_from_fetched_pieces_when_the_disk_lags(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "WRITE_BEHIND", 0)  # the disk never keeps up: drop all
-    monkeypatch.setattr(download, "HELD_MAX", 24 * 2**20)
+    monkeypatch.setattr(piece, "HELD_MAX", 24 * 2**20)
     payload, dl, node = _setup(tmp_path, 40 * 2**20)
     held: list[int] = []
 
