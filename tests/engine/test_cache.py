@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import errno
+import os
 import random
+import subprocess
 from itertools import pairwise
 from pathlib import Path
+
+import pytest
 
 from openfiles_engine.cache import DataFiles, add_range, covering, evictable, missing
 from openfiles_engine.meta import Node
@@ -86,3 +91,21 @@ def test_data_files_are_sparse_and_droppable(tmp_path: Path) -> None:
     files.drop(7)
     assert files.disk_bytes(7) == 0
     files.close_all()
+
+
+@pytest.mark.root
+def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
+    point = tmp_path / "tmpfs"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point)], check=True)
+    try:
+        data = DataFiles(str(point / "data"))
+        # 1 MiB from an unaligned offset needs one page more than the 1 MiB tmpfs
+        # has: the last pwrite is short rather than failing.
+        chunk = memoryview(os.urandom(2**20))
+        with pytest.raises(OSError) as info:
+            data.write_fetched(7, data.writer(7), 5000, chunk, data.generation(7), lambda: True)
+        assert info.value.errno == errno.ENOSPC  # never True: no range for bytes not there
+        data.close_all()
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
