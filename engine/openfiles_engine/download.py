@@ -53,11 +53,13 @@ WRITE_BEHIND = 192 * 2**20
 Measured on the 2-core VM: with 64 MiB, a cold 1 GiB read dropped about half
 its pieces and the re-read fell to 0.4x of the FUSE ceiling; 192 MiB keeps it
 above 0.5x while the cold read stays at network speed."""
-WHOLE_GETS = 8
-"""PIECE GETs in flight for whole-file fetches, over all files (so at most 64 MiB in memory).
+WHOLE_GETS = 4
+"""PIECE GETs in flight for whole-file fetches, over all files (so at most 32 MiB in memory).
 
-Measured, 1 GiB file read at random on the dev VM: 2 GETs 717-1042 reads/s,
-4 GETs 997-1219, 8 GETs 1143-1497; 12 and 16 no better than 8."""
+Measured on the dev VM, 2000 random reads of a 1 GiB file: alone, 8 GETs
+looked faster than 4 (1143-1497 reads/s against 997-1219); in the full
+benchmark sequence (after s3fs ran) 4 did better: 689-1176 reads/s in 6 runs
+against 681-794 in 6 runs with 8."""
 PAGE = 4096
 SAVE_INTERVAL = 1.0
 """Seconds: fetched ranges of a file are committed to SQLite at most this often.
