@@ -125,6 +125,7 @@ def run_mount(cfg: MountConfig) -> int:
     """Mount and serve in this process until SIGTERM/SIGINT or an external unmount."""
     import trio
 
+    from .cache import keep_freed_memory
     from .engine import Engine
     from .mountpoint import MountError
     from .store import Store, StoreError
@@ -134,6 +135,7 @@ def run_mount(cfg: MountConfig) -> int:
                            credentials=cfg.credentials)
         return await Engine(cfg, store).run()
 
+    keep_freed_memory()  # before any thread (obstore's included) has its own arena
     try:
         return trio.run(main)
     except (ConfigError, MountError, StoreError) as exc:

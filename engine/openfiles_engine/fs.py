@@ -20,7 +20,7 @@ import pyfuse3
 from . import rename, xattr
 from .cache import DataFiles
 from .config import MountConfig
-from .download import Downloader, Readahead
+from .download import Downloader
 from .entry import checked_name, entry
 from .export import Exporter
 from .handler import fail, handler
@@ -28,6 +28,7 @@ from .journal import Journal
 from .layout import KEY_MAX, META_DIR, META_SUFFIX, is_reserved, join
 from .listing import Lister
 from .meta import ROOT, Node
+from .readahead import Readahead
 from .tree import Tree
 
 EXPLICIT_MTIME_NS = 2 * 10**9

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import errno
+import os
+import random
+import subprocess
+from itertools import pairwise
 from pathlib import Path
 
-from openfiles_engine.cache import DataFiles, add_range, evictable, missing
+import pytest
+
+from openfiles_engine.cache import DataFiles, add_range, covering, evictable, missing
 from openfiles_engine.meta import Node
 
 
@@ -17,6 +24,30 @@ def test_ranges_merge_and_gaps() -> None:
     assert r == [[10, 40]]
     assert add_range(r, 5, 5) == [[10, 40]]
     assert missing(r, 35, 45) == [(40, 45)]
+
+
+def test_ranges_agree_with_a_set_of_bytes() -> None:
+    rng = random.Random(7)
+    r: list[list[int]] = []
+    present: set[int] = set()
+    for _ in range(400):
+        start = rng.randrange(1000)
+        end = start + rng.randrange(30)
+        old, snapshot = r, [list(x) for x in r]
+        r = add_range(old, start, end)
+        assert old == snapshot  # the old list and its items are left alone
+        present |= set(range(start, end))
+        assert all(a < b < c for (a, b), (c, _) in pairwise(r))  # sorted, merged
+        assert {i for a, b in r for i in range(a, b)} == present
+        lo = rng.randrange(1000)
+        hi = lo + rng.randrange(100)
+        gaps = missing(r, lo, hi)
+        assert {i for a, b in gaps for i in range(a, b)} == set(range(lo, hi)) - present
+        pos = rng.randrange(1000)
+        end_at = covering(r, pos)
+        assert (end_at is not None) == (pos in present)
+        if end_at is not None:
+            assert all(i in present for i in range(pos, end_at)) and end_at not in present
 
 
 def node(ino: int, *, size: int, access: float, dirty: bool = False, etag: str | None = "e",
@@ -60,3 +91,21 @@ def test_data_files_are_sparse_and_droppable(tmp_path: Path) -> None:
     files.drop(7)
     assert files.disk_bytes(7) == 0
     files.close_all()
+
+
+@pytest.mark.root
+def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
+    point = tmp_path / "tmpfs"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point)], check=True)
+    try:
+        data = DataFiles(str(point / "data"))
+        # 1 MiB from an unaligned offset needs one page more than the 1 MiB tmpfs
+        # has: the last pwrite is short rather than failing.
+        chunk = memoryview(os.urandom(2**20))
+        with pytest.raises(OSError) as info:
+            data.write_fetched(7, data.writer(7), 5000, chunk, data.generation(7), lambda: True)
+        assert info.value.errno == errno.ENOSPC  # never True: no range for bytes not there
+        data.close_all()
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)

@@ -1,27 +1,27 @@
-"""Readahead and range fetching against a MemoryStore (no FUSE)."""
+"""Range fetching: against a MemoryStore (no FUSE), and through real mounts on MinIO."""
 
 from __future__ import annotations
 
 import os
+import random
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from openfiles_engine import download
+from openfiles_engine import download, piece
 from openfiles_engine.cache import DataFiles
-from openfiles_engine.download import MIN_WINDOW, Downloader, Readahead
+from openfiles_engine.download import Downloader
 from openfiles_engine.journal import Journal
 from openfiles_engine.meta import ROOT, MetaDB, Node
+from openfiles_engine.readahead import MIN_WINDOW, RANDOM_SEEKS, Readahead
 from openfiles_engine.store import AsyncStore, Store
 from openfiles_engine.tree import Defaults, Tree
 
-
-def test_window_grows_on_sequential_reads_and_resets_on_seek() -> None:
-    ra = Readahead()
-    windows = [ra.advance(i * 131072, 131072) for i in range(8)]
-    assert windows == sorted(windows) and windows[-1] > MIN_WINDOW
-    assert ra.advance(10 * 2**30, 131072) == MIN_WINDOW
+from .conftest import Backend, MountFactory, wait_for
 
 
 def test_reads_fetch_ranges_and_follow_pending_renames(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ async def _read_all(dl: Downloader, node: Node, size: int) -> bytes:
 def test_reads_come_from_fetched_pieces_when_the_disk_lags(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "WRITE_BEHIND", 0)  # the disk never keeps up: drop all
-    monkeypatch.setattr(download, "HELD_MAX", 24 * 2**20)
+    monkeypatch.setattr(piece, "HELD_MAX", 24 * 2**20)
     payload, dl, node = _setup(tmp_path, 40 * 2**20)
     held: list[int] = []
 
@@ -176,3 +176,135 @@ def test_fetched_bytes_never_land_on_a_local_write(tmp_path: Path) -> None:
     trio.run(main)
     assert _same(dl.data.read(node.ino, 0, 64 * 2**20), local)
     assert dl.stats.fetched_bytes == 0
+
+
+async def _until(done: Callable[[], bool], seconds: float) -> None:
+    with trio.fail_after(seconds):
+        while not done():  # noqa: ASYNC110 - the state polled has no event of its own
+            await trio.sleep(0.01)
+
+
+async def _read_at_random(dl: Downloader, node: Node, payload: bytes, count: int,
+                          ra: Readahead, seed: int = 3) -> None:
+    rng = random.Random(seed)
+    for _ in range(count):
+        offset = rng.randrange(len(payload) - 4096)
+        assert await dl.read(node, offset, 4096, ra) == payload[offset:offset + 4096]
+
+
+def test_a_randomly_read_file_is_fetched_whole_in_pieces(tmp_path: Path) -> None:
+    payload, dl, node = _setup(tmp_path, 40 * 2**20 + 123)
+    calls: list[tuple[int, int]] = []
+    real = dl.store.sync.get_range
+
+    def counting(key: str, start: int, end: int) -> memoryview:
+        calls.append((start, end))
+        return real(key, start, end)
+
+    dl.store.sync.get_range = counting  # type: ignore[method-assign]
+    node.opens = 1  # the file is open: the whole fetch goes on
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            await _read_at_random(dl, node, payload, 40, Readahead())
+            await _until(lambda: node.full, 30)
+            await _read_at_random(dl, node, payload, 40, Readahead(), seed=4)
+
+    trio.run(main)
+    assert _same(dl.data.read(node.ino, 0, len(payload)), payload)
+    pieces = [(a, b) for a, b in calls if b - a > 4096 * 2]
+    assert sum(b - a for a, b in pieces) <= len(payload) + RANDOM_SEEKS * MIN_WINDOW
+    assert all(b - a <= download.PIECE for a, b in pieces)
+    assert len(calls) <= 40 + len(pieces)  # no more than one GET per miss, plus the pieces
+    saved = {n.ino: n for n in dl.tree.meta.load_nodes()}[node.ino]
+    assert saved.full  # committed as soon as it is whole
+
+
+def test_a_random_reader_of_a_file_over_a_quarter_of_the_cache_gets_small_windows(
+        tmp_path: Path) -> None:
+    payload, dl, node = _setup(tmp_path, 40 * 2**20)
+    dl.window_cap = lambda: 16 * 2**20  # a 64 MiB cache: 40 MiB is more than a quarter
+    node.opens = 1
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            await _read_at_random(dl, node, payload, 30, Readahead())
+
+    trio.run(main)
+    assert not node.full and node.cached_bytes() <= 30 * MIN_WINDOW
+
+
+def test_the_whole_fetch_starts_no_get_once_the_file_is_closed(tmp_path: Path) -> None:
+    payload, dl, node = _setup(tmp_path, 96 * 2**20)
+    release = threading.Event()
+    pieces: list[int] = []
+    real = dl.store.sync.get_range
+
+    def blocking(key: str, start: int, end: int) -> memoryview:
+        if end - start == download.PIECE:
+            pieces.append(start)
+            release.wait(30)  # every piece GET waits until the file is closed
+        return real(key, start, end)
+
+    dl.store.sync.get_range = blocking  # type: ignore[method-assign]
+    dl.window_cap = lambda: 2**30  # a 4 GiB cache
+    node.opens = 1
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            await _read_at_random(dl, node, payload, RANDOM_SEEKS + 2, Readahead())
+            await _until(lambda: len(pieces) == download.WHOLE_GETS, 10)
+            node.opens = 0  # the last handle is released
+            release.set()
+            await _until(lambda: node.ino not in dl._whole, 30)
+
+    try:
+        trio.run(main)
+    finally:
+        release.set()
+    assert len(pieces) == download.WHOLE_GETS  # the ones in flight finished; no new one
+    fetched = download.WHOLE_GETS * download.PIECE
+    assert not node.full
+    assert fetched <= node.cached_bytes() <= fetched + RANDOM_SEEKS * MIN_WINDOW  # + the seeks
+    assert _same(dl.data.read(node.ino, pieces[0], download.PIECE),
+                 payload[pieces[0]:pieces[0] + download.PIECE])
+
+
+def _pread_at_random(path: Path, data: bytes, count: int) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # as a database would
+        rng = random.Random(5)
+        for _ in range(count):
+            offset = rng.randrange(len(data) // 4096) * 4096
+            assert os.pread(fd, 4096, offset) == data[offset:offset + 4096]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+@pytest.mark.timeout(180)
+def test_random_reads_through_a_mount_fetch_the_file_whole_when_it_fits(
+        mounter: MountFactory, s3_backend: Backend) -> None:
+    data = os.urandom(40 * 2**20)
+    s3_backend.write("rand.bin", data)
+    fits = mounter(s3_backend, "--cache-size", "400Mi")  # a quarter is 100 MiB
+    fd = os.open(fits.path / "rand.bin", os.O_RDONLY)  # keeps the whole fetch going
+    try:
+        _pread_at_random(fits.path / "rand.bin", data, 200)
+        wait_for(lambda: fits.status()["cache_bytes"] == len(data), timeout=60,
+                 what="the whole file in the cache")
+    finally:
+        os.close(fd)
+    _pread_at_random(fits.path / "rand.bin", data, 200)  # all from the cache now
+    assert (fits.cache / "data").exists()
+
+    too_big = mounter(s3_backend, "--cache-size", "100Mi")  # a quarter is 25 MiB
+    _pread_at_random(too_big.path / "rand.bin", data, 60)
+    cached = too_big.status()["cache_bytes"]
+    time.sleep(1)
+    assert too_big.status()["cache_bytes"] == cached < len(data) // 2  # nothing behind
