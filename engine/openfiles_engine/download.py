@@ -38,7 +38,7 @@ from .journal import Journal
 from .meta import Node
 from .piece import HeldPieces
 from .readahead import MAX_WINDOW, MIN_WINDOW, SEQUENTIAL_SLACK, Readahead
-from .store import AsyncStore, NotFound, StoreError
+from .store import AsyncStore, Changed, NotFound, StoreError
 from .tree import Tree
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class Downloader:
         """[offset, end) from a GET of its own pages, not cached (the whole fetch caches it)."""
         etag = node.etag
         start, stop = offset - offset % PAGE, min(node.size, end + (-end) % PAGE)
-        chunk = await self._get(self.tree.path(node), start, stop)
+        chunk = await self._get(node, self.tree.path(node), start, stop, etag)
         if node.etag != etag or len(chunk) < end - start:
             raise StoreError(f"inode {node.ino} changed while it was read")
         return bytes(chunk[offset - start:end - start])
@@ -358,7 +358,7 @@ class Downloader:
                      inflight: dict[tuple[int, int], trio.Event], behind: bool) -> None:
         etag, generation = node.etag, self.data.generation(node.ino)
         try:
-            chunk = await self._get(key, start, end)
+            chunk = await self._get(node, key, start, end, etag)
             if node.etag != etag or node.full or self.data.generation(node.ino) != generation:
                 return  # replaced while we waited
             if behind and self.nursery is not None:
@@ -416,13 +416,27 @@ class Downloader:
             if a < end and start < b and missing(node.ranges, a, b):
                 await self._write(node, a, chunk, node.etag, self.data.generation(node.ino))
 
-    async def _get(self, key: str, start: int, end: int) -> memoryview:
-        """Range GET, looking under the old key while a rename is not yet replayed."""
+    async def _get(self, node: Node, key: str, start: int, end: int,
+                   etag: str | None) -> memoryview:
+        """Range GET of version ``etag``, looking under the old key while a rename is
+        not yet replayed.
+
+        If the bucket's object was replaced, raises Changed and makes the next
+        open ask the bucket (the kernel's copy is dropped there): a file is never
+        assembled from pieces of two versions.
+        """
         remote = self.journal.remote_key(key)
         try:
-            return await self.store.run(self.store.sync.get_range, remote, start, end)
+            return await self.store.run(self.store.sync.get_range, remote, start, end,
+                                        if_match=etag)
+        except Changed:
+            node.validated = 0.0
+            log.warning("%r changed in the bucket while it was read; reads of this open "
+                        "file fail with EIO, the next open sees the new version", key)
+            raise
         except NotFound:
             if remote == key:
                 raise
-            # The rename was replayed while we asked: the bytes are at the new key now.
+            # The rename was replayed while we asked: the bytes are at the new key now,
+            # whose ETag the copy may have changed (refreshed once the replay is done).
             return await self.store.run(self.store.sync.get_range, key, start, end)

@@ -53,6 +53,10 @@ class Unsupported(StoreError):
     pass
 
 
+class Changed(StoreError):
+    """The object is no longer the version a read asked for (If-Match failed)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -180,13 +184,28 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         return self._call(key, lambda: _info(obstore.head(self._backend, key)))
 
-    def get_range(self, key: str, start: int, end: int) -> memoryview:
-        """Bytes [start, end) of ``key`` (shorter at the end of the object), not copied."""
+    def get_range(self, key: str, start: int, end: int, *,
+                  if_match: str | None = None) -> memoryview:
+        """Bytes [start, end) of ``key`` (shorter at the end of the object), not copied.
+
+        With ``if_match``, only of that version: Changed if the object was
+        replaced, so that pieces of two versions never make one file.
+        """
         if end <= start:
             return memoryview(b"")
-        return self._call(
-            key, lambda: memoryview(obstore.get_range(self._backend, key, start=start, end=end))
-        )
+        if if_match is None:
+            return self._call(
+                key,
+                lambda: memoryview(obstore.get_range(self._backend, key, start=start, end=end)),
+            )
+        options: Any = {"range": (start, end), "if_match": if_match}
+        try:
+            return self._call(
+                key,
+                lambda: memoryview(obstore.get(self._backend, key, options=options).bytes()),
+            )
+        except Conflict:
+            raise Changed(f"changed in the bucket while it was read: {key}") from None
 
     def get(self, key: str) -> bytes:
         return self._call(key, lambda: bytes(obstore.get(self._backend, key).bytes()))

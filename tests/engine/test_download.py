@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import threading
@@ -60,9 +61,9 @@ def test_concurrent_readers_share_one_get(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     real = store.get_range
 
-    def counting(key: str, start: int, end: int) -> memoryview:
+    def counting(key: str, start: int, end: int, **kw: str | None) -> memoryview:
         calls.append((start, end))
-        return real(key, start, end)
+        return real(key, start, end, **kw)
 
     store.get_range = counting  # type: ignore[method-assign]
 
@@ -197,9 +198,9 @@ def test_a_randomly_read_file_is_fetched_whole_in_pieces(tmp_path: Path) -> None
     calls: list[tuple[int, int]] = []
     real = dl.store.sync.get_range
 
-    def counting(key: str, start: int, end: int) -> memoryview:
+    def counting(key: str, start: int, end: int, **kw: str | None) -> memoryview:
         calls.append((start, end))
-        return real(key, start, end)
+        return real(key, start, end, **kw)
 
     dl.store.sync.get_range = counting  # type: ignore[method-assign]
     node.opens = 1  # the file is open: the whole fetch goes on
@@ -242,11 +243,11 @@ def test_the_whole_fetch_starts_no_get_once_the_file_is_closed(tmp_path: Path) -
     pieces: list[int] = []
     real = dl.store.sync.get_range
 
-    def blocking(key: str, start: int, end: int) -> memoryview:
+    def blocking(key: str, start: int, end: int, **kw: str | None) -> memoryview:
         if end - start == download.PIECE:
             pieces.append(start)
             release.wait(30)  # every piece GET waits until the file is closed
-        return real(key, start, end)
+        return real(key, start, end, **kw)
 
     dl.store.sync.get_range = blocking  # type: ignore[method-assign]
     dl.window_cap = lambda: 2**30  # a 4 GiB cache
@@ -308,3 +309,28 @@ def test_random_reads_through_a_mount_fetch_the_file_whole_when_it_fits(
     cached = too_big.status()["cache_bytes"]
     time.sleep(1)
     assert too_big.status()["cache_bytes"] == cached < len(data) // 2  # nothing behind
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_an_object_replaced_while_open_fails_reads_instead_of_mixing_versions(
+        mounter: MountFactory, backend: Backend) -> None:
+    old = b"o" * (24 * 2**20)
+    backend.write("swap.bin", old)
+    # A long metadata TTL: only the failed read can tell the engine about the change.
+    m = mounter(backend, "--metadata-ttl", "3600")
+    fd = os.open(m.path / "swap.bin", os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        assert os.pread(fd, 4096, 0) == b"o" * 4096
+        backend.write("swap.bin", b"n" * len(old))  # another client replaces it
+        with pytest.raises(OSError) as info:
+            os.pread(fd, 4096, 20 * 2**20)  # not fetched yet
+        assert info.value.errno == errno.EIO
+    finally:
+        os.close(fd)
+    # The next open asks the bucket and reads the new version, none of the old.
+    with open(m.path / "swap.bin", "rb") as f:
+        assert f.read(4096) == b"n" * 4096
+        f.seek(20 * 2**20)
+        assert f.read(4096) == b"n" * 4096

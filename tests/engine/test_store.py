@@ -8,7 +8,7 @@ import pytest
 
 from openfiles_engine import store as store_mod
 from openfiles_engine.config import Credentials
-from openfiles_engine.store import Conflict, NotFound, Store, StoreError
+from openfiles_engine.store import Changed, Conflict, NotFound, Store, StoreError
 
 
 @pytest.fixture(params=["memory", "file"])
@@ -63,6 +63,17 @@ def test_multipart_path_checks_preconditions(store: Store, tmp_path: Path,
     with pytest.raises(Conflict):
         store.put_file("big", str(src), if_match='"stale"', create=False)
     store.put_file("big", str(src), if_match=etag, create=False)
+
+
+def test_a_range_of_a_replaced_version_is_refused(store: Store) -> None:
+    store.put_bytes("v", b"first version", if_match=None, create=False)
+    etag = store.head("v").etag
+    assert store.get_range("v", 6, 13, if_match=etag) == b"version"
+    assert store.get_range("v", 6, 99, if_match=etag) == b"version"  # cut at the end
+    store.put_bytes("v", b"other content", if_match=None, create=False)
+    with pytest.raises(Changed):
+        store.get_range("v", 6, 13, if_match=etag)
+    assert store.get_range("v", 6, 13) == b"content"  # without a version: whatever is there
 
 
 def test_bad_urls_fail_clearly() -> None:
