@@ -80,6 +80,11 @@ class Backend:
     root: Path | None = None
     bucket: Any = None
 
+    @classmethod
+    def on_s3(cls, bucket: Any) -> Backend:
+        """A MinIO bucket (fixtures.minio.Bucket) as a test backend."""
+        return cls("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint], bucket=bucket)
+
     def keys(self) -> list[str]:
         if self.root is not None:
             return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
@@ -120,9 +125,7 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
         root = tmp_path / "bucket"
         root.mkdir()
         return Backend("file", f"file://{root}", {}, [], root=root)
-    bucket = request.getfixturevalue("s3_bucket")
-    return Backend("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint],
-                   bucket=bucket)
+    return Backend.on_s3(request.getfixturevalue("s3_bucket"))
 
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])

@@ -121,8 +121,7 @@ def test_minio_stopped_mid_export_then_restarted(
         mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
     server = make_minio()
     bucket = new_bucket(server)
-    backend = Backend("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint],
-                      bucket=bucket)
+    backend = Backend.on_s3(bucket)
     backend.write("cached.txt", b"cached before the outage")
     m = mounter(backend, "--export-delay", "0.5", "--metadata-ttl", "1")
     assert (m.path / "cached.txt").read_bytes() == b"cached before the outage"
@@ -155,8 +154,7 @@ def test_unmount_with_bucket_down_keeps_dirty_data(
         mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
     server = make_minio()
     bucket = new_bucket(server)
-    backend = Backend("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint],
-                      bucket=bucket)
+    backend = Backend.on_s3(bucket)
     m = mounter(backend, "--export-delay", "3600", "--unmount-timeout", "5")
     (m.path / "pending.txt").write_bytes(b"not yet in the bucket")
     server.stop()
