@@ -193,12 +193,9 @@ class Store:
         """
         if end <= start:
             return memoryview(b"")
-        if if_match is None:
-            return self._call(
-                key,
-                lambda: memoryview(obstore.get_range(self._backend, key, start=start, end=end)),
-            )
-        options: Any = {"range": (start, end), "if_match": if_match}
+        options: Any = {"range": (start, end)}
+        if if_match is not None:
+            options["if_match"] = if_match
         try:
             return self._call(
                 key,
