@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import obstore
 import pytest
 
 from fixtures.minio import Bucket
+from fixtures.net import wait_for
 from openfiles_csi import supervisor
 
 from .conftest import Node, accepts, process_wait_gone, volume_on
@@ -44,13 +44,6 @@ def mounter_child(supervisor_pid: int) -> int:
         if b"mounter" in cmdline and b"--supervise" not in cmdline:
             return int(entry.name)
     return 0
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def engine_pid(node: Node) -> int:

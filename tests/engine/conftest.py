@@ -198,13 +198,6 @@ def wait_ready(mount: Mount) -> None:
     raise AssertionError(f"engine not ready after {READY_TIMEOUT} s:\n{mount.log_text()}")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 def status_json(mount: Mount) -> str:

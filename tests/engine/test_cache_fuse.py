@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Backend, MountFactory, wait_for
+from fixtures.net import wait_for
+
+from .conftest import Backend, MountFactory
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from fixtures.net import wait_for
 from openfiles_engine import download, piece
 from openfiles_engine.cache import DataFiles
 from openfiles_engine.download import Downloader
@@ -22,7 +23,7 @@ from openfiles_engine.readahead import MIN_WINDOW, RANDOM_SEEKS, Readahead
 from openfiles_engine.store import AsyncStore, Store
 from openfiles_engine.tree import Defaults, Tree
 
-from .conftest import Backend, MountFactory, wait_for
+from .conftest import Backend, MountFactory
 
 
 def test_reads_fetch_ranges_and_follow_pending_renames(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from fixtures.minio import MinioServer, new_bucket
+from fixtures.net import wait_for
 from openfiles_engine import export
 from openfiles_engine import store as store_mod
 from openfiles_engine.cache import DataFiles
@@ -23,7 +24,7 @@ from openfiles_engine.meta import ROOT, MetaDB, Node
 from openfiles_engine.store import AsyncStore, Store
 from openfiles_engine.tree import Defaults, Tree
 
-from .conftest import Backend, MountFactory, wait_for
+from .conftest import Backend, MountFactory
 
 
 class Rig:

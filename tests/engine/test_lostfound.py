@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Backend, Mount, MountFactory, wait_for
+from fixtures.net import wait_for
+
+from .conftest import Backend, Mount, MountFactory
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(120)]
 
