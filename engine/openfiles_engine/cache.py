@@ -12,12 +12,16 @@ import bisect
 import ctypes
 import ctypes.util
 import errno
+import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from .meta import Node
+
+log = logging.getLogger(__name__)
 
 WRITE_CHUNK = 2**20
 """Bytes of fetched data written per hold of the lock below."""
@@ -61,6 +65,45 @@ def keep_freed_memory() -> None:
     mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
     mallopt(_M_TRIM_THRESHOLD, MALLOC_KEEP)
     mallopt(_M_ARENA_MAX, 2)
+
+
+class WritePace:
+    """Whether fetched data is written on the event loop (the usual case) or in a thread.
+
+    A write into the page cache takes well under a millisecond per MiB. Done
+    in a worker thread, each of its WRITE_SIZE pwrites must take the GIL back
+    from the busy event loop: measured on the dev VM, a cold 1 GiB read then
+    left 130-470 MiB unwritten for want of disk and used 2.2-3.4 s of CPU;
+    written on the loop, it left none and used 2.0-2.6 s (docs/ENGINE.md,
+    "Cold sequential read"). But when the kernel throttles writers (its dirty
+    pages pile up on a slow disk) a write can sleep for tens of ms, and the
+    loop must not: once the recent writes average under MIN_RATE, the next
+    THREADED_FOR seconds of writes go to a thread.
+    """
+
+    MIN_RATE = 64 * 2**20
+    """Bytes/s."""
+    THREADED_FOR = 5.0
+    """Seconds."""
+    WEIGHT = 0.2
+    """Of the newest write in the moving average of seconds per byte."""
+
+    def __init__(self) -> None:
+        self.per_byte = 0.0
+        self.threaded_until = 0.0
+
+    def inline(self) -> bool:
+        """Write on the event loop now?"""
+        return time.monotonic() >= self.threaded_until
+
+    def took(self, seconds: float, size: int) -> None:
+        """Record an inline write of ``size`` bytes that took ``seconds``."""
+        self.per_byte += self.WEIGHT * (seconds / max(size, 1) - self.per_byte)
+        if self.per_byte > 1 / self.MIN_RATE:
+            self.per_byte = 0.0
+            self.threaded_until = time.monotonic() + self.THREADED_FOR
+            log.info("the cache disk is slow: fetched data is written in a thread for %.0f s",
+                     self.THREADED_FOR)
 
 
 def _start_of(r: list[int]) -> int:

@@ -198,7 +198,8 @@ def status(argv: list[str]) -> int:
     print(f"mount:             {os.path.abspath(args.mountpoint)}")
     print(f"source:            {st.get('source')}")
     for key in ("dirty_files", "dirty_bytes", "pending_exports", "conflicts", "cache_bytes",
-                "hit_ratio", "export_errors", "last_export_error", "conditional_writes"):
+                "hit_ratio", "fetched_bytes", "dropped_bytes", "export_errors",
+                "last_export_error", "conditional_writes"):
         value = st.get(key)
         if key == "hit_ratio" and isinstance(value, float):
             value = f"{value:.1%}"

@@ -33,7 +33,7 @@ from typing import Any
 
 import trio
 
-from .cache import DataFiles, add_range, covering, missing
+from .cache import DataFiles, WritePace, add_range, covering, missing
 from .journal import Journal
 from .meta import Node
 from .piece import HeldPieces
@@ -105,7 +105,8 @@ class Downloader:
         self._held = HeldPieces()
         self._queued_bytes = 0
         self._disk = trio.CapacityLimiter(1)
-        """One write-behind thread: parallel writes of fresh pages do not go faster."""
+        """One write at a time: parallel writes of fresh pages do not go faster."""
+        self._pace = WritePace()
         self._errors: dict[int, Exception] = {}
         self.filling: set[int] = set()
         """Inodes being filled before a write: eviction must leave their data alone."""
@@ -194,10 +195,11 @@ class Downloader:
         """[offset, end) from a GET of its own pages, not cached (the whole fetch caches it)."""
         etag = node.etag
         start, stop = offset - offset % PAGE, min(node.size, end + (-end) % PAGE)
-        chunk = await self._get(node, self.tree.path(node), start, stop, etag)
-        if node.etag != etag or len(chunk) < end - start:
+        chunks = await self._get(node, self.tree.path(node), start, stop, etag)
+        data = chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks))
+        if node.etag != etag or len(data) < end - start:
             raise StoreError(f"inode {node.ino} changed while it was read")
-        return bytes(chunk[offset - start:end - start])
+        return bytes(data[offset - start:end - start])
 
     async def _fetch_whole(self, node: Node, first: int) -> None:
         """Fetch every missing piece of ``node``, from ``first`` on, WHOLE_GETS at a time.
@@ -358,14 +360,17 @@ class Downloader:
                      inflight: dict[tuple[int, int], trio.Event], behind: bool) -> None:
         etag, generation = node.etag, self.data.generation(node.ino)
         try:
-            chunk = await self._get(node, key, start, end, etag)
+            chunks = await self._get(node, key, start, end, etag)
             if node.etag != etag or node.full or self.data.generation(node.ino) != generation:
                 return  # replaced while we waited
-            if behind and self.nursery is not None:
-                self._held.hold(node.ino, etag, start, chunk)
-                self._queue(node, start, chunk, etag, generation)
-            else:  # small reads and fills: in the file before anyone is told
-                await self._write(node, start, chunk, etag, generation)
+            pos = start
+            for chunk in chunks:  # each buffer is held and written on its own
+                if behind and self.nursery is not None:
+                    self._held.hold(node.ino, etag, pos, chunk)
+                    self._queue(node, pos, chunk, etag, generation)
+                else:  # small reads and fills: in the file before anyone is told
+                    await self._write(node, pos, chunk, etag, generation)
+                pos += len(chunk)
         except (StoreError, OSError) as exc:
             log.debug("fetch of inode %d [%d, %d) failed: %s", node.ino, start, end, exc)
             self._errors[node.ino] = exc
@@ -395,14 +400,23 @@ class Downloader:
 
     async def _write(self, node: Node, start: int, chunk: memoryview, etag: str | None,
                      generation: int) -> None:
-        """pwrite in a worker thread, then record the range (only if it is in the file)."""
+        """pwrite, then record the range (only if it is in the file).
+
+        The pwrites run on the event loop while the cache disk keeps up, else
+        in a worker thread for a while (:class:`cache.WritePace`).
+        """
         def wanted() -> bool:
             return node.etag == etag and not node.full
 
         fd = self.data.writer(node.ino)
         async with self._disk:
-            done = await trio.to_thread.run_sync(
-                self.data.write_fetched, node.ino, fd, start, chunk, generation, wanted)
+            if self._pace.inline():
+                began = time.monotonic()
+                done = self.data.write_fetched(node.ino, fd, start, chunk, generation, wanted)
+                self._pace.took(time.monotonic() - began, len(chunk))
+            else:
+                done = await trio.to_thread.run_sync(
+                    self.data.write_fetched, node.ino, fd, start, chunk, generation, wanted)
         if done and wanted() and self.data.generation(node.ino) == generation:
             node.ranges = add_range(node.ranges, start, start + len(chunk))
             self.stats.fetched_bytes += len(chunk)
@@ -417,7 +431,7 @@ class Downloader:
                 await self._write(node, a, chunk, node.etag, self.data.generation(node.ino))
 
     async def _get(self, node: Node, key: str, start: int, end: int,
-                   etag: str | None) -> memoryview:
+                   etag: str | None) -> list[memoryview]:
         """Range GET of version ``etag``, looking under the old key while a rename is
         not yet replayed.
 
@@ -427,7 +441,7 @@ class Downloader:
         """
         remote = self.journal.remote_key(key)
         try:
-            return await self.store.run(self.store.sync.get_range, remote, start, end,
+            return await self.store.run(self.store.sync.get_chunks, remote, start, end,
                                         if_match=etag)
         except Changed:
             node.validated = 0.0
@@ -439,4 +453,4 @@ class Downloader:
                 raise
             # The rename was replayed while we asked: the bytes are at the new key now,
             # whose ETag the copy may have changed (refreshed once the replay is done).
-            return await self.store.run(self.store.sync.get_range, key, start, end)
+            return await self.store.run(self.store.sync.get_chunks, key, start, end)

@@ -105,6 +105,8 @@ class Engine:
             "cache_bytes": sum(n.cached_bytes() for n in self.tree.nodes.values()
                                if n.kind == "file"),
             "hit_ratio": self.downloader.stats.hit_ratio,
+            "fetched_bytes": self.downloader.stats.fetched_bytes,
+            "dropped_bytes": self.downloader.stats.dropped_bytes,
             "export_errors": self.exporter.errors,
             "last_export_error": self.exporter.last_error,
             "conditional_writes": self.store.sync.conditional,

@@ -33,6 +33,8 @@ from .metrics import Histogram
 MULTIPART_THRESHOLD = 64 * 2**20
 """Bytes: bigger files go up in parts (never conditional; see SEMANTICS.md)."""
 PART_SIZE = 16 * 2**20
+CHUNK = 2**20
+"""Bytes per buffer of a range GET's body (:meth:`Store.get_chunks`)."""
 
 T = TypeVar("T")
 
@@ -186,21 +188,35 @@ class Store:
 
     def get_range(self, key: str, start: int, end: int, *,
                   if_match: str | None = None) -> memoryview:
-        """Bytes [start, end) of ``key`` (shorter at the end of the object), not copied.
+        """Bytes [start, end) of ``key`` (shorter at the end of the object).
 
         With ``if_match``, only of that version: Changed if the object was
         replaced, so that pieces of two versions never make one file.
         """
+        chunks = self.get_chunks(key, start, end, if_match=if_match, chunk=max(end - start, 1))
+        return chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks))
+
+    def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
+                   chunk: int = CHUNK) -> list[memoryview]:
+        """Bytes [start, end) of ``key`` as consecutive buffers of ``chunk`` bytes (the
+        last may be shorter; fewer bytes at the end of the object), not copied.
+
+        One range GET. Buffers of one size are what the allocator can reuse: a
+        buffer of the whole range would be fresh memory for every GET
+        (docs/ENGINE.md, "Cold sequential read"). ``if_match`` as in :meth:`get_range`.
+        """
         if end <= start:
-            return memoryview(b"")
+            return [memoryview(b"")]
         options: Any = {"range": (start, end)}
         if if_match is not None:
             options["if_match"] = if_match
+
+        def run() -> list[memoryview]:
+            result = obstore.get(self._backend, key, options=options)
+            return [memoryview(part) for part in result.stream(min_chunk_size=chunk)]
+
         try:
-            return self._call(
-                key,
-                lambda: memoryview(obstore.get(self._backend, key, options=options).bytes()),
-            )
+            return self._call(key, run)
         except Conflict:
             raise Changed(f"changed in the bucket while it was read: {key}") from None
 

@@ -4,12 +4,13 @@ import errno
 import os
 import random
 import subprocess
+import time
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from openfiles_engine.cache import DataFiles, add_range, covering, evictable, missing
+from openfiles_engine.cache import DataFiles, WritePace, add_range, covering, evictable, missing
 from openfiles_engine.meta import Node
 
 
@@ -109,3 +110,17 @@ def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
         data.close_all()
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_fetched_data_is_written_in_a_thread_only_while_the_disk_is_slow() -> None:
+    pace = WritePace()
+    for _ in range(50):  # page-cache speed: 1 MiB in 1 ms
+        pace.took(0.001, 2**20)
+    assert pace.inline()
+    pace.took(0.06, 2**20)  # one hiccup is not a slow disk
+    assert pace.inline()
+    for _ in range(3):  # throttled: 1 MiB in 100 ms, again and again
+        pace.took(0.1, 2**20)
+    assert not pace.inline()
+    pace.threaded_until = time.monotonic() - 1  # THREADED_FOR has passed
+    assert pace.inline()

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -60,13 +61,13 @@ def test_concurrent_readers_share_one_get(tmp_path: Path) -> None:
     node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=len(payload), etag=etag)
     dl = Downloader(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta))
     calls: list[tuple[int, int]] = []
-    real = store.get_range
+    real = store.get_chunks
 
-    def counting(key: str, start: int, end: int, **kw: str | None) -> memoryview:
+    def counting(key: str, start: int, end: int, **kw: Any) -> list[memoryview]:
         calls.append((start, end))
         return real(key, start, end, **kw)
 
-    store.get_range = counting  # type: ignore[method-assign]
+    store.get_chunks = counting  # type: ignore[method-assign]
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -197,13 +198,13 @@ async def _read_at_random(dl: Downloader, node: Node, payload: bytes, count: int
 def test_a_randomly_read_file_is_fetched_whole_in_pieces(tmp_path: Path) -> None:
     payload, dl, node = _setup(tmp_path, 40 * 2**20 + 123)
     calls: list[tuple[int, int]] = []
-    real = dl.store.sync.get_range
+    real = dl.store.sync.get_chunks
 
-    def counting(key: str, start: int, end: int, **kw: str | None) -> memoryview:
+    def counting(key: str, start: int, end: int, **kw: Any) -> list[memoryview]:
         calls.append((start, end))
         return real(key, start, end, **kw)
 
-    dl.store.sync.get_range = counting  # type: ignore[method-assign]
+    dl.store.sync.get_chunks = counting  # type: ignore[method-assign]
     node.opens = 1  # the file is open: the whole fetch goes on
 
     async def main() -> None:
@@ -242,15 +243,15 @@ def test_the_whole_fetch_starts_no_get_once_the_file_is_closed(tmp_path: Path) -
     payload, dl, node = _setup(tmp_path, 96 * 2**20)
     release = threading.Event()
     pieces: list[int] = []
-    real = dl.store.sync.get_range
+    real = dl.store.sync.get_chunks
 
-    def blocking(key: str, start: int, end: int, **kw: str | None) -> memoryview:
+    def blocking(key: str, start: int, end: int, **kw: Any) -> list[memoryview]:
         if end - start == download.PIECE:
             pieces.append(start)
             release.wait(30)  # every piece GET waits until the file is closed
         return real(key, start, end, **kw)
 
-    dl.store.sync.get_range = blocking  # type: ignore[method-assign]
+    dl.store.sync.get_chunks = blocking  # type: ignore[method-assign]
     dl.window_cap = lambda: 2**30  # a 4 GiB cache
     node.opens = 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,35 @@ def test_a_range_of_a_replaced_version_is_refused(store: Store) -> None:
     with pytest.raises(Changed):
         store.get_range("v", 6, 13, if_match=etag)
     assert store.get_range("v", 6, 13) == b"content"  # without a version: whatever is there
+
+
+def _chunks_of(store: Store, streamed: bool) -> None:
+    data = bytes(range(256)) * (12 * 2**12)  # 12 MiB
+    store.put_bytes("c", data, if_match=None, create=False)
+    etag = store.head("c").etag
+    chunks = store.get_chunks("c", 100, 5 * 2**20 + 7, if_match=etag, chunk=2**20)
+    assert b"".join(chunks) == data[100:5 * 2**20 + 7]
+    assert all(len(c) >= 2**20 for c in chunks[:-1])
+    assert len(chunks) >= 2 or not streamed  # a memory store has the range in one buffer
+    tail = store.get_chunks("c", 11 * 2**20, 99 * 2**20, if_match=etag)  # cut at the end
+    assert b"".join(tail) == data[11 * 2**20:]
+    assert store.get_chunks("c", 7, 7) == [b""]
+    store.put_bytes("c", b"other", if_match=None, create=False)
+    with pytest.raises(Changed):
+        store.get_chunks("c", 0, 2**20, if_match=etag)
+
+
+def test_a_range_comes_in_buffers_of_a_chunk(store: Store) -> None:
+    _chunks_of(store, streamed=store.url.startswith("file:"))
+
+
+@pytest.mark.s3
+def test_a_range_comes_in_buffers_of_a_chunk_from_minio(s3_bucket: Any) -> None:
+    creds = s3_bucket.env
+    _chunks_of(Store.open(s3_bucket.url, endpoint=s3_bucket.endpoint, region="us-east-1",
+                          credentials=Credentials(creds["AWS_ACCESS_KEY_ID"],
+                                                  creds["AWS_SECRET_ACCESS_KEY"])),
+               streamed=True)
 
 
 def test_bad_urls_fail_clearly() -> None:
