@@ -122,6 +122,10 @@ class Downloader:
         """Bytes of fetched pieces in memory (at most piece.HELD_MAX)."""
         return self._held.bytes
 
+    def closed(self, node: Node) -> None:
+        """The last handle of ``node`` was released: free held pieces the file has."""
+        self._held.release(node.ino, lambda a, b: not missing(node.ranges, a, b))
+
     def forget(self, ino: int) -> None:
         """Drop per-inode state of a node that is gone for good."""
         if not self._inflight.get(ino):
@@ -130,8 +134,12 @@ class Downloader:
         self._errors.pop(ino, None)
         self._saved.pop(ino, None)
 
-    async def read(self, node: Node, offset: int, size: int, ra: Readahead) -> bytes:
-        """Bytes [offset, offset+size) of ``node``, fetching what is missing."""
+    async def read(self, node: Node, offset: int, size: int,
+                   ra: Readahead) -> bytes | memoryview:
+        """Bytes [offset, offset+size) of ``node``, fetching what is missing.
+
+        A reply within one held buffer is a view of it, not a copy.
+        """
         node.last_access = time.time()
         end = min(offset + size, node.size)
         window = min(ra.advance(offset, size), max(MIN_WINDOW, self.window_cap()))
@@ -141,7 +149,9 @@ class Downloader:
         if node.full or not missing(node.ranges, offset, end):
             self.stats.hit_bytes += end - offset
             self._ahead(node, offset, offset + window, window)
-            return self.data.read(node.ino, offset, end - offset)
+            data = self._assemble(node, offset, end) if not node.full else None
+            self._held.release(node.ino, lambda a, b: b <= offset - SEQUENTIAL_SLACK)
+            return self.data.read(node.ino, offset, end - offset) if data is None else data
         data = self._assemble(node, offset, end)
         if data is not None:
             self.stats.hit_bytes += end - offset  # prefetched, still on its way to disk
@@ -262,24 +272,28 @@ class Downloader:
             busy = add_range(busy, s, e)
         return busy
 
-    def _assemble(self, node: Node, start: int, end: int) -> bytes | None:
-        """[start, end) from the data file and held pieces, or None if a byte is missing."""
+    def _assemble(self, node: Node, start: int, end: int) -> bytes | memoryview | None:
+        """[start, end) from held pieces and the data file, or None if a byte is missing.
+
+        Held pieces come first: they are in memory, the file may need a copy.
+        """
         held = self._held.of(node.ino, node.etag)
         parts: list[bytes | memoryview] = []
         pos = start
         while pos < end:
-            disk = covering(node.ranges, pos)
-            if disk is not None:
-                parts.append(self.data.read(node.ino, pos, min(disk, end) - pos))
-                pos = min(disk, end)
+            piece = self._held.find(node.ino, pos) if held else None
+            if piece is not None:
+                a, b = piece
+                parts.append(held[piece][pos - a:min(b, end) - a])
+                pos = min(b, end)
                 continue
-            piece = next(((a, b) for a, b in held if a <= pos < b), None)
-            if piece is None:
+            disk = covering(node.ranges, pos)
+            if disk is None:
                 return None
-            a, b = piece
-            parts.append(held[piece][pos - a:min(b, end) - a])
-            pos = min(b, end)
-        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+            stop = min(disk, end, self._held.next_start(node.ino, pos) or end)
+            parts.append(self.data.read(node.ino, pos, stop - pos))
+            pos = stop
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _fetch(self, node: Node, start: int, end: int, ahead: int, window: int,
                      durable: bool = False) -> None:
@@ -413,14 +427,15 @@ class Downloader:
             if self._pace.inline():
                 began = time.monotonic()
                 done = self.data.write_fetched(node.ino, fd, start, chunk, generation, wanted)
-                self._pace.took(time.monotonic() - began, len(chunk))
+                self._pace.took(time.monotonic() - began)
             else:
                 done = await trio.to_thread.run_sync(
                     self.data.write_fetched, node.ino, fd, start, chunk, generation, wanted)
         if done and wanted() and self.data.generation(node.ino) == generation:
             node.ranges = add_range(node.ranges, start, start + len(chunk))
             self.stats.fetched_bytes += len(chunk)
-            self._held.release(node.ino, lambda a, b: a == start)
+            if node.opens <= 0:  # else readers of the open file are answered from memory
+                self._held.release(node.ino, lambda a, b: a == start)
             if node.ino not in self.filling:
                 self.after_fetch()
 

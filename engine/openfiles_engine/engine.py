@@ -107,6 +107,7 @@ class Engine:
             "hit_ratio": self.downloader.stats.hit_ratio,
             "fetched_bytes": self.downloader.stats.fetched_bytes,
             "dropped_bytes": self.downloader.stats.dropped_bytes,
+            "held_bytes": self.downloader.held_bytes,
             "export_errors": self.exporter.errors,
             "last_export_error": self.exporter.last_error,
             "conditional_writes": self.store.sync.conditional,

@@ -363,7 +363,8 @@ class FS(pyfuse3.Operations):
         return self._open_handle(node, writer)
 
     @handler
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    # pyfuse3 replies with any buffer (it takes PyObject_GetBuffer); its stub says bytes.
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
         handle = self.handles[fh]
         return await self.downloader.read(self._node(handle.ino), off, size, handle.ra)
 
@@ -398,6 +399,8 @@ class FS(pyfuse3.Operations):
         node = self._node(handle.ino)
         node.opens -= 1
         node.writers -= handle.writer
+        if node.opens <= 0:
+            self.downloader.closed(node)
         if node.unsaved:
             self.tree.save(node)
         self._release_node(node)

@@ -7,6 +7,7 @@ its ETag differs from the one they were fetched under.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 
 from .cache import add_range
@@ -21,6 +22,10 @@ class HeldPieces:
     def __init__(self) -> None:
         self._pieces: dict[int, dict[tuple[int, int], memoryview]] = {}
         self._etags: dict[int, str | None] = {}
+        self._starts: dict[int, list[tuple[int, int]]] = {}
+        """Per inode, the pieces' (start, end) in order (a read looks them up by bisection)."""
+        self._spans: dict[int, list[list[int]]] = {}
+        """Per inode, the bytes its pieces cover, merged (computed when asked)."""
         self.bytes = 0
 
     def of(self, ino: int, etag: str | None) -> dict[tuple[int, int], memoryview]:
@@ -31,16 +36,57 @@ class HeldPieces:
 
     def have(self, ino: int, etag: str | None, ranges: list[list[int]]) -> list[list[int]]:
         """``ranges`` plus the held pieces of ``ino``."""
-        for a, b in self.of(ino, etag):
+        if not self.of(ino, etag):
+            return ranges
+        spans = self._spans.get(ino)
+        if spans is None:
+            spans = []
+            for a, b in self._starts[ino]:
+                if spans and a <= spans[-1][1]:
+                    spans[-1][1] = max(spans[-1][1], b)
+                else:
+                    spans.append([a, b])
+            self._spans[ino] = spans
+        for a, b in spans:
             ranges = add_range(ranges, a, b)
         return ranges
+
+    def find(self, ino: int, pos: int) -> tuple[int, int] | None:
+        """The held piece of ``ino`` that has the byte at ``pos`` (call :meth:`of` first)."""
+        starts = self._starts.get(ino)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, (pos, 2**63)) - 1
+        while i >= 0:  # pieces may overlap: look back over those starting before pos
+            a, b = starts[i]
+            if pos < b:
+                return a, b
+            if i == 0 or starts[i - 1][1] <= pos:
+                return None
+            i -= 1
+        return None
+
+    def next_start(self, ino: int, pos: int) -> int | None:
+        """Where the first held piece of ``ino`` after ``pos`` starts."""
+        starts = self._starts.get(ino)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, (pos, 2**63))
+        return starts[i][0] if i < len(starts) else None
 
     def hold(self, ino: int, etag: str | None, start: int, chunk: memoryview) -> None:
         """Keep ``chunk`` (bytes from ``start``); release the oldest pieces beyond HELD_MAX."""
         if self._etags.get(ino) != etag:
             self.release(ino, lambda a, b: True)
         self._etags[ino] = etag
-        self._pieces.setdefault(ino, {})[(start, start + len(chunk))] = chunk
+        key = (start, start + len(chunk))
+        pieces = self._pieces.setdefault(ino, {})
+        if key in pieces:
+            self.bytes -= len(pieces[key])
+        else:
+            bisect.insort(self._starts.setdefault(ino, []), key)
+        pieces[key] = chunk
+        self._spans.pop(ino, None)
         self.bytes += len(chunk)
         while self.bytes > HELD_MAX:  # oldest first, whichever file it belongs to
             victim = next(i for i, pieces in self._pieces.items() if pieces)
@@ -52,11 +98,19 @@ class HeldPieces:
         pieces = self._pieces.get(ino)
         if not pieces:
             return
-        for a, b in list(pieces):
+        gone = []
+        for a, b in pieces:
             if which(a, b):
-                self.bytes -= len(pieces.pop((a, b)))
+                gone.append((a, b))
                 if first_only:
                     break
+        if gone:
+            starts = self._starts[ino]
+            for key in gone:
+                self.bytes -= len(pieces.pop(key))
+                del starts[bisect.bisect_left(starts, key)]
+            self._spans.pop(ino, None)
         if not pieces:
             del self._pieces[ino]
             self._etags.pop(ino, None)
+            self._starts.pop(ino, None)

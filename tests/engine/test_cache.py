@@ -114,13 +114,18 @@ def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
 
 def test_fetched_data_is_written_in_a_thread_only_while_the_disk_is_slow() -> None:
     pace = WritePace()
-    for _ in range(50):  # page-cache speed: 1 MiB in 1 ms
-        pace.took(0.001, 2**20)
+    now = pace.at
+    for _ in range(2000):  # page-cache speed: 1 ms of every 3 ms
+        now += 0.003
+        pace.took(0.001, now)
     assert pace.inline()
-    pace.took(0.06, 2**20)  # one hiccup is not a slow disk
+    now += 0.003
+    pace.took(0.06, now)  # one stall of the VM is not a slow disk
     assert pace.inline()
-    for _ in range(3):  # throttled: 1 MiB in 100 ms, again and again
-        pace.took(0.1, 2**20)
+    for _ in range(20):  # throttled: 100 ms writes, one after the other
+        now += 0.1
+        pace.took(0.1, now)
     assert not pace.inline()
+    assert pace.threaded_until > time.monotonic()
     pace.threaded_until = time.monotonic() - 1  # THREADED_FOR has passed
     assert pace.inline()

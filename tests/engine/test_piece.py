@@ -27,3 +27,18 @@ def test_pieces_of_another_etag_are_dropped() -> None:
     assert list(held.of(7, "newer")) == [(10, 20)] and held.bytes == 10
     held.release(7, lambda a, b: a == 10)
     assert held.bytes == 0 and held.of(7, "newer") == {}
+
+
+def test_a_read_finds_its_piece_by_position() -> None:
+    held = HeldPieces()
+    for start in (300, 0, 100):  # held out of order
+        held.hold(7, "e", start, memoryview(bytes(100)))
+    held.hold(7, "e", 500, memoryview(bytes(50)))
+    assert held.of(7, "e") and held.find(7, 0) == (0, 100)
+    assert held.find(7, 199) == (100, 200) and held.find(7, 350) == (300, 400)
+    assert held.find(7, 200) is None and held.find(7, 549) == (500, 550)
+    assert held.find(7, 550) is None and held.find(8, 0) is None
+    assert held.next_start(7, 150) == 300 and held.next_start(7, 500) is None
+    assert held.have(7, "e", []) == [[0, 200], [300, 400], [500, 550]]
+    held.release(7, lambda a, b: a == 100)
+    assert held.find(7, 150) is None and held.have(7, "e", []) == [[0, 100], [300, 400], [500, 550]]
