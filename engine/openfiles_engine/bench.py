@@ -202,6 +202,9 @@ def run_target(
     the figures it has and an error for each of the others.
     """
     bucket = Bucket(site)
+    # What the previous target wrote (its cache, the objects it put) must not be
+    # flushed to disk on the next one's time: every target starts with none dirty.
+    os.sync()
     if name == "raw":
         outcome = run_raw(bucket, plan)
         errors = {key: site.redact(why) for key, why in outcome.errors.items()}

@@ -279,3 +279,20 @@ def test_a_killed_bench_takes_its_children_along(tmp_path: Path) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+@pytest.mark.fuse
+@pytest.mark.root
+@pytest.mark.s3
+def test_the_cold_read_script_measures_both_sides(tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "scripts" / "cold_read.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--rounds", "1", "--size", "8"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    raw, engine, threads = run.stdout.splitlines()
+    assert raw.startswith("raw") and float(raw.split()[1]) > 0
+    assert engine.startswith("engine") and float(engine.split()[1]) > 0
+    assert "fetched 8 MiB" in engine  # every byte of the object reached the cache
+    assert "python" in threads  # the engine's main thread, by name

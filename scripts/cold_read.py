@@ -1,0 +1,128 @@
+"""Cold sequential read, raw GET against the engine, in turns, with the CPU each one used.
+
+    .venv/bin/python scripts/cold_read.py [--rounds N] [--size MiB]
+
+A private MinIO (the bench's) holds one object. Each round reads it once as
+a raw obstore GET stream and once through a fresh ``openfiles mount`` (the
+bench's mount of the engine), and prints the rate, the CPU seconds of the
+engine's threads by name (from /proc), MinIO's CPU, and the engine's
+fetched, dropped and peak held bytes (control socket). It is how the
+figures of docs/ENGINE.md, "Cold sequential read", were taken; the bench's
+``sequential read, cold`` is the figure the issue's goal is judged by.
+Needs root (FUSE) and the MinIO binary of scripts/bootstrap.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from openfiles_engine.bench_bucket import Bucket, chunks, pattern_block
+from openfiles_engine.bench_minio import DEFAULT_MINIO, S3Site, start_minio
+from openfiles_engine.bench_mount import Mount, engine_spec
+from openfiles_engine.control import request
+
+MiB = 2**20
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def threads(pid: int) -> dict[str, tuple[str, float]]:
+    """{tid: (name, CPU seconds)} of every thread of ``pid``."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[task.name] = ((task / "comm").read_text().strip(), cpu_of(task))
+        except OSError:
+            continue
+    return out
+
+
+def cpu_of(task: Path) -> float:
+    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def by_name(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]) -> str:
+    spent: dict[str, float] = {}
+    for tid, (name, seconds) in after.items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
+    return "  ".join(f"{name} {s:.2f}" for name, s in sorted(spent.items(), key=lambda x: -x[1])
+                     if s >= 0.02)
+
+
+def engine_round(site: S3Site, work: Path, minio_pid: int) -> None:
+    run = Path(tempfile.mkdtemp(dir=work))
+    (run / "mnt").mkdir()
+    (run / "cache").mkdir()
+    sock = str(run / "engine.sock")
+    with Mount(engine_spec(site, run / "mnt", run / "cache", run),
+               run / "mnt", run / "log", site) as mount:
+        mount.start(1024)
+        assert mount.process is not None
+        engine = mount.process.pid
+        peak, stop = [0], threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.05):
+                held = request(sock, {"op": "status"})["status"]["held_bytes"]
+                peak[0] = max(peak[0], held)
+
+        sampler = threading.Thread(target=sample)
+        before, minio_before = threads(engine), cpu(minio_pid)
+        sampler.start()
+        buffer, total, start = bytearray(MiB), 0, time.perf_counter()
+        with open(run / "mnt" / "big", "rb", buffering=0) as source:
+            os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            while count := source.readinto(buffer):
+                total += count
+        seconds = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+        after, minio_after = threads(engine), cpu(minio_pid)
+        status = request(sock, {"op": "status"})["status"]
+        engine_cpu = sum(s for _, s in after.values()) - sum(s for _, s in before.values())
+        print(f"engine {total / MiB / seconds:6.0f} MiB/s  cpu {engine_cpu:.2f} s "
+              f"(minio {minio_after - minio_before:.2f} s)  fetched "
+              f"{status['fetched_bytes'] // MiB} MiB, dropped {status['dropped_bytes'] // MiB}"
+              f" MiB, held at most {peak[0] // MiB} MiB", flush=True)
+        print(f"       threads: {by_name(before, after)}", flush=True)
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--size", type=int, default=1024, help="MiB")
+    args = p.parse_args()
+    size = args.size * MiB
+    work = Path(tempfile.mkdtemp(prefix="cold-read-"))
+    try:
+        with start_minio(DEFAULT_MINIO, "cold-read", "p", work) as site:
+            bucket = Bucket(site)
+            bucket.put("big", chunks(pattern_block(), size))
+            minio_pid = int(subprocess.run(["pgrep", "-n", "-f", "minio server"],
+                                           capture_output=True, text=True).stdout)
+            for _ in range(args.rounds):
+                before, start = time.process_time(), time.perf_counter()
+                bucket.read_all("big")
+                seconds = time.perf_counter() - start
+                print(f"raw    {size / MiB / seconds:6.0f} MiB/s  cpu "
+                      f"{time.process_time() - before:.2f} s", flush=True)
+                engine_round(site, work, minio_pid)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
