@@ -123,8 +123,11 @@ class Downloader:
         return self._held.bytes
 
     def closed(self, node: Node) -> None:
-        """The last handle of ``node`` was released: free held pieces the file has."""
-        self._held.release(node.ino, lambda a, b: not missing(node.ranges, a, b))
+        """The last handle of ``node`` was released: free its held pieces.
+
+        A piece still queued for the disk keeps its own reference until written.
+        """
+        self._held.release(node.ino, lambda a, b: True)
 
     def forget(self, ino: int) -> None:
         """Drop per-inode state of a node that is gone for good."""
@@ -436,6 +439,8 @@ class Downloader:
             self.stats.fetched_bytes += len(chunk)
             if node.opens <= 0:  # else readers of the open file are answered from memory
                 self._held.release(node.ino, lambda a, b: a == start)
+            if node.ranges == [[0, node.size]] and node.ino not in self.filling:
+                self._complete(node)  # the last piece of a stream: the file is whole
             if node.ino not in self.filling:
                 self.after_fetch()
 

@@ -20,7 +20,13 @@ from openfiles_engine.cache import DataFiles
 from openfiles_engine.download import Downloader
 from openfiles_engine.journal import Journal
 from openfiles_engine.meta import ROOT, MetaDB, Node
-from openfiles_engine.readahead import MIN_WINDOW, RANDOM_SEEKS, Readahead
+from openfiles_engine.readahead import (
+    MAX_WINDOW,
+    MIN_WINDOW,
+    RANDOM_SEEKS,
+    SEQUENTIAL_SLACK,
+    Readahead,
+)
 from openfiles_engine.store import AsyncStore, Store
 from openfiles_engine.tree import Defaults, Tree
 
@@ -138,6 +144,35 @@ def test_reads_come_from_fetched_pieces_when_the_disk_lags(
     assert node.cached_bytes() == 0 and dl.data.disk_bytes(node.ino) == 0
     assert dl.stats.dropped_bytes >= len(payload) - 2**20
     assert max(held) <= 24 * 2**20
+
+
+def test_a_sequential_reader_is_answered_from_memory_and_every_piece_is_written(
+        tmp_path: Path) -> None:
+    payload, dl, node = _setup(tmp_path, 40 * 2**20 + 5)
+    held: list[int] = []
+    views: list[bool] = []
+
+    async def main() -> bytes:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            node.opens = 1
+            ra, out = Readahead(), bytearray()
+            for offset in range(0, len(payload), 2**20):
+                reply = await dl.read(node, offset, 2**20, ra)
+                views.append(isinstance(reply, memoryview))
+                out += reply
+                held.append(dl.held_bytes)
+            await _until(lambda: node.full, 30)
+            node.opens = 0
+            dl.closed(node)
+            return bytes(out)
+
+    assert _same(trio.run(main), payload)
+    assert dl.stats.dropped_bytes == 0 and node.ranges == [[0, len(payload)]]
+    assert _same(dl.data.read(node.ino, 0, len(payload)), payload)
+    assert sum(views) > len(views) // 2  # most replies are views of fetched buffers
+    assert max(held) <= MAX_WINDOW + SEQUENTIAL_SLACK + 2 * download.PIECE
+    assert dl.held_bytes == 0  # the file is whole and closed: nothing stays in memory
 
 
 def test_a_fill_after_dropped_pieces_puts_every_byte_in_the_file(
