@@ -50,6 +50,9 @@ def test_random_offsets_are_aligned_repeatable_and_inside_the_file() -> None:
     # The expected bytes wrap around the 1 MiB pattern like the files do.
     content = (PLAN.block * 3)[: PLAN.size]
     assert all(PLAN.expected(o) == content[o : o + SMALL] for o in offsets)
+    pattern = PLAN.block * 2
+    for odd in (len(PLAN.block) - 100, len(PLAN.block) - SMALL, 12345):  # across the wrap too
+        assert PLAN.expected(odd) == pattern[odd % len(PLAN.block):][:SMALL]
 
 
 @pytest.mark.fuse
