@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -287,12 +288,14 @@ def test_a_killed_bench_takes_its_children_along(tmp_path: Path) -> None:
 def test_the_cold_read_script_measures_both_sides(tmp_path: Path) -> None:
     script = Path(__file__).parents[2] / "scripts" / "cold_read.py"
     run = subprocess.run(
-        [sys.executable, str(script), "--rounds", "1", "--size", "8"],
+        [sys.executable, str(script), "--rounds", "1", "--size", "64", "--random", "50"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
     )
     assert run.returncode == 0, run.stderr
-    raw, engine, threads = run.stdout.splitlines()
+    raw, rand, engine, threads = run.stdout.splitlines()
+    assert rand.startswith("random") and float(rand.split()[1]) > 0
     assert raw.startswith("raw") and float(raw.split()[1]) > 0
     assert engine.startswith("engine") and float(engine.split()[1]) > 0
-    assert "fetched 8 MiB" in engine  # every byte of the object reached the cache
+    fetched = re.search(r"fetched (\d+) MiB", engine)
+    assert fetched and int(fetched[1]) >= 64  # every byte of the object reached the cache
     assert "python" in threads  # the engine's main thread, by name
