@@ -6,6 +6,9 @@ Requests (one JSON object per line, see :mod:`openfiles_csi.mounterclient`):
              for the same volume and options; ``exists`` for different ones.
 ``unmount``  flush (time-bounded), stop the engine, remove the mount; if the flush
              fails, nothing is stopped and the error is returned (dirty data stays).
+             A dead engine's cache is first served by a new engine, so that what the
+             crash left unexported is flushed too (when the mounter still has the
+             mount's credentials, which it keeps in memory only).
 ``list``     every record, with ``alive`` and ``mounted``.
 
 Replies are ``{"ok": true, ...}`` or ``{"ok": false, "code": C, "error": text}``
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 RESERVED_ARGS = frozenset({"--cache-dir", "--control-socket", "--foreground", "--fsid"})
 # A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
 DISCARDED = ".discarded-"
+REVIVE_TIMEOUT = 60.0
+"""Seconds an engine started on a dead engine's cache (at unmount) has to serve."""
 
 
 class MountError(Exception):
@@ -72,6 +77,8 @@ class Mounter:
         self._by_mountpoint: dict[str, MountRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._children: dict[str, asyncio.subprocess.Process] = {}
+        self._envs: dict[str, dict[str, str]] = {}
+        """The engine environment (credentials) of each mount request: memory only."""
         self._watchers: set[asyncio.Task[None]] = set()
 
     # --- start-up ---------------------------------------------------------
@@ -198,16 +205,29 @@ class Mounter:
             control_socket=os.path.join(self.socket_dir, key + ".sock"),
             log_path=os.path.join(self.log_dir, key + ".log"),
         )
+        self._by_mountpoint[mountpoint] = record
+        self._envs[mountpoint] = env
+        try:
+            await self._start_engine(record, env, timeout)
+        except MountError:
+            await self._stop(record, flush_timeout=None)
+            raise
+        return {"ok": True, "mount": self.describe(record)}
+
+    async def _start_engine(self, record: MountRecord, env: dict[str, str],
+                            timeout: float) -> None:
+        """Start the engine of ``record`` and wait until it serves (the record is saved
+        ``starting`` before the child exists, ``running`` once it serves)."""
         os.makedirs(record.cache_dir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(record.control_socket)
-        fsid = hashlib.sha256(volume_id.encode()).hexdigest()[:12]
+        fsid = hashlib.sha256(record.volume_id.encode()).hexdigest()[:12]
         argv = [
             *self.engine_command,
             "mount",
-            source,
-            mountpoint,
-            *args,
+            record.source,
+            record.mountpoint,
+            *record.args,
             "--cache-dir",
             record.cache_dir,
             "--fsid",
@@ -216,23 +236,48 @@ class Mounter:
             record.control_socket,
             "--foreground",
         ]
-        self._by_mountpoint[mountpoint] = record
+        record.state = STARTING
         self.records.save(record)  # durable before the child exists
         proc = await process.spawn(argv, env, record.log_path)
         record.pid = proc.pid
         record.start_ticks = process.start_ticks(proc.pid) or 0
         self.records.save(record)
-        self._children[mountpoint] = proc
-        log.info("started engine pid %d for volume %s at %s", proc.pid, volume_id, mountpoint)
-        try:
-            await self._wait_ready(record, proc, timeout)
-        except MountError:
-            await self._stop(record, flush_timeout=None)
-            raise
+        self._children[record.mountpoint] = proc
+        log.info("started engine pid %d for volume %s at %s", proc.pid, record.volume_id,
+                 record.mountpoint)
+        await self._wait_ready(record, proc, timeout)
         record.state = RUNNING
         self.records.save(record)
         self._watch(self._wait_child(record, proc))
-        return {"ok": True, "mount": self.describe(record)}
+
+    async def _revive(self, record: MountRecord) -> bool:
+        """Start an engine on a dead engine's cache, so that what it holds can be flushed.
+
+        Needs the credentials of the mount request, which the mounter keeps in memory
+        only: after a mounter restart a dead engine's cache stays for the volume's next
+        mount on this node. Returns whether an engine now serves.
+        """
+        env = self._envs.get(record.mountpoint)
+        if env is None:
+            log.warning("engine for volume %s is dead and its credentials are gone (the "
+                        "mounter restarted): cache %s kept for the next mount on this node",
+                        record.volume_id, record.cache_dir)
+            return False
+        log.warning("engine for volume %s is dead: starting one on its cache %s to export "
+                    "what it holds", record.volume_id, record.cache_dir)
+        record.extra.pop("stopping", None)
+        record.exit_code = None
+        try:
+            await self._start_engine(record, env, REVIVE_TIMEOUT)
+            return True
+        except MountError as exc:
+            log.error("could not start an engine on the cache of volume %s: %s",
+                      record.volume_id, exc)
+            if process.is_alive(record.pid, record.start_ticks):
+                record.exit_code = await self._terminate(record)
+            record.state = DEAD
+            self.records.save(record)
+            return False
 
     async def _wait_ready(
         self, record: MountRecord, proc: asyncio.subprocess.Process, timeout: float
@@ -275,6 +320,8 @@ class Mounter:
         Raises ``MountError("failed")`` and changes nothing if the flush fails.
         """
         alive = process.is_alive(record.pid, record.start_ticks)
+        if not alive and flush_timeout is not None and record.state == DEAD:
+            alive = await self._revive(record)  # a crash must not strand its dirty data
         flushed = False
         if alive and flush_timeout is not None:
             try:
@@ -305,6 +352,7 @@ class Mounter:
             )
         self._children.pop(record.mountpoint, None)
         self._by_mountpoint.pop(record.mountpoint, None)
+        self._envs.pop(record.mountpoint, None)
         self.records.delete(record.mountpoint)
         return clean
 

@@ -21,6 +21,7 @@ import obstore
 import pytest
 
 from fixtures.minio import Bucket
+from fixtures.net import wait_for
 
 from .conftest import Node, Volume, cache_dir, process_wait_gone, volume_on
 
@@ -98,6 +99,8 @@ def test_engine_killed(node_env: Node, s3_bucket: Bucket) -> None:
         f.write("acknowledged")
         f.flush()
         os.fsync(f.fileno())  # the engine exports on fsync, before returning
+    with open(os.path.join(target, "closed.txt"), "w") as f:
+        f.write("closed, not yet exported")  # exportDelay 1h: only in the node's cache
     record = engine_record(node_env)
     pid = int(str(record["pid"]))
     os.kill(pid, signal.SIGKILL)
@@ -110,11 +113,15 @@ def test_engine_killed(node_env: Node, s3_bucket: Bucket) -> None:
     assert condition.abnormal
     assert "not running" in condition.message
     assert read_object(s3_bucket, "enginekill/acked.txt") == b"acknowledged"
-    # Cleanup of the dead volume works, and a new stage brings the data back.
+    with pytest.raises(FileNotFoundError):
+        read_object(s3_bucket, "enginekill/closed.txt")
+    # Unstage starts an engine on the dead one's cache and flushes it: the crash
+    # stranded nothing on this node, and the cache is gone.
     vol.unstage()
     assert not os.path.ismount(vol.staging)
-    # Nothing could be flushed from a dead engine: its cache stays for the next mount.
-    assert cache_dir(node_env, vol.volume_id).is_dir()
+    assert read_object(s3_bucket, "enginekill/closed.txt") == b"closed, not yet exported"
+    wait_for(lambda: not cache_dir(node_env, vol.volume_id).exists(), timeout=10,
+             what="the flushed cache to be discarded")
     vol.stage()
     # The pod's bind of the dead engine is still stale, and reported so.
     condition = vol.stats(target).volume_condition
@@ -122,6 +129,7 @@ def test_engine_killed(node_env: Node, s3_bucket: Bucket) -> None:
     vol.unpublish(target)
     target2 = publish_new(node_env, vol, "p2")
     assert Path(target2, "acked.txt").read_text() == "acknowledged"
+    assert Path(target2, "closed.txt").read_text() == "closed, not yet exported"
     assert not vol.stats(target2).volume_condition.abnormal
     vol.unpublish(target2)
     vol.unstage()
