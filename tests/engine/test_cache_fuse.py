@@ -105,3 +105,23 @@ def test_cache_ttl_expires_clean_data(mounter: MountFactory, file_backend: Backe
     assert m.status()["cache_bytes"] == 1500
     wait_for(lambda: m.status()["cache_bytes"] == 500, timeout=10, what="TTL expiry")
     assert (m.path / "dirty.txt").read_bytes() == b"d" * 500  # dirty data is never evicted
+
+
+def test_status_counts_what_a_read_fetched_and_holds(mounter: MountFactory,
+                                                      backend: Backend) -> None:
+    data = os.urandom(40 * 2**20)
+    backend.write("streamed", data)
+    m = mounter(backend)
+    before = m.status()
+    assert before["fetched_bytes"] == before["dropped_bytes"] == before["held_bytes"] == 0
+    with open(m.path / "streamed", "rb", buffering=0) as f:
+        got = bytearray()
+        while chunk := f.read(2**20):
+            got += chunk
+    assert got == data
+    # Every byte went into the cache (nothing dropped), and once the file is whole and
+    # closed no fetched data stays in memory.
+    wait_for(lambda: m.status()["fetched_bytes"] >= len(data), timeout=10, what="the cache")
+    status = m.status()
+    assert status["dropped_bytes"] == 0
+    wait_for(lambda: m.status()["held_bytes"] == 0, timeout=10, what="held data released")
