@@ -6,12 +6,14 @@ same bytes wait for one GET instead of issuing their own. On sequential reads
 the pieces of the readahead window (aligned to PIECE) are fetched in the
 background, and a reader waits only for the piece that holds its bytes.
 
-A fetched piece is *held* in memory and read() replies come from it; the
-write into the data file happens behind, in a worker thread (write-behind).
-The disk of a node can be slower than the network: when more than
-WRITE_BEHIND bytes wait for the disk, a new piece is not written at all
-(dropped: clean bytes can be fetched again). Held pieces are bounded by
-piece.HELD_MAX. ``Node.ranges`` only ever names bytes that are in the data file.
+A fetched piece arrives as buffers of about 1 MiB (store.CHUNK), each *held*
+in memory; read() replies are views of them, and they are released once the
+reader is past them. Each buffer is also written into the data file, behind
+the reader: on the event loop while the disk keeps up (cache.WritePace),
+else in a worker thread, where, when more than WRITE_BEHIND bytes wait for
+the disk, a new buffer is not written at all (dropped: clean bytes can be
+fetched again). Held pieces are bounded by piece.HELD_MAX. ``Node.ranges``
+only ever names bytes that are in the data file.
 
 A file read at random that fits in a quarter of the cache is fetched whole
 in the background, WHOLE_GETS pieces at a time, written straight into the
