@@ -27,7 +27,7 @@ from openfiles_engine.readahead import (
     SEQUENTIAL_SLACK,
     Readahead,
 )
-from openfiles_engine.store import AsyncStore, Store
+from openfiles_engine.store import AsyncStore, Store, StoreError
 from openfiles_engine.tree import Defaults, Tree
 
 from .conftest import Backend, MountFactory
@@ -384,3 +384,30 @@ def test_an_object_replaced_while_open_fails_reads_instead_of_mixing_versions(
         assert f.read(4096) == b"n" * 4096
         f.seek(20 * 2**20)
         assert f.read(4096) == b"n" * 4096
+
+
+def test_a_random_miss_fails_instead_of_waiting_when_the_object_is_gone(
+        tmp_path: Path) -> None:
+    payload, dl, node = _setup(tmp_path, 160 * 2**20)  # more than the first GETs bring
+    node.opens = 1
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            ra = Readahead()
+            await _read_at_random(dl, node, payload, RANDOM_SEEKS + 1, ra)  # now random
+            dl.store.sync.delete("f")  # another client deletes it; the whole fetch fails
+            with trio.fail_after(20):  # every miss ends, none waits for good
+                failed = 0
+                for offset in range(0, len(payload), 2**20):
+                    try:
+                        got = await dl.read(node, offset + 100, 4096, ra)
+                    except StoreError:
+                        failed += 1
+                    else:  # fetched before the delete: still the right bytes
+                        assert bytes(got) == payload[offset + 100:offset + 4196]
+            assert failed > 0
+            node.opens = 0
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
