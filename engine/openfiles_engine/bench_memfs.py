@@ -204,17 +204,20 @@ class MemoryFS(pyfuse3.Operations):
         return data
 
 
-async def _serve() -> None:
+async def _serve(early: list[int]) -> None:
     async with trio.open_nursery() as nursery:
 
-        async def stop_on_signal() -> None:
+        async def stop_on_signal(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                                 ) -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                task_status.started()
                 async for _ in signals:
                     pyfuse3.terminate()
                     return
 
-        nursery.start_soon(stop_on_signal)
-        await pyfuse3.main()
+        await nursery.start(stop_on_signal)
+        if not early:  # a signal that came while mounting: unmount without serving
+            await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
 
@@ -227,9 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ops = MemoryFS(timeout=args.timeout, writeback=args.writeback)
     options = set(pyfuse3.default_options) | {"fsname=openfiles-bench-memfs"}
+    # SIGTERM (the bench's death signal) may come as soon as the mount exists, before
+    # trio listens: it must still unmount, not kill the process and leave a dead mount.
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda n, _frame: early.append(n))
     pyfuse3.init(ops, args.mountpoint, options)
     try:
-        trio.run(_serve)
+        trio.run(_serve, early)
     finally:
         pyfuse3.close(unmount=True)
     return 0

@@ -85,6 +85,8 @@ class Engine:
         self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
                      self.journal, self.notify)
         self._stop = trio.Event()
+        self._signalled: list[int] = []
+        """SIGTERM/SIGINT received: the first stops the engine, the next ends the process."""
         self._last_evict_check = 0.0
         self._last_evict_misses = 0
 
@@ -192,12 +194,34 @@ class Engine:
         await pyfuse3.main()
         self._stop.set()  # unmounted from outside
 
-    async def _signals(self) -> None:
+    async def _signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                       ) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info("signal %d: exporting and unmounting", signum)
+                self._signalled.append(signum)  # the next one ends the process
                 self._stop.set()
                 return
+
+    def _catch_early_signals(self) -> list[int]:
+        """Record SIGTERM/SIGINT until trio listens (from before the mount exists).
+
+        Python's default would kill the process with the mount in place: a dead
+        mount, and no final export. A second signal ends the process, as the
+        first did before.
+        """
+        early = self._signalled
+
+        def record(signum: int, _frame: object) -> None:
+            if early:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            early.append(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, record)
+        return early
 
     async def run(self, *, ready: trio.Event | None = None) -> int:
         """Mount, serve until told to stop, export, unmount. Returns an exit status."""
@@ -208,13 +232,17 @@ class Engine:
             options.add("ro")
         if cfg.allow_other:
             options.add("allow_other")
+        early = self._catch_early_signals()
         pyfuse3.init(self.fs, cfg.mountpoint, options)
         status = 0
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(self._signals)  # from here on trio takes the signals
+                if early:
+                    log.info("signal %d while mounting: exporting and unmounting", early[0])
+                    self._stop.set()
                 nursery.start_soon(self._fuse_main)
                 nursery.start_soon(invalidator, self.tree, self._receive)
-                nursery.start_soon(self._signals)
                 await nursery.start(serve, cfg.control_socket, self.dispatch)
                 if not cfg.read_only:
                     await nursery.start(self.exporter.run)

@@ -186,3 +186,18 @@ def test_a_live_mount_is_never_cleared(mounter: MountFactory, file_backend: Back
     assert second.proc.wait(timeout=30) == 1
     assert "already a live FUSE mount" in second.log_text()
     assert (m.path / "still.txt").read_bytes() == b"here"
+
+
+def test_sigterm_as_soon_as_the_mount_appears_still_unmounts(
+        mounter: MountFactory, file_backend: Backend) -> None:
+    """The mount exists before trio listens for signals: a SIGTERM in that window (a
+    mounter stopping everything just then) must not leave a dead mount behind."""
+    for attempt in range(3):
+        m = mounter(file_backend, name=f"early{attempt}", wait=False)
+        deadline = time.monotonic() + 60
+        while str(m.path) not in fuse_mounts():  # no sleep: hit the window if we can
+            assert m.proc.poll() is None, m.log_text()
+            assert time.monotonic() < deadline, m.log_text()
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=60) == 0, m.log_text()
+        assert str(m.path) not in fuse_mounts(), m.log_text()
