@@ -37,8 +37,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    return cpu_of(Path(f"/proc/{pid}"))
 
 
 def threads(pid: int) -> dict[str, tuple[str, float]]:
@@ -53,6 +52,7 @@ def threads(pid: int) -> dict[str, tuple[str, float]]:
 
 
 def cpu_of(task: Path) -> float:
+    """User plus system CPU seconds of a process or thread (its /proc directory)."""
     fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ
 

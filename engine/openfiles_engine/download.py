@@ -151,15 +151,12 @@ class Downloader:
         node.read_pos = offset
         if offset >= end:
             return b""
-        if node.full or not missing(node.ranges, offset, end):
+        # Held (prefetched) buffers first, then the data file; a full file is all in the file.
+        data = None if node.full else self._assemble(node, offset, end)
+        if node.full or data is not None:
             self.stats.hit_bytes += end - offset
-            self._ahead(node, offset, offset + window, window)
-            data = self._assemble(node, offset, end) if not node.full else None
-            self._held.release(node.ino, lambda a, b: b <= offset - SEQUENTIAL_SLACK)
-            return self.data.read(node.ino, offset, end - offset) if data is None else data
-        data = self._assemble(node, offset, end)
-        if data is not None:
-            self.stats.hit_bytes += end - offset  # prefetched, still on its way to disk
+            if data is None:
+                data = self.data.read(node.ino, offset, end - offset)
         elif self._random(node, ra, offset):
             self.stats.miss_bytes += end - offset
             return await self._demand(node, offset, end)
@@ -223,11 +220,10 @@ class Downloader:
                 return data
             events = [event for (s, e), event in inflight.items() if s < end and offset < e]
             if not events:
-                base = offset - offset % PIECE
-                gaps = missing(self._busy(node), base, min(base + PIECE, node.size))
-                if not gaps:
+                gap = self._piece_gap(node, offset - offset % PIECE)
+                if gap is None:
                     continue
-                start, stop = gaps[0][0], gaps[-1][1]
+                start, stop = gap
                 event = trio.Event()
                 inflight[(start, stop)] = event
                 assert self.nursery is not None
@@ -280,11 +276,11 @@ class Downloader:
                     if not wanted():
                         self._whole_gets.release()
                         return
-                    gaps = missing(self._busy(node), piece, min(piece + PIECE, node.size))
-                    if not gaps:
+                    gap = self._piece_gap(node, piece)
+                    if gap is None:
                         self._whole_gets.release()
                         continue
-                    start, end = gaps[0][0], gaps[-1][1]  # one GET, even over a small hole
+                    start, end = gap
                     event = trio.Event()
                     inflight[(start, end)] = event
                     nursery.start_soon(get, start, end, event)
@@ -292,6 +288,12 @@ class Downloader:
             self._whole.discard(node.ino)
             if node.etag == etag and self.data.generation(node.ino) == generation:
                 self._complete(node)
+
+    def _piece_gap(self, node: Node, base: int) -> tuple[int, int] | None:
+        """The one GET that brings what the PIECE at ``base`` lacks (even over a small
+        hole), or None if it is all present or in flight."""
+        gaps = missing(self._busy(node), base, min(base + PIECE, node.size))
+        return (gaps[0][0], gaps[-1][1]) if gaps else None
 
     def _ahead(self, node: Node, offset: int, end: int, window: int) -> None:
         """Start fetching the readahead window of a sequential reader in the background."""

@@ -204,24 +204,21 @@ class Engine:
                 self._stop.set()
                 return
 
-    def _catch_early_signals(self) -> list[int]:
+    def _catch_early_signals(self) -> None:
         """Record SIGTERM/SIGINT until trio listens (from before the mount exists).
 
         Python's default would kill the process with the mount in place: a dead
         mount, and no final export. A second signal ends the process, as the
         first did before.
         """
-        early = self._signalled
-
         def record(signum: int, _frame: object) -> None:
-            if early:
+            if self._signalled:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
-            early.append(signum)
+            self._signalled.append(signum)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, record)
-        return early
 
     async def run(self, *, ready: trio.Event | None = None) -> int:
         """Mount, serve until told to stop, export, unmount. Returns an exit status."""
@@ -232,14 +229,15 @@ class Engine:
             options.add("ro")
         if cfg.allow_other:
             options.add("allow_other")
-        early = self._catch_early_signals()
+        self._catch_early_signals()
         pyfuse3.init(self.fs, cfg.mountpoint, options)
         status = 0
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._signals)  # from here on trio takes the signals
-                if early:
-                    log.info("signal %d while mounting: exporting and unmounting", early[0])
+                if self._signalled:
+                    log.info("signal %d while mounting: exporting and unmounting",
+                             self._signalled[0])
                     self._stop.set()
                 nursery.start_soon(self._fuse_main)
                 nursery.start_soon(invalidator, self.tree, self._receive)

@@ -186,16 +186,6 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         return self._call(key, lambda: _info(obstore.head(self._backend, key)))
 
-    def get_range(self, key: str, start: int, end: int, *,
-                  if_match: str | None = None) -> memoryview:
-        """Bytes [start, end) of ``key`` (shorter at the end of the object).
-
-        With ``if_match``, only of that version: Changed if the object was
-        replaced, so that pieces of two versions never make one file.
-        """
-        chunks = self.get_chunks(key, start, end, if_match=if_match, chunk=max(end - start, 1))
-        return chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks))
-
     def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
                    chunk: int = CHUNK) -> list[memoryview]:
         """Bytes [start, end) of ``key`` as consecutive buffers of ``chunk`` bytes (the
@@ -203,7 +193,9 @@ class Store:
 
         One range GET. Buffers of one size are what the allocator can reuse: a
         buffer of the whole range would be fresh memory for every GET
-        (docs/ENGINE.md, "Cold sequential read"). ``if_match`` as in :meth:`get_range`.
+        (docs/ENGINE.md, "Cold sequential read"). With ``if_match``, only of that
+        version: Changed if the object was replaced, so that pieces of two versions
+        never make one file.
         """
         if end <= start:
             return [memoryview(b"")]
