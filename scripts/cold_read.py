@@ -12,6 +12,15 @@ figures of docs/ENGINE.md, "Cold sequential read", were taken; the bench's
 With ``--random N``, each mount first serves N random 4 KiB reads of a second
 object of the same size (as the bench does before its cold read), and their
 rate is printed.
+
+Each round ends with a ``budget`` line: the CPU seconds each path needed in
+all (raw: this process and MinIO; engine: the engine, MinIO and this
+process's reads), and ``bound``, the best ratio to the raw GET the engine's
+path could reach on this machine's cores even if every core were busy with it
+the whole time: raw GET seconds / (engine path CPU seconds / cores). A bound
+under the issue's 0.70x says that the copies the engine must make (into its
+cache file and into the kernel's page cache of the FUSE file), not waiting,
+hold the cold read back.
 Needs root (FUSE) and the MinIO binary of scripts/bootstrap.sh.
 """
 
@@ -25,6 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from openfiles_engine.bench_bucket import Bucket, chunks, pattern_block
@@ -79,7 +89,7 @@ def random_reads(path: Path, size: int, count: int) -> None:
         os.close(fd)
 
 
-def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: int) -> None:
+def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: int) -> Side:
     run = Path(tempfile.mkdtemp(dir=work))
     (run / "mnt").mkdir()
     (run / "cache").mkdir()
@@ -102,11 +112,13 @@ def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: i
         before, minio_before = threads(engine), cpu(minio_pid)
         sampler.start()
         buffer, total, start = bytearray(MiB), 0, time.perf_counter()
+        reader = time.process_time()
         with open(run / "mnt" / "big", "rb", buffering=0) as source:
             os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             while count := source.readinto(buffer):
                 total += count
         seconds = time.perf_counter() - start
+        reader = time.process_time() - reader
         stop.set()
         sampler.join()
         after, minio_after = threads(engine), cpu(minio_pid)
@@ -118,6 +130,25 @@ def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: i
               f" MiB, held at most {peak[0] // MiB} MiB", flush=True)
         print(f"       threads: {by_name(before, after)}", flush=True)
     shutil.rmtree(run, ignore_errors=True)
+    return Side(total / MiB / seconds, seconds,
+                engine_cpu + minio_after - minio_before + reader)
+
+
+@dataclass
+class Side:
+    """One path's cold read: its rate, seconds and CPU seconds over every process."""
+
+    rate: float
+    seconds: float
+    cpu: float
+
+
+def budget(raw: Side, engine: Side, cores: int) -> str:
+    """The ``budget`` line of a round (see the module docstring)."""
+    bound = raw.seconds / (engine.cpu / cores)
+    return (f"budget raw {raw.cpu:.2f} s CPU in {raw.seconds:.2f} s, engine path "
+            f"{engine.cpu:.2f} s CPU in {engine.seconds:.2f} s: ratio "
+            f"{engine.rate / raw.rate:.2f}x, bound on {cores} cores {bound:.2f}x")
 
 
 def main() -> None:
@@ -136,13 +167,18 @@ def main() -> None:
                 bucket.put("rand", chunks(pattern_block(3), size))
             minio_pid = int(subprocess.run(["pgrep", "-n", "-f", "minio server"],
                                            capture_output=True, text=True).stdout)
+            cores = os.cpu_count() or 1
             for _ in range(args.rounds):
                 before, start = time.process_time(), time.perf_counter()
+                minio_before = cpu(minio_pid)
                 bucket.read_all("big")
                 seconds = time.perf_counter() - start
-                print(f"raw    {size / MiB / seconds:6.0f} MiB/s  cpu "
-                      f"{time.process_time() - before:.2f} s", flush=True)
-                engine_round(site, work, minio_pid, size, args.random)
+                mine, minio = time.process_time() - before, cpu(minio_pid) - minio_before
+                print(f"raw    {size / MiB / seconds:6.0f} MiB/s  cpu {mine:.2f} s "
+                      f"(minio {minio:.2f} s)", flush=True)
+                raw = Side(size / MiB / seconds, seconds, mine + minio)
+                print(budget(raw, engine_round(site, work, minio_pid, size, args.random), cores),
+                      flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

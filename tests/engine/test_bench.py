@@ -292,10 +292,17 @@ def test_the_cold_read_script_measures_both_sides(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
     )
     assert run.returncode == 0, run.stderr
-    raw, rand, engine, threads = run.stdout.splitlines()
+    raw, rand, engine, threads, budget = run.stdout.splitlines()
     assert rand.startswith("random") and float(rand.split()[1]) > 0
     assert raw.startswith("raw") and float(raw.split()[1]) > 0
     assert engine.startswith("engine") and float(engine.split()[1]) > 0
     fetched = re.search(r"fetched (\d+) MiB", engine)
     assert fetched and int(fetched[1]) >= 64  # every byte of the object reached the cache
     assert "python" in threads  # the engine's main thread, by name
+    spent = re.fullmatch(
+        r"budget raw ([\d.]+) s CPU in ([\d.]+) s, engine path ([\d.]+) s CPU in ([\d.]+) s: "
+        r"ratio ([\d.]+)x, bound on (\d+) cores ([\d.]+)x", budget)
+    assert spent, budget
+    raw_cpu, raw_s, engine_cpu, engine_s, ratio, cores, bound = map(float, spent.groups())
+    assert raw_cpu > 0 and engine_cpu > 0 and cores == os.cpu_count()
+    assert bound == pytest.approx(raw_s / (engine_cpu / cores), abs=0.02)
