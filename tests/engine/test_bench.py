@@ -306,3 +306,4 @@ def test_the_cold_read_script_measures_both_sides(tmp_path: Path) -> None:
     raw_cpu, raw_s, engine_cpu, engine_s, ratio, cores, bound = map(float, spent.groups())
     assert raw_cpu > 0 and engine_cpu > 0 and cores == os.cpu_count()
     assert bound == pytest.approx(raw_s / (engine_cpu / cores), abs=0.02)
+    assert ratio == pytest.approx(raw_s / engine_s, abs=0.02)  # the same bytes on both sides
