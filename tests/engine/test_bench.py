@@ -307,3 +307,19 @@ def test_the_cold_read_script_measures_both_sides(tmp_path: Path) -> None:
     assert raw_cpu > 0 and engine_cpu > 0 and cores == os.cpu_count()
     assert bound == pytest.approx(raw_s / (engine_cpu / cores), abs=0.02)
     assert ratio == pytest.approx(raw_s / engine_s, abs=0.02)  # the same bytes on both sides
+
+
+@pytest.mark.s3
+def test_the_get_shapes_script_reads_every_shape(tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "scripts" / "get_shapes.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--rounds", "1", "--size", "64"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    shapes = [line.split()[0] for line in run.stdout.splitlines()]
+    assert shapes == ["whole", "8MiBx4", "32MiBx2", "64MiBx1"]
+    for line in run.stdout.splitlines():
+        rate, client, minio = re.fullmatch(
+            r"\S+\s+(\d+) MiB/s  client ([\d.]+) s  minio ([\d.]+) s", line).groups()
+        assert int(rate) > 0 and float(client) > 0 and float(minio) >= 0
