@@ -15,17 +15,12 @@ Needs the MinIO binary of scripts/bootstrap.sh.
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from cold_read import cpu  # this directory is on sys.path when a script runs
+from cold_read import cpu, private_minio  # this directory is on sys.path when a script runs
 
-from openfiles_engine.bench_bucket import Bucket, chunks, pattern_block
-from openfiles_engine.bench_minio import DEFAULT_MINIO, start_minio
+from openfiles_engine.bench_bucket import Bucket
 
 MiB = 2**20
 SHAPES = [(0, 1), (8, 4), (32, 2), (64, 1)]
@@ -47,27 +42,18 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024, help="MiB")
     args = p.parse_args()
     size = args.size * MiB
-    work = Path(tempfile.mkdtemp(prefix="get-shapes-"))
-    try:
-        with start_minio(DEFAULT_MINIO, "get-shapes", "p", work) as site:
-            bucket = Bucket(site)
-            bucket.put("big", chunks(pattern_block(), size))
-            minio = int(subprocess.run(["pgrep", "-n", "-f", "minio server"],
-                                       capture_output=True, text=True).stdout)
-            for _ in range(args.rounds):
-                for piece, in_flight in SHAPES:
-                    mine, server, start = time.process_time(), cpu(minio), time.perf_counter()
-                    got = read(bucket, size, piece, in_flight)
-                    seconds = time.perf_counter() - start
-                    if got != size:
-                        raise SystemExit(f"read {got} bytes of {size}")
-                    shape = "whole" if not piece else f"{piece}MiBx{in_flight}"
-                    print(f"{shape:8} {size / MiB / seconds:6.0f} MiB/s  client "
-                          f"{time.process_time() - mine:.2f} s  minio {cpu(minio) - server:.2f} s",
-                          flush=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
+    with private_minio("get-shapes", size, {"big": 7}) as (_, bucket, minio, _work):
+        for _ in range(args.rounds):
+            for piece, in_flight in SHAPES:
+                mine, server, start = time.process_time(), cpu(minio), time.perf_counter()
+                got = read(bucket, size, piece, in_flight)
+                seconds = time.perf_counter() - start
+                if got != size:
+                    raise SystemExit(f"read {got} bytes of {size}")
+                shape = "whole" if not piece else f"{piece}MiBx{in_flight}"
+                print(f"{shape:8} {size / MiB / seconds:6.0f} MiB/s  client "
+                      f"{time.process_time() - mine:.2f} s  minio {cpu(minio) - server:.2f} s",
+                      flush=True)
 
 if __name__ == "__main__":
     main()
