@@ -20,40 +20,36 @@ it started. On start-up, live engines are adopted and watched. A dead engine (fo
 at start-up or seen exiting) has its stale mount removed and its record kept as
 ``dead`` until ``unmount``, so the node can report the volume abnormal; pods keep
 their (stale, never bare) bind mounts, and publish binds only live engine mounts.
+
+This module keeps the mounter's books: which engine serves which mount point, one lock
+per mount point, the credentials of each mount (memory only), the watchers of engine
+exits, and the cache directories. Starting, waiting for and stopping one engine
+process is :mod:`openfiles_csi.engine`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
 import shutil
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from openfiles_csi import command, jsonline, mountinfo, process
-from openfiles_csi.logsetup import redact, register_secret
+from openfiles_csi import command, engine, jsonline, mountinfo, process
+from openfiles_csi.engine import RESERVED_ARGS, MountError
+from openfiles_csi.logsetup import register_secret
 from openfiles_csi.mountrecord import DEAD, RUNNING, STARTING, MountRecord, RecordStore, path_key
 
 log = logging.getLogger(__name__)
 
-# The mounter sets these itself; a request may not.
-RESERVED_ARGS = frozenset({"--cache-dir", "--control-socket", "--foreground", "--fsid"})
 # A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
 DISCARDED = ".discarded-"
 REVIVE_TIMEOUT = 60.0
 """Seconds an engine started on a dead engine's cache (at unmount) has to serve."""
-
-
-class MountError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Mounter:
@@ -218,34 +214,9 @@ class Mounter:
                             timeout: float) -> None:
         """Start the engine of ``record`` and wait until it serves (the record is saved
         ``starting`` before the child exists, ``running`` once it serves)."""
-        os.makedirs(record.cache_dir, mode=0o700, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(record.control_socket)
-        fsid = hashlib.sha256(record.volume_id.encode()).hexdigest()[:12]
-        argv = [
-            *self.engine_command,
-            "mount",
-            record.source,
-            record.mountpoint,
-            *record.args,
-            "--cache-dir",
-            record.cache_dir,
-            "--fsid",
-            fsid,
-            "--control-socket",
-            record.control_socket,
-            "--foreground",
-        ]
-        record.state = STARTING
-        self.records.save(record)  # durable before the child exists
-        proc = await process.spawn(argv, env, record.log_path)
-        record.pid = proc.pid
-        record.start_ticks = process.start_ticks(proc.pid) or 0
-        self.records.save(record)
+        proc = await engine.spawn(record, env, self.engine_command, self.records)
         self._children[record.mountpoint] = proc
-        log.info("started engine pid %d for volume %s at %s", proc.pid, record.volume_id,
-                 record.mountpoint)
-        await self._wait_ready(record, proc, timeout)
+        await engine.wait_ready(record, proc, timeout)
         record.state = RUNNING
         self.records.save(record)
         self._watch(self._wait_child(record, proc))
@@ -278,26 +249,6 @@ class Mounter:
             record.state = DEAD
             self.records.save(record)
             return False
-
-    async def _wait_ready(
-        self, record: MountRecord, proc: asyncio.subprocess.Process, timeout: float
-    ) -> None:
-        """Wait until the mount is up and the control socket answers, checking the child lives."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                tail = redact(process.log_tail(record.log_path))
-                raise MountError("failed", f"engine exited with code {proc.returncode}: {tail}")
-            entry = mountinfo.find(record.mountpoint)
-            if entry is not None and entry.is_fuse:
-                try:
-                    reply = await jsonline.arequest(record.control_socket, {"op": "status"}, 2.0)
-                except jsonline.PeerError:
-                    reply = {}
-                if reply.get("ok"):
-                    return
-            await asyncio.sleep(0.1)
-        raise MountError("timeout", f"mount at {record.mountpoint} not ready within {timeout:g}s")
 
     async def unmount(self, mountpoint: str, flush_timeout: float) -> dict[str, Any]:
         if not os.path.isabs(mountpoint):
@@ -372,22 +323,9 @@ class Mounter:
         await asyncio.to_thread(shutil.rmtree, doomed, ignore_errors=True)
 
     async def _terminate(self, record: MountRecord) -> int | None:
-        """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code if known."""
+        """Stop the engine of ``record`` (:func:`engine.terminate`); its exit code if known."""
         child = self._children.get(record.mountpoint)
-        record.extra["stopping"] = True
-        process.signal_process(record.pid, record.start_ticks, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        while time.monotonic() < deadline:
-            if child is not None and child.returncode is not None:
-                return child.returncode
-            if child is None and not process.is_alive(record.pid, record.start_ticks):
-                return 0  # adopted: not our child, its exit code is not ours to read
-            await asyncio.sleep(0.1)
-        log.error("engine pid %d did not stop in %gs; killing it", record.pid, self.stop_timeout)
-        process.signal_process(record.pid, record.start_ticks, signal.SIGKILL)
-        if child is not None:
-            await child.wait()
-        return None
+        return await engine.terminate(record, child, self.stop_timeout)
 
     # --- watching engines -------------------------------------------------
 
@@ -438,14 +376,7 @@ class Mounter:
         would leave them in the cache. Records stay, marked dead by the watchers, so the
         node reports those volumes abnormal until they are staged again.
         """
-        live = [r for r in self._by_mountpoint.values() if process.is_alive(r.pid, r.start_ticks)]
-        for record in live:
-            process.signal_process(record.pid, record.start_ticks, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        while time.monotonic() < deadline:
-            if not any(process.is_alive(r.pid, r.start_ticks) for r in live):
-                break
-            await asyncio.sleep(0.1)
+        await engine.stop_all(list(self._by_mountpoint.values()), self.stop_timeout)
         if self._watchers:
             await asyncio.wait(list(self._watchers), timeout=5)
 
