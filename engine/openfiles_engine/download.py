@@ -16,8 +16,10 @@ fetched again). Held pieces are bounded by piece.HELD_MAX. ``Node.ranges``
 only ever names bytes that are in the data file.
 
 A file read at random that fits in a quarter of the cache is fetched whole
-in the background, WHOLE_GETS pieces at a time, written straight into the
-data file; meanwhile a miss waits for the piece that has its bytes.
+in the background, and its misses wait for those pieces: wholefetch.py,
+which uses this class's pieces (``_piece``, the in-flight table, ``_assemble``)
+so that both kinds of fetch share GETs and Stats.
+
 Dirty data never passes through here: a file is filled (every byte written,
 synchronously) before its first local write, and :meth:`DataFiles.invalidate`
 stops fetched bytes still on their way.
@@ -38,31 +40,20 @@ import trio
 from .cache import DataFiles, WritePace, add_range, covering, missing
 from .journal import Journal
 from .meta import Node
-from .piece import HeldPieces
-from .readahead import MAX_WINDOW, MIN_WINDOW, SEQUENTIAL_SLACK, Readahead
+from .piece import PIECE, HeldPieces
+from .readahead import MAX_WINDOW, MIN_WINDOW, SEQUENTIAL_SLACK, SMALL_FILE, Readahead
 from .store import AsyncStore, Changed, NotFound, StoreError
 from .tree import Tree
+from .wholefetch import WholeFetch
 
 log = logging.getLogger(__name__)
 
-PIECE = 8 * 2**20
-"""Bytes per range GET (obstore is fastest around 8 MiB)."""
-SMALL_FILE = 2 * 2**20
-"""Bytes: files up to this size are fetched whole on first read."""
 WRITE_BEHIND = 192 * 2**20
 """Bytes of fetched pieces that may wait for the disk; beyond it new pieces are dropped.
 
 Measured on the 2-core VM: with 64 MiB, a cold 1 GiB read dropped about half
 its pieces and the re-read fell to 0.4x of the FUSE ceiling; 192 MiB keeps it
 above 0.5x while the cold read stays at network speed."""
-WHOLE_GETS = 4
-"""PIECE GETs in flight for whole-file fetches, over all files (so at most 32 MiB in memory).
-
-Measured on the dev VM, 2000 random reads of a 1 GiB file: alone, 8 GETs
-looked faster than 4 (1143-1497 reads/s against 997-1219); in the full
-benchmark sequence (after s3fs ran) 4 did better: 689-1176 reads/s in 6 runs
-against 681-794 in 6 runs with 8."""
-PAGE = 4096
 SAVE_INTERVAL = 1.0
 """Seconds: fetched ranges of a file are committed to SQLite at most this often.
 
@@ -114,9 +105,8 @@ class Downloader:
         """Inodes being filled before a write: eviction must leave their data alone."""
         self._pending: list[partial[Coroutine[Any, Any, None]]] = []
         """Without a nursery: GETs started, run by the next :meth:`_wait`."""
-        self._whole: set[int] = set()
-        """Inodes being fetched whole (randomly read files; see :meth:`_fetch_whole`)."""
-        self._whole_gets = trio.Semaphore(WHOLE_GETS)
+        self.whole = WholeFetch(self)
+        """Whole-file fetches of randomly read files (wholefetch.py)."""
         self._saved: dict[int, float] = {}
 
     @property
@@ -157,9 +147,9 @@ class Downloader:
             self.stats.hit_bytes += end - offset
             if data is None:
                 data = self.data.read(node.ino, offset, end - offset)
-        elif self._random(node, ra, offset):
+        elif ra.random and self.whole.takes(node, ra, offset):
             self.stats.miss_bytes += end - offset
-            return await self._demand(node, offset, end)
+            return await self.whole.demand(node, offset, end)
         else:
             self.stats.miss_bytes += end - offset
             want_end = node.size if node.size <= SMALL_FILE else offset + window
@@ -180,120 +170,6 @@ class Downloader:
             await self._fetch(node, 0, node.size, node.size, MAX_WINDOW, durable=True)
         finally:
             self.filling.discard(node.ino)
-
-    def _random(self, node: Node, ra: Readahead, offset: int) -> bool:
-        """Is this miss random access to a file the cache takes whole? Starts that fetch.
-
-        A file read at random (see :class:`Readahead`) that fits in a
-        quarter of the cache is fetched whole in the background, in PIECE
-        GETs: each miss then waits for one piece, and soon there are no
-        misses (docs/ENGINE.md, "Random reads"). Larger files keep the
-        small-window fetches of every other miss.
-        """
-        if not ra.random or self.nursery is None:
-            return False
-        if not SMALL_FILE < node.size <= self.window_cap():
-            return False
-        if node.ino in self._whole:
-            return True
-        if ra.whole:  # this handle's whole fetch ended (stopped or evicted): no second one
-            return False
-        ra.whole = True
-        self._whole.add(node.ino)
-        self.nursery.start_soon(self._fetch_whole, node, offset)
-        return True
-
-    async def _demand(self, node: Node, offset: int, end: int) -> bytes | memoryview:
-        """[offset, end) of a file being fetched whole: wait for the piece that has it,
-        started now if the whole fetch has not reached it (one GET more than
-        WHOLE_GETS). A GET of just the read's pages is the last resort.
-
-        Those small GETs were how misses were answered before: on MinIO each
-        costs about as much server CPU as a piece, and a thousand of them took
-        that CPU from the whole fetch. Waiting for pieces instead, 2000 random
-        reads of a 1 GiB file went from 1009-1266 to 1297-1492 reads/s
-        (docs/ENGINE.md, "Random reads")."""
-        inflight = self._inflight.setdefault(node.ino, {})
-        for _ in range(3):
-            data = self._assemble(node, offset, end)
-            if data is not None:
-                return data
-            events = [event for (s, e), event in inflight.items() if s < end and offset < e]
-            if not events:
-                gap = self._piece_gap(node, offset - offset % PIECE)
-                if gap is None:
-                    continue
-                start, stop = gap
-                event = trio.Event()
-                inflight[(start, stop)] = event
-                assert self.nursery is not None
-                self.nursery.start_soon(self._piece, node, self.tree.path(node), start, stop,
-                                        event, inflight, False)
-                events = [event]
-            for event in events:
-                await event.wait()
-        return await self._peek(node, offset, end)
-
-    async def _peek(self, node: Node, offset: int, end: int) -> bytes:
-        """[offset, end) from a GET of its own pages, not cached (the whole fetch caches it)."""
-        etag = node.etag
-        start, stop = offset - offset % PAGE, min(node.size, end + (-end) % PAGE)
-        chunks = await self._get(node, self.tree.path(node), start, stop, etag)
-        data = chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks))
-        if node.etag != etag or len(data) < end - start:
-            raise StoreError(f"inode {node.ino} changed while it was read")
-        return bytes(data[offset - start:end - start])
-
-    async def _fetch_whole(self, node: Node, first: int) -> None:
-        """Fetch every missing piece of ``node``, from ``first`` on, WHOLE_GETS at a time.
-
-        Pieces go straight into the data file (not held), so memory stays at
-        WHOLE_GETS pieces. No new GET starts once no handle has the file open,
-        the file changed, or a GET failed.
-        """
-        etag, generation = node.etag, self.data.generation(node.ino)
-        inflight = self._inflight.setdefault(node.ino, {})
-        base = first - first % PIECE
-        failed: list[bool] = []
-
-        def wanted() -> bool:
-            return (node.opens > 0 and not node.full and node.etag == etag and not failed
-                    and self.data.generation(node.ino) == generation)
-
-        async def get(start: int, end: int, event: trio.Event) -> None:
-            try:
-                await self._piece(node, self.tree.path(node), start, end, event, inflight, False)
-                if missing(node.ranges, start, end) and wanted():
-                    failed.append(True)
-                self._save(node)
-            finally:
-                self._whole_gets.release()
-
-        try:
-            async with trio.open_nursery() as nursery:
-                for piece in [*range(base, node.size, PIECE), *range(0, base, PIECE)]:
-                    await self._whole_gets.acquire()
-                    if not wanted():
-                        self._whole_gets.release()
-                        return
-                    gap = self._piece_gap(node, piece)
-                    if gap is None:
-                        self._whole_gets.release()
-                        continue
-                    start, end = gap
-                    event = trio.Event()
-                    inflight[(start, end)] = event
-                    nursery.start_soon(get, start, end, event)
-        finally:
-            self._whole.discard(node.ino)
-            if node.etag == etag and self.data.generation(node.ino) == generation:
-                self._complete(node)
-
-    def _piece_gap(self, node: Node, base: int) -> tuple[int, int] | None:
-        """The one GET that brings what the PIECE at ``base`` lacks (even over a small
-        hole), or None if it is all present or in flight."""
-        gaps = missing(self._busy(node), base, min(base + PIECE, node.size))
-        return (gaps[0][0], gaps[-1][1]) if gaps else None
 
     def _ahead(self, node: Node, offset: int, end: int, window: int) -> None:
         """Start fetching the readahead window of a sequential reader in the background."""

@@ -1,4 +1,5 @@
-"""Fetched pieces held in memory until the data file has them (bounded by HELD_MAX).
+"""Fetched pieces: their size (PIECE), and those held in memory until the data
+file has them (bounded by HELD_MAX).
 
 A sequential reader is answered from these while their write into the data
 file happens behind (download.py). Pieces of a file are forgotten as soon as
@@ -12,6 +13,8 @@ from collections.abc import Callable
 
 from .cache import add_range
 
+PIECE = 8 * 2**20
+"""Bytes per range GET (obstore is fastest around 8 MiB)."""
 HELD_MAX = 256 * 2**20
 """Bytes of fetched pieces kept in memory for readers (oldest released first)."""
 

@@ -1,8 +1,9 @@
 """How one open file handle reads: the readahead window, and whether it seeks.
 
 A sequential reader's window grows (x4 per read) up to MAX_WINDOW; a seek
-resets it. Seeks are counted: a handle that keeps seeking reads at random,
-and download.py fetches such a file whole when the cache can take it.
+resets it. A file of at most SMALL_FILE is fetched whole on its first read.
+Seeks are counted: a handle that keeps seeking reads at random, and
+wholefetch.py fetches such a file whole when the cache can take it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ MIN_WINDOW = 256 * 2**10
 MAX_WINDOW = 64 * 2**20
 SEQUENTIAL_SLACK = 4 * 2**20
 """The kernel's readahead requests arrive slightly out of order; still sequential."""
+SMALL_FILE = 2 * 2**20
+"""Bytes: files up to this size are fetched whole on first read."""
 RANDOM_SEEKS = 3
 """Seeks on one handle after which its file counts as randomly read."""
 

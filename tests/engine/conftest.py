@@ -3,6 +3,8 @@
 ``mounter`` starts engines as subprocesses (exactly as the CSI mounter does:
 ``--foreground --control-socket``) and always unmounts them in teardown.
 ``backend`` runs a test against a ``file://`` bucket and a MinIO bucket.
+``memory_downloader``, ``same`` and ``until`` serve the fetch tests
+(test_download.py, test_wholefetch.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from fixtures.prereq import fuse_mounts, lazy_unmount
+from openfiles_engine.cache import DataFiles
 from openfiles_engine.control import request
+from openfiles_engine.download import Downloader
+from openfiles_engine.journal import Journal
+from openfiles_engine.meta import ROOT, MetaDB, Node
+from openfiles_engine.store import AsyncStore, Store
+from openfiles_engine.tree import Defaults, Tree
 
 READY_TIMEOUT = 30.0
 
@@ -202,3 +211,30 @@ def wait_ready(mount: Mount) -> None:
 
 def status_json(mount: Mount) -> str:
     return json.dumps(mount.status(), indent=1)
+
+
+def memory_downloader(tmp_path: Path, size: int) -> tuple[bytes, Downloader, Node]:
+    """A Downloader over a MemoryStore holding one file ``f`` of ``size`` random bytes."""
+    store = Store.open("memory://")
+    payload = os.urandom(size)
+    etag = store.put_bytes("f", payload, if_match=None, create=True)
+    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
+    node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=size, etag=etag)
+    dl = Downloader(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta))
+    return payload, dl, node
+
+
+def same(got: bytes, want: bytes) -> bool:
+    """Equality that keeps pytest from diffing megabytes when it fails."""
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        print(f"{len(got)} bytes vs {len(want)}, first difference at {first}")
+    return got == want
+
+
+async def until(done: Callable[[], bool], seconds: float) -> None:
+    """Poll ``done`` until it holds; fail after ``seconds``."""
+    with trio.fail_after(seconds):
+        while not done():  # noqa: ASYNC110 - the state polled has no event of its own
+            await trio.sleep(0.01)
