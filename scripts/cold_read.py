@@ -34,6 +34,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,27 +160,39 @@ def main() -> None:
     p.add_argument("--random", type=int, default=0, help="random 4 KiB reads before each")
     args = p.parse_args()
     size = args.size * MiB
-    work = Path(tempfile.mkdtemp(prefix="cold-read-"))
+    objects = {"big": 7, "rand": 3} if args.random else {"big": 7}
+    with private_minio("cold-read", size, objects) as (site, bucket, minio_pid, work):
+        cores = os.cpu_count() or 1
+        for _ in range(args.rounds):
+            before, start = time.process_time(), time.perf_counter()
+            minio_before = cpu(minio_pid)
+            bucket.read_all("big")
+            seconds = time.perf_counter() - start
+            mine, minio = time.process_time() - before, cpu(minio_pid) - minio_before
+            print(f"raw    {size / MiB / seconds:6.0f} MiB/s  cpu {mine:.2f} s "
+                  f"(minio {minio:.2f} s)", flush=True)
+            raw = Side(size / MiB / seconds, seconds, mine + minio)
+            print(budget(raw, engine_round(site, work, minio_pid, size, args.random), cores),
+                  flush=True)
+
+
+@contextmanager
+def private_minio(name: str, size: int,
+                  objects: dict[str, int]) -> Iterator[tuple[S3Site, Bucket, int, Path]]:
+    """A private MinIO holding ``objects`` (key -> pattern seed), each ``size`` bytes.
+
+    Yields the site, a bucket client, MinIO's pid and a scratch directory;
+    everything is removed on exit.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     try:
-        with start_minio(DEFAULT_MINIO, "cold-read", "p", work) as site:
+        with start_minio(DEFAULT_MINIO, name, "p", work) as site:
             bucket = Bucket(site)
-            bucket.put("big", chunks(pattern_block(), size))
-            if args.random:
-                bucket.put("rand", chunks(pattern_block(3), size))
-            minio_pid = int(subprocess.run(["pgrep", "-n", "-f", "minio server"],
-                                           capture_output=True, text=True).stdout)
-            cores = os.cpu_count() or 1
-            for _ in range(args.rounds):
-                before, start = time.process_time(), time.perf_counter()
-                minio_before = cpu(minio_pid)
-                bucket.read_all("big")
-                seconds = time.perf_counter() - start
-                mine, minio = time.process_time() - before, cpu(minio_pid) - minio_before
-                print(f"raw    {size / MiB / seconds:6.0f} MiB/s  cpu {mine:.2f} s "
-                      f"(minio {minio:.2f} s)", flush=True)
-                raw = Side(size / MiB / seconds, seconds, mine + minio)
-                print(budget(raw, engine_round(site, work, minio_pid, size, args.random), cores),
-                      flush=True)
+            for key, seed in objects.items():
+                bucket.put(key, chunks(pattern_block(seed), size))
+            pid = int(subprocess.run(["pgrep", "-n", "-f", "minio server"],
+                                     capture_output=True, text=True).stdout)
+            yield site, bucket, pid, work
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

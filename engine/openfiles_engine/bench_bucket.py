@@ -73,6 +73,17 @@ class Bucket:
             total += len(piece)
         return total
 
+    def stream_range(self, path: str, start: int, end: int) -> int:
+        """GET bytes [start, end), streamed in 1 MiB pieces; returns how many came.
+
+        Safe to call from several threads at once (obstore's store is).
+        """
+        total = 0
+        result = obstore.get(self.store, self.site.key(path), options={"range": (start, end)})
+        for piece in result.stream(min_chunk_size=MiB):
+            total += len(piece)
+        return total
+
     def read_range(self, path: str, start: int, length: int) -> bytes:
         return bytes(obstore.get_range(self.store, self.site.key(path), start=start, length=length))
 
