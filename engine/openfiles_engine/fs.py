@@ -1,4 +1,9 @@
-"""The pyfuse3 Operations: POSIX calls on the tree, the cache and the export journal.
+"""The pyfuse3 Operations: names, attributes and xattrs, on top of the open-file handlers.
+
+:class:`FS` adds to :class:`~openfiles_engine.openfile.OpenFiles` (open, read,
+write, flush, release, fsync, and the state and helpers every handler shares)
+the handlers on the namespace: lookups and attributes, directories, creating
+and removing entries, rename, xattrs and statfs.
 
 Every handler reads as validate -> act -> persist. What is needed to finish an
 export after a crash is committed to SQLite before a handler returns.
@@ -11,85 +16,27 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import pyfuse3
 
 from . import rename, xattr
-from .cache import DataFiles
-from .config import MountConfig
-from .download import Downloader
-from .entry import checked_name, entry
-from .export import Exporter
+from .entry import checked_name
 from .handler import fail, handler
-from .journal import Journal
 from .layout import KEY_MAX, META_DIR, META_SUFFIX, is_reserved, join
-from .listing import Lister
 from .meta import ROOT, Node
-from .readahead import Readahead
-from .tree import Tree
+from .openfile import OpenFiles
 
 EXPLICIT_MTIME_NS = 2 * 10**9
-SPACE_RESERVE = 2 * 2**20
-"""Bytes kept free on the cache disk for SQLite: data writes fail first."""
 
 
-@dataclass
-class Handle:
-    ino: int
-    writer: bool = False
-    ra: Readahead = field(default_factory=Readahead)
-
-
-class FS(pyfuse3.Operations):
-    # No writeback cache: with it the kernel keeps its own i_size for cached
-    # inodes and never takes the bucket's size after a remote change, which
-    # breaks close-to-open consistency (measured; see docs/SEMANTICS.md).
-    enable_writeback_cache = False
-
-    def __init__(self, cfg: MountConfig, tree: Tree, data: DataFiles, lister: Lister,
-                 downloader: Downloader, exporter: Exporter, journal: Journal,
-                 notify: Callable[[int, str | None], None]) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.tree = tree
-        self.data = data
-        self.lister = lister
-        self.downloader = downloader
-        self.exporter = exporter
-        self.journal = journal
-        self.notify = notify
-        self.handles: dict[int, Handle] = {}
-        self.dir_handles: dict[int, tuple[int, list[str]]] = {}
-        self._next_fh = 1
-
+class FS(OpenFiles):
     # helpers
-    def _entry(self, node: Node) -> Any:
-        return entry(node, self.cfg.policy.metadata_ttl)
-
-    def _node(self, ino: int) -> Node:
-        node = self.tree.get(ino)
-        return node if node is not None else fail(errno.ENOENT)
-
-    async def _dir(self, ino: int) -> Node:
-        node = self._node(ino)
-        if node.kind != "dir":
-            fail(errno.ENOTDIR)
-        await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
-        return node
-
     @staticmethod
     def _group(parent: Node, ctx: Any) -> int:
         """The group of a new entry: the directory's if it is set-group-ID (as on ext4)."""
         return parent.gid if parent.mode & stat.S_ISGID else int(ctx.gid)
-
-    def _writable(self, parent: Node | None = None) -> None:
-        if self.cfg.read_only:
-            fail(errno.EROFS)
-        if parent is not None and parent.lost:
-            fail(errno.EPERM)  # lost+found only gives files back, it takes none
 
     def _new_key(self, parent: Node, name: str) -> str:
         if parent.ino == ROOT and is_reserved(name):
@@ -106,45 +53,6 @@ class FS(pyfuse3.Operations):
             node.custom = node.dirty = True
             node.last_write = time.monotonic()
             self.tree.save(node)  # only when the flags change: one commit per create
-
-    def _truncate(self, node: Node, size: int) -> None:
-        """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
-        if not size:
-            node.full, node.ranges = True, []
-        self.data.invalidate(node.ino)  # no fetched byte may land after this
-        self.data.truncate(node.ino, size)
-        node.size = size
-        node.gen += 1
-        node.mtime_ns = time.time_ns()
-        self._mark_dirty(node, data=True)
-
-    def _check_space(self, size: int) -> None:
-        """ENOSPC before the cache disk is so full that the metadata cannot be saved."""
-        st = os.statvfs(self.cfg.cache_dir)
-        if st.f_bavail * st.f_frsize < size + SPACE_RESERVE:
-            fail(errno.ENOSPC)
-
-    def _mark_dirty(self, node: Node, data: bool) -> None:
-        node.dirty = True
-        node.data_dirty = node.data_dirty or data
-        node.last_write = time.monotonic()
-        node.ctime_ns = time.time_ns()
-
-    def _release_node(self, node: Node) -> None:
-        if node.parent == 0 and node.lookups <= 0 and node.opens <= 0:
-            self.tree.remove(node)
-            self.data.drop(node.ino)
-            self.lister.forget(node.ino)
-            self.downloader.forget(node.ino)
-            self.exporter.forget(node.ino)
-
-    def gone(self, node: Node) -> None:
-        """The bucket no longer has ``node`` (listing or revalidation found out)."""
-        parent, name = node.parent, node.name
-        for child in [*self.tree.descendants(node), node]:
-            self.tree.detach(child)
-            self._release_node(child)
-        self.notify(parent, name)
 
     # lookups and attributes
     @handler
@@ -340,82 +248,6 @@ class FS(pyfuse3.Operations):
                 self.journal.add("rmdir", self.tree.path(node))
         elif node.etag is not None or node.sidecar:
             self.journal.add("delete", self.tree.path(node))
-
-    def _open_handle(self, node: Node, writer: bool) -> Any:
-        fh = self._next_fh
-        self._next_fh += 1
-        self.handles[fh] = Handle(node.ino, writer)
-        node.opens += 1
-        node.writers += writer
-        return pyfuse3.FileInfo(fh=fh)
-
-    @handler
-    async def open(self, inode: int, flags: int, ctx: Any) -> Any:
-        node = self._node(inode)
-        writer = flags & os.O_ACCMODE != os.O_RDONLY
-        if writer:
-            self._writable()
-        if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
-            fail(errno.ENOENT)
-        if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
-            self._truncate(node, 0)
-            self.tree.save(node)
-        return self._open_handle(node, writer)
-
-    @handler
-    # pyfuse3 replies with any buffer (it takes PyObject_GetBuffer); its stub says bytes.
-    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
-        handle = self.handles[fh]
-        return await self.downloader.read(self._node(handle.ino), off, size, handle.ra)
-
-    @handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        node = self._node(self.handles[fh].ino)
-        if not node.full:
-            await self.downloader.fill(node)
-        self._check_space(len(buf))
-        written = self.data.write(node.ino, off, buf)
-        node.size = max(node.size, off + written)
-        node.mtime_ns = time.time_ns()
-        node.gen += 1
-        node.last_access = time.time()
-        first = not node.data_dirty
-        self._mark_dirty(node, data=True)
-        if first:
-            self.tree.save(node)
-        else:
-            node.unsaved = True  # the size and mtime are committed at flush/close
-        return written
-
-    @handler
-    async def flush(self, fh: int) -> None:
-        node = self._node(self.handles[fh].ino)
-        if node.unsaved:
-            self.tree.save(node)
-
-    @handler
-    async def release(self, fh: int) -> None:
-        handle = self.handles.pop(fh)
-        node = self._node(handle.ino)
-        node.opens -= 1
-        node.writers -= handle.writer
-        if node.opens <= 0:
-            self.downloader.closed(node)
-        if node.unsaved:
-            self.tree.save(node)
-        self._release_node(node)
-        if node.dirty and handle.writer:
-            self.exporter.wake()  # the delay that applies may have just become shorter
-
-    @handler
-    async def fsync(self, fh: int, datasync: bool) -> None:
-        node = self._node(self.handles[fh].ino)
-        self.data.fsync(node.ino)
-        self.tree.save(node)
-        self.tree.meta.sync()
-        await self.exporter.export(node)
-        if node.lost:
-            fail(errno.EIO)  # the bucket changed underneath: our copy is in lost+found
 
     # rename
     @handler

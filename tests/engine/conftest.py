@@ -155,6 +155,11 @@ def s3_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 MountFactory = Callable[..., Mount]
 
 
+def fresh(mounter: MountFactory, backend: Backend, *args: str) -> Mount:
+    """A second mount with an empty cache: it sees only what reached the bucket."""
+    return mounter(backend, *args, "--metadata-ttl", "0")
+
+
 @pytest.fixture
 def mounter(tmp_path: Path) -> Iterator[MountFactory]:
     """``mounter(backend, *args, name="m", cache=None)`` starts an engine and waits for it."""
