@@ -190,8 +190,10 @@ def private_minio(name: str, size: int,
             bucket = Bucket(site)
             for key, seed in objects.items():
                 bucket.put(key, chunks(pattern_block(seed), size))
-            pid = int(subprocess.run(["pgrep", "-n", "-f", "minio server"],
-                                     capture_output=True, text=True).stdout)
+            # This MinIO, by its own address: another test's MinIO may be newer.
+            address = site.endpoint.removeprefix("http://")
+            pid = int(subprocess.run(["pgrep", "-f", f"minio server .*--address {address}"],
+                                     capture_output=True, text=True, check=True).stdout)
             yield site, bucket, pid, work
     finally:
         shutil.rmtree(work, ignore_errors=True)
