@@ -49,6 +49,7 @@ from openfiles_engine.bench_minio import (
     start_minio,
 )
 from openfiles_engine.bench_mount import Mount, MountError, MountSpec, Watchdog
+from openfiles_engine.bench_reclaim import damon_schemes, reclaim_seconds
 from openfiles_engine.bench_report import (
     TARGETS,
     TargetResult,
@@ -338,7 +339,9 @@ def main(argv: list[str]) -> int:
                         populated = True
                     of = f" (round {turn} of {args.repeat})" if args.repeat > 1 else ""
                     print(f"openfiles bench: running {name}{of}", file=sys.stderr)
+                    reclaim = reclaim_seconds()
                     result = run_target(name, site, plan, args, run_dir)
+                    result.notes["reclaim_seconds"] = round(reclaim_seconds() - reclaim, 2)
                     rounds[name].append(result)
                     print(f"openfiles bench: {name}: {result.status}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -365,6 +368,7 @@ def main(argv: list[str]) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         # The machine may be shared: a high load makes every figure lower.
         "load_average": {"start": load_at_start, "end": list(os.getloadavg())},
+        "damon_schemes": damon_schemes(),  # bench_reclaim.py: what may slow a round
         "duration_s": round(time.time() - started, 1),
         "versions": {
             "minio": None if args.endpoint else _version([str(args.minio), "--version"]),

@@ -73,6 +73,7 @@ def combine(rounds: list[TargetResult]) -> TargetResult:
                 out.errors[key] = why
     if len(rounds) > 1:
         out.notes["rounds"] = spread
+        out.notes["reclaim_seconds"] = [r.notes.get("reclaim_seconds") for r in rounds]
         failed = [f"{r.status}: {r.reason}" for r in rounds if r.status != "ok"]
         if failed:
             out.notes["failed_rounds"] = failed
@@ -230,6 +231,7 @@ def render(results: dict[str, TargetResult]) -> str:
             peers = ", ".join(f"{TARGETS[p]} {r:.2f}x" for p, r in goal["peers"].items())
             lines.append(f"         the other mounts with a disk cache: {peers}")
     parts += ["", "Goals of issue 3 for the engine", *lines]
+    parts += _reclaim(results, names)
 
     missing = [
         f"  {TARGETS[n]}: {results[n].status} ({results[n].reason})"
@@ -246,6 +248,20 @@ def render(results: dict[str, TargetResult]) -> str:
     if broken:
         parts += ["", "Workloads that broke", *broken]
     return "\n".join(parts)
+
+
+def _reclaim(results: dict[str, TargetResult], names: list[str]) -> list[str]:
+    """Lines on the kernel's proactive reclaim during each round (bench_reclaim.py), if any."""
+    rows = []
+    for name in names:
+        seconds = results[name].notes.get("reclaim_seconds")
+        per_round = seconds if isinstance(seconds, list) else [seconds]
+        if any(per_round):
+            cells = " / ".join("-" if s is None else f"{s:.2f}" for s in per_round)
+            rows.append(f"  {TARGETS[name]}: {cells}")
+    if not rows:
+        return []
+    return ["", "CPU seconds of the kernel's reclaim (DAMON) during each round", *rows]
 
 
 def to_json(results: dict[str, TargetResult], options: dict[str, Any]) -> dict[str, Any]:

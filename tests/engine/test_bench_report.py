@@ -184,3 +184,19 @@ def test_a_single_round_has_no_pairing() -> None:
     cold = goals(results_with_engine(uniform("openfiles", 60.0)))[1]
     assert cold["rounds_met"] is None
     assert "rounds)" not in render(results_with_engine(uniform("openfiles", 60.0)))
+
+
+def test_the_report_shows_the_kernels_reclaim_of_each_round() -> None:
+    rounds = []
+    for seconds in (0.0, 1.25, 0.5):
+        one = uniform("openfiles", 60.0)
+        one.notes["reclaim_seconds"] = seconds
+        rounds.append(one)
+    engine = combine(rounds)
+    assert engine.notes["reclaim_seconds"] == [0.0, 1.25, 0.5]
+    text = render(results_with_engine(engine))
+    assert "CPU seconds of the kernel's reclaim (DAMON) during each round" in text
+    assert "  openfiles: 0.00 / 1.25 / 0.50" in text
+    quiet = uniform("openfiles", 60.0)
+    quiet.notes["reclaim_seconds"] = 0.0
+    assert "reclaim" not in render(results_with_engine(quiet))

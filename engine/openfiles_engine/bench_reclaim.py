@@ -1,0 +1,50 @@
+"""The kernel's proactive reclaim while the benchmark runs (DAMON's kdamond threads).
+
+On the dev VM a DAMON scheme pages out memory not touched for about 30 s, up
+to 2 GiB and 800 ms of CPU per second (``/sys/kernel/mm/damon/admin``). Its
+threads take CPU from whatever runs, and the memory it frees goes back to the
+host, so the next page-cache pages cost a host fault each: the figures of a
+round it is busy in are lower, for some targets more than others. The bench
+records how much CPU those threads used during each target's round, so that
+such a round can be told from a slow file system. Where DAMON is off (most
+machines), every figure is 0.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROC = Path("/proc")
+DAMON = Path("/sys/kernel/mm/damon/admin/kdamonds")
+
+
+def reclaim_seconds(proc: Path = PROC) -> float:
+    """CPU seconds used so far by every ``kdamond*`` kernel thread (a running total)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for task in proc.iterdir():
+        if not task.name.isdigit():
+            continue
+        try:
+            if not (task / "comm").read_text().startswith("kdamond"):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the task ended while we looked
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def damon_schemes(root: Path = DAMON) -> list[str]:
+    """The actions of the DAMON schemes of every running kdamond (e.g. ``["pageout"]``)."""
+    actions: list[str] = []
+    for kdamond in sorted(root.glob("[0-9]*")):
+        try:
+            if (kdamond / "state").read_text().strip() != "on":
+                continue
+            for action in sorted(kdamond.glob("contexts/*/schemes/*/action")):
+                actions.append(action.read_text().strip())
+        except OSError:
+            continue
+    return actions
