@@ -23,6 +23,7 @@ on Ctrl-C or SIGTERM. Credentials are never printed.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import secrets
@@ -263,6 +264,23 @@ def run_target(
     return result
 
 
+def turn_order(names: list[str], turn: int) -> list[str]:
+    """The targets of turn ``turn`` (from 1): a different order, and neighbours, each turn.
+
+    What a target leaves behind (its cache being written back and deleted,
+    the kernel paging out its memory) slows the next one's first workloads,
+    so no target should always follow the same one, nor always run at the
+    same place. Turn t takes every step-th target (a step coprime with their
+    number, so each is taken once; the step sets who precedes whom), starting
+    one place further each turn: with 5 targets, 4 turns give each target 4
+    different predecessors.
+    """
+    n = len(names)
+    steps = [k for k in range(1, n) if math.gcd(k, n) == 1] or [1]
+    step, shift = steps[(turn - 1) % len(steps)], turn - 1
+    return [names[((i + shift) * step) % n] for i in range(n)]
+
+
 def _remove_run_dir(run_dir: Path) -> None:
     """Delete the run's directory, unless a mount is still in it.
 
@@ -332,7 +350,7 @@ def main(argv: list[str]) -> int:
             # In turns (a, b, a, b), so that a slow spell of a shared machine
             # hits every target instead of all rounds of one.
             for turn in range(1, args.repeat + 1):
-                for name in names:
+                for name in turn_order(names, turn):
                     if name != "fuse" and not populated:  # the in-memory FS has no bucket
                         print("openfiles bench: putting the source objects", file=sys.stderr)
                         populate_bucket(Bucket(site), plan)

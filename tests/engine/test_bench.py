@@ -23,7 +23,7 @@ import pytest
 
 from fixtures.minio import Bucket
 from fixtures.prereq import fuse_mounts, tool
-from openfiles_engine.bench import parse_size
+from openfiles_engine.bench import parse_size, turn_order
 from openfiles_engine.bench_mount import engine_available
 from openfiles_engine.bench_report import SCHEMA, TARGETS
 from openfiles_engine.bench_workload import METRICS
@@ -127,6 +127,26 @@ def test_repeated_rounds_report_medians_and_every_round(tmp_path: Path) -> None:
         assert raw["metrics"][key]["value"] == sorted(rates)[1]
     assert run.stderr.count("running raw (round") == 3
     assert "the median of 3 rounds" in run.stdout
+    no_leftovers(tmp_path)
+
+
+def test_each_turn_changes_the_order_and_who_runs_before_whom() -> None:
+    names = ["raw", "fuse", "rclone", "s3fs", "openfiles"]
+    assert turn_order(names, 1) == names
+    turns = [turn_order(names, t) for t in range(1, 5)]
+    assert all(sorted(order) == sorted(names) for order in turns)  # each target once
+    before = [{order[i]: order[i - 1] for i in range(1, 5)} for order in turns]
+    for name in names:
+        seen = [b[name] for b in before if name in b]
+        assert len(seen) == len(set(seen))  # never the same predecessor twice
+    assert turn_order(["raw", "fuse"], 2) == ["fuse", "raw"]
+    assert turn_order(["raw"], 3) == ["raw"]
+
+
+def test_rounds_run_in_rotated_turns(tmp_path: Path) -> None:
+    run, _ = bench(tmp_path, "--targets", "fuse,raw", "--repeat", "2")
+    order = re.findall(r"running (\w+) \(round (\d) of 2\)", run.stderr)
+    assert order == [("fuse", "1"), ("raw", "1"), ("raw", "2"), ("fuse", "2")]
     no_leftovers(tmp_path)
 
 
