@@ -50,7 +50,7 @@ from openfiles_engine.bench_minio import (
     start_minio,
 )
 from openfiles_engine.bench_mount import Mount, MountError, MountSpec, Watchdog
-from openfiles_engine.bench_reclaim import damon_schemes, reclaim_seconds
+from openfiles_engine.bench_reclaim import damon_schemes, reclaim_seconds, settle
 from openfiles_engine.bench_report import (
     TARGETS,
     TargetResult,
@@ -357,9 +357,11 @@ def main(argv: list[str]) -> int:
                         populated = True
                     of = f" (round {turn} of {args.repeat})" if args.repeat > 1 else ""
                     print(f"openfiles bench: running {name}{of}", file=sys.stderr)
+                    waited = settle()  # the previous target's leftovers reclaimed first
                     reclaim = reclaim_seconds()
                     result = run_target(name, site, plan, args, run_dir)
                     result.notes["reclaim_seconds"] = round(reclaim_seconds() - reclaim, 2)
+                    result.notes["settle_seconds"] = round(waited, 1)
                     rounds[name].append(result)
                     print(f"openfiles bench: {name}: {result.status}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from openfiles_engine.bench_reclaim import damon_schemes, reclaim_seconds
+from openfiles_engine.bench_reclaim import damon_schemes, reclaim_seconds, settle
 
 
 def task(proc: Path, pid: str, comm: str, utime: int, stime: int) -> None:
@@ -56,3 +56,11 @@ def test_the_real_proc_agrees_with_pgrep() -> None:
         expected += (int(fields[11]) + int(fields[12])) / hz
     # kdamond may run a tick or two between the two readings
     assert reclaim_seconds() == pytest.approx(expected, abs=0.05)
+
+
+def test_settle_waits_for_a_quiet_spell_but_not_forever() -> None:
+    waited = settle(timeout=3.0, quiet=0.5, poll=0.1)
+    if damon_schemes():  # the dev VM: at least one quiet spell, at most the timeout
+        assert 0.5 <= waited <= 3.5
+    else:  # only a sync
+        assert waited < 3.0
