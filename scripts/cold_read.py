@@ -42,14 +42,14 @@ from pathlib import Path
 from openfiles_engine.bench_bucket import Bucket, chunks, pattern_block
 from openfiles_engine.bench_minio import DEFAULT_MINIO, S3Site, start_minio
 from openfiles_engine.bench_mount import Mount, engine_spec
+from openfiles_engine.bench_reclaim import cpu_seconds
 from openfiles_engine.control import request
 
 MiB = 2**20
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def cpu(pid: int) -> float:
-    return cpu_of(Path(f"/proc/{pid}"))
+    return cpu_seconds(Path(f"/proc/{pid}"))
 
 
 def threads(pid: int) -> dict[str, tuple[str, float]]:
@@ -57,16 +57,10 @@ def threads(pid: int) -> dict[str, tuple[str, float]]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            out[task.name] = ((task / "comm").read_text().strip(), cpu_of(task))
+            out[task.name] = ((task / "comm").read_text().strip(), cpu_seconds(task))
         except OSError:
             continue
     return out
-
-
-def cpu_of(task: Path) -> float:
-    """User plus system CPU seconds of a process or thread (its /proc directory)."""
-    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def by_name(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]) -> str:

@@ -205,9 +205,6 @@ def run_target(
     the figures it has and an error for each of the others.
     """
     bucket = Bucket(site)
-    # What the previous target wrote (its cache, the objects it put) must not be
-    # flushed to disk on the next one's time: every target starts with none dirty.
-    os.sync()
     if name == "raw":
         outcome = run_raw(bucket, plan)
         errors = {key: site.redact(why) for key, why in outcome.errors.items()}
@@ -357,7 +354,9 @@ def main(argv: list[str]) -> int:
                         populated = True
                     of = f" (round {turn} of {args.repeat})" if args.repeat > 1 else ""
                     print(f"openfiles bench: running {name}{of}", file=sys.stderr)
-                    waited = settle()  # the previous target's leftovers reclaimed first
+                    # What the previous target left (its dirty cache, its memory to page
+                    # out) is flushed and reclaimed before, not on this target's time.
+                    waited = settle()
                     reclaim = reclaim_seconds()
                     result = run_target(name, site, plan, args, run_dir)
                     result.notes["reclaim_seconds"] = round(reclaim_seconds() - reclaim, 2)

@@ -20,20 +20,23 @@ PROC = Path("/proc")
 DAMON = Path("/sys/kernel/mm/damon/admin/kdamonds")
 
 
+def cpu_seconds(task: Path) -> float:
+    """User plus system CPU seconds of a process or thread, from its /proc directory."""
+    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reclaim_seconds(proc: Path = PROC) -> float:
     """CPU seconds used so far by every ``kdamond*`` kernel thread (a running total)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for task in proc.iterdir():
         if not task.name.isdigit():
             continue
         try:
-            if not (task / "comm").read_text().startswith("kdamond"):
-                continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            if (task / "comm").read_text().startswith("kdamond"):
+                total += cpu_seconds(task)
         except OSError:  # the task ended while we looked
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
 
