@@ -20,9 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flush": ("openfiles_engine.cli", "export every dirty file of a mount now"),
     "status": ("openfiles_engine.cli", "print the state of a mount"),
     "demo": ("openfiles_engine.demo", "mount a local file:// bucket, write, read, flush, list"),
-    "bench": ("openfiles_engine.bench", "run the engine benchmark against its anchors"),
-    "csi": ("openfiles_csi.cli", "run the CSI identity/controller/node gRPC server"),
-    "mounter": ("openfiles_csi.mountercli", "run the per-node mounter that owns the engines"),
+    "bench": ("openfiles_bench.cli", "run the engine benchmark against its anchors"),
+    "csi": ("openfiles_csi.plugin.cli", "run the CSI identity/controller/node gRPC server"),
+    "mounter": ("openfiles_csi.mounter.cli", "run the per-node mounter that owns the engines"),
     "operator": ("openfiles_operator.cli", "run the kopf operator"),
 }
 

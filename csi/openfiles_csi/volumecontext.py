@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from openfiles_csi.errors import InvalidArgument
+from openfiles_csi.plugin.errors import InvalidArgument
 from openfiles_csi.volumeid import VolumeIdError, check_bucket, check_endpoint, check_region
 
 # The grammar the engine accepts (openfiles mount, CONTRACTS.md section 1), so that the

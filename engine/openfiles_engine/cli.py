@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .config import (
+from openfiles_engine.config import (
     ConfigError,
     Credentials,
     MountConfig,
@@ -18,7 +18,7 @@ from .config import (
     parse_mode,
     parse_quantity,
 )
-from .control import default_socket, request
+from openfiles_engine.control import default_socket, request
 
 
 def _mount_parser() -> argparse.ArgumentParser:
@@ -125,10 +125,10 @@ def run_mount(cfg: MountConfig) -> int:
     """Mount and serve in this process until SIGTERM/SIGINT or an external unmount."""
     import trio
 
-    from .cache import keep_freed_memory
-    from .engine import Engine
-    from .mountpoint import MountError
-    from .store import Store, StoreError
+    from openfiles_engine.bucket.store import Store, StoreError
+    from openfiles_engine.cache.datafiles import keep_freed_memory
+    from openfiles_engine.engine import Engine
+    from openfiles_engine.mountpoint import MountpointError
 
     async def main() -> int:
         store = Store.open(cfg.source, endpoint=cfg.endpoint, region=cfg.region,
@@ -138,7 +138,7 @@ def run_mount(cfg: MountConfig) -> int:
     keep_freed_memory()  # before any thread (obstore's included) has its own arena
     try:
         return trio.run(main)
-    except (ConfigError, MountError, StoreError) as exc:
+    except (ConfigError, MountpointError, StoreError) as exc:
         print(f"openfiles mount: {exc}", file=sys.stderr)
         return 1
 

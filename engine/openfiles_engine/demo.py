@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .control import request
-from .mountpoint import fuse_mounted, unmount
+from openfiles_engine.control import request
+from openfiles_engine.mountpoint import fuse_mounted, unmount
 
 READY_TIMEOUT = 30.0
 

@@ -19,20 +19,20 @@ from typing import Any
 import pyfuse3
 import trio
 
-from .cache import DataFiles, evictable
-from .config import ConfigError, MountConfig
-from .control import serve
-from .download import Downloader
-from .export import Exporter
-from .fs import FS
-from .handler import FUSE_LATENCY
-from .journal import Journal
-from .listing import Lister
-from .lostfound import LostFound
-from .meta import MetaDB, Node
-from .mountpoint import prepare, raise_read_ahead
-from .store import AsyncStore, Store, StoreError
-from .tree import Defaults, Tree
+from openfiles_engine.bucket.store import AsyncStore, Store, StoreError
+from openfiles_engine.cache.datafiles import DataFiles, evictable
+from openfiles_engine.config import ConfigError, MountConfig
+from openfiles_engine.control import serve
+from openfiles_engine.export.exporter import Exporter
+from openfiles_engine.export.lostfound import LostFound
+from openfiles_engine.fuse.errors import FUSE_LATENCY
+from openfiles_engine.fuse.operations import FS
+from openfiles_engine.mountpoint import prepare, raise_read_ahead
+from openfiles_engine.read.download import Downloader
+from openfiles_engine.state.db import MetaDB, Node
+from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.listing import Lister
+from openfiles_engine.state.tree import Defaults, Tree
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import threading
 log = logging.getLogger(__name__)
 
 
-class MountError(Exception):
+class MountpointError(Exception):
     """The mount point cannot be used; the message says why."""
 
 
@@ -72,7 +72,7 @@ def prepare(mountpoint: str) -> None:
             log.warning("clearing stale mount at %s", mountpoint)
             unmount(mountpoint)
         elif state == "hung":
-            raise MountError(f"{mountpoint} is a FUSE mount whose engine does not answer")
+            raise MountpointError(f"{mountpoint} is a FUSE mount whose engine does not answer")
     try:
         os.stat(mountpoint)
     except OSError as exc:
@@ -81,13 +81,13 @@ def prepare(mountpoint: str) -> None:
             unmount(mountpoint)
             os.stat(mountpoint)
         elif exc.errno == errno.ENOENT:
-            raise MountError(f"mount point {mountpoint} does not exist") from None
+            raise MountpointError(f"mount point {mountpoint} does not exist") from None
         else:
-            raise MountError(f"mount point {mountpoint}: {exc.strerror}") from None
+            raise MountpointError(f"mount point {mountpoint}: {exc.strerror}") from None
     if fuse_mounted(mountpoint):
-        raise MountError(f"{mountpoint} is already a live FUSE mount")
+        raise MountpointError(f"{mountpoint} is already a live FUSE mount")
     if not os.path.isdir(mountpoint):
-        raise MountError(f"mount point {mountpoint} is not a directory")
+        raise MountpointError(f"mount point {mountpoint} is not a directory")
 
 
 def raise_read_ahead(mountpoint: str, kib: int = 1024) -> None:

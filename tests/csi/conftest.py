@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.minio import REGION, Bucket
 from fixtures.net import stop, wait_until
-from openfiles_csi import process
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
+from openfiles_csi.mounter import process
 
 OPENFILES = [sys.executable, "-m", "openfiles_cli"]
 # TEMPORARY (until the engine branch lands): a developer may point the mounter at another

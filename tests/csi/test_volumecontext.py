@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openfiles_csi.errors import InvalidArgument
+from openfiles_csi.plugin.errors import InvalidArgument
 from openfiles_csi.volumecontext import check_inline, parse
 
 SECRETS = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3cr3t-value"}

@@ -24,13 +24,13 @@ import pytest
 import trio
 
 from fixtures.prereq import fuse_mounts, lazy_unmount
-from openfiles_engine.cache import DataFiles
+from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.cache.datafiles import DataFiles
 from openfiles_engine.control import request
-from openfiles_engine.download import Downloader
-from openfiles_engine.journal import Journal
-from openfiles_engine.meta import ROOT, MetaDB, Node
-from openfiles_engine.store import AsyncStore, Store
-from openfiles_engine.tree import Defaults, Tree
+from openfiles_engine.read.download import Downloader
+from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.tree import Defaults, Tree
 
 READY_TIMEOUT = 30.0
 

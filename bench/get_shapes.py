@@ -1,0 +1,59 @@
+"""How fast this machine's MinIO serves one object, GET by GET shape, and at what CPU.
+
+    .venv/bin/python scripts/get_shapes.py [--rounds N] [--size MiB]
+
+A private MinIO (the bench's) holds one object. Each round reads it once per
+shape, in turns: one GET of the whole object (the bench's raw anchor), then
+range GETs of 8 MiB with 4 in flight (the engine's pieces and window), 32 MiB
+with 2, and 64 MiB with 1. Each line gives the rate, the CPU seconds of this
+process (the client: obstore's runtime and Python) and of MinIO. It shows
+what the network side of a cold read can bring here, apart from FUSE and the
+cache (docs/ENGINE.md, "Cold sequential read").
+Needs the MinIO binary of scripts/bootstrap.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from cold_read import cpu, private_minio  # this directory is on sys.path when a script runs
+
+from openfiles_bench.bucket import Bucket
+
+MiB = 2**20
+SHAPES = [(0, 1), (8, 4), (32, 2), (64, 1)]
+"""(MiB per range GET, GETs in flight); 0 is one GET of the whole object."""
+
+
+def read(bucket: Bucket, size: int, piece: int, in_flight: int) -> int:
+    if not piece:
+        return bucket.read_all("big")
+    starts = range(0, size, piece * MiB)
+    with ThreadPoolExecutor(in_flight) as pool:
+        return sum(pool.map(lambda s: bucket.stream_range("big", s, min(s + piece * MiB, size)),
+                            starts))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--size", type=int, default=1024, help="MiB")
+    args = p.parse_args()
+    size = args.size * MiB
+    with private_minio("get-shapes", size, {"big": 7}) as (_, bucket, minio, _work):
+        for _ in range(args.rounds):
+            for piece, in_flight in SHAPES:
+                mine, server, start = time.process_time(), cpu(minio), time.perf_counter()
+                got = read(bucket, size, piece, in_flight)
+                seconds = time.perf_counter() - start
+                if got != size:
+                    raise SystemExit(f"read {got} bytes of {size}")
+                shape = "whole" if not piece else f"{piece}MiBx{in_flight}"
+                print(f"{shape:8} {size / MiB / seconds:6.0f} MiB/s  client "
+                      f"{time.process_time() - mine:.2f} s  minio {cpu(minio) - server:.2f} s",
+                      flush=True)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""bench/openfiles_bench."""

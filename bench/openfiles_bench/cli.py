@@ -1,0 +1,412 @@
+"""``openfiles bench``: the engine's benchmark against its anchors (issue 3).
+
+On one machine, against one S3 server (a private MinIO started for the run on
+127.0.0.1, or ``--endpoint``), the same workloads run one target after the
+other:
+
+- ``raw``: obstore GET/PUT/LIST/HEAD of the same bytes, no FUSE;
+- ``fuse``: a trivial in-memory pyfuse3 file system (bench_memfs), the FUSE ceiling;
+- ``rclone``: ``rclone mount --vfs-cache-mode full``;
+- ``s3fs``: s3fs-fuse with a local cache;
+- ``openfiles``: ``openfiles mount``, as the CSI mounter runs it.
+
+A target that is not installed (or, for the engine, not in this build) is
+reported as ``n/a (reason)``; one that breaks is ``failed (reason)``; the run
+goes on. It prints a table with absolute figures and the ratios to each
+anchor, writes JSON, and draws a PNG when asked and matplotlib is present.
+See docs/BENCHMARKS.md for what each figure means and why.
+
+Every mount is taken down and the private MinIO stopped on the way out, also
+on Ctrl-C or SIGTERM. Credentials are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from openfiles_bench import target as bench_mount
+from openfiles_bench.bucket import Bucket, MiB, StoreError, pattern_block
+from openfiles_bench.reclaim import damon_schemes, reclaim_seconds, settle
+from openfiles_bench.report import (
+    TARGETS,
+    TargetResult,
+    combine,
+    plot,
+    render,
+    to_json,
+    write_json,
+)
+from openfiles_bench.server import (
+    DEFAULT_MINIO,
+    S3Site,
+    ServerError,
+    create_bucket,
+    delete_markers,
+    start_minio,
+)
+from openfiles_bench.target import Mount, MountSpec, TargetError, Watchdog
+from openfiles_bench.workload import (
+    FILES,
+    Plan,
+    populate_bucket,
+    populate_tree,
+    run_raw,
+    run_tree,
+)
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# (size, files, random reads) of a full run and of --quick.
+FULL = ("1GiB", 1000, 2000)
+QUICK = ("64MiB", 200, 500)
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``text``: a number with an optional binary unit (``64MiB``, ``1G``, ``4k``)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", text, re.IGNORECASE)
+    if match is None or (match.group(3) and not match.group(2) and match.group(3).lower() != "b"):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 64MiB, 1GiB, 4096)")
+    size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if size < 4096:
+        raise argparse.ArgumentTypeError(f"size {text!r} is below the 4 KiB minimum")
+    return size
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="openfiles bench", description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=parse_size, help=f"big object size (default {FULL[0]})")
+    p.add_argument("--files", type=_positive, help=f"small files (default {FULL[1]})")
+    p.add_argument("--random-reads", type=_positive, help=f"4 KiB reads (default {FULL[2]})")
+    p.add_argument(
+        "--stat-rounds",
+        type=_positive,
+        default=100,
+        help="stats of every small file (the kernel answers most: a few ms per round; "
+        "100 rounds of 1000 files take about 0.4 s, so one stall of the VM does not decide it)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        help="run every target this many times, in turns; figures are the medians",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"defaults {QUICK[0]}, {QUICK[1]} files, {QUICK[2]} random reads",
+    )
+    p.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help="comma-separated subset of " + ",".join(TARGETS),
+    )
+    p.add_argument("--endpoint", help="use this S3 endpoint (credentials from AWS_* variables)")
+    p.add_argument("--bucket", default="openfiles-bench", help="bucket (created if missing)")
+    p.add_argument("--region", default="us-east-1")
+    p.add_argument("--minio", type=Path, default=DEFAULT_MINIO, help="MinIO server binary")
+    p.add_argument("--workdir", type=Path, help="parent of the run's temporary directory")
+    p.add_argument("--json", type=Path, default=Path("openfiles-bench.json"), help="results file")
+    p.add_argument("--plot", type=Path, help="also draw a PNG here (needs matplotlib)")
+    p.add_argument(
+        "--read-ahead-kb",
+        type=int,
+        default=1024,
+        help="kernel read-ahead of every FUSE mount, 0 leaves the default",
+    )
+    p.add_argument(
+        "--drop-caches",
+        action="store_true",
+        help="drop the page cache before cold steps (root; affects the whole machine)",
+    )
+    p.add_argument("--logs", type=Path, help="keep each file system's log in this directory")
+    p.add_argument("--durable-timeout", type=float, default=600.0, help="seconds")
+    p.add_argument(
+        "--target-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds a mounted target may take before it is killed",
+    )
+    return p
+
+
+def _version(argv: list[str]) -> str | None:
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (run.stdout or run.stderr).strip().splitlines()
+    return lines[0] if lines else None
+
+
+@contextmanager
+def _site(args: argparse.Namespace, workdir: Path) -> Iterator[S3Site]:
+    prefix = "openfiles-bench-" + secrets.token_hex(4)
+    if args.endpoint is None:
+        with start_minio(args.minio, args.bucket, prefix, workdir) as site:
+            yield site
+        return
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        raise ServerError("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set")
+    site = S3Site(args.endpoint.rstrip("/"), args.region, args.bucket, prefix, key, secret)
+    create_bucket(site)
+    try:
+        yield site
+    finally:
+        # Leave the given bucket as it was: the run's objects all live under its prefix.
+        directories = ["", "src", FILES, "out"]
+        directories += [f"out/{name}{sub}" for name in TARGETS for sub in ("", "/files")]
+        try:
+            Bucket(site).delete_under("")
+            delete_markers(site, directories)
+        except Exception as exc:  # report, but do not hide the run's own outcome
+            print(f"openfiles bench: could not clean up {prefix}/: {exc}", file=sys.stderr)
+
+
+def _spec(name: str, site: S3Site, run_dir: Path) -> MountSpec:
+    mountpoint, cache = run_dir / "mnt" / name, run_dir / "cache" / name
+    cache.mkdir(parents=True, exist_ok=True)
+    if name == "fuse":
+        return bench_mount.memfs_spec(mountpoint)
+    if name == "rclone":
+        return bench_mount.rclone_spec(site, mountpoint, cache, run_dir)
+    if name == "s3fs":
+        return bench_mount.s3fs_spec(site, mountpoint, cache, run_dir)
+    return bench_mount.engine_spec(site, mountpoint, cache, run_dir)
+
+
+def run_target(
+    name: str, site: S3Site, plan: Plan, args: argparse.Namespace, run_dir: Path
+) -> TargetResult:
+    """Run every workload on one target; never raises (but for KeyboardInterrupt).
+
+    A target that cannot start is 'failed'; one whose workloads break keeps
+    the figures it has and an error for each of the others.
+    """
+    bucket = Bucket(site)
+    if name == "raw":
+        outcome = run_raw(bucket, plan)
+        errors = {key: site.redact(why) for key, why in outcome.errors.items()}
+        return TargetResult(name, figures=outcome.figures, errors=errors)
+    spec = _spec(name, site, run_dir)
+    if spec.available is not None:
+        return TargetResult(name, "n/a", spec.available)
+    mountpoint = run_dir / "mnt" / name
+    mount = Mount(spec, mountpoint, run_dir / f"{name}.log", site)
+    result = TargetResult(name)
+    watchdog = Watchdog(mount, args.target_timeout)
+    try:
+        with watchdog:
+            mount.start(args.read_ahead_kb)
+            result.notes["read_ahead_kb"] = (
+                args.read_ahead_kb if mount.read_ahead_before is not None else "default"
+            )
+            if name == "fuse":
+                populate_tree(mountpoint, plan)
+            outcome = run_tree(
+                mountpoint,
+                name,
+                plan,
+                None if name == "fuse" else bucket,
+                mounted=lambda: bench_mount.is_mounted(mountpoint),
+            )
+            result.figures = outcome.figures
+            result.errors = dict(outcome.errors)
+            code = mount.process.poll() if mount.process is not None else None
+            if watchdog.fired or code is not None:
+                # Later workloads saw only ENOTCONN or an empty directory: say why.
+                why = (
+                    f"killed after {args.target_timeout:.0f} s"
+                    if watchdog.fired
+                    else f"exited with status {code} during the run"
+                )
+                result.notes["ended"] = f"{name} {why}: {mount.log_tail(5)}"
+                for key in result.errors:
+                    result.errors[key] += f" ({name} {why})"
+            result.errors = {key: site.redact(text) for key, text in result.errors.items()}
+    except Exception as exc:  # a target that cannot even start must not stop the others
+        tail = mount.log_tail(5)
+        result = TargetResult(name, "failed", site.redact(str(exc) + ("\n" + tail if tail else "")))
+    finally:
+        try:
+            mount.stop()
+        except TargetError as exc:
+            result.notes["stop_error"] = str(exc)
+            print(f"openfiles bench: {exc}", file=sys.stderr)
+        shutil.rmtree(run_dir / "cache" / name, ignore_errors=True)
+        if args.logs is not None and mount.log_path.exists():
+            args.logs.mkdir(parents=True, exist_ok=True)
+            (args.logs / f"{name}.log").write_text(mount.log_tail(lines=10_000_000) + "\n")
+    return result
+
+
+def turn_order(names: list[str], turn: int) -> list[str]:
+    """The targets of turn ``turn`` (from 1): a different order, and neighbours, each turn.
+
+    What a target leaves behind (its cache being written back and deleted,
+    the kernel paging out its memory) slows the next one's first workloads,
+    so no target should always follow the same one, nor always run at the
+    same place. Turn t takes every step-th target (a step coprime with their
+    number, so each is taken once; the step sets who precedes whom), starting
+    one place further each turn: with 5 targets, 4 turns give each target 4
+    different predecessors.
+    """
+    n = len(names)
+    steps = [k for k in range(1, n) if math.gcd(k, n) == 1] or [1]
+    step, shift = steps[(turn - 1) % len(steps)], turn - 1
+    return [names[((i + shift) * step) % n] for i in range(n)]
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    """Delete the run's directory, unless a mount is still in it.
+
+    rmtree would walk into a live mount and delete through it, which for a
+    bucket-backed file system means deleting objects.
+    """
+    mounts = [p for p in (run_dir / "mnt").glob("*") if bench_mount.is_mounted(p)]
+    if mounts:
+        print(f"openfiles bench: still mounted, not deleting {run_dir}: {mounts}", file=sys.stderr)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    size_default, files_default, reads_default = QUICK if args.quick else FULL
+    return Plan(
+        size=args.size or parse_size(size_default),
+        files=args.files or files_default,
+        random_reads=args.random_reads or reads_default,
+        stat_rounds=args.stat_rounds,
+        block=pattern_block(),
+        durable_timeout=args.durable_timeout,
+        drop_caches=args.drop_caches,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``openfiles bench``; ``argv[0]`` is the subcommand name.
+
+    Exit status: 0 when the run completed (whatever targets were n/a or
+    failed: that is in the report), 1 when it could not run at all, 130 on
+    interruption.
+    """
+    args = _parser().parse_args(argv[1:])
+    names = list(dict.fromkeys(n.strip() for n in args.targets.split(",") if n.strip()))
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown or not names:
+        print(
+            f"openfiles bench: unknown targets {unknown}; choose from {list(TARGETS)}",
+            file=sys.stderr,
+        )
+        return 2
+    for output in (args.json, args.plot):
+        if output is not None and not os.access(output.absolute().parent, os.W_OK):
+            print(f"openfiles bench: cannot write {output}", file=sys.stderr)
+            return 2
+    if args.drop_caches and os.geteuid() != 0:
+        print("openfiles bench: --drop-caches needs root", file=sys.stderr)
+        return 2
+    plan = _plan(args)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    run_dir = Path(tempfile.mkdtemp(prefix="openfiles-bench-", dir=args.workdir))
+    started, load_at_start = time.time(), list(os.getloadavg())
+    rounds: dict[str, list[TargetResult]] = {name: [] for name in names}
+    try:
+        with _site(args, run_dir) as site:
+            print(
+                f"openfiles bench: {plan.size} byte objects, {plan.files} files, "
+                f"S3 at {site.endpoint}",
+                file=sys.stderr,
+            )
+            populated = False
+            # In turns (a, b, a, b), so that a slow spell of a shared machine
+            # hits every target instead of all rounds of one.
+            for turn in range(1, args.repeat + 1):
+                for name in turn_order(names, turn):
+                    if name != "fuse" and not populated:  # the in-memory FS has no bucket
+                        print("openfiles bench: putting the source objects", file=sys.stderr)
+                        populate_bucket(Bucket(site), plan)
+                        populated = True
+                    of = f" (round {turn} of {args.repeat})" if args.repeat > 1 else ""
+                    print(f"openfiles bench: running {name}{of}", file=sys.stderr)
+                    # What the previous target left (its dirty cache, its memory to page
+                    # out) is flushed and reclaimed before, not on this target's time.
+                    waited = settle()
+                    reclaim = reclaim_seconds()
+                    result = run_target(name, site, plan, args, run_dir)
+                    result.notes["reclaim_seconds"] = round(reclaim_seconds() - reclaim, 2)
+                    result.notes["settle_seconds"] = round(waited, 1)
+                    rounds[name].append(result)
+                    print(f"openfiles bench: {name}: {result.status}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("openfiles bench: interrupted; everything is unmounted", file=sys.stderr)
+        return 130
+    except (ServerError, StoreError, OSError) as exc:
+        print(f"openfiles bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _remove_run_dir(run_dir)
+
+    results = {name: combine(done) for name, done in rounds.items()}
+    options: dict[str, Any] = {
+        "size": plan.size,
+        "files": plan.files,
+        "random_reads": plan.random_reads,
+        "stat_rounds": plan.stat_rounds,
+        "repeat": args.repeat,
+        "read_ahead_kb": args.read_ahead_kb,
+        "drop_caches": plan.drop_caches,
+        "targets": names,
+        "endpoint": args.endpoint or "private MinIO on 127.0.0.1",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        # The machine may be shared: a high load makes every figure lower.
+        "load_average": {"start": load_at_start, "end": list(os.getloadavg())},
+        "damon_schemes": damon_schemes(),  # bench_reclaim.py: what may slow a round
+        "duration_s": round(time.time() - started, 1),
+        "versions": {
+            "minio": None if args.endpoint else _version([str(args.minio), "--version"]),
+            "rclone": _version(["rclone", "version"]),
+            "s3fs": _version(["s3fs", "--version"]),
+        },
+    }
+    # Results first: a closed stdout (``| head``) must not lose them.
+    write_json(args.json, to_json(results, options))
+    print(
+        f"openfiles bench: {plan.size / MiB:g} MiB objects, {plan.files} files of 4 KiB, "
+        f"{plan.random_reads} random reads, {plan.stat_rounds} stat rounds, "
+        f"{args.repeat} round{'s' if args.repeat > 1 else ''} per target, "
+        f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}, "
+        f"load average {load_at_start[0]:.1f} at start\n"
+    )
+    print(render(results))
+    print(f"\nresults: {args.json}")
+    if args.plot is not None:
+        why_not = plot(results, args.plot)
+        print(f"plot: {args.plot}" if why_not is None else f"plot: skipped ({why_not})")
+    return 0

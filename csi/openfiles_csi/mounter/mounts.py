@@ -1,0 +1,391 @@
+"""The mounter: owns one engine process per staged mount point, and outlives the node server.
+
+Requests (one JSON object per line, see :mod:`openfiles_csi.plugin.mounterclient`):
+
+``mount``    start an engine at ``mountpoint`` and wait until it serves; idempotent
+             for the same volume and options; ``exists`` for different ones.
+``unmount``  flush (time-bounded), stop the engine, remove the mount; if the flush
+             fails, nothing is stopped and the error is returned (dirty data stays).
+             A dead engine's cache is first served by a new engine, so that what the
+             crash left unexported is flushed too (when the mounter still has the
+             mount's credentials, which it keeps in memory only).
+``list``     every record, with ``alive`` and ``mounted``.
+
+Replies are ``{"ok": true, ...}`` or ``{"ok": false, "code": C, "error": text}``
+with ``C`` in ``invalid``, ``exists``, ``busy``, ``not_found``, ``failed``, ``timeout``.
+
+Durability: a record is on disk (``starting``) before the engine starts, and
+``running`` once it serves, so a mounter restarted at any moment finds every engine
+it started. On start-up, live engines are adopted and watched. A dead engine (found
+at start-up or seen exiting) has its stale mount removed and its record kept as
+``dead`` until ``unmount``, so the node can report the volume abnormal; pods keep
+their (stale, never bare) bind mounts, and publish binds only live engine mounts.
+
+This module keeps the mounter's books: which engine serves which mount point, one lock
+per mount point, the credentials of each mount (memory only), the watchers of engine
+exits, and the cache directories. Starting, waiting for and stopping one engine
+process is :mod:`openfiles_csi.mounter.engineprocess`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from openfiles_csi import command, jsonline, mountinfo
+from openfiles_csi.logsetup import register_secret
+from openfiles_csi.mounter import engineprocess as engine
+from openfiles_csi.mounter import process
+from openfiles_csi.mounter.engineprocess import RESERVED_ARGS, MounterError
+from openfiles_csi.mounter.record import DEAD, RUNNING, STARTING, MountRecord, RecordStore, path_key
+
+log = logging.getLogger(__name__)
+
+# A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
+DISCARDED = ".discarded-"
+REVIVE_TIMEOUT = 60.0
+"""Seconds an engine started on a dead engine's cache (at unmount) has to serve."""
+
+
+class Mounter:
+    """Supervises engines. All public coroutines are safe to call concurrently."""
+
+    def __init__(
+        self,
+        state_dir: str,
+        cache_root: str,
+        engine_command: Sequence[str] = process.DEFAULT_ENGINE_COMMAND,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        self.records = RecordStore(state_dir)
+        self.cache_root = cache_root
+        self.socket_dir = os.path.join(state_dir, "sockets")
+        self.log_dir = os.path.join(state_dir, "logs")
+        for d in (self.socket_dir, self.log_dir, cache_root):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        self.engine_command = tuple(engine_command)
+        self.stop_timeout = stop_timeout
+        self._by_mountpoint: dict[str, MountRecord] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._children: dict[str, asyncio.subprocess.Process] = {}
+        self._envs: dict[str, dict[str, str]] = {}
+        """The engine environment (credentials) of each mount request: memory only."""
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    # --- start-up ---------------------------------------------------------
+
+    async def adopt(self) -> None:
+        """Load the records; watch live engines, mark dead ones. Call once before serving."""
+        for name in os.listdir(self.cache_root):
+            if DISCARDED in name:
+                path = os.path.join(self.cache_root, name)
+                self._watch(asyncio.to_thread(shutil.rmtree, path, ignore_errors=True))
+        for record in self.records.load():
+            mounted = mountinfo.find(record.mountpoint) is not None
+            alive = process.is_alive(record.pid, record.start_ticks)
+            if alive:
+                log.info("adopted engine pid %d for %s", record.pid, record.mountpoint)
+                self._by_mountpoint[record.mountpoint] = record
+                if record.state == STARTING and mounted:
+                    record.state = RUNNING
+                    self.records.save(record)
+                self._watch(self._poll_adopted(record))
+            else:
+                if record.state != DEAD:
+                    log.warning("engine for %s died while the mounter was away", record.mountpoint)
+                    record.state = DEAD
+                    self.records.save(record)
+                self._by_mountpoint[record.mountpoint] = record
+                if mounted:
+                    await self._remove_stale_mount(record)
+
+    # --- requests ---------------------------------------------------------
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        try:
+            if op == "mount":
+                return await self.mount(req)
+            if op == "unmount":
+                return await self.unmount(
+                    str(req.get("mountpoint", "")), float(req.get("flush_timeout", 30))
+                )
+            if op == "list":
+                return {
+                    "ok": True,
+                    "mounts": [self.describe(r) for r in self._by_mountpoint.values()],
+                }
+            raise MounterError("invalid", f"unknown op {op!r}")
+        except MounterError as exc:
+            return {"ok": False, "code": exc.code, "error": str(exc)}
+        except Exception as exc:
+            log.exception("mounter: %s failed", op)
+            return {"ok": False, "code": "failed", "error": f"internal error: {type(exc).__name__}"}
+
+    def describe(self, record: MountRecord) -> dict[str, Any]:
+        info = asdict(record)
+        info["alive"] = record.state != DEAD and process.is_alive(record.pid, record.start_ticks)
+        info["mounted"] = mountinfo.find(record.mountpoint) is not None
+        return info
+
+    def _lock(self, mountpoint: str) -> asyncio.Lock:
+        return self._locks.setdefault(mountpoint, asyncio.Lock())
+
+    async def mount(self, req: dict[str, Any]) -> dict[str, Any]:
+        volume_id = str(req.get("volume_id", ""))
+        mountpoint = str(req.get("mountpoint", ""))
+        source = str(req.get("source", ""))
+        args = req.get("args", [])
+        env = req.get("env", {})
+        timeout = float(req.get("timeout", 60))
+        if not volume_id or not source or not os.path.isabs(mountpoint):
+            raise MounterError(
+                "invalid", "volume_id, source and an absolute mountpoint are required")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise MounterError("invalid", "args must be a list of strings")
+        if RESERVED_ARGS & set(args):
+            raise MounterError("invalid", f"args may not set {sorted(RESERVED_ARGS)}")
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise MounterError("invalid", "env must be an object of strings")
+        # env holds the engine's credentials: mask them in this process's log lines and in
+        # the engine log tails this mounter relays (an S3 error body can quote a token).
+        register_secret(*env.values())
+        lock = self._lock(mountpoint)
+        if lock.locked():
+            raise MounterError("busy", f"an operation on {mountpoint} is in progress")
+        async with lock:
+            return await self._mount(volume_id, mountpoint, source, args, env, timeout)
+
+    async def _mount(
+        self,
+        volume_id: str,
+        mountpoint: str,
+        source: str,
+        args: list[str],
+        env: dict[str, str],
+        timeout: float,
+    ) -> dict[str, Any]:
+        existing = self._by_mountpoint.get(mountpoint)
+        if existing is not None:
+            info = self.describe(existing)
+            same = existing.volume_id == volume_id and existing.fingerprint() == {
+                "source": source,
+                "args": args,
+            }
+            if info["alive"] and info["mounted"]:
+                if same:
+                    return {"ok": True, "mount": info}
+                raise MounterError(
+                    "exists", f"{mountpoint} already serves another volume or options")
+            # A dead or half-started engine: clear it away and start afresh.
+            await self._stop(existing, flush_timeout=None)
+        elif mountinfo.find(mountpoint) is not None:
+            raise MounterError(
+                "exists", f"{mountpoint} is already a mount point not made by the mounter"
+            )
+        os.makedirs(mountpoint, exist_ok=True)
+        key = path_key(mountpoint)
+        record = MountRecord(
+            volume_id=volume_id,
+            mountpoint=mountpoint,
+            source=source,
+            args=args,
+            cache_dir=os.path.join(
+                self.cache_root, hashlib.sha256(volume_id.encode()).hexdigest()[:32]
+            ),
+            control_socket=os.path.join(self.socket_dir, key + ".sock"),
+            log_path=os.path.join(self.log_dir, key + ".log"),
+        )
+        self._by_mountpoint[mountpoint] = record
+        self._envs[mountpoint] = env
+        try:
+            await self._start_engine(record, env, timeout)
+        except MounterError:
+            await self._stop(record, flush_timeout=None)
+            raise
+        return {"ok": True, "mount": self.describe(record)}
+
+    async def _start_engine(self, record: MountRecord, env: dict[str, str],
+                            timeout: float) -> None:
+        """Start the engine of ``record`` and wait until it serves (the record is saved
+        ``starting`` before the child exists, ``running`` once it serves)."""
+        proc = await engine.spawn(record, env, self.engine_command, self.records)
+        self._children[record.mountpoint] = proc
+        await engine.wait_ready(record, proc, timeout)
+        record.state = RUNNING
+        self.records.save(record)
+        self._watch(self._wait_child(record, proc))
+
+    async def _revive(self, record: MountRecord) -> bool:
+        """Start an engine on a dead engine's cache, so that what it holds can be flushed.
+
+        Needs the credentials of the mount request, which the mounter keeps in memory
+        only: after a mounter restart a dead engine's cache stays for the volume's next
+        mount on this node. Returns whether an engine now serves.
+        """
+        env = self._envs.get(record.mountpoint)
+        if env is None:
+            log.warning("engine for volume %s is dead and its credentials are gone (the "
+                        "mounter restarted): cache %s kept for the next mount on this node",
+                        record.volume_id, record.cache_dir)
+            return False
+        log.warning("engine for volume %s is dead: starting one on its cache %s to export "
+                    "what it holds", record.volume_id, record.cache_dir)
+        record.extra.pop("stopping", None)
+        record.exit_code = None
+        try:
+            await self._start_engine(record, env, REVIVE_TIMEOUT)
+            return True
+        except MounterError as exc:
+            log.error("could not start an engine on the cache of volume %s: %s",
+                      record.volume_id, exc)
+            if process.is_alive(record.pid, record.start_ticks):
+                record.exit_code = await self._terminate(record)
+            record.state = DEAD
+            self.records.save(record)
+            return False
+
+    async def unmount(self, mountpoint: str, flush_timeout: float) -> dict[str, Any]:
+        if not os.path.isabs(mountpoint):
+            raise MounterError("invalid", "an absolute mountpoint is required")
+        lock = self._lock(mountpoint)
+        if lock.locked():
+            raise MounterError("busy", f"an operation on {mountpoint} is in progress")
+        async with lock:
+            record = self._by_mountpoint.get(mountpoint)
+            if record is None:
+                return {"ok": True, "flushed": False, "found": False}
+            flushed = await self._stop(record, flush_timeout=flush_timeout)
+            return {"ok": True, "flushed": flushed, "found": True}
+
+    async def _stop(self, record: MountRecord, flush_timeout: float | None) -> bool:
+        """Flush (if asked and alive), stop the engine, unmount, forget the record.
+
+        Returns whether the data was flushed and the engine exited cleanly, in which case
+        the cache directory is removed; otherwise the cache is kept for the next mount.
+        Raises ``MounterError("failed")`` and changes nothing if the flush fails.
+        """
+        alive = process.is_alive(record.pid, record.start_ticks)
+        if not alive and flush_timeout is not None and record.state == DEAD:
+            alive = await self._revive(record)  # a crash must not strand its dirty data
+        flushed = False
+        if alive and flush_timeout is not None:
+            try:
+                reply = await jsonline.arequest(
+                    record.control_socket,
+                    {"op": "flush", "timeout": flush_timeout},
+                    flush_timeout + 5,
+                )
+            except jsonline.PeerError as exc:
+                raise MounterError("failed", f"flush failed, volume kept mounted: {exc}") from None
+            if not reply.get("ok"):
+                raise MounterError(
+                    "failed", f"flush failed, volume kept mounted: {reply.get('error', 'unknown')}"
+                )
+            flushed = True
+        exit_code = await self._terminate(record) if alive else record.exit_code
+        await command.unmount(record.mountpoint)
+        clean = flushed and exit_code == 0
+        if clean:
+            await self._discard_cache(record.cache_dir)
+        else:
+            log.warning(
+                "kept cache %s of volume %s (flushed=%s, exit=%s)",
+                record.cache_dir,
+                record.volume_id,
+                flushed,
+                exit_code,
+            )
+        self._children.pop(record.mountpoint, None)
+        self._by_mountpoint.pop(record.mountpoint, None)
+        self._envs.pop(record.mountpoint, None)
+        self.records.delete(record.mountpoint)
+        return clean
+
+    async def _discard_cache(self, cache_dir: str) -> None:
+        """Delete a flushed cache without stalling the mounter.
+
+        A large cache takes long to delete, and meanwhile every other request (stats,
+        probes, other volumes) would wait on this event loop. So the directory is renamed
+        aside at once (a new mount of the volume starts with a fresh one) and deleted in a
+        thread; :meth:`adopt` finishes deletions a restart interrupted.
+        """
+        doomed = f"{cache_dir}{DISCARDED}{time.time_ns()}"
+        try:
+            os.rename(cache_dir, doomed)
+        except FileNotFoundError:
+            return
+        await asyncio.to_thread(shutil.rmtree, doomed, ignore_errors=True)
+
+    async def _terminate(self, record: MountRecord) -> int | None:
+        """Stop the engine of ``record`` (:func:`engine.terminate`); its exit code if known."""
+        child = self._children.get(record.mountpoint)
+        return await engine.terminate(record, child, self.stop_timeout)
+
+    # --- watching engines -------------------------------------------------
+
+    def _watch(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _mark_dead(self, record: MountRecord, exit_code: int | None) -> None:
+        if record.extra.get("stopping") or self._by_mountpoint.get(record.mountpoint) is not record:
+            return
+        log.error(
+            "engine pid %d for volume %s exited (code %s)", record.pid, record.volume_id, exit_code
+        )
+        record.state = DEAD
+        record.exit_code = exit_code
+        self.records.save(record)
+        async with self._lock(record.mountpoint):
+            if self._by_mountpoint.get(record.mountpoint) is record:
+                await self._remove_stale_mount(record)
+
+    async def _remove_stale_mount(self, record: MountRecord) -> None:
+        """Detach the dead engine's mount (every access to it would fail with ENOTCONN).
+
+        The record stays, marked dead, so NodeGetVolumeStats reports the volume abnormal
+        until NodeUnstageVolume; the cache directory stays for the next mount. Pods'
+        bind mounts of it stay stale, never bare: publish binds only live engine mounts.
+        """
+        try:
+            await command.unmount(record.mountpoint)
+        except command.CommandError as exc:
+            log.error("cannot remove the stale mount %s: %s", record.mountpoint, exc)
+
+    async def _wait_child(self, record: MountRecord, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        await self._mark_dead(record, code)
+
+    async def _poll_adopted(self, record: MountRecord) -> None:
+        """Wait for an engine that is not our child (adopted after a restart) to exit."""
+        await process.wait_exit(record.pid, record.start_ticks)
+        await self._mark_dead(record, None)
+
+    async def stop_engines(self) -> None:
+        """SIGTERM every live engine and wait, at most ``stop_timeout``, for them to exit.
+
+        For a mounter whose exit kills its engines anyway (PID 1 of a container): on
+        SIGTERM an engine exports its dirty files and unmounts, where the kernel's SIGKILL
+        would leave them in the cache. Records stay, marked dead by the watchers, so the
+        node reports those volumes abnormal until they are staged again.
+        """
+        await engine.stop_all(list(self._by_mountpoint.values()), self.stop_timeout)
+        if self._watchers:
+            await asyncio.wait(list(self._watchers), timeout=5)
+
+    async def close(self) -> None:
+        """Stop watching. Engines keep running: they are meant to outlive the mounter."""
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)

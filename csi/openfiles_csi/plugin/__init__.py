@@ -1,0 +1,1 @@
+"""csi/openfiles_csi/plugin."""

@@ -1,0 +1,305 @@
+"""The only module that calls obstore.
+
+Exceptions (every store failure leaves as one of these, most specific first)::
+
+    StoreError                 anything else; message has no credentials
+    ├── NotFound               the key does not exist
+    ├── Conflict               a precondition failed (If-Match / If-None-Match)
+    └── Unsupported            the store cannot do this (LocalStore + If-Match)
+
+:class:`Store` is synchronous (obstore's sync API releases the GIL);
+:class:`AsyncStore` runs it in trio worker threads under a CapacityLimiter.
+Keys are volume-relative ("a/b.txt"); the store adds the volume prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import obstore
+import obstore.exceptions as oberr
+import trio
+from obstore.store import LocalStore, MemoryStore, S3Store, from_url
+
+from openfiles_engine.config import Credentials
+from openfiles_engine.metrics import Histogram
+
+MULTIPART_THRESHOLD = 64 * 2**20
+"""Bytes: bigger files go up in parts (never conditional; see SEMANTICS.md)."""
+PART_SIZE = 16 * 2**20
+CHUNK = 2**20
+"""Bytes per buffer of a range GET's body (:meth:`Store.get_chunks`)."""
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """A store call failed; ``str()`` is safe to log and to show in status."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+class Unsupported(StoreError):
+    pass
+
+
+class Changed(StoreError):
+    """The object is no longer the version a read asked for (If-Match failed)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None
+    mtime_ns: int
+
+
+def _info(meta: Any) -> ObjectInfo:
+    return ObjectInfo(
+        key=meta["path"],
+        size=int(meta["size"]),
+        etag=meta.get("e_tag"),
+        mtime_ns=int(meta["last_modified"].timestamp() * 1e9),
+    )
+
+
+def _map(exc: Exception, key: str) -> StoreError:
+    """One table from obstore's exceptions to ours, most specific first."""
+    if isinstance(exc, FileNotFoundError | oberr.NotFoundError):
+        return NotFound(f"not found: {key}")
+    if isinstance(exc, oberr.PreconditionError | oberr.AlreadyExistsError):
+        return Conflict(f"precondition failed: {key}")
+    if isinstance(exc, NotImplementedError | oberr.NotSupportedError):
+        return Unsupported(f"not supported by this store: {key}")
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StoreError(f"{type(exc).__name__}: {first_line[:300]}")
+
+
+class Store:
+    """Synchronous object access for one volume (bucket + prefix)."""
+
+    def __init__(self, backend: Any, kind: str, url: str) -> None:
+        self._backend = backend
+        self.kind = kind
+        self.url = url
+        self.conditional: Literal["full", "create-only"] = (
+            "create-only" if kind == "file" else "full"
+        )
+
+    @classmethod
+    def open(
+        cls, url: str, *, endpoint: str = "", region: str = "",
+        credentials: Credentials | None = None,
+    ) -> Store:
+        """Build a store from ``s3://b/p``, ``gs://``, ``az://``, ``file:///dir``, ``memory://``.
+
+        Raises StoreError with a message naming the problem (never a secret).
+        """
+        parts = urlsplit(url)
+        scheme = parts.scheme
+        safe_url = f"{scheme}://{parts.hostname or ''}{parts.path}"
+        retry: Any = {"max_retries": 2, "retry_timeout": timedelta(seconds=10)}
+        client: Any = {"connect_timeout": "5s", "timeout": "120s"}
+        try:
+            if scheme == "memory":
+                return cls(MemoryStore(), "memory", "memory://")
+            if scheme == "file":
+                root = parts.path
+                if parts.netloc not in ("", "localhost") or not root.startswith("/"):
+                    raise StoreError(f"file:// URL needs an absolute path (file:///dir): {url!r}")
+                os.makedirs(root, exist_ok=True)
+                return cls(LocalStore(root), "file", f"file://{root}")
+            if scheme == "s3":
+                creds = credentials or Credentials()
+                kwargs: Any = {}
+                if endpoint:
+                    kwargs["endpoint"] = endpoint
+                    if endpoint.startswith("http://"):
+                        client["allow_http"] = True
+                if region:
+                    kwargs["region"] = region
+                elif endpoint:
+                    kwargs["region"] = "us-east-1"
+                if creds.access_key_id:
+                    kwargs["access_key_id"] = creds.access_key_id
+                    kwargs["secret_access_key"] = creds.secret_access_key
+                if creds.session_token:
+                    kwargs["token"] = creds.session_token
+                prefix = parts.path.strip("/") or None
+                backend = S3Store(
+                    parts.hostname, prefix=prefix, client_options=client,
+                    retry_config=retry, conditional_put="etag", **kwargs,
+                )
+                return cls(backend, "s3", safe_url)
+            if scheme in ("gs", "az", "azure", "abfs"):
+                other = from_url(url, client_options=client, retry_config=retry)
+                return cls(other, scheme, safe_url)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open {safe_url}: {_map(exc, '')}") from None
+        raise StoreError(f"unsupported URL scheme {scheme!r} (use s3, gs, az, file, memory)")
+
+    def _call(self, key: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _map(exc, key) from None
+
+    def list_dir(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        """One level under ``prefix`` ("" or "a/b/"): (objects, child prefixes), sorted.
+
+        Child prefixes come without their trailing slash.
+        """
+        res = self._call(
+            prefix, lambda: obstore.list_with_delimiter(self._backend, prefix or None)
+        )
+        objects = sorted((_info(m) for m in res["objects"]), key=lambda o: o.key)
+        return objects, sorted(p.rstrip("/") for p in res["common_prefixes"])
+
+    def list_all(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under ``prefix`` (recursive)."""
+        out: list[ObjectInfo] = []
+
+        def run() -> None:
+            for chunk in obstore.list(self._backend, prefix or None):
+                out.extend(_info(m) for m in chunk)
+
+        self._call(prefix, run)
+        return out
+
+    def head(self, key: str) -> ObjectInfo:
+        return self._call(key, lambda: _info(obstore.head(self._backend, key)))
+
+    def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
+                   chunk: int = CHUNK) -> list[memoryview]:
+        """Bytes [start, end) of ``key`` as consecutive buffers of ``chunk`` bytes (the
+        last may be shorter; fewer bytes at the end of the object), not copied.
+
+        One range GET. Buffers of one size are what the allocator can reuse: a
+        buffer of the whole range would be fresh memory for every GET
+        (docs/ENGINE.md, "Cold sequential read"). With ``if_match``, only of that
+        version: Changed if the object was replaced, so that pieces of two versions
+        never make one file.
+        """
+        if end <= start:
+            return [memoryview(b"")]
+        options: Any = {"range": (start, end)}
+        if if_match is not None:
+            options["if_match"] = if_match
+
+        def run() -> list[memoryview]:
+            result = obstore.get(self._backend, key, options=options)
+            return [memoryview(part) for part in result.stream(min_chunk_size=chunk)]
+
+        try:
+            return self._call(key, run)
+        except Conflict:
+            raise Changed(f"changed in the bucket while it was read: {key}") from None
+
+    def get(self, key: str) -> bytes:
+        return self._call(key, lambda: bytes(obstore.get(self._backend, key).bytes()))
+
+    def put_bytes(self, key: str, data: bytes, *, if_match: str | None, create: bool) -> str | None:
+        """Conditional single-request PUT; returns the new ETag.
+
+        ``create``: fail with Conflict if the key exists (If-None-Match).
+        ``if_match``: fail with Conflict unless the current ETag matches. On a
+        create-only store this is checked with a HEAD first (a small race window).
+        Neither: unconditional overwrite.
+        """
+        mode: Any = "overwrite"
+        if create:
+            mode = "create"
+        elif if_match is not None:
+            if self.conditional == "full":
+                mode = {"e_tag": if_match}
+            else:
+                self._check_etag(key, if_match)
+        res = self._call(
+            key, lambda: obstore.put(self._backend, key, data, mode=mode, use_multipart=False)
+        )
+        return res["e_tag"]
+
+    def put_file(self, key: str, path: str, *, if_match: str | None, create: bool) -> str | None:
+        """PUT a local file; multipart above MULTIPART_THRESHOLD.
+
+        Multipart uploads cannot be conditional, so the precondition is checked
+        with a HEAD just before (documented race window).
+        """
+        size = os.path.getsize(path)
+        if size <= MULTIPART_THRESHOLD:
+            with open(path, "rb") as f:
+                data = f.read()
+            return self.put_bytes(key, data, if_match=if_match, create=create)
+        if create:
+            try:
+                self.head(key)
+            except NotFound:
+                pass
+            else:
+                raise Conflict(f"precondition failed: {key}")
+        elif if_match is not None:
+            self._check_etag(key, if_match)
+
+        def run() -> Any:
+            with open(path, "rb") as f:
+                return obstore.put(
+                    self._backend, key, f, use_multipart=True, chunk_size=PART_SIZE,
+                    max_concurrency=4,
+                )
+
+        return self._call(key, run)["e_tag"]  # type: ignore[no-any-return]
+
+    def _check_etag(self, key: str, etag: str) -> None:
+        try:
+            current = self.head(key).etag
+        except NotFound:
+            raise Conflict(f"precondition failed: {key} was deleted") from None
+        if current != etag:
+            raise Conflict(f"precondition failed: {key}")
+
+    def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error (idempotent)."""
+        try:
+            self._call(key, lambda: obstore.delete(self._backend, key))
+        except NotFound:
+            pass
+
+    def copy(self, src: str, dst: str) -> None:
+        self._call(src, lambda: obstore.copy(self._backend, src, dst))
+
+
+class AsyncStore:
+    """Trio face of a Store: each call runs in a worker thread under ``limiter``."""
+
+    def __init__(self, store: Store, concurrency: int = 16) -> None:
+        self.sync = store
+        self.limiter = trio.CapacityLimiter(concurrency)
+        self.latency = Histogram()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        start = time.monotonic()
+        try:
+            # abandon_on_cancel: shutdown never waits for a call stuck on a dead
+            # network; an abandoned export stays dirty and is redone next mount.
+            return await trio.to_thread.run_sync(
+                lambda: fn(*args, **kwargs), limiter=self.limiter, abandon_on_cancel=True
+            )
+        finally:
+            self.latency.observe(time.monotonic() - start)

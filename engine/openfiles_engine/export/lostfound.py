@@ -1,0 +1,43 @@
+"""Conflicts: the bucket wins, the local version moves to ``.openfiles-lost+found-<fsid>/``.
+
+A node in lost+found keeps its data file and inode, gets a unique name, and
+the xattr ``user.openfiles.original_path`` holding the path it had. It is never
+exported. Each conflict is logged and counted (``conflicts`` in status).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from openfiles_engine.state.db import Node
+from openfiles_engine.state.tree import Tree
+
+log = logging.getLogger(__name__)
+
+ORIGINAL_PATH_XATTR = "user.openfiles.original_path"
+
+
+class LostFound:
+    def __init__(self, tree: Tree, invalidate: Callable[[int, str], None]) -> None:
+        self.tree = tree
+        self.invalidate = invalidate
+
+    @property
+    def count(self) -> int:
+        return self.tree.meta.counter("conflicts")
+
+    def keep(self, node: Node, reason: str) -> str:
+        """Move ``node`` into lost+found; returns the path it had. Durable on return."""
+        path = self.tree.path(node)
+        old_parent, old_name = node.parent, node.name
+        name = self.tree.unique_lost_name(node.name)
+        with self.tree.meta.transaction():
+            node.lost, node.dirty, node.orig_path = True, False, path
+            node.xattrs[ORIGINAL_PATH_XATTR] = path.encode("utf-8", "surrogateescape")
+            self.tree.move(node, self.tree.lostfound.ino, name)
+            self.tree.meta.bump("conflicts")
+        self.invalidate(old_parent, old_name)
+        log.warning("conflict on %r (%s): local version kept as %s/%s",
+                    path, reason, self.tree.lostfound.name, name)
+        return path

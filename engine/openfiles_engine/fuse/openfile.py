@@ -1,0 +1,204 @@
+"""The FUSE handlers of open files, and the state and helpers every handler shares.
+
+:class:`OpenFiles` is the base of :class:`~openfiles_engine.fuse.operations.FS`, which adds
+the handlers on names, attributes and xattrs. This module holds the handlers
+on an open file's contents (open, read, write, flush, release, fsync), the
+table of open handles, and what both modules need: finding a node, marking it
+dirty, truncating it, and dropping it once no lookup or handle holds it.
+
+Every handler reads as validate -> act -> persist. What is needed to finish an
+export after a crash is committed to SQLite before a handler returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyfuse3
+
+from openfiles_engine.cache.datafiles import DataFiles
+from openfiles_engine.config import MountConfig
+from openfiles_engine.export.exporter import Exporter
+from openfiles_engine.fuse.entry import entry
+from openfiles_engine.fuse.errors import fail, handler
+from openfiles_engine.read.download import Downloader
+from openfiles_engine.read.readahead import Readahead
+from openfiles_engine.state.db import Node
+from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.listing import Lister
+from openfiles_engine.state.tree import Tree
+
+SPACE_RESERVE = 2 * 2**20
+"""Bytes kept free on the cache disk for SQLite: data writes fail first."""
+
+
+@dataclass
+class Handle:
+    ino: int
+    writer: bool = False
+    ra: Readahead = field(default_factory=Readahead)
+
+
+class OpenFiles(pyfuse3.Operations):
+    # No writeback cache: with it the kernel keeps its own i_size for cached
+    # inodes and never takes the bucket's size after a remote change, which
+    # breaks close-to-open consistency (measured; see docs/SEMANTICS.md).
+    enable_writeback_cache = False
+
+    def __init__(self, cfg: MountConfig, tree: Tree, data: DataFiles, lister: Lister,
+                 downloader: Downloader, exporter: Exporter, journal: Journal,
+                 notify: Callable[[int, str | None], None]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tree = tree
+        self.data = data
+        self.lister = lister
+        self.downloader = downloader
+        self.exporter = exporter
+        self.journal = journal
+        self.notify = notify
+        self.handles: dict[int, Handle] = {}
+        self.dir_handles: dict[int, tuple[int, list[str]]] = {}
+        self._next_fh = 1
+
+    # helpers
+    def _entry(self, node: Node) -> Any:
+        return entry(node, self.cfg.policy.metadata_ttl)
+
+    def _node(self, ino: int) -> Node:
+        node = self.tree.get(ino)
+        return node if node is not None else fail(errno.ENOENT)
+
+    async def _dir(self, ino: int) -> Node:
+        node = self._node(ino)
+        if node.kind != "dir":
+            fail(errno.ENOTDIR)
+        await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
+        return node
+
+    def _writable(self, parent: Node | None = None) -> None:
+        if self.cfg.read_only:
+            fail(errno.EROFS)
+        if parent is not None and parent.lost:
+            fail(errno.EPERM)  # lost+found only gives files back, it takes none
+
+    def _truncate(self, node: Node, size: int) -> None:
+        """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
+        if not size:
+            node.full, node.ranges = True, []
+        self.data.invalidate(node.ino)  # no fetched byte may land after this
+        self.data.truncate(node.ino, size)
+        node.size = size
+        node.gen += 1
+        node.mtime_ns = time.time_ns()
+        self._mark_dirty(node, data=True)
+
+    def _check_space(self, size: int) -> None:
+        """ENOSPC before the cache disk is so full that the metadata cannot be saved."""
+        st = os.statvfs(self.cfg.cache_dir)
+        if st.f_bavail * st.f_frsize < size + SPACE_RESERVE:
+            fail(errno.ENOSPC)
+
+    def _mark_dirty(self, node: Node, data: bool) -> None:
+        node.dirty = True
+        node.data_dirty = node.data_dirty or data
+        node.last_write = time.monotonic()
+        node.ctime_ns = time.time_ns()
+
+    def _release_node(self, node: Node) -> None:
+        if node.parent == 0 and node.lookups <= 0 and node.opens <= 0:
+            self.tree.remove(node)
+            self.data.drop(node.ino)
+            self.lister.forget(node.ino)
+            self.downloader.forget(node.ino)
+            self.exporter.forget(node.ino)
+
+    def gone(self, node: Node) -> None:
+        """The bucket no longer has ``node`` (listing or revalidation found out)."""
+        parent, name = node.parent, node.name
+        for child in [*self.tree.descendants(node), node]:
+            self.tree.detach(child)
+            self._release_node(child)
+        self.notify(parent, name)
+
+    def _open_handle(self, node: Node, writer: bool) -> Any:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = Handle(node.ino, writer)
+        node.opens += 1
+        node.writers += writer
+        return pyfuse3.FileInfo(fh=fh)
+
+    # open files
+    @handler
+    async def open(self, inode: int, flags: int, ctx: Any) -> Any:
+        node = self._node(inode)
+        writer = flags & os.O_ACCMODE != os.O_RDONLY
+        if writer:
+            self._writable()
+        if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
+            fail(errno.ENOENT)
+        if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
+            self._truncate(node, 0)
+            self.tree.save(node)
+        return self._open_handle(node, writer)
+
+    @handler
+    # pyfuse3 replies with any buffer (it takes PyObject_GetBuffer); its stub says bytes.
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
+        handle = self.handles[fh]
+        return await self.downloader.read(self._node(handle.ino), off, size, handle.ra)
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        node = self._node(self.handles[fh].ino)
+        if not node.full:
+            await self.downloader.fill(node)
+        self._check_space(len(buf))
+        written = self.data.write(node.ino, off, buf)
+        node.size = max(node.size, off + written)
+        node.mtime_ns = time.time_ns()
+        node.gen += 1
+        node.last_access = time.time()
+        first = not node.data_dirty
+        self._mark_dirty(node, data=True)
+        if first:
+            self.tree.save(node)
+        else:
+            node.unsaved = True  # the size and mtime are committed at flush/close
+        return written
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        node = self._node(self.handles[fh].ino)
+        if node.unsaved:
+            self.tree.save(node)
+
+    @handler
+    async def release(self, fh: int) -> None:
+        handle = self.handles.pop(fh)
+        node = self._node(handle.ino)
+        node.opens -= 1
+        node.writers -= handle.writer
+        if node.opens <= 0:
+            self.downloader.closed(node)
+        if node.unsaved:
+            self.tree.save(node)
+        self._release_node(node)
+        if node.dirty and handle.writer:
+            self.exporter.wake()  # the delay that applies may have just become shorter
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        node = self._node(self.handles[fh].ino)
+        self.data.fsync(node.ino)
+        self.tree.save(node)
+        self.tree.meta.sync()
+        await self.exporter.export(node)
+        if node.lost:
+            fail(errno.EIO)  # the bucket changed underneath: our copy is in lost+found

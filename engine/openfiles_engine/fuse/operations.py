@@ -1,0 +1,327 @@
+"""The pyfuse3 Operations: names, attributes and xattrs, on top of the open-file handlers.
+
+:class:`FS` adds to :class:`~openfiles_engine.fuse.openfile.OpenFiles` (open, read,
+write, flush, release, fsync, and the state and helpers every handler shares)
+the handlers on the namespace: lookups and attributes, directories, creating
+and removing entries, rename, xattrs and statfs.
+
+Every handler reads as validate -> act -> persist. What is needed to finish an
+export after a crash is committed to SQLite before a handler returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pyfuse3
+
+from openfiles_engine.bucket.layout import KEY_MAX, META_DIR, META_SUFFIX, is_reserved, join
+from openfiles_engine.fuse import rename, xattr
+from openfiles_engine.fuse.entry import checked_name
+from openfiles_engine.fuse.errors import fail, handler
+from openfiles_engine.fuse.openfile import OpenFiles
+from openfiles_engine.state.db import ROOT, Node
+
+EXPLICIT_MTIME_NS = 2 * 10**9
+
+
+class FS(OpenFiles):
+    # helpers
+    @staticmethod
+    def _group(parent: Node, ctx: Any) -> int:
+        """The group of a new entry: the directory's if it is set-group-ID (as on ext4)."""
+        return parent.gid if parent.mode & stat.S_ISGID else int(ctx.gid)
+
+    def _new_key(self, parent: Node, name: str) -> str:
+        if parent.ino == ROOT and is_reserved(name):
+            fail(errno.EPERM)
+        key = join(self.tree.path(parent), name)
+        if len(f"{META_DIR}/{key}{META_SUFFIX}".encode()) > KEY_MAX:
+            fail(errno.ENAMETOOLONG)
+        return key
+
+    def _touch_dir(self, node: Node) -> None:
+        """A directory changed: keep it in the bucket even if it becomes empty."""
+        node.mtime_ns = node.ctime_ns = time.time_ns()
+        if node.ino != ROOT and not node.lost and not node.sidecar and not node.dirty:
+            node.custom = node.dirty = True
+            node.last_write = time.monotonic()
+            self.tree.save(node)  # only when the flags change: one commit per create
+
+    # lookups and attributes
+    @handler
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> Any:
+        parent = await self._dir(parent_inode)
+        text = os.fsdecode(name)
+        if text == "..":
+            node = self._node(parent.parent or ROOT)
+        elif text == ".":
+            node = parent
+        else:
+            found = self.tree.child(parent.ino, text)
+            node = found if found is not None else fail(errno.ENOENT)
+        node.lookups += 1
+        return self._entry(node)
+
+    @handler
+    async def getattr(self, inode: int, ctx: Any = None) -> Any:
+        return self._entry(self._node(inode))
+
+    @handler
+    async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None, ctx: Any) -> Any:
+        node = self._node(inode)
+        self._writable()
+        if fields.update_size:
+            if node.kind != "file":
+                fail(errno.EINVAL)
+            if attr.st_size and not node.full:
+                await self.downloader.fill(node)
+            self._truncate(node, attr.st_size)
+        if fields.update_mode:
+            node.mode = attr.st_mode & 0o7777
+            self._mark_dirty(node, data=False)
+        if fields.update_uid:
+            node.uid = attr.st_uid
+            self._mark_dirty(node, data=False)
+        if fields.update_gid:
+            node.gid = attr.st_gid
+            self._mark_dirty(node, data=False)
+        if fields.update_mtime:
+            node.mtime_ns = attr.st_mtime_ns
+            # The kernel's writeback cache stamps "now" itself; only a time set on
+            # purpose (touch -d, cp -p, tar) is worth a sidecar.
+            if abs(attr.st_mtime_ns - time.time_ns()) > EXPLICIT_MTIME_NS:
+                node.explicit_mtime = True
+            self._mark_dirty(node, data=False)
+        self.tree.save(node)
+        return self._entry(node)
+
+    @handler
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        node = self._node(inode)
+        return os.fsencode(node.target) if node.kind == "symlink" else fail(errno.EINVAL)
+
+    @handler
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            node = self.tree.get(ino)
+            if node is not None:
+                node.lookups -= count
+                self._release_node(node)
+
+    # directories
+    @handler
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        await self._dir(inode)
+        fh = self._next_fh
+        self._next_fh += 1
+        # One sorted snapshot per opendir: readdir comes back many times for a big
+        # directory, and offsets must stay stable between those calls.
+        self.dir_handles[fh] = (inode, self.tree.names(inode))
+        return fh
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        self.dir_handles.pop(fh, None)
+
+    @handler
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        ino, names = self.dir_handles[fh]
+        for i in range(start_id, len(names)):
+            child = self.tree.child(ino, names[i])
+            if child is None:
+                continue
+            if not pyfuse3.readdir_reply(token, os.fsencode(names[i]), self._entry(child), i + 1):
+                break
+            child.lookups += 1
+
+    @handler
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
+        parent = await self._dir(parent_inode)
+        self._writable(parent)
+        text = checked_name(name)
+        self._new_key(parent, text)
+        if self.tree.child(parent.ino, text) is not None:
+            fail(errno.EEXIST)
+        # A set-group-ID directory hands its group and its setgid bit down.
+        node = self.tree.add(parent.ino, text, "dir",
+                             mode=mode & 0o7777 | parent.mode & stat.S_ISGID, uid=ctx.uid,
+                             gid=self._group(parent, ctx), custom=True, listed=time.time())
+        self._mark_dirty(node, data=False)
+        self.tree.save(node)
+        self._touch_dir(parent)
+        self.exporter.wake()
+        node.lookups += 1
+        return self._entry(node)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        parent = await self._dir(parent_inode)
+        self._writable()
+        node = self.tree.child(parent.ino, os.fsdecode(name)) or fail(errno.ENOENT)
+        if node.kind != "dir":
+            fail(errno.ENOTDIR)
+        if node is self.tree.lostfound:
+            fail(errno.EPERM)
+        await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
+        if self.tree.names(node.ino):
+            fail(errno.ENOTEMPTY)
+        async with self.exporter.lock(node.ino):
+            with self.tree.meta.transaction():
+                if node.sidecar:
+                    self.journal.add("rmdir", self.tree.path(node))
+                self.tree.detach(node)
+                self._touch_dir(parent)
+        self._release_node(node)
+        self.exporter.wake()
+
+    # files
+    def _new_file(self, parent: Node, name: str, kind: str, mode: int, ctx: Any,
+                  target: str = "") -> Node:
+        self._writable(parent)
+        self._new_key(parent, name)
+        if self.tree.child(parent.ino, name) is not None:
+            fail(errno.EEXIST)
+        with self.tree.meta.transaction():
+            node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid,
+                                 gid=self._group(parent, ctx),
+                                 full=True, target=target, custom=kind == "symlink",
+                                 size=len(os.fsencode(target)), dirty=True, data_dirty=True,
+                                 last_write=time.monotonic())
+            self._touch_dir(parent)
+        self.data.truncate(node.ino, 0)
+        node.lookups += 1
+        return node
+
+    @handler
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any) -> Any:
+        parent = await self._dir(parent_inode)
+        node = self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx)
+        return self._open_handle(node, writer=True), self._entry(node)
+
+    @handler
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: Any) -> Any:
+        if not stat.S_ISREG(mode):
+            fail(errno.EPERM)  # no devices, fifos or sockets in a bucket
+        parent = await self._dir(parent_inode)
+        return self._entry(self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx))
+
+    @handler
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
+        parent = await self._dir(parent_inode)
+        return self._entry(self._new_file(parent, checked_name(name), "symlink", 0o777, ctx,
+                                          target=os.fsdecode(target)))
+
+    @handler
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
+        fail(errno.EPERM)  # an object has exactly one key: no hard links
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        parent = await self._dir(parent_inode)
+        self._writable()
+        node = self.tree.child(parent.ino, os.fsdecode(name)) or fail(errno.ENOENT)
+        if node.kind == "dir":
+            fail(errno.EISDIR)
+        async with self.exporter.lock(node.ino):
+            with self.tree.meta.transaction():
+                self._forget_remote(node)
+                self.tree.detach(node)
+                self._touch_dir(parent)
+        self._release_node(node)
+        self.exporter.wake()
+
+    def _forget_remote(self, node: Node) -> None:
+        """Journal the removal of ``node``'s objects (call inside a transaction)."""
+        if node.lost:
+            return
+        if node.kind == "dir":
+            if node.sidecar:
+                self.journal.add("rmdir", self.tree.path(node))
+        elif node.etag is not None or node.sidecar:
+            self.journal.add("delete", self.tree.path(node))
+
+    # rename
+    @handler
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any) -> None:
+        self._writable()
+        old_dir = await self._dir(parent_inode_old)
+        new_dir = await self._dir(parent_inode_new)
+        node = self.tree.child(old_dir.ino, os.fsdecode(name_old)) or fail(errno.ENOENT)
+        new_name = checked_name(name_new)
+        dst_key = self._new_key(new_dir, new_name)
+        target = self.tree.child(new_dir.ino, new_name)
+        rename.check(self.tree, node, new_dir, target, flags)
+        if target is node:
+            return
+        if target is not None and target.kind == "dir":
+            await self.lister.ensure(target, self.cfg.policy.metadata_ttl)
+            if self.tree.names(target.ino):
+                fail(errno.ENOTEMPTY)
+        if node.kind == "dir":
+            await rename.import_subtree(self.tree, self.lister, node)
+        moving = [node, *self.tree.descendants(node)]
+        async with contextlib.AsyncExitStack() as stack:
+            for n in sorted(moving, key=lambda n: n.ino):
+                await stack.enter_async_context(self.exporter.lock(n.ino))
+            with self.tree.meta.transaction():
+                if target is not None:
+                    self._forget_remote(target)
+                    self.tree.detach(target)
+                if rename.journal_move(self.tree, self.journal, node, dst_key):
+                    self._mark_dirty(node, data=True)
+                self.tree.move(node, new_dir.ino, new_name)
+                self._touch_dir(old_dir)
+                self._touch_dir(new_dir)
+        if target is not None:
+            self._release_node(target)
+        self.exporter.wake()
+
+    # extended attributes
+    @handler
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        node = self._node(inode)
+        self._writable()
+        xattr.put(node, name, value)
+        self._mark_dirty(node, data=False)
+        self.tree.save(node)
+
+    @handler
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        # ENOTSUP, not ENODATA, for ACLs and security labels: `ls -l` then stops
+        # asking for them after the first file of the mount (two FUSE calls per
+        # listing instead of two per entry).
+        value = self._node(inode).xattrs.get(xattr.checked_name(name))
+        return value if value is not None else fail(pyfuse3.ENOATTR)
+
+    @handler
+    async def listxattr(self, inode: int, ctx: Any) -> Sequence[bytes]:
+        return [os.fsencode(k) for k in self._node(inode).xattrs]
+
+    @handler
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        node = self._node(inode)
+        self._writable()
+        if node.xattrs.pop(os.fsdecode(name), None) is None:
+            fail(pyfuse3.ENOATTR)
+        self._mark_dirty(node, data=False)
+        self.tree.save(node)
+
+    @handler
+    async def statfs(self, ctx: Any) -> Any:
+        st = os.statvfs(self.cfg.cache_dir)
+        out = pyfuse3.StatvfsData()
+        for field_name in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                           "f_files", "f_ffree", "f_favail"):
+            setattr(out, field_name, getattr(st, field_name))
+        out.f_namemax = 255
+        return out

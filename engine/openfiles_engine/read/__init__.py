@@ -1,0 +1,1 @@
+"""engine/openfiles_engine/read."""

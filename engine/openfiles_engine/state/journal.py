@@ -1,0 +1,115 @@
+"""Remote renames and deletes, replayed in order from the SQLite journal.
+
+Entries (``op``, ``src``, ``dst``), all idempotent so a crash can replay them:
+
+- ``delete``  src: delete the object and its sidecar;
+- ``rmdir``   src: delete the directory's sidecar;
+- ``rename``  src -> dst: copy object and sidecar, then delete the sources;
+- ``renamedir`` src -> dst: the same for every key under the prefix and its sidecars.
+
+A rename is never atomic in the bucket: for a moment both keys may exist.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from openfiles_engine.bucket.layout import META_DIR, sidecar_key
+from openfiles_engine.bucket.store import NotFound, Store
+from openfiles_engine.state.db import MetaDB
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    def __init__(self, meta: MetaDB) -> None:
+        self.meta = meta
+        self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in meta.journal()]
+        self._moves: list[tuple[str, str, str]] = [
+            (op, s, d) for _, op, s, d in meta.journal() if op in ("rename", "renamedir")]
+
+    def add(self, op: str, src: str, dst: str = "") -> None:
+        self.meta.journal_add(op, src, dst)
+        self._keys.append((src, dst))
+        if op in ("rename", "renamedir"):
+            self._moves.append((op, src, dst))
+
+    def remote_key(self, key: str) -> str:
+        """Where the bytes of ``key`` are in the bucket while renames are pending."""
+        for op, src, dst in reversed(self._moves):
+            if op == "rename" and key == dst:
+                key = src
+            elif op == "renamedir" and key.startswith(dst + "/"):
+                key = src + key[len(dst):]
+        return key
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def pending(self, key: str) -> bool:
+        """Is ``key`` (or a directory above it) the source or target of a pending entry?"""
+        for src, dst in self._keys:
+            for k in (src, dst):
+                if k and (key == k or key.startswith(k + "/")):
+                    return True
+        return False
+
+    def entries(self) -> list[tuple[int, str, str, str]]:
+        return self.meta.journal()
+
+    def done(self, entry_id: int, src: str, dst: str) -> None:
+        self.meta.journal_done(entry_id)
+        if (src, dst) in self._keys:
+            self._keys.remove((src, dst))
+        self._moves = [m for m in self._moves if (m[1], m[2]) != (src, dst)]
+
+
+def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
+    """Run one journal entry against the bucket (sync, in a worker thread).
+
+    Returns the destination keys written (so callers can refresh their ETags).
+    """
+    if op == "delete":
+        store.delete(src)
+        store.delete(sidecar_key(src))
+        return []
+    if op == "rmdir":
+        store.delete(sidecar_key(src))
+        return []
+    if op == "rename":
+        try:
+            store.copy(src, dst)
+        except NotFound:
+            # Replay after the data moved: the destination's sidecar is already right.
+            log.info("rename %r -> %r: source already gone (replay)", src, dst)
+            store.delete(sidecar_key(src))
+            return []
+        try:
+            store.copy(sidecar_key(src), sidecar_key(dst))
+        except NotFound:
+            store.delete(sidecar_key(dst))  # attributes at dst were the old target's
+        store.delete(src)
+        store.delete(sidecar_key(src))
+        return [dst]
+    if op == "renamedir":
+        written = []
+        pairs = [(o.key, dst + o.key[len(src):]) for o in store.list_all(src + "/")]
+        meta_src = f"{META_DIR}/{src}"
+        meta_dst = f"{META_DIR}/{dst}"
+        pairs += [(o.key, meta_dst + o.key[len(meta_src):])
+                  for o in store.list_all(meta_src + "/")]
+        for a, b in pairs:
+            try:
+                store.copy(a, b)
+                if not b.startswith(META_DIR + "/"):
+                    written.append(b)
+            except NotFound:
+                continue
+            store.delete(a)
+        try:
+            store.copy(sidecar_key(src), sidecar_key(dst))
+            store.delete(sidecar_key(src))
+        except NotFound:
+            pass
+        return written
+    raise ValueError(f"unknown journal op {op!r}")

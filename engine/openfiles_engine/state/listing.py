@@ -1,0 +1,254 @@
+"""Lazy import: list a directory once (with delimiter) and merge it into the tree.
+
+Merge rules (bucket wins, local work is never dropped):
+- a remote entry with no local node becomes a node (attributes from its sidecar
+  when the sidecar's ETag matches the object, otherwise the mount defaults);
+- a clean local file whose remote ETag changed takes the new attributes and
+  loses its cached data;
+- a clean local file that vanished remotely is removed;
+- dirty files, lost+found, and keys with a pending journal entry are left alone;
+- odd keys (``a//b``, ``.``, ``..``, names over 255 bytes, the engine's
+  reserved names at the root) are hidden with a log line; a key that is both
+  an object and a prefix shows as the directory, and the object is hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import trio
+
+from openfiles_engine.bucket.layout import (
+    META_SUFFIX,
+    Sidecar,
+    is_reserved,
+    join,
+    sidecar_dir,
+    sidecar_key,
+    valid_name,
+)
+from openfiles_engine.bucket.store import AsyncStore, NotFound, ObjectInfo, StoreError
+from openfiles_engine.state.db import ROOT, Node
+from openfiles_engine.state.tree import Tree
+
+log = logging.getLogger(__name__)
+
+
+class Lister:
+    """Imports directories and revalidates files against the bucket."""
+
+    def __init__(self, tree: Tree, store: AsyncStore, pending: Callable[[str], bool],
+                 on_change: Callable[[Node], None], on_gone: Callable[[Node], None]) -> None:
+        self.tree = tree
+        self.store = store
+        self.pending = pending
+        self.on_change = on_change
+        self.on_gone = on_gone
+        self._locks: dict[int, trio.Lock] = {}
+        self.hidden: set[str] = set()
+
+    def forget(self, ino: int) -> None:
+        """Drop per-inode state of a node that is gone for good."""
+        self._locks.pop(ino, None)
+
+    async def ensure(self, node: Node, ttl: float) -> None:
+        """List ``node`` (a directory) unless it was listed less than ``ttl`` seconds ago."""
+        if node.kind != "dir" or node.lost:
+            return
+        if node.listed and time.time() - node.listed < ttl:
+            return
+        lock = self._locks.setdefault(node.ino, trio.Lock())
+        async with lock:
+            if node.listed and time.time() - node.listed < ttl:
+                return
+            try:
+                await self._list(node)
+            except StoreError as exc:
+                if not node.listed or isinstance(exc, NotFound):
+                    raise
+                # Bucket unreachable: keep serving what we know; try again next time.
+                log.info("re-listing %r failed, using the cached listing: %s",
+                         self.tree.path(node), exc)
+
+    async def _list(self, node: Node) -> None:
+        path = self.tree.path(node)
+        prefix = f"{path}/" if path else ""
+        objects, prefixes = await self.store.run(self.store.sync.list_dir, prefix)
+        try:
+            metas, _ = await self.store.run(self.store.sync.list_dir, sidecar_dir(path))
+        except NotFound:
+            metas = []
+        sidecars: dict[str, tuple[Sidecar, str | None]] = {}
+        with_sidecar: set[str] = set()
+        marked_dirs: set[str] = set()
+        async with trio.open_nursery() as nursery:
+            for info in metas:
+                base = info.key.rsplit("/", 1)[-1]
+                if not base.endswith(META_SUFFIX):
+                    continue
+                name = base[: -len(META_SUFFIX)]
+                with_sidecar.add(name)
+                child = self.tree.child(node.ino, name)
+                if child is not None and info.etag and child.sidecar_etag == info.etag:
+                    if child.kind == "dir":
+                        marked_dirs.add(name)
+                    continue  # seen this sidecar already: no GET
+                nursery.start_soon(self._fetch_sidecar, info, name, sidecars)
+        files: dict[str, ObjectInfo] = {}
+        for info in objects:
+            if info.key == path:
+                continue  # a "dir/" marker made by another tool (obstore drops the slash)
+            name = info.key[len(prefix):]
+            if self._visible(node, name, info.key):
+                files[name] = info
+        dirs = {p[len(prefix):] for p in prefixes}
+        dirs |= marked_dirs | {name for name, (sc, _) in sidecars.items() if sc.kind == "dir"}
+        dirs = {d for d in dirs if self._visible(node, d, join(path, d))}
+        for name in dirs & set(files):
+            self._hide(join(path, name), "is both an object and a prefix; showing the directory")
+            del files[name]
+        seen = set(files) | dirs
+        # One commit for the whole merge, not one per entry: a listing of 1000
+        # objects was 2000 SQLite commits. Nothing awaits in here, so no other
+        # handler sees the tree half merged.
+        with self.tree.meta.transaction():
+            for name in sorted(dirs):
+                self._merge_dir(node, name, sidecars.get(name))
+            for name, info in sorted(files.items()):
+                self._merge_file(node, name, info, sidecars.get(name), name in with_sidecar)
+            for name in self.tree.names(node.ino):
+                child = self.tree.child(node.ino, name)
+                if child is not None and name not in seen:
+                    self._maybe_gone(child)
+            node.listed = time.time()
+            self.tree.save(node)
+
+    async def _fetch_sidecar(self, info: ObjectInfo, name: str,
+                             out: dict[str, tuple[Sidecar, str | None]]) -> None:
+        try:
+            sc = Sidecar.decode(await self.store.run(self.store.sync.get, info.key), info.key)
+        except NotFound:
+            return
+        if sc is not None:
+            out[name] = (sc, info.etag)
+
+    def _visible(self, parent: Node, name: str, key: str) -> bool:
+        if parent.ino == ROOT and is_reserved(name):
+            return False
+        if not valid_name(name):
+            self._hide(key, "cannot be a file name")
+            return False
+        return not self.pending(key)
+
+    def _hide(self, key: str, why: str) -> None:
+        if key not in self.hidden:
+            self.hidden.add(key)
+            log.warning("hiding key %r: %s", key, why)
+
+    def _merge_dir(self, parent: Node, name: str,
+                   found: tuple[Sidecar, str | None] | None) -> None:
+        child = self.tree.child(parent.ino, name)
+        if child is not None:
+            if child.kind == "dir" and found is not None and not child.dirty:
+                self._apply(child, *found)
+                self.tree.save(child)
+            return
+        d = self.tree.defaults
+        child = self.tree.add(parent.ino, name, "dir", mode=d.dir_mode, uid=d.uid, gid=d.gid)
+        if found is not None:
+            self._apply(child, *found)
+        self.tree.save(child)
+
+    def _merge_file(self, parent: Node, name: str, info: ObjectInfo,
+                    found: tuple[Sidecar, str | None] | None, has_sidecar: bool) -> None:
+        child = self.tree.child(parent.ino, name)
+        if child is not None and (child.dirty or child.kind == "dir"):
+            return  # export decides; a local directory shadows a remote object
+        if child is not None and child.etag == info.etag:
+            child.validated = time.time()
+            if found is not None and found[0].etag == info.etag:
+                self._apply(child, *found)  # attributes changed elsewhere, bytes did not
+                self.tree.save(child)
+            return
+        if child is None:
+            d = self.tree.defaults
+            child = self.tree.add(parent.ino, name, "file", mode=d.file_mode, uid=d.uid,
+                                  gid=d.gid)
+        self.adopt(child, info, found, has_sidecar)
+        if child.lookups:
+            self.on_change(child)
+
+    def adopt(self, node: Node, info: ObjectInfo, found: tuple[Sidecar, str | None] | None,
+              has_sidecar: bool) -> None:
+        """Make ``node`` a clean copy of the remote ``info`` with no cached bytes."""
+        d = self.tree.defaults
+        node.kind, node.mode, node.uid, node.gid = "file", d.file_mode, d.uid, d.gid
+        node.target, node.xattrs, node.explicit_mtime = "", {}, False
+        node.size, node.mtime_ns, node.ctime_ns = info.size, info.mtime_ns, info.mtime_ns
+        node.etag, node.dirty, node.full, node.ranges = info.etag, False, info.size == 0, []
+        node.validated = time.time()
+        node.sidecar, node.sidecar_etag, node.custom = has_sidecar, None, False
+        if found is not None and found[0].kind in ("file", "symlink") and \
+                found[0].etag == info.etag:
+            self._apply(node, *found)
+        self.tree.save(node)
+
+    def _apply(self, node: Node, sc: Sidecar, sidecar_etag: str | None) -> None:
+        node.mode, node.uid, node.gid = sc.mode, sc.uid, sc.gid
+        node.mtime_ns, node.xattrs = sc.mtime_ns, dict(sc.xattrs)
+        node.custom = node.sidecar = True
+        node.sidecar_etag = sidecar_etag
+        node.explicit_mtime = True
+        if sc.kind == "symlink" and node.kind == "file":
+            node.kind, node.target = "symlink", sc.target
+
+    def _maybe_gone(self, child: Node) -> None:
+        if child.dirty or child.lost or (child.etag is None and child.kind != "dir"):
+            return
+        key = self.tree.path(child)
+        if self.pending(key):
+            return
+        if child.kind == "dir":
+            if child.dirty or (child.custom and not child.sidecar):
+                return  # made here, not exported yet
+            if any(n.dirty or (n.etag is None and n.kind != "dir")
+                   for n in self.tree.descendants(child)):
+                return
+        self.on_gone(child)
+
+    async def revalidate(self, node: Node, ttl: float) -> bool:
+        """Check a clean file against the bucket if its attributes are older than ``ttl``.
+
+        Returns False if the object is gone (the node was removed).
+        """
+        if node.kind != "file" or node.dirty or node.etag is None or node.lost:
+            return True
+        if time.time() - node.validated < ttl:
+            return True
+        key = self.tree.path(node)
+        try:
+            info = await self.store.run(self.store.sync.head, key)
+        except NotFound:
+            if not self.pending(key):
+                self.on_gone(node)
+                return False
+            return True
+        except StoreError as exc:
+            log.info("revalidating %r failed, using the cached copy: %s", key, exc)
+            return True
+        if info.etag == node.etag:
+            node.validated = time.time()
+            return True
+        found = None
+        if node.sidecar or node.custom:
+            try:
+                data = await self.store.run(self.store.sync.get, sidecar_key(key))
+                sc = Sidecar.decode(data, key)
+                found = (sc, None) if sc is not None else None
+            except NotFound:
+                found = None
+        self.adopt(node, info, found, found is not None)
+        self.on_change(node)
+        return True

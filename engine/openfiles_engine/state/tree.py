@@ -1,0 +1,173 @@
+"""The in-memory inode tree, written through to :class:`~openfiles_engine.state.db.MetaDB`.
+
+All mutation happens on the trio thread; no locking is needed for the maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from openfiles_engine.bucket.layout import LOSTFOUND_PREFIX, join
+from openfiles_engine.state.db import ROOT, MetaDB, Node
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Ownership and modes given to objects imported from the bucket."""
+
+    uid: int
+    gid: int
+    file_mode: int
+    dir_mode: int
+
+
+class Tree:
+    """Nodes by inode number and by (parent, name)."""
+
+    def __init__(self, meta: MetaDB, defaults: Defaults, fsid: str) -> None:
+        self.meta = meta
+        self.defaults = defaults
+        self.nodes: dict[int, Node] = {}
+        self.children: dict[int, dict[str, int]] = {}
+        for node in meta.load_nodes():
+            self.nodes[node.ino] = node
+        for node in self.nodes.values():
+            if node.parent and node.parent in self.nodes:
+                self.children.setdefault(node.parent, {})[node.name] = node.ino
+        self._next_ino = meta.max_ino() + 1
+        now = time.time_ns()
+        if ROOT not in self.nodes:
+            root = Node(ino=ROOT, parent=0, name="", kind="dir", mode=defaults.dir_mode,
+                        uid=defaults.uid, gid=defaults.gid, mtime_ns=now, ctime_ns=now)
+            self.nodes[ROOT] = root
+            meta.save(root)
+        self._drop_orphans()
+        name = LOSTFOUND_PREFIX + fsid
+        existing = self.child(ROOT, name)
+        if existing is None:
+            existing = self.add(ROOT, name, "dir", mode=0o700, uid=defaults.uid,
+                                gid=defaults.gid)
+            existing.lost = True
+            existing.listed = time.time()
+            self.save(existing)
+        self.lostfound = existing
+
+    def _drop_orphans(self) -> None:
+        """Unlinked-but-open nodes from before a crash are gone for good now."""
+        self.orphans: list[int] = []
+        for node in list(self.nodes.values()):
+            if node.ino != ROOT and (node.parent == 0 or node.parent not in self.nodes):
+                self.meta.delete(node.ino)
+                del self.nodes[node.ino]
+                self.orphans.append(node.ino)
+
+    def get(self, ino: int) -> Node | None:
+        return self.nodes.get(ino)
+
+    def child(self, parent: int, name: str) -> Node | None:
+        ino = self.children.get(parent, {}).get(name)
+        return self.nodes.get(ino) if ino is not None else None
+
+    def names(self, parent: int) -> list[str]:
+        return sorted(self.children.get(parent, {}))
+
+    def path(self, node: Node) -> str:
+        """Volume-relative key of ``node`` ("" for the root)."""
+        parts: list[str] = []
+        while node.ino != ROOT:
+            parts.append(node.name)
+            parent = self.nodes.get(node.parent)
+            if parent is None:
+                raise KeyError(f"inode {node.ino} is detached")
+            node = parent
+        return "/".join(reversed(parts))
+
+    def find(self, path: str) -> Node | None:
+        node = self.nodes[ROOT]
+        for part in path.split("/") if path else []:
+            found = self.child(node.ino, part)
+            if found is None:
+                return None
+            node = found
+        return node
+
+    def add(self, parent: int, name: str, kind: str, *, mode: int, uid: int, gid: int,
+            **attrs: object) -> Node:
+        """Create and persist a node under ``parent`` (which must not have ``name``)."""
+        now = time.time_ns()
+        node = Node(ino=self._next_ino, parent=parent, name=name, kind=kind, mode=mode,
+                    uid=uid, gid=gid, mtime_ns=now, ctime_ns=now, last_access=time.time())
+        for key, value in attrs.items():
+            setattr(node, key, value)
+        self._next_ino += 1
+        self.nodes[node.ino] = node
+        self.children.setdefault(parent, {})[name] = node.ino
+        self.meta.save(node)
+        return node
+
+    def save(self, node: Node) -> None:
+        if node.ino in self.nodes:
+            self.meta.save(node)
+            node.unsaved = False
+
+    def detach(self, node: Node) -> None:
+        """Take ``node`` out of its directory; it lives on while the kernel holds it."""
+        self.children.get(node.parent, {}).pop(node.name, None)
+        node.parent = 0
+        self.meta.save(node)
+
+    def move(self, node: Node, parent: int, name: str) -> None:
+        self.children.get(node.parent, {}).pop(node.name, None)
+        node.parent, node.name = parent, name
+        self.children.setdefault(parent, {})[name] = node.ino
+        self.meta.save(node)
+
+    def remove(self, node: Node) -> None:
+        """Forget ``node`` entirely (caller drops its data file)."""
+        self.children.get(node.parent, {}).pop(node.name, None)
+        self.children.pop(node.ino, None)
+        self.nodes.pop(node.ino, None)
+        self.meta.delete(node.ino)
+
+    def descendants(self, node: Node) -> list[Node]:
+        out: list[Node] = []
+        stack = [node.ino]
+        while stack:
+            for ino in self.children.get(stack.pop(), {}).values():
+                child = self.nodes[ino]
+                out.append(child)
+                stack.append(ino)
+        return out
+
+    def in_lostfound(self, node: Node) -> bool:
+        return node.lost
+
+    def needs_sidecar(self, node: Node) -> bool:
+        """Does ``node`` carry attributes that only a sidecar can hold?"""
+        d = self.defaults
+        default_mode = d.dir_mode if node.kind == "dir" else d.file_mode
+        return (
+            (node.kind != "file" and node.custom)
+            or node.kind == "symlink"
+            or node.mode != default_mode
+            or node.uid != d.uid
+            or node.gid != d.gid
+            or bool(node.xattrs)
+            or node.explicit_mtime
+        )
+
+    def unique_lost_name(self, name: str) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        n = 0
+        while True:
+            candidate = f"{name[:200]}.{stamp}.{n}" if n else f"{name[:200]}.{stamp}"
+            if self.child(self.lostfound.ino, candidate) is None:
+                return candidate
+            n += 1
+
+
+__all__ = ["ROOT", "Defaults", "Node", "Tree", "join"]

@@ -1,0 +1,102 @@
+"""The node's Prometheus endpoint, scraped while a volume is used; numbers match the use."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from fixtures.minio import Bucket
+from fixtures.net import free_port
+from openfiles_csi import jsonline
+
+from ..conftest import Node, scrape, volume_on
+
+pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
+
+MIB = 1024 * 1024
+
+
+def test_metrics_follow_writes_and_exports(node_env: Node, s3_bucket: Bucket) -> None:
+    port = free_port()
+    plugin = node_env.start_plugin("node", "--metrics-address", f"127.0.0.1:{port}")
+    vol = volume_on(node_env, plugin, s3_bucket, "metrics", exportDelay="1h")
+    vol.stage()
+    with open(os.path.join(vol.staging, "one-mib.bin"), "wb") as f:
+        f.write(b"\1" * MIB)
+    before = scrape(port, vol.volume_id)
+    assert before["openfiles_volume_up"] == 1
+    assert before["openfiles_dirty_bytes"] == MIB
+    assert before["openfiles_pending_exports"] == 1
+    assert before["openfiles_export_errors_total"] == 0
+    assert before["openfiles_conflicts_total"] == 0
+    assert before["openfiles_fuse_operation_seconds_count"] > 0
+    (record,) = (json.loads(p.read_text()) for p in (node_env.root / "state" / "records").iterdir())
+    assert jsonline.request(record["control_socket"], {"op": "flush", "timeout": 30}, 40)["ok"]
+    after = scrape(port, vol.volume_id)
+    assert after["openfiles_dirty_bytes"] == 0
+    assert after["openfiles_pending_exports"] == 0
+    # The export of the file was at least one more object store request.
+    assert (
+        after["openfiles_s3_request_seconds_count"] > before["openfiles_s3_request_seconds_count"]
+    )
+    assert after["openfiles_cache_bytes"] >= 0
+    assert 0 <= after["openfiles_hit_ratio"] <= 1
+    vol.unstage()
+    # An unstaged volume has no series any more.
+    assert scrape(port, vol.volume_id) == {}
+
+
+def test_policy_reaches_the_engine(node_env: Node, s3_bucket: Bucket) -> None:
+    policy_dir = node_env.root / "policies"
+    policy_dir.mkdir()
+    plugin = node_env.start_plugin(
+        "node", "--policy-dir", str(policy_dir), "--policy-interval", "0.3"
+    )
+    vol = volume_on(node_env, plugin, s3_bucket, "policy")
+    vol.stage()
+    (record,) = (json.loads(p.read_text()) for p in (node_env.root / "state" / "records").iterdir())
+
+    def effective() -> dict[str, float]:
+        reply = jsonline.request(record["control_socket"], {"op": "status"}, 5)
+        policy: dict[str, float] = reply["status"]["policy"]
+        return policy
+
+    for export_delay, ttl in ((7, 120), (9, 300)):
+        (policy_dir / vol.volume_id).write_text(
+            json.dumps({"cacheTTL": ttl, "exportDelay": export_delay, "policy": "test"})
+        )
+        deadline = time.monotonic() + 10
+        while effective()["export_delay"] != export_delay and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert effective()["export_delay"] == export_delay
+        assert effective()["cache_ttl"] == ttl
+    vol.unstage()
+
+
+def test_hung_engines_cost_one_timeout(node_env: Node, s3_bucket: Bucket) -> None:
+    """Engines are asked in parallel: three hung ones cost a scrape one 2 s timeout, not
+    three, so a node with many hung volumes stays within Prometheus' scrape timeout."""
+    port = free_port()
+    plugin = node_env.start_plugin("node", "--metrics-address", f"127.0.0.1:{port}")
+    volumes = [volume_on(node_env, plugin, s3_bucket, f"hung{i}") for i in range(3)]
+    for vol in volumes:
+        vol.stage()
+    records = (node_env.root / "state" / "records").iterdir()
+    pids = [json.loads(p.read_text())["pid"] for p in records]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        down = scrape(port, volumes[0].volume_id)
+        elapsed = time.monotonic() - started
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert down == {"openfiles_volume_up": 0}
+    assert elapsed < 5, f"scrape took {elapsed:.1f}s"  # one after another: over 6 s
+    for vol in volumes:
+        vol.unstage()

@@ -1,0 +1,195 @@
+"""Export when the bucket goes away: writes keep working, exports retry and resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from fixtures.minio import MinioServer, new_bucket
+from fixtures.net import wait_for
+from openfiles_engine.bucket import store as store_mod
+from openfiles_engine.bucket.layout import Sidecar, sidecar_key
+from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.cache.datafiles import DataFiles
+from openfiles_engine.config import Policy
+from openfiles_engine.export import exporter as export
+from openfiles_engine.export.exporter import Exporter
+from openfiles_engine.export.lostfound import ORIGINAL_PATH_XATTR, LostFound
+from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.tree import Defaults, Tree
+
+from ..conftest import Backend, MountFactory
+
+
+class Rig:
+    """An Exporter on a MemoryStore, with everything it needs and no FUSE."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = Store.open("memory://")
+        meta = MetaDB(str(tmp_path / "m.sqlite"))
+        self.tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
+        self.data = DataFiles(str(tmp_path / "data"))
+        self.journal = Journal(meta)
+        self.invalidated: list[tuple[int, str]] = []
+        self.lostfound = LostFound(self.tree, lambda p, n: self.invalidated.append((p, n)))
+        self.exporter = Exporter(self.tree, AsyncStore(self.store), self.data, self.journal,
+                                 self.lostfound, Policy(export_delay=0))
+
+    def new_file(self, name: str, data: bytes, etag: str | None = None) -> Node:
+        node = self.tree.add(ROOT, name, "file", mode=0o644, uid=0, gid=0, size=len(data),
+                             dirty=True, data_dirty=True, full=True, etag=etag)
+        self.data.write(node.ino, 0, data)
+        return node
+
+    def flush(self) -> None:
+        trio.run(self.exporter.flush)
+
+
+def test_export_creates_then_updates_conditionally(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    node = rig.new_file("a", b"one")
+    rig.flush()
+    assert rig.store.get("a") == b"one" and not node.dirty and node.etag
+    rig.data.write(node.ino, 0, b"two")
+    node.dirty = node.data_dirty = True
+    rig.flush()
+    assert rig.store.get("a") == b"two"
+    assert rig.lostfound.count == 0
+    assert [o.key for o in rig.store.list_all("")] == ["a"]  # defaults: no sidecar
+
+
+def test_failed_precondition_moves_the_local_file_to_lost_and_found(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    node = rig.new_file("c", b"mine")
+    rig.flush()
+    rig.store.put_bytes("c", b"theirs", if_match=None, create=False)
+    rig.data.write(node.ino, 0, b"MINE")
+    node.dirty = node.data_dirty = True
+    rig.flush()
+    assert rig.store.get("c") == b"theirs"
+    assert node.lost and node.parent == rig.tree.lostfound.ino
+    assert node.xattrs[ORIGINAL_PATH_XATTR] == b"c"
+    assert rig.lostfound.count == 1 and rig.invalidated == [(ROOT, "c")]
+    assert rig.exporter.dirty() == []  # never exported again
+
+
+def test_same_bytes_after_a_crash_is_not_a_conflict(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.store.put_bytes("d", b"same", if_match=None, create=True)  # our PUT, ETag lost
+    node = rig.new_file("d", b"same")
+    rig.flush()
+    assert not node.lost and not node.dirty and rig.lostfound.count == 0
+
+
+def test_sidecar_follows_the_attributes(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    node = rig.new_file("s", b"x")
+    node.mode = 0o600
+    rig.flush()
+    sc = Sidecar.decode(rig.store.get(sidecar_key("s")), "s")
+    assert sc is not None and sc.mode == 0o600 and sc.etag == node.etag
+    node.mode = 0o644
+    node.dirty = True  # attributes only: no new upload of the bytes
+    rig.flush()
+    assert [o.key for o in rig.store.list_all("")] == ["s"]
+
+
+def test_store_errors_are_recorded_and_leave_the_file_dirty(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    node = rig.new_file("e", b"x")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise store_mod.StoreError("bucket unreachable")
+
+    rig.store.put_file = broken  # type: ignore[method-assign,assignment]
+    with pytest.raises(store_mod.StoreError):
+        rig.flush()
+    assert node.dirty and rig.exporter.last_error == "bucket unreachable"
+    assert rig.exporter.errors == 1
+
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+@pytest.mark.timeout(240)
+def test_minio_stopped_mid_export_then_restarted(
+        mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
+    server = make_minio()
+    bucket = new_bucket(server)
+    backend = Backend.on_s3(bucket)
+    backend.write("cached.txt", b"cached before the outage")
+    m = mounter(backend, "--export-delay", "0.5", "--metadata-ttl", "1")
+    assert (m.path / "cached.txt").read_bytes() == b"cached before the outage"
+    server.stop()
+    time.sleep(1.5)  # past the metadata TTL: lookups and opens would ask the bucket
+    # Writes and cached reads keep working while the bucket is gone.
+    assert "cached.txt" in os.listdir(m.path)
+    assert (m.path / "cached.txt").read_bytes() == b"cached before the outage"
+    for i in range(5):
+        (m.path / f"during-{i}.txt").write_bytes(f"written during outage {i}".encode())
+    wait_for(lambda: m.status()["last_export_error"], timeout=60, what="an export error")
+    st = m.status()
+    assert st["dirty_files"] == 5 and st["export_errors"] > 0
+    assert bucket.server.secret_key not in str(st)
+    flush = m.flush(timeout=20)
+    assert not flush["ok"]
+    server.start()
+    # No flush: the export loop's retry finds the bucket again by itself.
+    wait_for(lambda: m.status()["dirty_files"] == 0, timeout=120, what="exports to resume")
+    for i in range(5):
+        assert backend.read(f"during-{i}.txt") == f"written during outage {i}".encode()
+    assert m.status()["last_export_error"] is None
+    assert m.status()["conflicts"] == 0
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+@pytest.mark.timeout(240)
+def test_unmount_with_bucket_down_keeps_dirty_data(
+        mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
+    server = make_minio()
+    bucket = new_bucket(server)
+    backend = Backend.on_s3(bucket)
+    m = mounter(backend, "--export-delay", "3600", "--unmount-timeout", "5")
+    (m.path / "pending.txt").write_bytes(b"not yet in the bucket")
+    server.stop()
+    started = time.monotonic()
+    assert m.stop() == 1  # export failed: non-zero, but bounded by the timeout
+    assert time.monotonic() - started < 60
+    server.start()
+    again = mounter(backend, mountpoint=m.path, cache=m.cache)
+    assert again.flush()["ok"]
+    assert backend.read("pending.txt") == b"not yet in the bucket"
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_file_open_for_writing_waits_for_close_or_a_pause(mounter: MountFactory,
+                                                             backend: Backend) -> None:
+    """With --export-delay 0 a file still being written is not uploaded between two
+    writes; closing it exports it at once, and a writer that pauses for
+    OPEN_WRITER_DELAY gets its data exported while the file stays open."""
+    m = mounter(backend, "--export-delay", "0")
+    fd = os.open(m.path / "growing", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        for i in range(5):
+            os.write(fd, b"x" * 1000)
+            time.sleep(0.3)
+            assert "growing" not in backend.keys(), f"exported while open, after write {i}"
+        wait_for(lambda: "growing" in backend.keys() and backend.read("growing") == b"x" * 5000,
+                 timeout=export.OPEN_WRITER_DELAY + 20, what="the export of a paused writer")
+        os.write(fd, b"y")
+    finally:
+        os.close(fd)
+    wait_for(lambda: backend.read("growing") == b"x" * 5000 + b"y", timeout=10,
+             what="the export at close")
+    with open(m.path / "closed-at-once", "wb") as f:
+        f.write(b"z")
+    wait_for(lambda: "closed-at-once" in backend.keys(), timeout=2,
+             what="the export right after close")

@@ -1,0 +1,246 @@
+"""The rows of docs/SEMANTICS.md on names, attributes and xattrs (fs.py), on real
+FUSE mounts over file:// and MinIO. The rows on file contents are in test_openfile.py."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+
+import pytest
+
+from ..conftest import Backend, MountFactory, fresh
+
+pytestmark = [pytest.mark.fuse, pytest.mark.timeout(120)]
+
+
+def test_unlink_deletes_object(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("gone.txt", b"x")
+    m = mounter(backend)
+    (m.path / "gone.txt").unlink()
+    assert not (m.path / "gone.txt").exists()
+    assert m.flush()["ok"]
+    assert "gone.txt" not in backend.keys()
+
+
+def test_empty_directories_persist_and_rmdir(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "empty" / "nested").mkdir(parents=True)
+    (m.path / "full").mkdir()
+    (m.path / "full" / "f").write_bytes(b"1")
+    with pytest.raises(OSError) as info:
+        (m.path / "full").rmdir()
+    assert info.value.errno == errno.ENOTEMPTY
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert (other.path / "empty" / "nested").is_dir()
+    (other.path / "empty" / "nested").rmdir()
+    assert other.flush()["ok"]
+    third = fresh(mounter, backend)
+    assert (third.path / "empty").is_dir()
+    assert not (third.path / "empty" / "nested").exists()
+
+
+def test_rename_file_and_directory(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("d/a.txt", b"A")
+    backend.write("d/sub/b.txt", b"B")
+    backend.write("top.txt", b"T")
+    m = mounter(backend)
+    os.rename(m.path / "top.txt", m.path / "moved.txt")
+    os.rename(m.path / "d", m.path / "e")
+    assert (m.path / "e" / "sub" / "b.txt").read_bytes() == b"B"
+    assert (m.path / "moved.txt").read_bytes() == b"T"
+    assert m.flush()["ok"]
+    keys = [k for k in backend.keys() if not k.startswith(".openfiles-meta")]
+    assert keys == ["e/a.txt", "e/sub/b.txt", "moved.txt"]
+    # the moved files are clean: writing again is a normal conditional update
+    (m.path / "moved.txt").write_bytes(b"T2")
+    assert m.flush()["ok"]
+    assert backend.read("moved.txt") == b"T2"
+    assert m.status()["conflicts"] == 0
+
+
+def test_rename_replaces_target(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("a", b"old-a")
+    backend.write("b", b"old-b")
+    m = mounter(backend)
+    os.replace(m.path / "a", m.path / "b")
+    assert m.flush()["ok"]
+    assert [k for k in backend.keys() if not k.startswith(".")] == ["b"]
+    assert backend.read("b") == b"old-a"
+
+
+def test_symlink_persists(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    os.symlink("target/file.txt", m.path / "link")
+    assert os.readlink(m.path / "link") == "target/file.txt"
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert os.readlink(other.path / "link") == "target/file.txt"
+
+
+def test_hard_link_is_refused(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "f").write_bytes(b"1")
+    with pytest.raises(OSError) as info:
+        os.link(m.path / "f", m.path / "g")
+    assert info.value.errno == errno.EPERM
+
+
+def test_chmod_chown_utimens_persist(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"data")
+    os.chmod(p, 0o640)
+    os.chown(p, 1234, 5678)
+    os.utime(p, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    (m.path / "d").mkdir(mode=0o700)
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    st = os.stat(other.path / "f")
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o640, 1234, 5678)
+    assert st.st_mtime_ns == 1_000_000_000_000_000_000
+    assert os.stat(other.path / "d").st_mode & 0o7777 == 0o700
+    assert (other.path / "f").read_bytes() == b"data"
+
+
+def test_setgid_directory_hands_down_its_group(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    shared = m.path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, 4321)
+    os.chmod(shared, 0o2775)
+    (shared / "f").write_bytes(b"x")
+    os.symlink("f", shared / "l")
+    (shared / "sub").mkdir(mode=0o755)
+    (shared / "sub" / "g").write_bytes(b"y")
+    (m.path / "plain").mkdir()
+    (m.path / "plain" / "h").write_bytes(b"z")
+    for path in ("shared/f", "shared/sub", "shared/sub/g"):
+        assert os.stat(m.path / path).st_gid == 4321, path
+    assert os.lstat(shared / "l").st_gid == 4321
+    assert os.stat(shared / "sub").st_mode & 0o7777 == 0o2755  # the bit is handed down too
+    assert os.stat(m.path / "plain" / "h").st_gid == os.getgid()
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert os.stat(other.path / "shared" / "sub" / "g").st_gid == 4321
+    assert os.stat(other.path / "shared" / "sub").st_mode & 0o7777 == 0o2755
+
+
+def test_xattrs_persist(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"x")
+    os.setxattr(p, "user.color", b"blue")
+    os.setxattr(p, "user.gone", b"1")
+    os.removexattr(p, "user.gone")
+    with pytest.raises(OSError) as info:
+        os.setxattr(p, "security.selinux", b"x")
+    assert info.value.errno == errno.ENOTSUP
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    q = other.path / "f"
+    assert os.getxattr(q, "user.color") == b"blue"
+    assert os.listxattr(q) == ["user.color"]
+    with pytest.raises(OSError) as info:
+        os.getxattr(q, "user.gone")
+    assert info.value.errno == errno.ENODATA
+
+
+def test_acls_and_security_labels_are_not_supported(mounter: MountFactory,
+                                                    backend: Backend) -> None:
+    """ENOTSUP (not ENODATA) on get, so tools learn once that the mount has none."""
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"x")
+    for name in ("security.selinux", "system.posix_acl_access", "system.posix_acl_default"):
+        with pytest.raises(OSError) as info:
+            os.getxattr(p, name)
+        assert info.value.errno == errno.ENOTSUP, name
+
+
+def test_ls_long_asks_the_engine_once_per_listing(mounter: MountFactory,
+                                                  backend: Backend) -> None:
+    """A warm `ls -l` is answered by the kernel's attribute cache (timeouts of
+    --metadata-ttl), and GNU ls stops asking for ACLs and labels after the first
+    ENOTSUP: a handful of FUSE requests, not a few per entry."""
+    m = mounter(backend, "--metadata-ttl", "60")
+    (m.path / "d").mkdir()
+    for i in range(200):
+        (m.path / "d" / f"f{i:03d}").write_bytes(b"x")
+    listing = subprocess.run(["ls", "-l", str(m.path / "d")], capture_output=True, text=True,
+                             check=True)
+    assert len(listing.stdout.splitlines()) == 201  # "total" and 200 files
+    before = m.status()["fuse_latency"]["count"]
+    subprocess.run(["ls", "-l", str(m.path / "d")], capture_output=True, check=True)
+    requests = m.status()["fuse_latency"]["count"] - before
+    assert requests < 20, f"a warm ls -l of 200 files took {requests} FUSE requests"
+
+
+def test_statfs(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    st = os.statvfs(m.path)
+    assert st.f_namemax == 255
+    assert st.f_blocks > 0 and st.f_bsize > 0
+
+
+def test_name_too_long(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    with pytest.raises(OSError) as info:
+        (m.path / ("n" * 256)).write_bytes(b"x")
+    assert info.value.errno == errno.ENAMETOOLONG
+    deep = m.path
+    for _ in range(4):
+        deep = deep / ("d" * 250)
+        deep.mkdir()  # 4 x 251 bytes: the key is still under the limit
+    with pytest.raises(OSError) as info:
+        (deep / "x").write_bytes(b"x")  # the sidecar key would pass 1024 bytes
+    assert info.value.errno == errno.ENAMETOOLONG
+
+
+def test_read_only_mount(mounter: MountFactory, backend: Backend) -> None:
+    backend.write("r.txt", b"r")
+    m = mounter(backend, "--read-only")
+    assert (m.path / "r.txt").read_bytes() == b"r"
+    with pytest.raises(OSError) as info:
+        (m.path / "w.txt").write_bytes(b"w")
+    assert info.value.errno == errno.EROFS
+
+
+def test_hidden_reserved_names(mounter: MountFactory, backend: Backend) -> None:
+    # The CSI controller's marker is in the root of every volume it created.
+    backend.write(".openfiles-volume.json", b'{"name": "pvc-1"}')
+    m = mounter(backend)
+    for name in (".openfiles-meta", ".openfiles-volume.json"):
+        with pytest.raises(OSError) as info:
+            (m.path / name).mkdir()
+        assert info.value.errno == errno.EPERM
+    (m.path / "d").mkdir()
+    assert m.flush()["ok"]
+    assert {".openfiles-meta", ".openfiles-volume.json"}.isdisjoint(os.listdir(m.path))
+    assert backend.read(".openfiles-volume.json") == b'{"name": "pvc-1"}'
+
+
+def test_special_files_are_refused(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    with pytest.raises(OSError) as info:
+        os.mkfifo(m.path / "fifo")
+    assert info.value.errno == errno.EPERM
+    os.mknod(m.path / "plain", 0o644 | 0o100000)  # S_IFREG works
+    assert (m.path / "plain").is_file()
+
+
+def test_flock_is_local_and_atime_is_mtime(mounter: MountFactory, backend: Backend) -> None:
+    import fcntl
+
+    m = mounter(backend)
+    p = m.path / "locked"
+    p.write_bytes(b"x")
+    with open(p, "rb") as a, open(p, "rb") as b:
+        fcntl.flock(a, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(a, fcntl.LOCK_UN)
+        a.read()
+    st = os.stat(p)
+    assert st.st_atime_ns == st.st_mtime_ns

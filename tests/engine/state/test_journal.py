@@ -1,0 +1,65 @@
+"""Journal replay against a MemoryStore: idempotent, so a crash can replay it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openfiles_engine.bucket.layout import sidecar_key
+from openfiles_engine.bucket.store import Store
+from openfiles_engine.state.db import MetaDB
+from openfiles_engine.state.journal import Journal, replay_one
+
+
+def keys(store: Store) -> list[str]:
+    return sorted(o.key for o in store.list_all(""))
+
+
+def put(store: Store, key: str) -> None:
+    store.put_bytes(key, key.encode(), if_match=None, create=False)
+
+
+def test_rename_twice_is_the_same_as_once() -> None:
+    store = Store.open("memory://")
+    put(store, "a")
+    put(store, sidecar_key("a"))
+    assert replay_one(store, "rename", "a", "b") == ["b"]
+    replay_one(store, "rename", "a", "b")  # replay after a crash
+    assert keys(store) == [".openfiles-meta/b.meta", "b"]
+    assert store.get("b") == b"a"
+
+
+def test_renamedir_moves_objects_and_sidecars() -> None:
+    store = Store.open("memory://")
+    for key in ("d/x", "d/sub/y", sidecar_key("d"), sidecar_key("d/x"), "dd/keep"):
+        put(store, key)
+    written = replay_one(store, "renamedir", "d", "e")
+    assert sorted(written) == ["e/sub/y", "e/x"]
+    assert keys(store) == [".openfiles-meta/e.meta", ".openfiles-meta/e/x.meta", "dd/keep",
+                           "e/sub/y", "e/x"]
+    replay_one(store, "renamedir", "d", "e")
+    assert "e/x" in keys(store)
+
+
+def test_delete_and_rmdir() -> None:
+    store = Store.open("memory://")
+    for key in ("f", sidecar_key("f"), sidecar_key("d")):
+        put(store, key)
+    replay_one(store, "delete", "f", "")
+    replay_one(store, "rmdir", "d", "")
+    replay_one(store, "delete", "f", "")
+    assert keys(store) == []
+
+
+def test_pending_keys_and_remote_key(tmp_path: Path) -> None:
+    journal = Journal(MetaDB(str(tmp_path / "m.sqlite")))
+    journal.add("renamedir", "old", "new")
+    journal.add("rename", "new/f", "g")
+    assert journal.pending("old/x") and journal.pending("new") and journal.pending("g")
+    assert not journal.pending("older")
+    assert journal.remote_key("g") == "old/f"  # follows both moves back
+    assert journal.remote_key("new/h") == "old/h"
+    reopened = Journal(MetaDB(str(tmp_path / "m.sqlite")))
+    assert len(reopened) == 2 and reopened.remote_key("g") == "old/f"
+    for entry_id, _, src, dst in reopened.entries():
+        reopened.done(entry_id, src, dst)
+    assert len(reopened) == 0 and reopened.remote_key("g") == "g"

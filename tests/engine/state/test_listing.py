@@ -1,0 +1,173 @@
+"""Lazy import of keys other tools wrote, including odd ones, on a real MinIO."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from openfiles_engine.bucket.layout import Sidecar, sidecar_key
+from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.listing import Lister
+from openfiles_engine.state.tree import Defaults, Tree
+
+from ..conftest import Backend, MountFactory
+
+
+def put(backend: Backend, key: str, data: bytes) -> None:
+    """Write with the MinIO SDK, which (unlike obstore) sends keys as given."""
+    backend.bucket.server.admin().put_object(backend.bucket.name, key, io.BytesIO(data),
+                                             len(data))
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+def test_keys_from_other_tools(mounter: MountFactory, s3_backend: Backend) -> None:
+    put(s3_backend, "marker/", b"")  # the console's empty-directory marker
+    put(s3_backend, "both", b"object")  # a key that is an object ...
+    put(s3_backend, "both/child", b"and a prefix")  # ... and a prefix
+    put(s3_backend, "sp ace/é.txt", b"unicode")
+    put(s3_backend, "deep/a/b/c/d.txt", b"deep")
+    m = mounter(s3_backend)
+    names = sorted(os.listdir(m.path))
+    assert "marker" in names and "deep" in names and "sp ace" in names
+    assert os.listdir(m.path / "marker") == []
+    assert (m.path / "sp ace" / "é.txt").read_bytes() == b"unicode"
+    assert (m.path / "deep/a/b/c/d.txt").read_bytes() == b"deep"
+    both = m.path / "both"
+    if both.is_dir():  # the store listed both: the directory wins, the object is hidden
+        assert (both / "child").read_bytes() == b"and a prefix"
+    else:  # MinIO keeps only one of the two visible in listings
+        assert both.read_bytes() == b"object"
+    assert "cannot be a file name" not in m.log_text()
+    assert m.status()["conflicts"] == 0
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+def test_large_directory_listing(mounter: MountFactory, s3_backend: Backend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import obstore
+
+    store = s3_backend.bucket.store()
+    with ThreadPoolExecutor(8) as pool:  # more than one page of ListObjectsV2 (1000)
+        list(pool.map(lambda i: obstore.put(store, f"many/f{i:04d}", b"x"), range(1200)))
+    m = mounter(s3_backend)
+    assert len(os.listdir(m.path / "many")) == 1200
+    st = os.stat(m.path / "many" / "f1199")
+    assert st.st_size == 1 and st.st_mode & 0o777 == 0o644
+
+
+class Rig:
+    """A Lister on a MemoryStore (no FUSE)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = Store.open("memory://")
+        self.tree = Tree(MetaDB(str(tmp_path / "m.sqlite")), Defaults(1, 2, 0o644, 0o755), "t")
+        self.pending: set[str] = set()
+        self.gone: list[str] = []
+        self.changed: list[str] = []
+        self.lister = Lister(self.tree, AsyncStore(self.store), lambda k: k in self.pending,
+                             on_change=lambda n: self.changed.append(n.name),
+                             on_gone=self._gone)
+
+    def _gone(self, node: Node) -> None:
+        self.gone.append(node.name)
+        self.tree.detach(node)
+
+    def put(self, key: str, data: bytes = b"x") -> str | None:
+        return self.store.put_bytes(key, data, if_match=None, create=False)
+
+    def list(self, node: Node | None = None) -> list[str]:
+        node = node or self.tree.nodes[ROOT]
+        trio.run(self.lister.ensure, node, 0.0)
+        return self.tree.names(node.ino)
+
+
+def test_listing_imports_objects_prefixes_and_sidecars(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    etag = rig.put("plain.txt", b"abc")
+    rig.put("dir/inner")
+    link_etag = rig.put("link", b"plain.txt")
+    rig.put(sidecar_key("link"), Sidecar("symlink", 0o777, 0, 0, 5, target="plain.txt",
+                                         etag=link_etag).encode())
+    rig.put(sidecar_key("empty"), Sidecar("dir", 0o700, 3, 4, 5).encode())
+    names = rig.list()
+    assert names == [".openfiles-lost+found-t", "dir", "empty", "link", "plain.txt"]
+    plain = rig.tree.find("plain.txt")
+    assert plain is not None and (plain.size, plain.etag, plain.mode, plain.uid) == (
+        3, etag, 0o644, 1)
+    link = rig.tree.find("link")
+    assert link is not None and link.kind == "symlink" and link.target == "plain.txt"
+    empty = rig.tree.find("empty")
+    assert empty is not None and empty.kind == "dir" and (empty.mode, empty.uid) == (0o700, 3)
+
+
+def test_a_stale_sidecar_is_ignored(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put("f", b"v1")
+    rig.put(sidecar_key("f"), Sidecar("file", 0o600, 9, 9, 5, etag='"old"').encode())
+    rig.list()
+    node = rig.tree.find("f")
+    assert node is not None and (node.mode, node.uid) == (0o644, 1)
+
+
+def test_relisting_follows_remote_changes_but_keeps_local_work(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put("changed", b"1")
+    rig.put("deleted", b"1")
+    rig.put("dirty", b"1")
+    rig.put("moving", b"1")
+    rig.list()
+    dirty = rig.tree.find("dirty")
+    changed = rig.tree.find("changed")
+    assert dirty is not None and changed is not None
+    dirty.dirty = True
+    changed.lookups = 1
+    rig.put("changed", b"22")
+    rig.store.delete("deleted")
+    rig.store.delete("dirty")
+    rig.store.delete("moving")
+    rig.pending.add("moving")  # a journal entry still owns this key
+    rig.put("new", b"n")
+    names = rig.list()
+    assert "new" in names and "dirty" in names and "moving" in names
+    assert rig.gone == ["deleted"]
+    assert changed.size == 2 and rig.changed == ["changed"]
+
+
+def test_reserved_and_pending_keys_are_not_shown(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put(".openfiles-lost+found-other/x")
+    rig.put("ok")
+    rig.put("renamed-away")
+    rig.pending.add("renamed-away")
+    assert rig.list() == [".openfiles-lost+found-t", "ok"]
+
+
+def test_unchanged_sidecars_are_not_fetched_again(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    etag = rig.put("f", b"data")
+    rig.put(sidecar_key("f"), Sidecar("file", 0o600, 5, 5, 1, etag=etag).encode())
+    gets: list[str] = []
+    real = rig.store.get
+
+    def counting(key: str) -> bytes:
+        gets.append(key)
+        return real(key)
+
+    rig.store.get = counting  # type: ignore[method-assign]
+    rig.list()
+    rig.list()
+    assert gets == [sidecar_key("f")]
+    node = rig.tree.find("f")
+    assert node is not None and node.mode == 0o600
+    # another mount changes only the attributes: the bytes (and their ETag) stay
+    rig.put(sidecar_key("f"), Sidecar("file", 0o640, 5, 5, 1, etag=etag).encode())
+    rig.list()
+    assert node.mode == 0o640 and len(gets) == 2
