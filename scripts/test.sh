@@ -17,7 +17,8 @@ step "ruff"
 ruff check .
 
 step "mypy --strict"
-mypy cli/openfiles_cli engine/openfiles_engine csi/openfiles_csi operator/openfiles_operator
+mypy cli/openfiles_cli contracts/openfiles_contracts engine/openfiles_engine csi/openfiles_csi \
+    operator/openfiles_operator bench/openfiles_bench
 
 step "pytest"
 python -m pytest "$@"
