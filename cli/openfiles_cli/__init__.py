@@ -5,6 +5,11 @@ The dispatcher imports none of ``openfiles_engine``, ``openfiles_csi`` or
 implements it, and only that module is imported when the subcommand runs. This
 keeps the three runtimes apart: ``openfiles mount`` never loads grpc or kopf,
 and ``openfiles csi`` never loads trio or pyfuse3.
+
+``openfiles bench`` lives in a distribution of its own (``openfiles-bench``,
+source root ``bench/``), which the runtime wheel and the image do not carry.
+When a subcommand's package is not installed, the command says how to get it
+and exits with status 2.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "csi": ("openfiles_csi.plugin.cli", "run the CSI identity/controller/node gRPC server"),
     "mounter": ("openfiles_csi.mounter.cli", "run the per-node mounter that owns the engines"),
     "operator": ("openfiles_operator.cli", "run the kopf operator"),
+}
+
+# Packages that ship apart from the runtime wheel -> how a user gets them.
+INSTALL: dict[str, str] = {
+    "openfiles_bench": "openfiles bench needs the openfiles-bench package: "
+    "`uv sync` in a clone of the repository, or `pip install ./bench` there",
 }
 
 
@@ -46,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(module_name.split(".")[0]):
-            print(f"openfiles: command {name!r} is not available in this build", file=sys.stderr)
+        package = module_name.split(".")[0]
+        if exc.name and (exc.name == package or exc.name.startswith(package + ".")):
+            why = INSTALL.get(package, f"command {name!r} is not available in this build")
+            print(f"openfiles: {why}", file=sys.stderr)
             return 2
         raise
     entry: Callable[[list[str]], int] = module.main
