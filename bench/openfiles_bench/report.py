@@ -251,7 +251,7 @@ def render(results: dict[str, TargetResult]) -> str:
 
 
 def _reclaim(results: dict[str, TargetResult], names: list[str]) -> list[str]:
-    """Lines on the kernel's proactive reclaim during each round (bench_reclaim.py), if any."""
+    """Lines on the kernel's proactive reclaim during each round (reclaim.py), if any."""
     rows = []
     for name in names:
         seconds = results[name].notes.get("reclaim_seconds")

@@ -9,7 +9,7 @@ the secret key, and :meth:`S3Site.redact` scrubs both keys from any text
 port, a temporary data directory and random credentials, and removes all of
 it on exit. :func:`create_bucket` makes the bucket and :func:`delete_markers`
 removes ``dir/`` keys through the ``minio`` client library (obstore can do
-neither); it is the ``bench`` extra: ``pip install openfiles[bench]``.
+neither), a dependency of the ``openfiles-bench`` distribution.
 """
 
 from __future__ import annotations
@@ -166,12 +166,12 @@ def start_minio(
 
 
 def _client(site: S3Site) -> Any:
-    """A ``minio.Minio`` client for ``site`` (the ``bench`` extra)."""
+    """A ``minio.Minio`` client for ``site`` (a dependency of ``openfiles-bench``)."""
     try:
         from minio import Minio
     except ImportError as exc:
-        raise ServerError("openfiles bench needs the minio package: "
-                          "pip install 'openfiles[bench]'") from exc
+        raise ServerError("openfiles bench needs the minio package: `uv sync` in a clone "
+                          "of the repository, or `pip install ./bench`") from exc
     url = urllib.parse.urlsplit(site.endpoint)
     return Minio(url.netloc, access_key=site.access_key, secret_key=site.secret_key,
                  secure=url.scheme == "https", region=site.region)

@@ -185,7 +185,7 @@ class Watchdog:
 
 
 def memfs_spec(mountpoint: Path) -> MountSpec:
-    """The FUSE ceiling: bench_memfs with the kernel writeback cache on."""
+    """The FUSE ceiling: memfs.py with the kernel writeback cache on."""
     argv = [sys.executable, "-m", "openfiles_bench.memfs", str(mountpoint)]
     return MountSpec("fuse", [*argv, "--timeout", "1", "--writeback"])
 

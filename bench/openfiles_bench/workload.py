@@ -62,7 +62,7 @@ class Figure:
 
 @dataclass(frozen=True)
 class Plan:
-    """Sizes of one run. ``block`` is the 1 MiB content pattern (bench_bucket)."""
+    """Sizes of one run. ``block`` is the 1 MiB content pattern (bucket.py)."""
 
     size: int
     files: int

@@ -23,7 +23,7 @@ import pytest
 
 from fixtures.minio import Bucket
 from fixtures.prereq import fuse_mounts, tool
-from openfiles_bench.cli import parse_size, turn_order
+from openfiles_bench.cli import parse_size
 from openfiles_bench.report import SCHEMA, TARGETS
 from openfiles_bench.target import engine_available
 from openfiles_bench.workload import METRICS
@@ -128,19 +128,6 @@ def test_repeated_rounds_report_medians_and_every_round(tmp_path: Path) -> None:
     assert run.stderr.count("running raw (round") == 3
     assert "the median of 3 rounds" in run.stdout
     no_leftovers(tmp_path)
-
-
-def test_each_turn_changes_the_order_and_who_runs_before_whom() -> None:
-    names = ["raw", "fuse", "rclone", "s3fs", "openfiles"]
-    assert turn_order(names, 1) == names
-    turns = [turn_order(names, t) for t in range(1, 5)]
-    assert all(sorted(order) == sorted(names) for order in turns)  # each target once
-    before = [{order[i]: order[i - 1] for i in range(1, 5)} for order in turns]
-    for name in names:
-        seen = [b[name] for b in before if name in b]
-        assert len(seen) == len(set(seen))  # never the same predecessor twice
-    assert turn_order(["raw", "fuse"], 2) == ["fuse", "raw"]
-    assert turn_order(["raw"], 3) == ["raw"]
 
 
 def test_rounds_run_in_rotated_turns(tmp_path: Path) -> None:
@@ -300,51 +287,3 @@ def test_a_killed_bench_takes_its_children_along(tmp_path: Path) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-
-
-@pytest.mark.fuse
-@pytest.mark.root
-@pytest.mark.s3
-def test_the_cold_read_script_measures_both_sides(tmp_path: Path) -> None:
-    script = Path(__file__).parents[2] / "scripts" / "cold_read.py"
-    run = subprocess.run(
-        [sys.executable, str(script), "--rounds", "1", "--size", "64", "--random", "50"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    raw, rand, engine, threads, budget = run.stdout.splitlines()
-    assert rand.startswith("random") and float(rand.split()[1]) > 0
-    assert raw.startswith("raw") and float(raw.split()[1]) > 0
-    assert engine.startswith("engine") and float(engine.split()[1]) > 0
-    fetched = re.search(r"fetched (\d+) MiB", engine)
-    assert fetched and int(fetched[1]) >= 64  # every byte of the object reached the cache
-    assert "python" in threads  # the engine's main thread, by name
-    spent = re.fullmatch(
-        r"budget raw ([\d.]+) s CPU in ([\d.]+) s, engine path ([\d.]+) s CPU in ([\d.]+) s: "
-        r"ratio ([\d.]+)x, bound on (\d+) cores ([\d.]+)x", budget)
-    assert spent, budget
-    raw_cpu, raw_s, engine_cpu, engine_s, ratio, cores, bound = map(float, spent.groups())
-    assert raw_cpu > 0 and engine_cpu > 0 and cores == os.cpu_count()
-    # Each printed figure is rounded to 0.01: the bound and the ratio (the same
-    # bytes on both sides, so seconds against seconds) must fall between the
-    # values the unrounded ones allow.
-    e = 0.005
-    assert (raw_s - e) / ((engine_cpu + e) / cores) - e <= bound
-    assert bound <= (raw_s + e) / ((engine_cpu - e) / cores) + e
-    assert (raw_s - e) / (engine_s + e) - e <= ratio <= (raw_s + e) / (engine_s - e) + e
-
-
-@pytest.mark.s3
-def test_the_get_shapes_script_reads_every_shape(tmp_path: Path) -> None:
-    script = Path(__file__).parents[2] / "scripts" / "get_shapes.py"
-    run = subprocess.run(
-        [sys.executable, str(script), "--rounds", "1", "--size", "64"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    shapes = [line.split()[0] for line in run.stdout.splitlines()]
-    assert shapes == ["whole", "8MiBx4", "32MiBx2", "64MiBx1"]
-    for line in run.stdout.splitlines():
-        rate, client, minio = re.fullmatch(
-            r"\S+\s+(\d+) MiB/s  client ([\d.]+) s  minio ([\d.]+) s", line).groups()
-        assert int(rate) > 0 and float(client) > 0 and float(minio) >= 0

@@ -1,6 +1,6 @@
 """How fast this machine's MinIO serves one object, GET by GET shape, and at what CPU.
 
-    .venv/bin/python scripts/get_shapes.py [--rounds N] [--size MiB]
+    .venv/bin/python -m openfiles_bench.getshape [--rounds N] [--size MiB]
 
 A private MinIO (the bench's) holds one object. Each round reads it once per
 shape, in turns: one GET of the whole object (the bench's raw anchor), then
@@ -18,11 +18,9 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cold_read import cpu, private_minio  # this directory is on sys.path when a script runs
+from openfiles_bench.bucket import Bucket, MiB
+from openfiles_bench.testbed import private_minio, process_cpu
 
-from openfiles_bench.bucket import Bucket
-
-MiB = 2**20
 SHAPES = [(0, 1), (8, 4), (32, 2), (64, 1)]
 """(MiB per range GET, GETs in flight); 0 is one GET of the whole object."""
 
@@ -45,15 +43,16 @@ def main() -> None:
     with private_minio("get-shapes", size, {"big": 7}) as (_, bucket, minio, _work):
         for _ in range(args.rounds):
             for piece, in_flight in SHAPES:
-                mine, server, start = time.process_time(), cpu(minio), time.perf_counter()
+                mine, server, start = time.process_time(), process_cpu(minio), time.perf_counter()
                 got = read(bucket, size, piece, in_flight)
                 seconds = time.perf_counter() - start
                 if got != size:
                     raise SystemExit(f"read {got} bytes of {size}")
                 shape = "whole" if not piece else f"{piece}MiBx{in_flight}"
+                client, server = time.process_time() - mine, process_cpu(minio) - server
                 print(f"{shape:8} {size / MiB / seconds:6.0f} MiB/s  client "
-                      f"{time.process_time() - mine:.2f} s  minio {cpu(minio) - server:.2f} s",
-                      flush=True)
+                      f"{client:.2f} s  minio {server:.2f} s", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Cold sequential read, raw GET against the engine, in turns, with the CPU each one used.
 
-    .venv/bin/python scripts/cold_read.py [--rounds N] [--size MiB] [--random N]
+    .venv/bin/python -m openfiles_bench.coldread [--rounds N] [--size MiB] [--random N]
 
 A private MinIO (the bench's) holds one object. Each round reads it once as
 a raw obstore GET stream and once through a fresh ``openfiles mount`` (the
@@ -30,26 +30,17 @@ import argparse
 import os
 import random
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from openfiles_bench.bucket import Bucket, chunks, pattern_block
+from openfiles_bench.bucket import MiB
 from openfiles_bench.reclaim import cpu_seconds
-from openfiles_bench.server import DEFAULT_MINIO, S3Site, start_minio
+from openfiles_bench.server import S3Site
 from openfiles_bench.target import Mount, engine_spec
-from openfiles_engine.control import request
-
-MiB = 2**20
-
-
-def cpu(pid: int) -> float:
-    return cpu_seconds(Path(f"/proc/{pid}"))
+from openfiles_bench.testbed import private_minio, process_cpu
 
 
 def threads(pid: int) -> dict[str, tuple[str, float]]:
@@ -86,6 +77,11 @@ def random_reads(path: Path, size: int, count: int) -> None:
 
 
 def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: int) -> Side:
+    # TODO(contracts): the JSON-line control socket client belongs in
+    # openfiles_contracts (the bench may not import the engine); switch this
+    # import to it when it lands. Lazy so that nothing else here needs the engine.
+    from openfiles_engine.control import request
+
     run = Path(tempfile.mkdtemp(dir=work))
     (run / "mnt").mkdir()
     (run / "cache").mkdir()
@@ -105,7 +101,7 @@ def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: i
                 peak[0] = max(peak[0], held)
 
         sampler = threading.Thread(target=sample)
-        before, minio_before = threads(engine), cpu(minio_pid)
+        before, minio_before = threads(engine), process_cpu(minio_pid)
         sampler.start()
         buffer, total, start = bytearray(MiB), 0, time.perf_counter()
         reader = time.process_time()
@@ -117,7 +113,7 @@ def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: i
         reader = time.process_time() - reader
         stop.set()
         sampler.join()
-        after, minio_after = threads(engine), cpu(minio_pid)
+        after, minio_after = threads(engine), process_cpu(minio_pid)
         status = request(sock, {"op": "status"})["status"]
         engine_cpu = sum(s for _, s in after.values()) - sum(s for _, s in before.values())
         print(f"engine {total / MiB / seconds:6.0f} MiB/s  cpu {engine_cpu:.2f} s "
@@ -159,38 +155,15 @@ def main() -> None:
         cores = os.cpu_count() or 1
         for _ in range(args.rounds):
             before, start = time.process_time(), time.perf_counter()
-            minio_before = cpu(minio_pid)
+            minio_before = process_cpu(minio_pid)
             bucket.read_all("big")
             seconds = time.perf_counter() - start
-            mine, minio = time.process_time() - before, cpu(minio_pid) - minio_before
+            mine, minio = time.process_time() - before, process_cpu(minio_pid) - minio_before
             print(f"raw    {size / MiB / seconds:6.0f} MiB/s  cpu {mine:.2f} s "
                   f"(minio {minio:.2f} s)", flush=True)
             raw = Side(size / MiB / seconds, seconds, mine + minio)
             print(budget(raw, engine_round(site, work, minio_pid, size, args.random), cores),
                   flush=True)
-
-
-@contextmanager
-def private_minio(name: str, size: int,
-                  objects: dict[str, int]) -> Iterator[tuple[S3Site, Bucket, int, Path]]:
-    """A private MinIO holding ``objects`` (key -> pattern seed), each ``size`` bytes.
-
-    Yields the site, a bucket client, MinIO's pid and a scratch directory;
-    everything is removed on exit.
-    """
-    work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    try:
-        with start_minio(DEFAULT_MINIO, name, "p", work) as site:
-            bucket = Bucket(site)
-            for key, seed in objects.items():
-                bucket.put(key, chunks(pattern_block(seed), size))
-            # This MinIO, by its own address: another test's MinIO may be newer.
-            address = site.endpoint.removeprefix("http://")
-            pid = int(subprocess.run(["pgrep", "-f", f"minio server .*--address {address}"],
-                                     capture_output=True, text=True, check=True).stdout)
-            yield site, bucket, pid, work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
