@@ -126,7 +126,7 @@ def run_mount(cfg: MountConfig) -> int:
     import trio
 
     from openfiles_engine.bucket.store import Store, StoreError
-    from openfiles_engine.cache.datafiles import keep_freed_memory
+    from openfiles_engine.cache.malloc import keep_freed_memory
     from openfiles_engine.engine import Engine
     from openfiles_engine.mountpoint import MountpointError
 

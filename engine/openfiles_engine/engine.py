@@ -20,7 +20,8 @@ import pyfuse3
 import trio
 
 from openfiles_engine.bucket.store import AsyncStore, Store, StoreError
-from openfiles_engine.cache.datafiles import DataFiles, evictable
+from openfiles_engine.cache.datafile import DataFiles
+from openfiles_engine.cache.eviction import evictable
 from openfiles_engine.config import ConfigError, MountConfig
 from openfiles_engine.control import serve
 from openfiles_engine.export.exporter import Exporter
@@ -28,7 +29,7 @@ from openfiles_engine.export.lostfound import LostFound
 from openfiles_engine.fuse.errors import FUSE_LATENCY
 from openfiles_engine.fuse.operations import FS
 from openfiles_engine.mountpoint import prepare, raise_read_ahead
-from openfiles_engine.read.download import Downloader
+from openfiles_engine.read import Downloader
 from openfiles_engine.state.db import MetaDB, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister

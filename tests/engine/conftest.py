@@ -4,7 +4,7 @@
 ``--foreground --control-socket``) and always unmounts them in teardown.
 ``backend`` runs a test against a ``file://`` bucket and a MinIO bucket.
 ``memory_downloader``, ``same`` and ``until`` serve the fetch tests
-(test_download.py, test_wholefetch.py).
+(test_download.py, test_fetcher.py, test_wholefetch.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import trio
 
 from fixtures.prereq import fuse_mounts, lazy_unmount
 from openfiles_engine.bucket.store import AsyncStore, Store
-from openfiles_engine.cache.datafiles import DataFiles
+from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.control import request
-from openfiles_engine.read.download import Downloader
+from openfiles_engine.read import Downloader
 from openfiles_engine.state.db import ROOT, MetaDB, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree

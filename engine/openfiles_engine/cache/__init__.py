@@ -1,1 +1,18 @@
-"""engine/openfiles_engine/cache."""
+"""The node-local data cache of one volume: what is on disk, and when it goes.
+
+It owns:
+
+- :mod:`.datafile`: one sparse data file per inode under ``<cache>/data``,
+  written with pwrite, with a bounded set of open fds; the generation that
+  stops fetched bytes still on their way once a file changes;
+- :mod:`.byterange`: the byte-range arithmetic of ``Node.ranges`` (sorted,
+  disjoint ``[start, end)`` lists: merge, gaps, the range holding a byte);
+- :mod:`.pace`: whether fetched data is written on the event loop or in a
+  worker thread (the disk keeps up, or not);
+- :mod:`.eviction`: which clean files lose their cached data (TTL, then LRU
+  under the size bound);
+- :mod:`.malloc`: glibc's malloc tuning, so freed GET buffers are reused.
+
+The cache never fetches (``read/`` does) and never exports (``export/`` does);
+the inode table that records which ranges a data file holds is ``state/``'s.
+"""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 import trio
 
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
 from openfiles_engine.bucket.store import AsyncStore, Conflict, NotFound, StoreError
-from openfiles_engine.cache.datafiles import DataFiles
+from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound
 from openfiles_engine.state.db import Node
@@ -145,7 +146,7 @@ class Exporter:
     async def _replay(self) -> None:
         for entry_id, op, src, dst in self.journal.entries():
             try:
-                written = await self.store.run(replay_one, self.store.sync, op, src, dst)
+                written = await self.store.in_thread(partial(replay_one, op=op, src=src, dst=dst))
             except StoreError as exc:
                 self._record(exc)
                 raise
@@ -158,7 +159,7 @@ class Exporter:
         if node is None or node.kind == "dir":
             return
         try:
-            info = await self.store.run(self.store.sync.head, key)
+            info = await self.store.head(key)
         except NotFound:
             return
         node.etag = info.etag
@@ -186,30 +187,29 @@ class Exporter:
             try:
                 if node.kind == "symlink":
                     data = node.target.encode("utf-8", "surrogateescape")
-                    etag = await self.store.run(self.store.sync.put_bytes, key, data,
-                                                if_match=node.etag, create=node.etag is None)
+                    etag = await self.store.put_bytes(key, data, if_match=node.etag,
+                                                     create=node.etag is None)
                 else:
                     self.data.fd(node.ino)  # a never-written file has no data file yet
-                    etag = await self.store.run(self.store.sync.put_file, key,
-                                                self.data.path(node.ino), if_match=node.etag,
-                                                create=node.etag is None)
+                    etag = await self.store.put_file(key, self.data.path(node.ino),
+                                                    if_match=node.etag,
+                                                    create=node.etag is None)
             except Conflict:
                 if not await self._same_bytes(node, key):
                     self._conflict(node, key)
                     return
-                etag = (await self.store.run(self.store.sync.head, key)).etag
+                etag = (await self.store.head(key)).etag
             node.etag = etag
             self.tree.save(node)  # the new ETag must survive a crash before the sidecar
         if self.tree.needs_sidecar(node):
             sc = Sidecar(kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
                          mtime_ns=node.mtime_ns, target=node.target, xattrs=node.xattrs,
                          etag=etag if node.kind != "dir" else None)
-            node.sidecar_etag = await self.store.run(
-                self.store.sync.put_bytes, sidecar_key(key), sc.encode(), if_match=None,
-                create=False)
+            node.sidecar_etag = await self.store.put_bytes(
+                sidecar_key(key), sc.encode(), if_match=None, create=False)
             node.sidecar = True
         elif node.sidecar:
-            await self.store.run(self.store.sync.delete, sidecar_key(key))
+            await self.store.delete(sidecar_key(key))
             node.sidecar, node.sidecar_etag = False, None
         if node.gen == gen:
             node.dirty = node.data_dirty = False
@@ -227,7 +227,7 @@ class Exporter:
         if node.kind != "file" or node.size > COMPARE_LIMIT:
             return False
         try:
-            remote = await self.store.run(self.store.sync.get, key)
+            remote = await self.store.get(key)
         except NotFound:
             return False
         return remote == self.data.read(node.ino, 0, node.size + 1)

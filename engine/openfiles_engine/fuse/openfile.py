@@ -21,13 +21,12 @@ from typing import Any
 
 import pyfuse3
 
-from openfiles_engine.cache.datafiles import DataFiles
+from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import MountConfig
 from openfiles_engine.export.exporter import Exporter
 from openfiles_engine.fuse.entry import entry
 from openfiles_engine.fuse.errors import fail, handler
-from openfiles_engine.read.download import Downloader
-from openfiles_engine.read.readahead import Readahead
+from openfiles_engine.read import Downloader, Readahead
 from openfiles_engine.state.db import Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister

@@ -2,7 +2,7 @@
 file has them (bounded by HELD_MAX).
 
 A sequential reader is answered from these while their write into the data
-file happens behind (download.py). Pieces of a file are forgotten as soon as
+file happens behind (fetcher.py). Pieces of a file are forgotten as soon as
 its ETag differs from the one they were fetched under.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 
-from openfiles_engine.cache.datafiles import add_range
+from openfiles_engine.cache.byterange import add_range
 
 PIECE = 8 * 2**20
 """Bytes per range GET (obstore is fastest around 8 MiB)."""

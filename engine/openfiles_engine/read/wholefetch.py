@@ -1,34 +1,30 @@
 """Whole-file fetch of randomly read files, for the Downloader (download.py).
 
 A file read at random (:attr:`Readahead.random`) that is larger than
-SMALL_FILE and fits in a quarter of the cache (the Downloader's
+SMALL_FILE and fits in a quarter of the cache (the Fetcher's
 ``window_cap``) is fetched whole in the background, in PIECE GETs,
 WHOLE_GETS at a time over all files, written straight into the data file
 (not held). Meanwhile a miss of that file waits for the piece that has its
 bytes instead of issuing a small GET of its own (docs/ENGINE.md, "Random
 reads"). Larger files keep the Downloader's small-window fetches.
 
-:class:`WholeFetch` is a part of its Downloader, not a layer under it: its
-GETs are the Downloader's pieces (``_piece``), entered in the same per-inode
-in-flight table, so a sequential reader and a whole fetch never fetch the
-same bytes twice, and what they bring counts in the same Stats. Only misses
-of random readers come here; the sequential read path never does.
+:class:`WholeFetch` claims its GETs from the same :class:`Fetcher` as the
+Downloader's readahead (fetcher.py), in the same per-inode in-flight table,
+so a sequential reader and a whole fetch never fetch the same bytes twice,
+and what they bring counts in the same Stats. Only misses of random readers
+come here; the sequential read path never does.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import trio
 
 from openfiles_engine.bucket.store import StoreError
-from openfiles_engine.cache.datafiles import missing
+from openfiles_engine.cache.byterange import missing
+from openfiles_engine.read.fetcher import Fetcher, Flight
 from openfiles_engine.read.piece import PIECE
 from openfiles_engine.read.readahead import SMALL_FILE, Readahead
 from openfiles_engine.state.db import Node
-
-if TYPE_CHECKING:
-    from openfiles_engine.read.download import Downloader
 
 WHOLE_GETS = 4
 """PIECE GETs in flight for whole-file fetches, over all files (so at most 32 MiB in memory).
@@ -43,8 +39,8 @@ PAGE = 4096
 class WholeFetch:
     """The whole-file fetches of one Downloader: which files, and their GETs."""
 
-    def __init__(self, downloader: Downloader) -> None:
-        self._dl = downloader
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
         self.inodes: set[int] = set()
         """Inodes being fetched whole (see :meth:`_fetch`)."""
         self._gets = trio.Semaphore(WHOLE_GETS)
@@ -58,10 +54,10 @@ class WholeFetch:
         misses (docs/ENGINE.md, "Random reads"). Larger files keep the
         small-window fetches of every other miss.
         """
-        dl = self._dl
-        if not ra.random or dl.nursery is None:
+        f = self._fetcher
+        if not ra.random or f.nursery is None:
             return False
-        if not SMALL_FILE < node.size <= dl.window_cap():
+        if not SMALL_FILE < node.size <= f.window_cap():
             return False
         if node.ino in self.inodes:
             return True
@@ -69,7 +65,7 @@ class WholeFetch:
             return False
         ra.whole = True
         self.inodes.add(node.ino)
-        dl.nursery.start_soon(self._fetch, node, offset)
+        f.nursery.start_soon(self._fetch, node, offset)
         return True
 
     async def demand(self, node: Node, offset: int, end: int) -> bytes | memoryview:
@@ -82,24 +78,20 @@ class WholeFetch:
         that CPU from the whole fetch. Waiting for pieces instead, 2000 random
         reads of a 1 GiB file went from 1009-1266 to 1297-1492 reads/s
         (docs/ENGINE.md, "Random reads")."""
-        dl = self._dl
-        inflight = dl._inflight.setdefault(node.ino, {})
+        f = self._fetcher
         for _ in range(3):
-            data = dl._assemble(node, offset, end)
+            data = f.assemble(node, offset, end)
             if data is not None:
                 return data
-            events = [event for (s, e), event in inflight.items() if s < end and offset < e]
+            events = f.flights(node, offset, end)
             if not events:
                 gap = self._gap(node, offset - offset % PIECE)
                 if gap is None:
                     continue
-                start, stop = gap
-                event = trio.Event()
-                inflight[(start, stop)] = event
-                assert dl.nursery is not None
-                dl.nursery.start_soon(dl._piece, node, dl.tree.path(node), start, stop,
-                                      event, inflight, False)
-                events = [event]
+                flight = f.claim(node, *gap)
+                assert f.nursery is not None
+                f.nursery.start_soon(f.fetch, node, f.tree.path(node), flight, False)
+                events = [flight.done]
             for event in events:
                 await event.wait()
         return await self._peek(node, offset, end)
@@ -108,7 +100,8 @@ class WholeFetch:
         """[offset, end) from a GET of its own pages, not cached (the whole fetch caches it)."""
         etag = node.etag
         start, stop = offset - offset % PAGE, min(node.size, end + (-end) % PAGE)
-        chunks = await self._dl._get(node, self._dl.tree.path(node), start, stop, etag)
+        f = self._fetcher
+        chunks = await f.get(node, f.tree.path(node), start, stop, etag)
         data = chunks[0] if len(chunks) == 1 else memoryview(b"".join(chunks))
         if node.etag != etag or len(data) < end - start:
             raise StoreError(f"inode {node.ino} changed while it was read")
@@ -121,22 +114,21 @@ class WholeFetch:
         WHOLE_GETS pieces. No new GET starts once no handle has the file open,
         the file changed, or a GET failed.
         """
-        dl = self._dl
-        etag, generation = node.etag, dl.data.generation(node.ino)
-        inflight = dl._inflight.setdefault(node.ino, {})
+        f = self._fetcher
+        etag, generation = node.etag, f.data.generation(node.ino)
         base = first - first % PIECE
         failed: list[bool] = []
 
         def wanted() -> bool:
             return (node.opens > 0 and not node.full and node.etag == etag and not failed
-                    and dl.data.generation(node.ino) == generation)
+                    and f.data.generation(node.ino) == generation)
 
-        async def get(start: int, end: int, event: trio.Event) -> None:
+        async def get(flight: Flight) -> None:
             try:
-                await dl._piece(node, dl.tree.path(node), start, end, event, inflight, False)
-                if missing(node.ranges, start, end) and wanted():
+                await f.fetch(node, f.tree.path(node), flight, False)
+                if missing(node.ranges, flight.start, flight.end) and wanted():
                     failed.append(True)
-                dl._save(node)
+                f.save(node)
             finally:
                 self._gets.release()
 
@@ -151,17 +143,14 @@ class WholeFetch:
                     if gap is None:
                         self._gets.release()
                         continue
-                    start, end = gap
-                    event = trio.Event()
-                    inflight[(start, end)] = event
-                    nursery.start_soon(get, start, end, event)
+                    nursery.start_soon(get, f.claim(node, *gap))
         finally:
             self.inodes.discard(node.ino)
-            if node.etag == etag and dl.data.generation(node.ino) == generation:
-                dl._complete(node)
+            if node.etag == etag and f.data.generation(node.ino) == generation:
+                f.complete(node)
 
     def _gap(self, node: Node, base: int) -> tuple[int, int] | None:
         """The one GET that brings what the PIECE at ``base`` lacks (even over a small
         hole), or None if it is all present or in flight."""
-        gaps = missing(self._dl._busy(node), base, min(base + PIECE, node.size))
+        gaps = missing(self._fetcher.busy(node), base, min(base + PIECE, node.size))
         return (gaps[0][0], gaps[-1][1]) if gaps else None

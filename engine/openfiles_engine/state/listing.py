@@ -75,9 +75,9 @@ class Lister:
     async def _list(self, node: Node) -> None:
         path = self.tree.path(node)
         prefix = f"{path}/" if path else ""
-        objects, prefixes = await self.store.run(self.store.sync.list_dir, prefix)
+        objects, prefixes = await self.store.list_dir(prefix)
         try:
-            metas, _ = await self.store.run(self.store.sync.list_dir, sidecar_dir(path))
+            metas, _ = await self.store.list_dir(sidecar_dir(path))
         except NotFound:
             metas = []
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
@@ -128,7 +128,7 @@ class Lister:
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,
                              out: dict[str, tuple[Sidecar, str | None]]) -> None:
         try:
-            sc = Sidecar.decode(await self.store.run(self.store.sync.get, info.key), info.key)
+            sc = Sidecar.decode(await self.store.get(info.key), info.key)
         except NotFound:
             return
         if sc is not None:
@@ -229,7 +229,7 @@ class Lister:
             return True
         key = self.tree.path(node)
         try:
-            info = await self.store.run(self.store.sync.head, key)
+            info = await self.store.head(key)
         except NotFound:
             if not self.pending(key):
                 self.on_gone(node)
@@ -244,7 +244,7 @@ class Lister:
         found = None
         if node.sidecar or node.custom:
             try:
-                data = await self.store.run(self.store.sync.get, sidecar_key(key))
+                data = await self.store.get(sidecar_key(key))
                 sc = Sidecar.decode(data, key)
                 found = (sc, None) if sc is not None else None
             except NotFound:

@@ -15,7 +15,7 @@ from fixtures.net import wait_for
 from openfiles_engine.bucket import store as store_mod
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
 from openfiles_engine.bucket.store import AsyncStore, Store
-from openfiles_engine.cache.datafiles import DataFiles
+from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export import exporter as export
 from openfiles_engine.export.exporter import Exporter
