@@ -10,30 +10,44 @@ typo in a StorageClass or PV shows up at once instead of silently doing nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from openfiles_contracts.quantity import ARGUMENT
 from openfiles_csi.plugin.errors import InvalidArgument
 from openfiles_csi.volumeid import VolumeIdError, check_bucket, check_endpoint, check_region
 
-# The grammar the engine accepts (openfiles mount, CONTRACTS.md section 1), so that the
-# node refuses exactly what the engine would refuse, but early and with the key's name.
-_DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h|d)?$")
-_QUANTITY = re.compile(r"^\d+(\.\d+)?([KMGTPE]i?|k)?$")
 _ID = re.compile(r"^\d{1,10}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 
-# context key -> (engine option, value pattern, what the value should look like)
-OPTIONS: dict[str, tuple[str, re.Pattern[str], str]] = {
+
+def _accepts(parse: Callable[[str], object]) -> Callable[[str], bool]:
+    def check(value: str) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+        return True
+
+    return check
+
+
+# The grammar the engine accepts (openfiles mount, CONTRACTS.md section 1), so that the
+# node refuses what the engine would refuse, but early and with the key's name.
+_DURATION = _accepts(ARGUMENT.duration)
+_QUANTITY = _accepts(ARGUMENT.quantity)
+
+# context key -> (engine option, value check, what the value should look like)
+OPTIONS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "cacheSize": ("--cache-size", _QUANTITY, "a quantity such as 10Gi"),
     "cacheTTL": ("--cache-ttl", _DURATION, "a duration such as 90, 90s, 5m, 1h"),
     "metadataTTL": ("--metadata-ttl", _DURATION, "a duration such as 90, 90s, 5m, 1h"),
     "exportDelay": ("--export-delay", _DURATION, "a duration such as 90, 90s, 5m, 1h"),
-    "uid": ("--uid", _ID, "a numeric user id"),
-    "gid": ("--gid", _ID, "a numeric group id"),
-    "fileMode": ("--file-mode", _MODE, "an octal mode such as 0644"),
-    "dirMode": ("--dir-mode", _MODE, "an octal mode such as 0755"),
+    "uid": ("--uid", _ID.match, "a numeric user id"),
+    "gid": ("--gid", _ID.match, "a numeric group id"),
+    "fileMode": ("--file-mode", _MODE.match, "an octal mode such as 0644"),
+    "dirMode": ("--dir-mode", _MODE.match, "an octal mode such as 0755"),
 }
 DEFAULT_DIR_MODE = "0755"
 """The engine's own default for ``--dir-mode``."""
@@ -103,10 +117,10 @@ def parse(
             continue
         if key not in OPTIONS:
             raise InvalidArgument(f"volume_context has unknown key {key!r}")
-        option, pattern, expected = OPTIONS[key]
+        option, accepts, expected = OPTIONS[key]
         if key == "gid" and mount_group:
             continue
-        if not pattern.match(value):
+        if not accepts(value):
             raise InvalidArgument(f"volume_context.{key} must be {expected}")
         if key == "dirMode" and mount_group:
             continue  # added below, with the setgid bit

@@ -10,13 +10,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTPE]i?|k)?\s*$")
-_QUANTITY_UNITS = {
-    None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-    "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}
+from openfiles_contracts.quantity import ENGINE, QuantityError
 
 
 class ConfigError(ValueError):
@@ -24,27 +18,33 @@ class ConfigError(ValueError):
 
 
 def parse_duration(text: str | float, name: str = "duration") -> float:
-    """``90``, ``90s``, ``5m``, ``1h``, ``250ms`` -> seconds (float, >= 0)."""
+    """``90``, ``90s``, ``5m``, ``1h``, ``250ms`` -> seconds (float, >= 0).
+
+    The text is in the engine's dialect of :mod:`openfiles_contracts.quantity`.
+    """
     if isinstance(text, int | float):
         if text < 0:
             raise ConfigError(f"{name}: must not be negative")
         return float(text)
-    m = _DURATION.match(text)
-    if not m:
-        raise ConfigError(f"{name}: {text!r} is not a duration like 90, 90s, 5m, 1h")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    try:
+        return float(ENGINE.duration(text))
+    except QuantityError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def parse_quantity(text: str | int, name: str = "quantity") -> int:
-    """Kubernetes quantity (``10Gi``, ``500M``, ``1048576``) -> bytes."""
+    """Kubernetes quantity (``10Gi``, ``500M``, ``1048576``) -> bytes, a fraction truncated.
+
+    The text is in the engine's dialect of :mod:`openfiles_contracts.quantity`.
+    """
     if isinstance(text, int):
         if text < 0:
             raise ConfigError(f"{name}: must not be negative")
         return text
-    m = _QUANTITY.match(text)
-    if not m:
-        raise ConfigError(f"{name}: {text!r} is not a quantity like 10Gi or 500M")
-    return int(float(m.group(1)) * _QUANTITY_UNITS[m.group(2)])
+    try:
+        return int(ENGINE.quantity(text))
+    except QuantityError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def parse_mode(text: str, name: str) -> int:

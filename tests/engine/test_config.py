@@ -1,3 +1,8 @@
+"""Mount settings: the engine's names in messages, modes, the live policy, credentials.
+
+The duration and quantity grammar itself is tests/contracts/test_quantity.py's.
+"""
+
 from __future__ import annotations
 
 import pytest
@@ -12,26 +17,10 @@ from openfiles_engine.config import (
 )
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90.0), ("90s", 90.0), ("5m", 300.0), ("1h", 3600.0), ("250ms", 0.25), ("1d", 86400.0),
-    (" 2.5s ", 2.5),
-])
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
 @pytest.mark.parametrize("text", ["", "5 minutes", "-1s", "1w", "s"])
 def test_bad_durations_name_the_setting(text: str) -> None:
     with pytest.raises(ConfigError, match="--cache-ttl"):
         parse_duration(text, "--cache-ttl")
-
-
-@pytest.mark.parametrize(("text", "size"), [
-    ("10Gi", 10 * 2**30), ("500M", 500 * 10**6), ("1048576", 2**20), ("1Ki", 1024),
-    ("2k", 2000),
-])
-def test_quantities(text: str, size: int) -> None:
-    assert parse_quantity(text) == size
 
 
 def test_bad_quantity_and_mode() -> None:
