@@ -26,12 +26,12 @@ from obstore.exceptions import (
 )
 from obstore.store import S3Store
 
+from openfiles_contracts.name import VOLUME_MARKER
 from openfiles_csi.plugin.errors import CsiError, FailedPrecondition, Internal, Unavailable
 from openfiles_csi.volumeid import VolumeRef
 
 log = logging.getLogger(__name__)
 
-MARKER = ".openfiles-volume.json"
 
 
 # obstore raises some errors as the matching builtin OSError subclasses.
@@ -79,7 +79,7 @@ class Bucket:
 
     async def read_marker(self, prefix: str) -> dict[str, Any] | None:
         """The marker of the volume at ``prefix``, or None if it has none."""
-        key = f"{prefix}/{MARKER}"
+        key = f"{prefix}/{VOLUME_MARKER}"
         try:
             result = await obstore.get_async(self.store, key)
             data = await result.bytes_async()
@@ -97,7 +97,7 @@ class Bucket:
 
     async def create_marker(self, prefix: str, marker: Mapping[str, Any]) -> None:
         """Create the marker only if absent; raise :class:`MarkerConflict` if it appeared."""
-        key = f"{prefix}/{MARKER}"
+        key = f"{prefix}/{VOLUME_MARKER}"
         body = json.dumps(marker, sort_keys=True).encode()
         try:
             await obstore.put_async(self.store, key, body, mode="create")
@@ -108,7 +108,7 @@ class Bucket:
 
     async def delete_marker(self, prefix: str) -> None:
         """Remove only the marker (idempotent); the volume's data stays."""
-        key = f"{prefix}/{MARKER}"
+        key = f"{prefix}/{VOLUME_MARKER}"
         try:
             await obstore.delete_async(self.store, key)
         except MISSING:

@@ -5,7 +5,8 @@
 - Directories are key prefixes. A directory made through the mount also gets a
   sidecar, which keeps it when empty.
 - POSIX attributes that differ from the mount defaults live in a sidecar object
-  ``<prefix>/.openfiles-meta/<path>.meta``: JSON, ``{"v": 1, "kind", "mode",
+  ``<prefix>/.openfiles-meta/<path>.meta`` (``META_DIR``, a reserved name of
+  :mod:`openfiles_contracts.name`): JSON, ``{"v": 1, "kind", "mode",
   "uid", "gid", "mtime_ns", "target", "xattrs": {name: base64}, "etag"}``.
   ``etag`` is the data object's ETag the sidecar describes; a sidecar whose
   ETag no longer matches (someone overwrote the object with a plain S3 tool) is
@@ -20,24 +21,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+# The reserved names are a contract with the CSI controller; the engine's modules
+# import them from here, with the rest of the layout.
+from openfiles_contracts.name import LOSTFOUND_PREFIX as LOSTFOUND_PREFIX
+from openfiles_contracts.name import META_DIR as META_DIR
+from openfiles_contracts.name import is_reserved as is_reserved
+
 log = logging.getLogger(__name__)
 
-META_DIR = ".openfiles-meta"
 META_SUFFIX = ".meta"
-LOSTFOUND_PREFIX = ".openfiles-lost+found-"
 SIDECAR_VERSION = 1
 NAME_MAX = 255
 KEY_MAX = 1024
 """Bytes: S3's key limit; longer keys fail with ENAMETOOLONG."""
-
-
-VOLUME_MARKER = ".openfiles-volume.json"
-"""The CSI controller's record of the CreateVolume request (docs/CONTRACTS.md)."""
-
-
-def is_reserved(name: str) -> bool:
-    """Names OpenFiles owns at the volume root; never shown from the bucket."""
-    return name in (META_DIR, VOLUME_MARKER) or name.startswith(LOSTFOUND_PREFIX)
 
 
 def valid_name(name: str) -> bool:

@@ -11,9 +11,9 @@ import obstore
 import pytest
 
 from fixtures.minio import Bucket
+from openfiles_contracts.name import VOLUME_MARKER
 from openfiles_csi import volumeid
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
-from openfiles_csi.plugin.bucket import MARKER
 from openfiles_csi.plugin.controller import (
     ControllerServicer,
     location,
@@ -180,5 +180,5 @@ def test_create_and_delete_of_one_volume_never_overlap(tmp_path: Path) -> None:
 
 def test_the_engine_hides_the_volume_marker() -> None:
     """The marker's name is a contract with the engine (docs/CONTRACTS.md, section 3):
-    the packages cannot import each other, so the test holds the two together."""
-    assert is_reserved(MARKER)
+    the controller writes :data:`VOLUME_MARKER`, and the engine's own check hides it."""
+    assert is_reserved(VOLUME_MARKER)
