@@ -7,7 +7,7 @@ import errno
 import logging
 import os
 
-from openfiles_csi import mountinfo
+from openfiles_contracts import mountinfo
 
 log = logging.getLogger(__name__)
 

@@ -1,65 +1,31 @@
-"""One JSON-lines request over a unix stream socket: the engine control socket and the mounter.
+"""The JSON-line protocol (:mod:`openfiles_contracts.jsonline`) on the event loop.
 
-Two forms with one contract: :func:`arequest` for the event loop (it holds no thread,
-so slow mounts cannot starve a thread pool that stats calls also need) and
-:func:`request` for the Prometheus collector, which runs in its own thread. Every call
-has a deadline.
+:func:`arequest` is the asyncio form of :func:`openfiles_contracts.jsonline.request`:
+the same reply and the same :class:`PeerError` cases, but it holds no thread, so slow
+mounts cannot starve a thread pool that stats calls also need. Every call has a
+deadline. The blocking form, used by the Prometheus collector in its own thread, is
+the contracts' own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
-import time
 from typing import Any
 
-MAX_REPLY = 4 * 1024 * 1024
-
-
-class PeerError(OSError):
-    """The peer is absent, hung, or answered something that is not one JSON object."""
-
-
-def request(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send ``message`` as one line to the socket at ``path`` and return the reply object.
-
-    Raises :class:`PeerError` on connection failure, timeout, or a malformed reply.
-    """
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(json.dumps(message).encode() + b"\n")
-            buf = bytearray()
-            while b"\n" not in buf:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                sock.settimeout(remaining)
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-                if len(buf) > MAX_REPLY:
-                    raise PeerError(f"reply from {path} too large")
-    except TimeoutError:
-        raise PeerError(f"no reply from {path} within {timeout:g}s") from None
-    except PeerError:
-        raise
-    except OSError as exc:
-        raise PeerError(f"cannot reach {path}: {exc.strerror or exc}") from None
-    return _decode(bytes(buf), path)
+from openfiles_contracts.jsonline import MAX_REPLY, decode_reply, encode
+from openfiles_contracts.jsonline import PeerError as PeerError
 
 
 async def arequest(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """:func:`request` for the event loop: same reply, same :class:`PeerError` cases."""
+    """Send ``message`` as one line to ``path`` and return the reply object.
+
+    Raises :class:`PeerError` on connection failure, timeout, or a malformed reply.
+    """
 
     async def exchange() -> bytes:
         reader, writer = await asyncio.open_unix_connection(path, limit=MAX_REPLY)
         try:
-            writer.write(json.dumps(message).encode() + b"\n")
+            writer.write(encode(message))
             await writer.drain()
             return await reader.readline()
         finally:
@@ -73,15 +39,4 @@ async def arequest(path: str, message: dict[str, Any], timeout: float) -> dict[s
         raise PeerError(f"reply from {path} too large") from None
     except OSError as exc:
         raise PeerError(f"cannot reach {path}: {exc.strerror or exc}") from None
-    return _decode(data, path)
-
-
-def _decode(data: bytes, path: str) -> dict[str, Any]:
-    line = data.split(b"\n", 1)[0]
-    try:
-        reply = json.loads(line)
-    except ValueError:
-        raise PeerError(f"malformed reply from {path}") from None
-    if not isinstance(reply, dict):
-        raise PeerError(f"malformed reply from {path}")
-    return reply
+    return decode_reply(data, path)

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+from openfiles_contracts import readiness
+from openfiles_contracts.jsonline import request
 from openfiles_engine.config import (
     ConfigError,
     Credentials,
@@ -18,7 +20,7 @@ from openfiles_engine.config import (
     parse_mode,
     parse_quantity,
 )
-from openfiles_engine.control import default_socket, request
+from openfiles_engine.control import default_socket
 
 
 def _mount_parser() -> argparse.ArgumentParser:
@@ -99,8 +101,10 @@ def mount(argv: list[str]) -> int:
         print(f"openfiles mount: {exc}", file=sys.stderr)
         return 2
     if not args.foreground:
+        # Resolved now, before the mount exists: mountinfo shows resolved paths.
+        target = os.path.realpath(cfg.mountpoint)
         if os.fork() != 0:
-            return _wait_ready(cfg)
+            return _wait_ready(target, cfg.control_socket)
         _detach(cfg.cache_dir)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -143,17 +147,9 @@ def run_mount(cfg: MountConfig) -> int:
         return 1
 
 
-def _wait_ready(cfg: MountConfig, timeout: float = 60.0) -> int:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if request(cfg.control_socket, {"op": "status"}, timeout=5).get("ok"):
-                return 0
-        except OSError:
-            pass
-        time.sleep(0.1)
+def _wait_ready(mountpoint: str, control_socket: str, timeout: float = 60.0) -> int:
+    if readiness.wait(mountpoint, control_socket, timeout, poll=0.1):
+        return 0
     print("openfiles mount: the engine did not become ready", file=sys.stderr)
     return 1
 

@@ -1,13 +1,13 @@
 """Control socket: one JSON request per line, one JSON reply per line (docs/CONTRACTS.md §2).
 
-Server side runs on trio inside the engine; :func:`request` is the plain
-blocking client used by ``openfiles flush`` and ``openfiles status``.
+The server side, on trio inside the engine. The framing, its limits and the
+blocking client (``openfiles flush``, ``openfiles status``) are
+:mod:`openfiles_contracts.jsonline`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -16,9 +16,9 @@ from typing import Any
 
 import trio
 
-log = logging.getLogger(__name__)
+from openfiles_contracts.jsonline import MAX_CONTROL_REQUEST, decode_request, encode
 
-MAX_REQUEST = 64 * 1024
+log = logging.getLogger(__name__)
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -68,40 +68,20 @@ async def serve(path: str, dispatch: Dispatch, *,
 async def _client(stream: trio.abc.Stream, dispatch: Dispatch) -> None:
     async with stream:
         buf = b""
-        while b"\n" not in buf and len(buf) < MAX_REQUEST:
+        while b"\n" not in buf and len(buf) < MAX_CONTROL_REQUEST:
             chunk = await stream.receive_some(4096)
             if not chunk:
                 break
             buf += chunk
         try:
-            request = json.loads(buf.split(b"\n", 1)[0] or b"null")
-            if not isinstance(request, dict):
-                raise ValueError("request must be a JSON object")
-            reply = await dispatch(request)
+            reply = await dispatch(decode_request(buf))
         except ValueError as exc:
             reply = {"ok": False, "error": f"bad request: {exc}"}
         except Exception as exc:
             log.exception("control request failed")
             reply = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
         try:
-            await stream.send_all(json.dumps(reply).encode() + b"\n")
+            await stream.send_all(encode(reply))
         except trio.BrokenResourceError:
             pass
 
-
-def request(path: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """Send one request and return the reply. Raises OSError if the engine is not there."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    reply = json.loads(buf or b"{}")
-    if not isinstance(reply, dict):
-        raise OSError("malformed reply from the engine")
-    return reply

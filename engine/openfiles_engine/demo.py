@@ -15,28 +15,23 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from openfiles_engine.control import request
-from openfiles_engine.mountpoint import fuse_mounted, unmount
+from openfiles_contracts import readiness
+from openfiles_contracts.jsonline import request
+from openfiles_contracts.mountinfo import fuse_mounted
+from openfiles_engine.mountpoint import unmount
 
 READY_TIMEOUT = 30.0
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], mnt: Path, sock: Path, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+    def check() -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"the engine exited:\n{log.read_text(errors='replace')}")
-        if fuse_mounted(str(mnt)):
-            try:
-                if request(str(sock), {"op": "status"}, timeout=5).get("ok"):
-                    return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError(f"the engine did not come up:\n{log.read_text(errors='replace')}")
+
+    if not readiness.wait(str(mnt), str(sock), READY_TIMEOUT, check=check):
+        raise RuntimeError(f"the engine did not come up:\n{log.read_text(errors='replace')}")
 
 
 def _demo(root: Path) -> int:

@@ -9,29 +9,13 @@ import shutil
 import subprocess
 import threading
 
+from openfiles_contracts.mountinfo import fuse_mounted
+
 log = logging.getLogger(__name__)
 
 
 class MountpointError(Exception):
     """The mount point cannot be used; the message says why."""
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace(
-        "\\134", "\\")
-
-
-def fuse_mounted(mountpoint: str) -> bool:
-    """Is ``mountpoint`` a FUSE mount in /proc/self/mountinfo?"""
-    target = os.path.abspath(mountpoint)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split(" - ", 1)
-            left = parts[0].split()
-            fstype = parts[1].split()[0] if len(parts) > 1 else ""
-            if _unescape(left[4]) == target and fstype.startswith("fuse"):
-                return True
-    return False
 
 
 def unmount(mountpoint: str, lazy: bool = True) -> None:

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.minio import REGION, Bucket
 from fixtures.net import stop, wait_until
+from openfiles_contracts import mountinfo
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
 from openfiles_csi.mounter import process
 
@@ -174,8 +175,7 @@ def running_node(tmp_path_factory: pytest.TempPathFactory, *mounter_args: str) -
 
 def unmount_all_under(root: str) -> None:
     """Unmount whatever a test left under ``root`` (deepest first)."""
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f if line.split()[4].startswith(root + "/")]
+    points = [e.mountpoint for e in mountinfo.entries() if e.mountpoint.startswith(root + "/")]
     for point in sorted(set(points), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 

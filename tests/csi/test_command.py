@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from openfiles_csi import command, mountinfo
+from openfiles_contracts import mountinfo
+from openfiles_csi import command
 
 pytestmark = [pytest.mark.root]
 

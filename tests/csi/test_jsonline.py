@@ -1,17 +1,20 @@
-"""One JSON-lines request over a unix socket: replies, silence, garbage, absence."""
+"""One JSON-lines request over a unix socket: replies, silence, garbage, absence.
+
+The asyncio client of this package and the blocking client of openfiles_contracts,
+side by side: one contract, two forms."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from openfiles_csi.jsonline import PeerError, arequest, request
+from fixtures.peer import canned_peer
+from openfiles_contracts.jsonline import request
+from openfiles_csi.jsonline import PeerError, arequest
 
 
 def run_async(path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -26,36 +29,8 @@ Call = Callable[[str, dict[str, Any], float], dict[str, Any]]
 def peer(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
     """A unix socket server that answers each connection with the next canned reply."""
     path = str(tmp_path / "peer.sock")
-    replies: list[bytes] = []
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen()
-    server.settimeout(0.1)  # so the thread sees ``stop`` (close() does not wake accept())
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(5)
-            with conn:
-                conn.makefile("rb").readline()
-                if replies:
-                    conn.sendall(replies.pop(0))
-                    if replies and replies[0] == b"hold":
-                        replies.pop(0)
-                        stop.wait(2)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield path, replies
-    stop.set()
-    server.close()
-    thread.join(5)
+    with canned_peer(path) as replies:
+        yield path, replies
 
 
 @BOTH

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,10 @@ import pytest
 import trio
 
 from fixtures.prereq import fuse_mounts, lazy_unmount
+from openfiles_contracts import readiness
+from openfiles_contracts.jsonline import request
 from openfiles_engine.bucket.store import AsyncStore, Store
 from openfiles_engine.cache.datafile import DataFiles
-from openfiles_engine.control import request
 from openfiles_engine.read import Downloader
 from openfiles_engine.state.db import ROOT, MetaDB, Node
 from openfiles_engine.state.journal import Journal
@@ -198,18 +198,12 @@ def mounter(tmp_path: Path) -> Iterator[MountFactory]:
 
 
 def wait_ready(mount: Mount) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+    def check() -> None:
         if mount.proc.poll() is not None:
             raise AssertionError(f"engine exited {mount.proc.returncode}:\n{mount.log_text()}")
-        if str(mount.path) in fuse_mounts():
-            try:
-                if request(str(mount.sock), {"op": "status"}, timeout=5).get("ok"):
-                    return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"engine not ready after {READY_TIMEOUT} s:\n{mount.log_text()}")
+
+    if not readiness.wait(str(mount.path), str(mount.sock), READY_TIMEOUT, check=check):
+        raise AssertionError(f"engine not ready after {READY_TIMEOUT} s:\n{mount.log_text()}")
 
 
 

@@ -1,4 +1,5 @@
-"""The control socket: a trio server and the blocking client, over a real unix socket."""
+"""The control socket: the trio server, with the contracts' blocking client, over a real
+unix socket."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 
+from openfiles_contracts import jsonline
 from openfiles_engine import control
 
 
@@ -27,8 +29,8 @@ def test_request_reply_round_trip(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(control.serve, path, dispatch)
             replies = [
-                await trio.to_thread.run_sync(control.request, path, {"op": "status"}),
-                await trio.to_thread.run_sync(control.request, path, {"op": "boom"}),
+                await trio.to_thread.run_sync(jsonline.request, path, {"op": "status"}),
+                await trio.to_thread.run_sync(jsonline.request, path, {"op": "boom"}),
                 await trio.to_thread.run_sync(_raw, path, b"[1, 2]\n"),
                 await trio.to_thread.run_sync(_raw, path, b"not json\n"),
             ]
@@ -57,7 +59,3 @@ def test_default_socket_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert a == b and a.startswith(str(tmp_path)) and a.endswith(".sock")
     assert len(Path(a).name) == 16 + 5
 
-
-def test_client_reports_absent_engine(tmp_path: Path) -> None:
-    with pytest.raises(OSError):
-        control.request(str(tmp_path / "none.sock"), {"op": "status"})

@@ -162,7 +162,7 @@ def test_background_mode_detaches_and_unmounts_on_sigterm(
     try:
         assert str(mnt) in fuse_mounts()
         (mnt / "bg.txt").write_bytes(b"from the background")
-        from openfiles_engine.control import request
+        from openfiles_contracts.jsonline import request
 
         os.kill(request(str(sock), {"op": "status"})["status"]["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 30

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from openfiles_engine.mountpoint import MountpointError, fuse_mounted, prepare
+from openfiles_contracts.mountinfo import fuse_mounted
+from openfiles_engine.mountpoint import MountpointError, prepare
 
 
 def test_prepare_rejects_bad_mount_points(tmp_path: Path) -> None:

@@ -10,21 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
 import signal
 import sys
 
+from openfiles_contracts.jsonline import MAX_MOUNTER_REQUEST, decode_request, encode
 from openfiles_csi.logsetup import setup_logging
 from openfiles_csi.mounter import process
 from openfiles_csi.mounter.mounts import Mounter
 from openfiles_csi.mounter.supervisor import Supervisor
 
 log = logging.getLogger("openfiles_csi.mounter.mounts")
-
-MAX_REQUEST = 1024 * 1024
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -79,14 +77,12 @@ async def serve(args: argparse.Namespace) -> None:
         try:
             line = await reader.readline()
             try:
-                req = json.loads(line)
-                if not isinstance(req, dict):
-                    raise ValueError
+                req = decode_request(line)
             except ValueError:
                 reply = {"ok": False, "code": "invalid", "error": "request must be one JSON object"}
             else:
                 reply = await mounter.handle(req)
-            writer.write(json.dumps(reply).encode() + b"\n")
+            writer.write(encode(reply))
             await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
@@ -98,7 +94,9 @@ async def serve(args: argparse.Namespace) -> None:
     os.makedirs(os.path.dirname(args.socket), exist_ok=True)
     old_umask = os.umask(0o077)
     try:
-        server = await asyncio.start_unix_server(client, path=args.socket, limit=MAX_REQUEST)
+        server = await asyncio.start_unix_server(
+            client, path=args.socket, limit=MAX_MOUNTER_REQUEST
+        )
     finally:
         os.umask(old_umask)
     os.chmod(args.socket, 0o600)  # the umask already kept others out; no execute bit either

@@ -3,8 +3,9 @@
 - :func:`spawn` starts ``openfiles mount SOURCE MOUNTPOINT ARGS --cache-dir C --fsid F
   --control-socket S --foreground`` with the credentials in its environment only; the
   record is saved ``starting`` before the child exists, then again with its pid.
-- :func:`wait_ready` returns once the mount point is a ``fuse`` mount and the control
-  socket answers ``status``, checking meanwhile that the child lives.
+- :func:`wait_ready` returns once the mount is ready as :mod:`openfiles_contracts.readiness`
+  says (a ``fuse`` mount, the control socket answering ``status``), checking meanwhile
+  that the child lives; it polls on the event loop, without blocking it.
 - :func:`terminate` stops one engine (SIGTERM, then SIGKILL); :func:`stop_all` stops
   every live one at once.
 
@@ -23,7 +24,8 @@ import signal
 import time
 from collections.abc import Iterable, Sequence
 
-from openfiles_csi import jsonline, mountinfo
+from openfiles_contracts import procstat, readiness
+from openfiles_csi import jsonline
 from openfiles_csi.logsetup import redact
 from openfiles_csi.mounter import process
 from openfiles_csi.mounter.record import STARTING, MountRecord, RecordStore
@@ -83,7 +85,7 @@ async def spawn(
     records.save(record)  # durable before the child exists
     proc = await process.spawn(argv, env, record.log_path)
     record.pid = proc.pid
-    record.start_ticks = process.start_ticks(proc.pid) or 0
+    record.start_ticks = procstat.start_ticks(proc.pid) or 0
     records.save(record)
     log.info("started engine pid %d for volume %s at %s", proc.pid, record.volume_id,
              record.mountpoint)
@@ -103,10 +105,9 @@ async def wait_ready(
         if proc.returncode is not None:
             tail = redact(process.log_tail(record.log_path))
             raise MounterError("failed", f"engine exited with code {proc.returncode}: {tail}")
-        entry = mountinfo.find(record.mountpoint)
-        if entry is not None and entry.is_fuse:
+        if readiness.mounted(record.mountpoint):
             try:
-                reply = await jsonline.arequest(record.control_socket, {"op": "status"}, 2.0)
+                reply = await jsonline.arequest(record.control_socket, readiness.STATUS, 2.0)
             except jsonline.PeerError:
                 reply = {}
             if reply.get("ok"):

@@ -39,7 +39,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from openfiles_csi import command, jsonline, mountinfo
+from openfiles_contracts import mountinfo
+from openfiles_csi import command, jsonline
 from openfiles_csi.logsetup import register_secret
 from openfiles_csi.mounter import engineprocess as engine
 from openfiles_csi.mounter import process

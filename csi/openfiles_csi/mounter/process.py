@@ -14,6 +14,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import BinaryIO
 
+from openfiles_contracts import procstat
+
 # The engine is the `openfiles mount` subcommand of this same installation.
 DEFAULT_ENGINE_COMMAND = (sys.executable, "-m", "openfiles_cli")
 
@@ -21,22 +23,9 @@ DEFAULT_ENGINE_COMMAND = (sys.executable, "-m", "openfiles_cli")
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "OPENFILES_RUN_DIR", "PYTHONPATH")
 
 
-def start_ticks(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot, or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may contain spaces; fields after it are plain.
-    rest = stat.rsplit(")", 1)[1].split()
-    if rest[0] == "Z":
-        return None  # a zombie has stopped serving its mount
-    return int(rest[19])
-
-
 def is_alive(pid: int, ticks: int) -> bool:
-    return pid > 0 and start_ticks(pid) == ticks
+    """Is ``pid`` still the process that started at ``ticks``, and not a zombie?"""
+    return pid > 0 and procstat.start_ticks(pid) == ticks
 
 
 async def spawn(

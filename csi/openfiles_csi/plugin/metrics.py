@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from openfiles_csi import jsonline
+from openfiles_contracts import jsonline
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import grpc
 
-from openfiles_csi import command, mountinfo, volumecontext
+from openfiles_contracts import mountinfo
+from openfiles_csi import command, volumecontext
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
 from openfiles_csi.logsetup import register_secret
 from openfiles_csi.plugin.errors import (

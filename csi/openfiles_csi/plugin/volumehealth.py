@@ -13,7 +13,8 @@ import errno
 import os
 from typing import Any
 
-from openfiles_csi import jsonline, mountinfo
+from openfiles_contracts import mountinfo
+from openfiles_csi import jsonline
 from openfiles_csi._proto import csi_pb2
 from openfiles_csi.plugin.errors import NotFound
 from openfiles_csi.plugin.mounterclient import MounterClient

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from openfiles_csi import jsonline
+from openfiles_contracts import jsonline, procstat
 from openfiles_csi.mounter import engineprocess as engine
 from openfiles_csi.mounter import process
 from openfiles_csi.mounter.engineprocess import RESERVED_ARGS, MounterError
@@ -109,7 +109,7 @@ def test_terminate_an_adopted_engine(tmp_path: Path) -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
         record = record_in(tmp_path)
-        ticks = process.start_ticks(child.pid)
+        ticks = procstat.start_ticks(child.pid)
         assert ticks is not None
         record.pid, record.start_ticks = child.pid, ticks
         assert asyncio.run(engine.terminate(record, None, 10)) == 0
@@ -126,7 +126,7 @@ def test_stop_all_signals_every_live_engine_and_waits_no_longer(tmp_path: Path) 
         records = []
         for name, child in (("polite", polite), ("stubborn", stubborn)):
             record = record_in(tmp_path, name)
-            ticks = process.start_ticks(child.pid)
+            ticks = procstat.start_ticks(child.pid)
             assert ticks is not None
             record.pid, record.start_ticks = child.pid, ticks
             records.append(record)

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.minio import Bucket
-from openfiles_csi import jsonline
-from openfiles_csi.mounter import process
+from openfiles_contracts import jsonline, procstat
 from openfiles_csi.mounter.record import MountRecord, RecordStore
 
 from ..conftest import Node, volume_on
@@ -50,7 +49,7 @@ def test_protocol_errors(node_env: Node) -> None:
 def finished_pid() -> tuple[int, int]:
     """The pid and start time of a process that has exited (so it is surely dead)."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
-    ticks = process.start_ticks(proc.pid)
+    ticks = procstat.start_ticks(proc.pid)
     assert ticks is not None
     proc.wait()
     return proc.pid, ticks

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from openfiles_contracts import procstat
 from openfiles_csi.mounter import process
 
 
 def test_start_ticks_identify_a_process() -> None:
-    ticks = process.start_ticks(os.getpid())
+    ticks = procstat.start_ticks(os.getpid())
     assert ticks is not None and process.is_alive(os.getpid(), ticks)
     assert not process.is_alive(os.getpid(), ticks + 1)  # same pid, other start: reused pid
     assert not process.is_alive(0, 0)
@@ -20,7 +21,7 @@ def test_start_ticks_identify_a_process() -> None:
 
 def test_wait_exit_and_zombies() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    ticks = process.start_ticks(child.pid)
+    ticks = procstat.start_ticks(child.pid)
     assert ticks is not None
 
     async def wait() -> None:
@@ -30,7 +31,7 @@ def test_wait_exit_and_zombies() -> None:
     # Exited but not reaped yet: a zombie no longer serves a mount.
     assert not process.is_alive(child.pid, ticks)
     child.wait()
-    assert process.start_ticks(child.pid) is None
+    assert procstat.start_ticks(child.pid) is None
 
 
 def test_spawn_passes_only_credentials_and_basics(tmp_path: Path) -> None:

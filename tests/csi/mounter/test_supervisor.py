@@ -18,6 +18,7 @@ import pytest
 
 from fixtures.minio import Bucket
 from fixtures.net import wait_for
+from openfiles_contracts import procstat
 from openfiles_csi.mounter import supervisor
 
 from ..conftest import Node, accepts, process_wait_gone, volume_on
@@ -26,8 +27,7 @@ pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
 
 def ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
+    return procstat.read(f"/proc/{pid}").ppid
 
 
 def mounter_child(supervisor_pid: int) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.minio import Bucket
 from fixtures.net import free_port
-from openfiles_csi import jsonline
+from openfiles_contracts import jsonline
 
 from ..conftest import Node, scrape, volume_on
 

@@ -1,11 +1,23 @@
 """Read ``/proc/self/mountinfo``: which paths are mount points, and of what.
 
+Format (proc(5)): one mount a line, in mount order, ``ID PARENT MAJOR:MINOR
+ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS``; the
+kernel escapes space, tab, newline and backslash in paths as ``\\ooo`` (octal),
+which :func:`parse` undoes. Lines too short to hold those fields are skipped.
+
+Two notions of FUSE, kept apart on purpose: :attr:`MountEntry.is_fuse` is what
+an engine mounts (type ``fuse`` or ``fuse.<subtype>``), the one readiness and
+the CSI node check; :func:`fuse_mounted` is any type beginning with ``fuse``
+(also ``fuseblk``), what the engine refuses to mount over.
+
 Reading this file never touches the mounted file systems, so it cannot hang on a
-dead FUSE mount the way ``stat`` or ``os.path.ismount`` can.
+dead FUSE mount the way ``stat`` or ``os.path.ismount`` can. Errors: OSError
+when the file cannot be read.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -79,3 +91,9 @@ def find(path: str) -> MountEntry | None:
         if entry.mountpoint == path:
             found = entry
     return found
+
+
+def fuse_mounted(path: str) -> bool:
+    """Is any file system whose type begins with ``fuse`` mounted at ``path`` (made absolute)?"""
+    target = os.path.abspath(path)
+    return any(e.mountpoint == target and e.fstype.startswith("fuse") for e in entries())
