@@ -41,6 +41,7 @@ from openfiles_bench.reclaim import cpu_seconds
 from openfiles_bench.server import S3Site
 from openfiles_bench.target import Mount, engine_spec
 from openfiles_bench.testbed import private_minio, process_cpu
+from openfiles_contracts.jsonline import request
 
 
 def threads(pid: int) -> dict[str, tuple[str, float]]:
@@ -77,11 +78,6 @@ def random_reads(path: Path, size: int, count: int) -> None:
 
 
 def engine_round(site: S3Site, work: Path, minio_pid: int, size: int, randoms: int) -> Side:
-    # TODO(contracts): the JSON-line control socket client belongs in
-    # openfiles_contracts (the bench may not import the engine); switch this
-    # import to it when it lands. Lazy so that nothing else here needs the engine.
-    from openfiles_engine.control import request
-
     run = Path(tempfile.mkdtemp(dir=work))
     (run / "mnt").mkdir()
     (run / "cache").mkdir()

@@ -16,14 +16,15 @@ import os
 import time
 from pathlib import Path
 
+from openfiles_contracts import procstat
+
 PROC = Path("/proc")
 DAMON = Path("/sys/kernel/mm/damon/admin/kdamonds")
 
 
 def cpu_seconds(task: Path) -> float:
     """User plus system CPU seconds of a process or thread, from its /proc directory."""
-    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return procstat.read(task).cpu_seconds
 
 
 def reclaim_seconds(proc: Path = PROC) -> float:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openfiles_bench.server import S3Site, die_with_parent
+from openfiles_contracts import mountinfo
 
 # Remote name in rclone's RCLONE_CONFIG_<NAME>_* variables.
 _RCLONE_REMOTE = "OFBENCH"
@@ -48,16 +49,7 @@ class MountSpec:
 
 def is_mounted(mountpoint: Path) -> bool:
     """True when ``mountpoint`` is the mount point of a FUSE mount right now."""
-    target = os.fsencode(os.path.realpath(mountpoint))
-    with open("/proc/self/mountinfo", "rb") as table:
-        for line in table:
-            left, _, right = line.partition(b" - ")
-            fields = left.split()
-            # Octal escapes (\040 for space) are how mountinfo spells odd bytes.
-            point = fields[4].decode("unicode_escape").encode("latin-1")
-            if point == target and right.split()[0].startswith(b"fuse"):
-                return True
-    return False
+    return mountinfo.fuse_mounted(os.path.realpath(mountpoint))
 
 
 def set_read_ahead(mountpoint: Path, kib: int) -> int | None:

@@ -18,10 +18,6 @@ import trio
 
 from openfiles_contracts.jsonline import MAX_CONTROL_REQUEST, decode_request, encode
 
-# Transitional: bench/openfiles_bench/coldread.py still imports the client from here;
-# delete this line once it imports openfiles_contracts.jsonline.request (its TODO).
-from openfiles_contracts.jsonline import request as request
-
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
