@@ -21,7 +21,7 @@ from openfiles_engine.bucket.store import AsyncStore, Conflict, NotFound, StoreE
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal, replay_one
 from openfiles_engine.state.tree import Tree
 

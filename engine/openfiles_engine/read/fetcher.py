@@ -39,7 +39,7 @@ from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.cache.pace import WritePace
 from openfiles_engine.read.piece import HeldPieces
 from openfiles_engine.read.readahead import MAX_WINDOW
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Tree
 

@@ -16,20 +16,20 @@ import logging
 
 from openfiles_engine.bucket.layout import META_DIR, sidecar_key
 from openfiles_engine.bucket.store import NotFound, Store
-from openfiles_engine.state.db import MetaDB
+from openfiles_engine.state.db import StateDB
 
 log = logging.getLogger(__name__)
 
 
 class Journal:
-    def __init__(self, meta: MetaDB) -> None:
-        self.meta = meta
-        self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in meta.journal()]
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+        self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in db.journal()]
         self._moves: list[tuple[str, str, str]] = [
-            (op, s, d) for _, op, s, d in meta.journal() if op in ("rename", "renamedir")]
+            (op, s, d) for _, op, s, d in db.journal() if op in ("rename", "renamedir")]
 
     def add(self, op: str, src: str, dst: str = "") -> None:
-        self.meta.journal_add(op, src, dst)
+        self.db.journal_add(op, src, dst)
         self._keys.append((src, dst))
         if op in ("rename", "renamedir"):
             self._moves.append((op, src, dst))
@@ -55,10 +55,10 @@ class Journal:
         return False
 
     def entries(self) -> list[tuple[int, str, str, str]]:
-        return self.meta.journal()
+        return self.db.journal()
 
     def done(self, entry_id: int, src: str, dst: str) -> None:
-        self.meta.journal_done(entry_id)
+        self.db.journal_done(entry_id)
         if (src, dst) in self._keys:
             self._keys.remove((src, dst))
         self._moves = [m for m in self._moves if (m[1], m[2]) != (src, dst)]

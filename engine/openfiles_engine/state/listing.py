@@ -30,7 +30,7 @@ from openfiles_engine.bucket.layout import (
     valid_name,
 )
 from openfiles_engine.bucket.store import AsyncStore, NotFound, ObjectInfo, StoreError
-from openfiles_engine.state.db import ROOT, Node
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Lister:
         # One commit for the whole merge, not one per entry: a listing of 1000
         # objects was 2000 SQLite commits. Nothing awaits in here, so no other
         # handler sees the tree half merged.
-        with self.tree.meta.transaction():
+        with self.tree.db.transaction():
             for name in sorted(dirs):
                 self._merge_dir(node, name, sidecars.get(name))
             for name, info in sorted(files.items()):
