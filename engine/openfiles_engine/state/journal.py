@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from openfiles_engine.bucket.layout import META_DIR, sidecar_key
-from openfiles_engine.bucket.store import NotFound, Store
+from openfiles_engine.bucket.store import ObjectNotFound, Store
 from openfiles_engine.state.db import StateDB
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,14 @@ def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
     if op == "rename":
         try:
             store.copy(src, dst)
-        except NotFound:
+        except ObjectNotFound:
             # Replay after the data moved: the destination's sidecar is already right.
             log.info("rename %r -> %r: source already gone (replay)", src, dst)
             store.delete(sidecar_key(src))
             return []
         try:
             store.copy(sidecar_key(src), sidecar_key(dst))
-        except NotFound:
+        except ObjectNotFound:
             store.delete(sidecar_key(dst))  # attributes at dst were the old target's
         store.delete(src)
         store.delete(sidecar_key(src))
@@ -103,13 +103,13 @@ def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
                 store.copy(a, b)
                 if not b.startswith(META_DIR + "/"):
                     written.append(b)
-            except NotFound:
+            except ObjectNotFound:
                 continue
             store.delete(a)
         try:
             store.copy(sidecar_key(src), sidecar_key(dst))
             store.delete(sidecar_key(src))
-        except NotFound:
+        except ObjectNotFound:
             pass
         return written
     raise ValueError(f"unknown journal op {op!r}")
