@@ -27,10 +27,11 @@ from openfiles_engine.control import serve
 from openfiles_engine.export.exporter import Exporter
 from openfiles_engine.export.lostfound import LostFound
 from openfiles_engine.fuse.errors import FUSE_LATENCY
-from openfiles_engine.fuse.operations import FS
+from openfiles_engine.fuse.operations import Operations
 from openfiles_engine.mountpoint import prepare, raise_read_ahead
 from openfiles_engine.read import Downloader
-from openfiles_engine.state.db import MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Defaults, Tree
@@ -60,18 +61,18 @@ class Engine:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise ConfigError(f"cache dir {cfg.cache_dir} is in use by another engine") from None
-        self.meta = MetaDB(os.path.join(cfg.cache_dir, "meta.sqlite"))
-        known = self.meta.setting("source")
+        self.db = StateDB(os.path.join(cfg.cache_dir, "meta.sqlite"))
+        known = self.db.setting("source")
         if known is not None and known != store.url:
             raise ConfigError(f"cache dir {cfg.cache_dir} belongs to {known}, not {store.url}")
-        self.meta.set_setting("source", store.url)
+        self.db.set_setting("source", store.url)
         self.store = AsyncStore(store)
         self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))
         defaults = Defaults(cfg.uid, cfg.gid, cfg.file_mode, cfg.dir_mode)
-        self.tree = Tree(self.meta, defaults, cfg.fsid)
+        self.tree = Tree(self.db, defaults, cfg.fsid)
         for ino in self.tree.orphans:
             self.data.drop(ino)
-        self.journal = Journal(self.meta)
+        self.journal = Journal(self.db)
         send, self._receive = trio.open_memory_channel[tuple[int, "str | None"]](10000)
         self._send = send
         self.lostfound = LostFound(self.tree, self.notify)
@@ -83,8 +84,8 @@ class Engine:
         self.downloader = Downloader(self.tree, self.store, self.data, self.journal)
         self.downloader.after_fetch = self._evict_if_over
         self.downloader.window_cap = lambda: cfg.policy.cache_size // 4
-        self.fs = FS(cfg, self.tree, self.data, self.lister, self.downloader, self.exporter,
-                     self.journal, self.notify)
+        self.fs = Operations(cfg, self.tree, self.data, self.lister, self.downloader,
+                             self.exporter, self.journal, self.notify)
         self._stop = trio.Event()
         self._signalled: list[int] = []
         """SIGTERM/SIGINT received: the first stops the engine, the next ends the process."""
@@ -258,7 +259,7 @@ class Engine:
         finally:
             pyfuse3.close(unmount=True)
             self.data.close_all()
-            self.meta.close()
+            self.db.close()
             self._lockfile.close()
         return status
 

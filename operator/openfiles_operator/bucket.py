@@ -16,7 +16,7 @@ import obstore
 from obstore.store import S3Store
 
 from openfiles_operator.credentials import Credentials
-from openfiles_operator.error import BucketError
+from openfiles_operator.errors import BucketError
 from openfiles_operator.volume import Location
 
 log = logging.getLogger(__name__)

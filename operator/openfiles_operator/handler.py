@@ -30,7 +30,7 @@ from openfiles_operator.body import (
     PolicyBody,
 )
 from openfiles_operator.condition import READY, make, merge
-from openfiles_operator.error import ConflictError, OperatorError, SpecError
+from openfiles_operator.errors import ConflictError, OperatorError, SpecError
 from openfiles_operator.kube import Kube, event
 from openfiles_operator.policy import parse_policy
 from openfiles_operator.reconcile import InUseError, VolumeReconciler

@@ -38,7 +38,7 @@ from openfiles_operator.body import (
     VolumeBody,
 )
 from openfiles_operator.credentials import Credentials, credentials_from_data
-from openfiles_operator.error import ClaimTakenError, ConflictError, CredentialsError
+from openfiles_operator.errors import ClaimTakenError, ConflictError, CredentialsError
 
 # See the module docstring: the client's DEBUG lines carry response bodies, Secrets included.
 logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from openfiles_operator.error import ConflictError
+from openfiles_operator.errors import ConflictError
 from openfiles_operator.kube import Kube
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from openfiles_operator.body import EffectivePolicyStatus, LabelSelector, PolicyBody
-from openfiles_operator.error import SpecError
+from openfiles_operator.errors import SpecError
 from openfiles_operator.quantity import parse_duration, parse_size
 from openfiles_operator.volume import CacheSettings
 
 
 @dataclass(frozen=True)
-class Policy:
+class CachePolicy:
     """A valid OpenFilesCachePolicy. Unset values are None."""
 
     name: str
@@ -56,7 +56,7 @@ class EffectivePolicy:
         return json.dumps(self.to_status(), sort_keys=True)
 
 
-def parse_policy(body: PolicyBody) -> Policy:
+def parse_policy(body: PolicyBody) -> CachePolicy:
     """Validate a policy body. Raises SpecError naming the field."""
     spec = body["spec"]
     values: dict[str, int | None] = {}
@@ -84,7 +84,7 @@ def parse_policy(body: PolicyBody) -> Policy:
                     f"spec.{key}.matchExpressions",
                     "In and NotIn need values; Exists and DoesNotExist take none",
                 )
-    return Policy(
+    return CachePolicy(
         name=body["metadata"]["name"],
         priority=int(spec.get("priority", 0)),
         namespace_selector=spec.get("namespaceSelector", {}),
@@ -118,14 +118,14 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
 
 
 def policy_selects(
-    policy: Policy, namespace_labels: Mapping[str, str], volume_labels: Mapping[str, str]
+    policy: CachePolicy, namespace_labels: Mapping[str, str], volume_labels: Mapping[str, str]
 ) -> bool:
     return selector_matches(policy.namespace_selector, namespace_labels) and selector_matches(
         policy.volume_selector, volume_labels
     )
 
 
-def effective_policy(own: CacheSettings, matching: Iterable[Policy]) -> EffectivePolicy:
+def effective_policy(own: CacheSettings, matching: Iterable[CachePolicy]) -> EffectivePolicy:
     """Combine the matching policies by priority over the volume's own settings."""
     ordered = sorted(matching, key=lambda p: (-p.priority, p.name))
     size = next((p.cache_size for p in ordered if p.cache_size is not None), own.cache_size)

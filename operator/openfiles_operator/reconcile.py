@@ -21,7 +21,7 @@ from openfiles_operator import bucket
 from openfiles_operator.binding import pv_body, pvc_body
 from openfiles_operator.body import Condition, VolumeBody
 from openfiles_operator.condition import BOUND, BUCKET_REACHABLE, READY, find, make, merge
-from openfiles_operator.error import CredentialsError, OperatorError, SpecError
+from openfiles_operator.errors import CredentialsError, OperatorError, SpecError
 from openfiles_operator.kube import Kube, event
 from openfiles_operator.resync import PolicySync
 from openfiles_operator.settings import Settings

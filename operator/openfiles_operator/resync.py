@@ -18,11 +18,11 @@ from openfiles_operator import kube as kubemod
 from openfiles_operator.binding import MANAGED_BY
 from openfiles_operator.body import PolicyBody, VolumeBody
 from openfiles_operator.condition import READY, find, make, merge
-from openfiles_operator.error import SpecError
+from openfiles_operator.errors import SpecError
 from openfiles_operator.kube import Kube
 from openfiles_operator.policy import (
+    CachePolicy,
     EffectivePolicy,
-    Policy,
     effective_policy,
     parse_policy,
     policy_selects,
@@ -33,7 +33,7 @@ from openfiles_operator.volume import Volume, parse_volume, volume_handle
 log = logging.getLogger(__name__)
 
 
-def valid_policies(bodies: list[PolicyBody]) -> list[Policy]:
+def valid_policies(bodies: list[PolicyBody]) -> list[CachePolicy]:
     """The policies that parse; an invalid one applies to nothing (its own status says why)."""
     policies = []
     for body in bodies:
@@ -45,8 +45,9 @@ def valid_policies(bodies: list[PolicyBody]) -> list[Policy]:
 
 
 def select(
-    policies: list[Policy], namespace_labels: Mapping[str, str], volume_labels: Mapping[str, str]
-) -> list[Policy]:
+    policies: list[CachePolicy], namespace_labels: Mapping[str, str],
+    volume_labels: Mapping[str, str],
+) -> list[CachePolicy]:
     return [p for p in policies if policy_selects(p, namespace_labels, volume_labels)]
 
 

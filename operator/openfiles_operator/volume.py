@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from openfiles_operator.body import VolumeSpec
-from openfiles_operator.error import SpecError
+from openfiles_operator.errors import SpecError
 from openfiles_operator.quantity import parse_duration, parse_size
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -28,7 +28,8 @@ from openfiles_contracts.jsonline import request
 from openfiles_engine.bucket.store import AsyncStore, Store
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.read import Downloader
-from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -217,7 +218,7 @@ def memory_downloader(tmp_path: Path, size: int) -> tuple[bytes, Downloader, Nod
     store = Store.open("memory://")
     payload = os.urandom(size)
     etag = store.put_bytes("f", payload, if_match=None, create=True)
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    meta = StateDB(str(tmp_path / "m.sqlite"))
     tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
     node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=size, etag=etag)
     dl = Downloader(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta))

@@ -12,7 +12,7 @@ import pytest
 from fixtures.minio import Bucket
 from openfiles_operator.bucket import check_reachable, delete_prefix
 from openfiles_operator.credentials import Credentials
-from openfiles_operator.error import BucketError
+from openfiles_operator.errors import BucketError
 from openfiles_operator.volume import Location
 
 pytestmark = pytest.mark.s3

@@ -11,7 +11,7 @@ from operator_cluster import Cluster, OperatorThread, volume_spec, wait_for
 from fixtures.kube import KubeCluster
 from fixtures.minio import Bucket
 from openfiles_operator.binding import pv_body
-from openfiles_operator.error import (
+from openfiles_operator.errors import (
     BucketError,
     ClaimTakenError,
     ConflictError,

@@ -12,7 +12,7 @@ import pytest
 
 from fixtures.kube import KubeCluster
 from openfiles_operator.binding import pv_body, pvc_body
-from openfiles_operator.error import ClaimTakenError, ConflictError, CredentialsError
+from openfiles_operator.errors import ClaimTakenError, ConflictError, CredentialsError
 from openfiles_operator.kube import Kube
 from openfiles_operator.volume import parse_volume
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from openfiles_operator.error import SpecError
+from openfiles_operator.errors import SpecError
 from openfiles_operator.policy import (
-    Policy,
+    CachePolicy,
     effective_policy,
     parse_policy,
     policy_selects,
@@ -75,8 +75,8 @@ def test_both_selectors_must_match() -> None:
 
 
 def policy(name: str, priority: int, ttl: int | None = None, size: int | None = None,
-           meta: int | None = None) -> Policy:
-    return Policy(name, priority, {}, {}, cache_ttl=ttl, cache_size=size, metadata_ttl=meta)
+           meta: int | None = None) -> CachePolicy:
+    return CachePolicy(name, priority, {}, {}, cache_ttl=ttl, cache_size=size, metadata_ttl=meta)
 
 
 def test_no_policy_means_the_volume_settings() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from openfiles_operator.error import SpecError
+from openfiles_operator.errors import SpecError
 from openfiles_operator.volume import Location, parse_location, parse_volume, volume_handle
 
 UID = "0d3f4a52-8c3b-4b8e-9f0e-2f1c1e7d9a10"

@@ -1,1 +1,13 @@
-"""engine/openfiles_engine/bucket."""
+"""The bucket: how a volume is laid out in it, and the engine's only door to it.
+
+- ``layout.py``: paths to keys, and the metadata sidecar scheme (version 1)
+  that keeps POSIX attributes, symlinks and empty directories; the names
+  reserved at the volume root come from :mod:`openfiles_contracts.name`.
+- ``store.py``: :class:`~openfiles_engine.bucket.store.Store` (synchronous) and
+  :class:`~openfiles_engine.bucket.store.AsyncStore` (the same in trio worker
+  threads), the only module that calls obstore; every store failure leaves as
+  ``StoreError`` or one of its subclasses, without credentials in the message.
+
+Layer: the lowest subsystem. It imports only the settings and metrics
+(config, metrics) and ``openfiles_contracts``; every other subsystem may import it.
+"""

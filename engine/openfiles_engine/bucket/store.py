@@ -3,7 +3,7 @@
 Exceptions (every store failure leaves as one of these, most specific first)::
 
     StoreError                 anything else; message has no credentials
-    ├── NotFound               the key does not exist
+    ├── ObjectNotFound         the key does not exist
     ├── Conflict               a precondition failed (If-Match / If-None-Match)
     └── Unsupported            the store cannot do this (LocalStore + If-Match)
 
@@ -43,7 +43,7 @@ class StoreError(Exception):
     """A store call failed; ``str()`` is safe to log and to show in status."""
 
 
-class NotFound(StoreError):
+class ObjectNotFound(StoreError):
     pass
 
 
@@ -79,7 +79,7 @@ def _info(meta: Any) -> ObjectInfo:
 def _map(exc: Exception, key: str) -> StoreError:
     """One table from obstore's exceptions to ours, most specific first."""
     if isinstance(exc, FileNotFoundError | oberr.NotFoundError):
-        return NotFound(f"not found: {key}")
+        return ObjectNotFound(f"not found: {key}")
     if isinstance(exc, oberr.PreconditionError | oberr.AlreadyExistsError):
         return Conflict(f"precondition failed: {key}")
     if isinstance(exc, NotImplementedError | oberr.NotSupportedError):
@@ -250,7 +250,7 @@ class Store:
         if create:
             try:
                 self.head(key)
-            except NotFound:
+            except ObjectNotFound:
                 pass
             else:
                 raise Conflict(f"precondition failed: {key}")
@@ -269,7 +269,7 @@ class Store:
     def _check_etag(self, key: str, etag: str) -> None:
         try:
             current = self.head(key).etag
-        except NotFound:
+        except ObjectNotFound:
             raise Conflict(f"precondition failed: {key} was deleted") from None
         if current != etag:
             raise Conflict(f"precondition failed: {key}")
@@ -278,7 +278,7 @@ class Store:
         """Delete ``key``; a missing key is not an error (idempotent)."""
         try:
             self._call(key, lambda: obstore.delete(self._backend, key))
-        except NotFound:
+        except ObjectNotFound:
             pass
 
     def copy(self, src: str, dst: str) -> None:

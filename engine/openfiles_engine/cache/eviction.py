@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 
 def evictable(nodes: Iterable[Node], cache_size: int, ttl: float, now: float) -> list[Node]:

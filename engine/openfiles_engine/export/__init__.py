@@ -1,1 +1,21 @@
-"""engine/openfiles_engine/export."""
+"""Local changes to the bucket: the export loop, conflicts, lost+found.
+
+- ``exporter.py``: :class:`~openfiles_engine.export.exporter.Exporter`, the export
+  loop. A dirty file goes to the bucket after ``export_delay`` without writes
+  (at once on fsync, ``openfiles flush`` and unmount) as a conditional PUT:
+  If-Match the ETag last seen, If-None-Match for a new key; its sidecar (when it
+  needs one) follows. The journal of renames and deletes (``state/journal.py``)
+  is replayed first. Store errors are retried with backoff.
+- ``lostfound.py``: :class:`~openfiles_engine.export.lostfound.LostFound`. On a
+  conflict the bucket wins: the local version moves to
+  ``.openfiles-lost+found-<fsid>/`` with its original path in an xattr, and is
+  never exported.
+
+Durability: what an export needs is in SQLite (``state/``) before the FUSE
+call that made the change returns, so a crash only delays an export; the loop
+finishes it after the next mount.
+
+Layer: imports ``cache/`` (the data file to upload), ``state/``, ``bucket/`` and
+the settings; beside ``read/`` (neither imports the other). ``fuse/`` and the
+wiring (:mod:`openfiles_engine.engine`) call it.
+"""

@@ -17,11 +17,11 @@ from functools import partial
 import trio
 
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
-from openfiles_engine.bucket.store import AsyncStore, Conflict, NotFound, StoreError
+from openfiles_engine.bucket.store import AsyncStore, Conflict, ObjectNotFound, StoreError
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal, replay_one
 from openfiles_engine.state.tree import Tree
 
@@ -160,7 +160,7 @@ class Exporter:
             return
         try:
             info = await self.store.head(key)
-        except NotFound:
+        except ObjectNotFound:
             return
         node.etag = info.etag
         self.tree.save(node)
@@ -228,7 +228,7 @@ class Exporter:
             return False
         try:
             remote = await self.store.get(key)
-        except NotFound:
+        except ObjectNotFound:
             return False
         return remote == self.data.read(node.ino, 0, node.size + 1)
 

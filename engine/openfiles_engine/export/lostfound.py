@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -25,18 +25,18 @@ class LostFound:
 
     @property
     def count(self) -> int:
-        return self.tree.meta.counter("conflicts")
+        return self.tree.db.counter("conflicts")
 
     def keep(self, node: Node, reason: str) -> str:
         """Move ``node`` into lost+found; returns the path it had. Durable on return."""
         path = self.tree.path(node)
         old_parent, old_name = node.parent, node.name
         name = self.tree.unique_lost_name(node.name)
-        with self.tree.meta.transaction():
+        with self.tree.db.transaction():
             node.lost, node.dirty, node.orig_path = True, False, path
             node.xattrs[ORIGINAL_PATH_XATTR] = path.encode("utf-8", "surrogateescape")
             self.tree.move(node, self.tree.lostfound.ino, name)
-            self.tree.meta.bump("conflicts")
+            self.tree.db.bump("conflicts")
         self.invalidate(old_parent, old_name)
         log.warning("conflict on %r (%s): local version kept as %s/%s",
                     path, reason, self.tree.lostfound.name, name)

@@ -7,7 +7,7 @@ import errno
 import pyfuse3
 
 from openfiles_engine.fuse.errors import fail
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 
 def entry(node: Node, timeout: float) -> pyfuse3.EntryAttributes:

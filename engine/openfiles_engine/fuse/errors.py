@@ -1,13 +1,13 @@
 """One wrapper around every FUSE handler: only FUSEError leaves it.
 
 Error table, most specific first:
-- ``FUSEError``          passes through;
-- ``OSError``            its errno (ENOSPC from a full cache disk stays ENOSPC);
-- SQLite "disk is full" ENOSPC;
-- ``store.NotFound``     ENOENT;
-- ``store.Conflict``     EEXIST;
-- ``store.StoreError``   EIO, logged;
-- any other Exception    EIO, logged with its traceback.
+- ``FUSEError``              passes through;
+- ``OSError``                its errno (ENOSPC from a full cache disk stays ENOSPC);
+- SQLite "disk is full"      ENOSPC;
+- ``store.ObjectNotFound``   ENOENT;
+- ``store.Conflict``         EEXIST;
+- ``store.StoreError``       EIO, logged;
+- any other Exception        EIO, logged with its traceback.
 ``trio.Cancelled`` is a BaseException and passes through untouched.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import pyfuse3
 
-from openfiles_engine.bucket.store import Conflict, NotFound, StoreError
+from openfiles_engine.bucket.store import Conflict, ObjectNotFound, StoreError
 from openfiles_engine.metrics import Histogram
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def handler(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[An
                 raise pyfuse3.FUSEError(errno.ENOSPC) from None
             log.exception("%s failed", fn.__name__)
             raise pyfuse3.FUSEError(errno.EIO) from None
-        except NotFound:
+        except ObjectNotFound:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
         except Conflict:
             raise pyfuse3.FUSEError(errno.EEXIST) from None

@@ -1,7 +1,8 @@
 """The FUSE handlers of open files, and the state and helpers every handler shares.
 
-:class:`OpenFiles` is the base of :class:`~openfiles_engine.fuse.operations.FS`, which adds
-the handlers on names, attributes and xattrs. This module holds the handlers
+:class:`OpenFileHandlers` is the base of
+:class:`~openfiles_engine.fuse.operations.Operations`, which adds the handlers on
+names, attributes and xattrs. This module holds the handlers
 on an open file's contents (open, read, write, flush, release, fsync), the
 table of open handles, and what both modules need: finding a node, marking it
 dirty, truncating it, and dropping it once no lookup or handle holds it.
@@ -27,7 +28,7 @@ from openfiles_engine.export.exporter import Exporter
 from openfiles_engine.fuse.entry import entry
 from openfiles_engine.fuse.errors import fail, handler
 from openfiles_engine.read import Downloader, Readahead
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Tree
@@ -43,7 +44,9 @@ class Handle:
     ra: Readahead = field(default_factory=Readahead)
 
 
-class OpenFiles(pyfuse3.Operations):
+class OpenFileHandlers(pyfuse3.Operations):
+    """Open, read, write, flush, release, fsync; the handle table and the shared helpers."""
+
     # No writeback cache: with it the kernel keeps its own i_size for cached
     # inodes and never takes the bucket's size after a remote change, which
     # breaks close-to-open consistency (measured; see docs/SEMANTICS.md).
@@ -197,7 +200,7 @@ class OpenFiles(pyfuse3.Operations):
         node = self._node(self.handles[fh].ino)
         self.data.fsync(node.ino)
         self.tree.save(node)
-        self.tree.meta.sync()
+        self.tree.db.sync()
         await self.exporter.export(node)
         if node.lost:
             fail(errno.EIO)  # the bucket changed underneath: our copy is in lost+found

@@ -1,8 +1,9 @@
 """The pyfuse3 Operations: names, attributes and xattrs, on top of the open-file handlers.
 
-:class:`FS` adds to :class:`~openfiles_engine.fuse.openfile.OpenFiles` (open, read,
-write, flush, release, fsync, and the state and helpers every handler shares)
-the handlers on the namespace: lookups and attributes, directories, creating
+:class:`Operations` (the object pyfuse3 serves) adds to
+:class:`~openfiles_engine.fuse.openfile.OpenFileHandlers` (open, read, write,
+flush, release, fsync, and the state and helpers every handler shares) the
+handlers on the namespace: lookups and attributes, directories, creating
 and removing entries, rename, xattrs and statfs.
 
 Every handler reads as validate -> act -> persist. What is needed to finish an
@@ -25,13 +26,15 @@ from openfiles_engine.bucket.layout import KEY_MAX, META_DIR, META_SUFFIX, is_re
 from openfiles_engine.fuse import rename, xattr
 from openfiles_engine.fuse.entry import checked_name
 from openfiles_engine.fuse.errors import fail, handler
-from openfiles_engine.fuse.openfile import OpenFiles
-from openfiles_engine.state.db import ROOT, Node
+from openfiles_engine.fuse.openfile import OpenFileHandlers
+from openfiles_engine.state.inode import ROOT, Node
 
 EXPLICIT_MTIME_NS = 2 * 10**9
 
 
-class FS(OpenFiles):
+class Operations(OpenFileHandlers):
+    """Every pyfuse3 handler of one mount; :class:`~openfiles_engine.engine.Engine` serves it."""
+
     # helpers
     @staticmethod
     def _group(parent: Node, ctx: Any) -> int:
@@ -173,7 +176,7 @@ class FS(OpenFiles):
         if self.tree.names(node.ino):
             fail(errno.ENOTEMPTY)
         async with self.exporter.lock(node.ino):
-            with self.tree.meta.transaction():
+            with self.tree.db.transaction():
                 if node.sidecar:
                     self.journal.add("rmdir", self.tree.path(node))
                 self.tree.detach(node)
@@ -188,7 +191,7 @@ class FS(OpenFiles):
         self._new_key(parent, name)
         if self.tree.child(parent.ino, name) is not None:
             fail(errno.EEXIST)
-        with self.tree.meta.transaction():
+        with self.tree.db.transaction():
             node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid,
                                  gid=self._group(parent, ctx),
                                  full=True, target=target, custom=kind == "symlink",
@@ -232,7 +235,7 @@ class FS(OpenFiles):
         if node.kind == "dir":
             fail(errno.EISDIR)
         async with self.exporter.lock(node.ino):
-            with self.tree.meta.transaction():
+            with self.tree.db.transaction():
                 self._forget_remote(node)
                 self.tree.detach(node)
                 self._touch_dir(parent)
@@ -273,7 +276,7 @@ class FS(OpenFiles):
         async with contextlib.AsyncExitStack() as stack:
             for n in sorted(moving, key=lambda n: n.ino):
                 await stack.enter_async_context(self.exporter.lock(n.ino))
-            with self.tree.meta.transaction():
+            with self.tree.db.transaction():
                 if target is not None:
                     self._forget_remote(target)
                     self.tree.detach(target)

@@ -11,7 +11,7 @@ import errno
 import pyfuse3
 
 from openfiles_engine.fuse.errors import fail
-from openfiles_engine.state.db import ROOT, Node
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Tree

@@ -10,7 +10,7 @@ import errno
 import os
 
 from openfiles_engine.fuse.errors import fail
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 VALUE_MAX = 64 * 1024
 TOTAL_MAX = 256 * 1024

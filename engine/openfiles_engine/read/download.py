@@ -36,7 +36,7 @@ from openfiles_engine.read.readahead import (
     Readahead,
 )
 from openfiles_engine.read.wholefetch import WholeFetch
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Tree
 

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 
 import trio
 
-from openfiles_engine.bucket.store import AsyncStore, Changed, NotFound, StoreError
+from openfiles_engine.bucket.store import AsyncStore, Changed, ObjectNotFound, StoreError
 from openfiles_engine.cache.byterange import add_range, covering, missing
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.cache.pace import WritePace
 from openfiles_engine.read.piece import HeldPieces
 from openfiles_engine.read.readahead import MAX_WINDOW
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Tree
 
@@ -248,7 +248,7 @@ class Fetcher:
             log.warning("%r changed in the bucket while it was read; reads of this open "
                         "file fail with EIO, the next open sees the new version", key)
             raise
-        except NotFound:
+        except ObjectNotFound:
             if remote == key:
                 raise
             # The rename was replayed while we asked: the bytes are at the new key now,

@@ -24,7 +24,7 @@ from openfiles_engine.cache.byterange import missing
 from openfiles_engine.read.fetcher import Fetcher, Flight
 from openfiles_engine.read.piece import PIECE
 from openfiles_engine.read.readahead import SMALL_FILE, Readahead
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 WHOLE_GETS = 4
 """PIECE GETs in flight for whole-file fetches, over all files (so at most 32 MiB in memory).

@@ -15,21 +15,21 @@ from __future__ import annotations
 import logging
 
 from openfiles_engine.bucket.layout import META_DIR, sidecar_key
-from openfiles_engine.bucket.store import NotFound, Store
-from openfiles_engine.state.db import MetaDB
+from openfiles_engine.bucket.store import ObjectNotFound, Store
+from openfiles_engine.state.db import StateDB
 
 log = logging.getLogger(__name__)
 
 
 class Journal:
-    def __init__(self, meta: MetaDB) -> None:
-        self.meta = meta
-        self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in meta.journal()]
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+        self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in db.journal()]
         self._moves: list[tuple[str, str, str]] = [
-            (op, s, d) for _, op, s, d in meta.journal() if op in ("rename", "renamedir")]
+            (op, s, d) for _, op, s, d in db.journal() if op in ("rename", "renamedir")]
 
     def add(self, op: str, src: str, dst: str = "") -> None:
-        self.meta.journal_add(op, src, dst)
+        self.db.journal_add(op, src, dst)
         self._keys.append((src, dst))
         if op in ("rename", "renamedir"):
             self._moves.append((op, src, dst))
@@ -55,10 +55,10 @@ class Journal:
         return False
 
     def entries(self) -> list[tuple[int, str, str, str]]:
-        return self.meta.journal()
+        return self.db.journal()
 
     def done(self, entry_id: int, src: str, dst: str) -> None:
-        self.meta.journal_done(entry_id)
+        self.db.journal_done(entry_id)
         if (src, dst) in self._keys:
             self._keys.remove((src, dst))
         self._moves = [m for m in self._moves if (m[1], m[2]) != (src, dst)]
@@ -79,14 +79,14 @@ def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
     if op == "rename":
         try:
             store.copy(src, dst)
-        except NotFound:
+        except ObjectNotFound:
             # Replay after the data moved: the destination's sidecar is already right.
             log.info("rename %r -> %r: source already gone (replay)", src, dst)
             store.delete(sidecar_key(src))
             return []
         try:
             store.copy(sidecar_key(src), sidecar_key(dst))
-        except NotFound:
+        except ObjectNotFound:
             store.delete(sidecar_key(dst))  # attributes at dst were the old target's
         store.delete(src)
         store.delete(sidecar_key(src))
@@ -103,13 +103,13 @@ def replay_one(store: Store, op: str, src: str, dst: str) -> list[str]:
                 store.copy(a, b)
                 if not b.startswith(META_DIR + "/"):
                     written.append(b)
-            except NotFound:
+            except ObjectNotFound:
                 continue
             store.delete(a)
         try:
             store.copy(sidecar_key(src), sidecar_key(dst))
             store.delete(sidecar_key(src))
-        except NotFound:
+        except ObjectNotFound:
             pass
         return written
     raise ValueError(f"unknown journal op {op!r}")

@@ -29,8 +29,8 @@ from openfiles_engine.bucket.layout import (
     sidecar_key,
     valid_name,
 )
-from openfiles_engine.bucket.store import AsyncStore, NotFound, ObjectInfo, StoreError
-from openfiles_engine.state.db import ROOT, Node
+from openfiles_engine.bucket.store import AsyncStore, ObjectInfo, ObjectNotFound, StoreError
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Lister:
             try:
                 await self._list(node)
             except StoreError as exc:
-                if not node.listed or isinstance(exc, NotFound):
+                if not node.listed or isinstance(exc, ObjectNotFound):
                     raise
                 # Bucket unreachable: keep serving what we know; try again next time.
                 log.info("re-listing %r failed, using the cached listing: %s",
@@ -78,7 +78,7 @@ class Lister:
         objects, prefixes = await self.store.list_dir(prefix)
         try:
             metas, _ = await self.store.list_dir(sidecar_dir(path))
-        except NotFound:
+        except ObjectNotFound:
             metas = []
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
@@ -113,7 +113,7 @@ class Lister:
         # One commit for the whole merge, not one per entry: a listing of 1000
         # objects was 2000 SQLite commits. Nothing awaits in here, so no other
         # handler sees the tree half merged.
-        with self.tree.meta.transaction():
+        with self.tree.db.transaction():
             for name in sorted(dirs):
                 self._merge_dir(node, name, sidecars.get(name))
             for name, info in sorted(files.items()):
@@ -129,7 +129,7 @@ class Lister:
                              out: dict[str, tuple[Sidecar, str | None]]) -> None:
         try:
             sc = Sidecar.decode(await self.store.get(info.key), info.key)
-        except NotFound:
+        except ObjectNotFound:
             return
         if sc is not None:
             out[name] = (sc, info.etag)
@@ -230,7 +230,7 @@ class Lister:
         key = self.tree.path(node)
         try:
             info = await self.store.head(key)
-        except NotFound:
+        except ObjectNotFound:
             if not self.pending(key):
                 self.on_gone(node)
                 return False
@@ -247,7 +247,7 @@ class Lister:
                 data = await self.store.get(sidecar_key(key))
                 sc = Sidecar.decode(data, key)
                 found = (sc, None) if sc is not None else None
-            except NotFound:
+            except ObjectNotFound:
                 found = None
         self.adopt(node, info, found, found is not None)
         self.on_change(node)

@@ -1,4 +1,4 @@
-"""The in-memory inode tree, written through to :class:`~openfiles_engine.state.db.MetaDB`.
+"""The in-memory inode tree, written through to :class:`~openfiles_engine.state.db.StateDB`.
 
 All mutation happens on the trio thread; no locking is needed for the maps.
 """
@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 
 from openfiles_engine.bucket.layout import LOSTFOUND_PREFIX, join
-from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT, Node
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +29,23 @@ class Defaults:
 class Tree:
     """Nodes by inode number and by (parent, name)."""
 
-    def __init__(self, meta: MetaDB, defaults: Defaults, fsid: str) -> None:
-        self.meta = meta
+    def __init__(self, db: StateDB, defaults: Defaults, fsid: str) -> None:
+        self.db = db
         self.defaults = defaults
         self.nodes: dict[int, Node] = {}
         self.children: dict[int, dict[str, int]] = {}
-        for node in meta.load_nodes():
+        for node in db.load_nodes():
             self.nodes[node.ino] = node
         for node in self.nodes.values():
             if node.parent and node.parent in self.nodes:
                 self.children.setdefault(node.parent, {})[node.name] = node.ino
-        self._next_ino = meta.max_ino() + 1
+        self._next_ino = db.max_ino() + 1
         now = time.time_ns()
         if ROOT not in self.nodes:
             root = Node(ino=ROOT, parent=0, name="", kind="dir", mode=defaults.dir_mode,
                         uid=defaults.uid, gid=defaults.gid, mtime_ns=now, ctime_ns=now)
             self.nodes[ROOT] = root
-            meta.save(root)
+            db.save(root)
         self._drop_orphans()
         name = LOSTFOUND_PREFIX + fsid
         existing = self.child(ROOT, name)
@@ -61,7 +62,7 @@ class Tree:
         self.orphans: list[int] = []
         for node in list(self.nodes.values()):
             if node.ino != ROOT and (node.parent == 0 or node.parent not in self.nodes):
-                self.meta.delete(node.ino)
+                self.db.delete(node.ino)
                 del self.nodes[node.ino]
                 self.orphans.append(node.ino)
 
@@ -106,32 +107,32 @@ class Tree:
         self._next_ino += 1
         self.nodes[node.ino] = node
         self.children.setdefault(parent, {})[name] = node.ino
-        self.meta.save(node)
+        self.db.save(node)
         return node
 
     def save(self, node: Node) -> None:
         if node.ino in self.nodes:
-            self.meta.save(node)
+            self.db.save(node)
             node.unsaved = False
 
     def detach(self, node: Node) -> None:
         """Take ``node`` out of its directory; it lives on while the kernel holds it."""
         self.children.get(node.parent, {}).pop(node.name, None)
         node.parent = 0
-        self.meta.save(node)
+        self.db.save(node)
 
     def move(self, node: Node, parent: int, name: str) -> None:
         self.children.get(node.parent, {}).pop(node.name, None)
         node.parent, node.name = parent, name
         self.children.setdefault(parent, {})[name] = node.ino
-        self.meta.save(node)
+        self.db.save(node)
 
     def remove(self, node: Node) -> None:
         """Forget ``node`` entirely (caller drops its data file)."""
         self.children.get(node.parent, {}).pop(node.name, None)
         self.children.pop(node.ino, None)
         self.nodes.pop(node.ino, None)
-        self.meta.delete(node.ino)
+        self.db.delete(node.ino)
 
     def descendants(self, node: Node) -> list[Node]:
         out: list[Node] = []

@@ -14,7 +14,7 @@ from openfiles_engine.bucket.store import (
     AsyncStore,
     Changed,
     Conflict,
-    NotFound,
+    ObjectNotFound,
     Store,
     StoreError,
 )
@@ -59,7 +59,7 @@ def test_list_head_range_copy_delete(store: Store) -> None:
     store.copy("top", "top2")
     store.delete("top")
     store.delete("top")  # idempotent
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         store.head("top")
     assert store.get("top2") == b"top"
 
@@ -143,7 +143,7 @@ def test_async_methods_are_the_store_calls_in_worker_threads(store: Store,
         await astore.copy("d/a", "c")
         await astore.delete("d/a")
         await astore.delete("d/a")  # idempotent
-        with pytest.raises(NotFound):
+        with pytest.raises(ObjectNotFound):
             await astore.head("d/a")
         await astore.put_bytes("d/sub/b", b"other", if_match=None, create=False)
         with pytest.raises(Changed):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openfiles_engine.cache.eviction import evictable
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 
 def node(ino: int, *, size: int, access: float, dirty: bool = False, etag: str | None = "e",

@@ -20,7 +20,8 @@ from openfiles_engine.config import Policy
 from openfiles_engine.export import exporter as export
 from openfiles_engine.export.exporter import Exporter
 from openfiles_engine.export.lostfound import ORIGINAL_PATH_XATTR, LostFound
-from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -32,10 +33,10 @@ class Rig:
 
     def __init__(self, tmp_path: Path) -> None:
         self.store = Store.open("memory://")
-        meta = MetaDB(str(tmp_path / "m.sqlite"))
-        self.tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
+        db = StateDB(str(tmp_path / "m.sqlite"))
+        self.tree = Tree(db, Defaults(0, 0, 0o644, 0o755), "t")
         self.data = DataFiles(str(tmp_path / "data"))
-        self.journal = Journal(meta)
+        self.journal = Journal(db)
         self.invalidated: list[tuple[int, str]] = []
         self.lostfound = LostFound(self.tree, lambda p, n: self.invalidated.append((p, n)))
         self.exporter = Exporter(self.tree, AsyncStore(self.store), self.data, self.journal,

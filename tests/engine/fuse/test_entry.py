@@ -7,7 +7,7 @@ import pyfuse3
 import pytest
 
 from openfiles_engine.fuse.entry import checked_name, entry
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 
 def test_entry_attributes() -> None:

@@ -7,14 +7,14 @@ import pyfuse3
 import pytest
 import trio
 
-from openfiles_engine.bucket.store import Conflict, NotFound, StoreError
+from openfiles_engine.bucket.store import Conflict, ObjectNotFound, StoreError
 from openfiles_engine.fuse.errors import handler
 
 
 @pytest.mark.parametrize(("exc", "code"), [
     (OSError(errno.ENOSPC, "full"), errno.ENOSPC),
     (sqlite3.OperationalError("database or disk is full"), errno.ENOSPC),
-    (NotFound("k"), errno.ENOENT),
+    (ObjectNotFound("k"), errno.ENOENT),
     (Conflict("k"), errno.EEXIST),
     (StoreError("down"), errno.EIO),
     (RuntimeError("bug"), errno.EIO),

@@ -7,14 +7,15 @@ import pyfuse3
 import pytest
 
 from openfiles_engine.fuse import rename
-from openfiles_engine.state.db import ROOT, MetaDB
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
 
 def make(tmp_path: Path) -> tuple[Tree, Journal]:
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
-    return Tree(meta, Defaults(0, 0, 0o644, 0o755), "t"), Journal(meta)
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    return Tree(db, Defaults(0, 0, 0o644, 0o755), "t"), Journal(db)
 
 
 def test_posix_rules(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pyfuse3
 import pytest
 
 from openfiles_engine.fuse import xattr
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 
 def node() -> Node:

@@ -18,7 +18,8 @@ from openfiles_engine.read import fetcher
 from openfiles_engine.read.download import Downloader
 from openfiles_engine.read.piece import PIECE
 from openfiles_engine.read.readahead import MAX_WINDOW, MIN_WINDOW, SEQUENTIAL_SLACK, Readahead
-from openfiles_engine.state.db import ROOT, MetaDB
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -29,7 +30,7 @@ def test_concurrent_readers_share_one_get(tmp_path: Path) -> None:
     store = Store.open("memory://")
     payload = b"x" * (8 * 2**20)
     etag = store.put_bytes("f", payload, if_match=None, create=True)
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    meta = StateDB(str(tmp_path / "m.sqlite"))
     tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
     node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=len(payload), etag=etag)
     dl = Downloader(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta))
@@ -55,7 +56,7 @@ def test_concurrent_readers_share_one_get(tmp_path: Path) -> None:
 def test_a_random_read_fetches_a_small_window(tmp_path: Path) -> None:
     store = Store.open("memory://")
     etag = store.put_bytes("f", b"r" * (64 * 2**20), if_match=None, create=True)
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    meta = StateDB(str(tmp_path / "m.sqlite"))
     tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
     node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=64 * 2**20, etag=etag)
     dl = Downloader(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta))

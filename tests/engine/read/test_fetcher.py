@@ -16,7 +16,8 @@ from openfiles_engine.read import fetcher, piece
 from openfiles_engine.read.download import Downloader
 from openfiles_engine.read.fetcher import Fetcher
 from openfiles_engine.read.readahead import Readahead
-from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -27,7 +28,7 @@ def _fetcher(tmp_path: Path, payload: bytes) -> tuple[Fetcher, Node]:
     """A Fetcher over a MemoryStore holding one file ``f`` of ``payload``."""
     store = Store.open("memory://")
     etag = store.put_bytes("f", payload, if_match=None, create=True)
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    meta = StateDB(str(tmp_path / "m.sqlite"))
     tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
     node = tree.add(ROOT, "f", "file", mode=0o644, uid=0, gid=0, size=len(payload), etag=etag)
     return Fetcher(tree, AsyncStore(store), DataFiles(str(tmp_path / "data")), Journal(meta)), node
@@ -73,7 +74,7 @@ def test_reads_fetch_ranges_and_follow_pending_renames(tmp_path: Path) -> None:
     store = Store.open("memory://")
     payload = bytes(range(256)) * (12 * 4096)  # 12 MiB
     etag = store.put_bytes("old/name", payload, if_match=None, create=True)
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
+    meta = StateDB(str(tmp_path / "m.sqlite"))
     tree = Tree(meta, Defaults(0, 0, 0o644, 0o755), "t")
     journal = Journal(meta)
     d = tree.add(ROOT, "new", "dir", mode=0o755, uid=0, gid=0)

@@ -18,7 +18,7 @@ from openfiles_engine.read import wholefetch
 from openfiles_engine.read.download import Downloader
 from openfiles_engine.read.piece import PIECE
 from openfiles_engine.read.readahead import MIN_WINDOW, RANDOM_SEEKS, Readahead
-from openfiles_engine.state.db import Node
+from openfiles_engine.state.inode import Node
 
 from ..conftest import Backend, MountFactory, memory_downloader, same, until
 
@@ -58,7 +58,7 @@ def test_a_randomly_read_file_is_fetched_whole_in_pieces(tmp_path: Path) -> None
     assert len(calls) <= 40 + len(pieces)  # no more than one GET per miss, plus the pieces
     small = [c for c in calls if c[1] - c[0] <= 4096 * 2 and c[1] != len(payload)]
     assert not small  # misses wait for pieces (the file's last piece may be short)
-    saved = {n.ino: n for n in dl.tree.meta.load_nodes()}[node.ino]
+    saved = {n.ino: n for n in dl.tree.db.load_nodes()}[node.ino]
     assert saved.full  # committed as soon as it is whole
 
 

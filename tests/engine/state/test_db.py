@@ -4,11 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from openfiles_engine.state.db import MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import Node
 
 
 def test_nodes_journal_and_counters_survive_reopen(tmp_path: Path) -> None:
-    db = MetaDB(str(tmp_path / "m.sqlite"))
+    db = StateDB(str(tmp_path / "m.sqlite"))
     n = Node(ino=5, parent=1, name="f", kind="file", mode=0o640, uid=7, gid=8, size=3,
              etag='"e"', dirty=True, data_dirty=True, ranges=[[0, 3]],
              xattrs={"user.k": b"\x01"})
@@ -17,7 +18,7 @@ def test_nodes_journal_and_counters_survive_reopen(tmp_path: Path) -> None:
     db.bump("conflicts")
     db.bump("conflicts")
     db.close()
-    again = MetaDB(str(tmp_path / "m.sqlite"))
+    again = StateDB(str(tmp_path / "m.sqlite"))
     (loaded,) = again.load_nodes()
     assert (loaded.ino, loaded.name, loaded.mode, loaded.etag, loaded.ranges) == (
         5, "f", 0o640, '"e"', [[0, 3]])
@@ -32,18 +33,19 @@ def test_a_commit_survives_kill9(tmp_path: Path) -> None:
     path = tmp_path / "m.sqlite"
     code = f"""
 import os, signal
-from openfiles_engine.state.db import MetaDB, Node
-db = MetaDB({str(path)!r})
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import Node
+db = StateDB({str(path)!r})
 db.save(Node(ino=9, parent=1, name="x", kind="file", mode=0o644, uid=0, gid=0, dirty=True))
 os.kill(os.getpid(), signal.SIGKILL)
 """
     subprocess.run([sys.executable, "-c", code], check=False)
-    (node,) = MetaDB(str(path)).load_nodes()
+    (node,) = StateDB(str(path)).load_nodes()
     assert node.ino == 9 and node.dirty
 
 
 def test_transaction_rolls_back(tmp_path: Path) -> None:
-    db = MetaDB(str(tmp_path / "m.sqlite"))
+    db = StateDB(str(tmp_path / "m.sqlite"))
     try:
         with db.transaction():
             db.journal_add("delete", "a")

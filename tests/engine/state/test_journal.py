@@ -6,7 +6,7 @@ from pathlib import Path
 
 from openfiles_engine.bucket.layout import sidecar_key
 from openfiles_engine.bucket.store import Store
-from openfiles_engine.state.db import MetaDB
+from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.journal import Journal, replay_one
 
 
@@ -51,14 +51,14 @@ def test_delete_and_rmdir() -> None:
 
 
 def test_pending_keys_and_remote_key(tmp_path: Path) -> None:
-    journal = Journal(MetaDB(str(tmp_path / "m.sqlite")))
+    journal = Journal(StateDB(str(tmp_path / "m.sqlite")))
     journal.add("renamedir", "old", "new")
     journal.add("rename", "new/f", "g")
     assert journal.pending("old/x") and journal.pending("new") and journal.pending("g")
     assert not journal.pending("older")
     assert journal.remote_key("g") == "old/f"  # follows both moves back
     assert journal.remote_key("new/h") == "old/h"
-    reopened = Journal(MetaDB(str(tmp_path / "m.sqlite")))
+    reopened = Journal(StateDB(str(tmp_path / "m.sqlite")))
     assert len(reopened) == 2 and reopened.remote_key("g") == "old/f"
     for entry_id, _, src, dst in reopened.entries():
         reopened.done(entry_id, src, dst)

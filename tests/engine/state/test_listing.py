@@ -11,7 +11,8 @@ import trio
 
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
 from openfiles_engine.bucket.store import AsyncStore, Store
-from openfiles_engine.state.db import ROOT, MetaDB, Node
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -68,7 +69,7 @@ class Rig:
 
     def __init__(self, tmp_path: Path) -> None:
         self.store = Store.open("memory://")
-        self.tree = Tree(MetaDB(str(tmp_path / "m.sqlite")), Defaults(1, 2, 0o644, 0o755), "t")
+        self.tree = Tree(StateDB(str(tmp_path / "m.sqlite")), Defaults(1, 2, 0o644, 0o755), "t")
         self.pending: set[str] = set()
         self.gone: list[str] = []
         self.changed: list[str] = []

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openfiles_engine.state.db import ROOT, MetaDB
+from openfiles_engine.state.db import StateDB
+from openfiles_engine.state.inode import ROOT
 from openfiles_engine.state.tree import Defaults, Tree
 
 DEFAULTS = Defaults(uid=0, gid=0, file_mode=0o644, dir_mode=0o755)
 
 
 def test_paths_moves_and_reload(tmp_path: Path) -> None:
-    meta = MetaDB(str(tmp_path / "m.sqlite"))
-    tree = Tree(meta, DEFAULTS, "node1")
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    tree = Tree(db, DEFAULTS, "node1")
     assert tree.lostfound.name == ".openfiles-lost+found-node1" and tree.lostfound.lost
     d = tree.add(ROOT, "d", "dir", mode=0o755, uid=0, gid=0)
     f = tree.add(d.ino, "f", "file", mode=0o644, uid=0, gid=0)
@@ -21,8 +22,8 @@ def test_paths_moves_and_reload(tmp_path: Path) -> None:
     assert [n.name for n in tree.descendants(e)] == ["g"]
     gone = tree.add(ROOT, "gone", "file", mode=0o644, uid=0, gid=0)
     tree.detach(gone)  # unlinked while open, then the engine died
-    meta.close()
-    again = Tree(MetaDB(str(tmp_path / "m.sqlite")), DEFAULTS, "node1")
+    db.close()
+    again = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "node1")
     assert again.find("e/g") is not None and again.find("gone") is None
     assert again.orphans == [gone.ino]
     assert again.lostfound.ino == tree.lostfound.ino  # not made twice
@@ -31,7 +32,7 @@ def test_paths_moves_and_reload(tmp_path: Path) -> None:
 
 
 def test_needs_sidecar(tmp_path: Path) -> None:
-    tree = Tree(MetaDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
+    tree = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
     plain = tree.add(ROOT, "p", "file", mode=0o644, uid=0, gid=0)
     assert not tree.needs_sidecar(plain)
     for change in ({"mode": 0o600}, {"uid": 5}, {"gid": 5}, {"xattrs": {"user.a": b"1"}},
@@ -48,7 +49,7 @@ def test_needs_sidecar(tmp_path: Path) -> None:
 
 
 def test_unique_lost_names(tmp_path: Path) -> None:
-    tree = Tree(MetaDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
+    tree = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
     first = tree.unique_lost_name("f.txt")
     tree.add(tree.lostfound.ino, first, "file", mode=0o644, uid=0, gid=0)
     second = tree.unique_lost_name("f.txt")

@@ -1,0 +1,81 @@
+"""An inode of the mount (:class:`Node`), and the root's inode number.
+
+A node lives in memory in :class:`~openfiles_engine.state.tree.Tree` and is
+written through to SQLite by :class:`~openfiles_engine.state.db.StateDB`; the
+fields in :data:`PERSISTED` survive a restart, the others are rebuilt (lookup
+and open counts start at zero, as the kernel's do).
+"""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass, field
+
+ROOT = 1
+
+PERSISTED = (
+    "kind", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "target", "etag",
+    "custom", "sidecar", "dirty", "data_dirty", "listed", "validated", "ranges", "full",
+    "last_access", "lost", "orig_path", "explicit_mtime", "sidecar_etag",
+)
+
+
+@dataclass
+class Node:
+    """One inode. Persisted fields are in ``PERSISTED``; the rest live in memory."""
+
+    ino: int
+    parent: int
+    name: str
+    kind: str  # "file" | "dir" | "symlink"
+    mode: int  # permission bits (0o7777)
+    uid: int
+    gid: int
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    target: str = ""
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    etag: str | None = None
+    """ETag of the bucket's object last seen at this path; None = not in the bucket."""
+    custom: bool = False
+    """Attributes differ from the mount defaults: a sidecar must describe them."""
+    sidecar: bool = False
+    """A sidecar exists in the bucket for this path."""
+    sidecar_etag: str | None = None
+    """ETag of that sidecar when last read or written (a re-listing skips its GET)."""
+    dirty: bool = False
+    """Local data or attributes are newer than the bucket: export pending."""
+    data_dirty: bool = False
+    """The bytes (not only attributes) changed: the export uploads the object."""
+    listed: float = 0.0
+    """Directories: wall time of the last listing; 0 = never listed."""
+    validated: float = 0.0
+    ranges: list[list[int]] = field(default_factory=list)
+    """Clean files: byte ranges [start, end) of the remote object present in the data file."""
+    full: bool = False
+    """The data file holds every byte (always true for dirty and new files)."""
+    last_access: float = 0.0
+    lost: bool = False
+    orig_path: str = ""
+    explicit_mtime: bool = False
+    # in memory only
+    lookups: int = 0
+    opens: int = 0
+    writers: int = 0
+    """Open file handles that may write."""
+    gen: int = 0
+    last_write: float = 0.0
+    read_pos: int = 0
+    unsaved: bool = False
+    """Changed in memory (size, mtime) since the last commit."""
+
+    @property
+    def st_mode(self) -> int:
+        kind = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}[self.kind]
+        return kind | self.mode
+
+    def cached_bytes(self) -> int:
+        if self.full:
+            return self.size
+        return sum(end - start for start, end in self.ranges)
