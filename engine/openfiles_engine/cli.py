@@ -47,6 +47,10 @@ def _mount_parser() -> argparse.ArgumentParser:
     p.add_argument("--unmount-timeout", default="30s")
     p.add_argument("--foreground", action="store_true",
                    help="stay attached (without it the engine detaches once mounted)")
+    p.add_argument("--flush-only", action="store_true",
+                   help="mount nothing: export what the cache dir holds (at most "
+                   "--unmount-timeout), print what is left as JSON, exit 0 if nothing is, "
+                   "3 if something stays in the cache")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -100,6 +104,10 @@ def mount(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"openfiles mount: {exc}", file=sys.stderr)
         return 2
+    if args.flush_only:
+        logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return run_flush_only(cfg)
     if not args.foreground:
         # Resolved now, before the mount exists: mountinfo shows resolved paths.
         target = os.path.realpath(cfg.mountpoint)
@@ -145,6 +153,36 @@ def run_mount(cfg: MountConfig) -> int:
     except (ConfigError, MountpointError, StoreError) as exc:
         print(f"openfiles mount: {exc}", file=sys.stderr)
         return 1
+
+
+FLUSH_LEFT = 3
+"""Exit status of ``--flush-only`` when dirty data stays in the cache."""
+
+
+def run_flush_only(cfg: MountConfig) -> int:
+    """Export a cache dir's dirty files without mounting; print what is left as one JSON line.
+
+    The line (stdout) is :meth:`Engine.flush_only`'s reply. Exit status 0 when nothing is
+    left, :data:`FLUSH_LEFT` when something is, 1 when the cache dir or store cannot be
+    opened (nothing printed; the cache is untouched).
+    """
+    import trio
+
+    from openfiles_engine.bucket.store import Store, StoreError
+    from openfiles_engine.engine import Engine
+
+    async def main() -> dict[str, Any]:
+        store = Store.open(cfg.source, endpoint=cfg.endpoint, region=cfg.region,
+                           credentials=cfg.credentials)
+        return await Engine(cfg, store).flush_only()
+
+    try:
+        left = trio.run(main)
+    except (ConfigError, StoreError) as exc:
+        print(f"openfiles mount --flush-only: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(left), flush=True)
+    return 0 if not (left["dirty_files"] or left["pending_exports"]) else FLUSH_LEFT
 
 
 def _wait_ready(mountpoint: str, control_socket: str, timeout: float = 60.0) -> int:

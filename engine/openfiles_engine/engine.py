@@ -3,13 +3,16 @@
 Lifecycle: open the store and cache -> clear a stale mount -> mount -> serve
 until SIGTERM/SIGINT or an external unmount -> export dirty files (bounded by
 ``unmount_timeout``) -> unmount. Pending exports and renames left by a crash
-are finished by the export loop right after the next mount.
+are finished by the export loop right after the next mount (files dirty from a
+previous run are due at once, whatever the export delay), or without a mount by
+:meth:`Engine.flush_only` (``openfiles mount --flush-only``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import resource
 import signal
@@ -72,6 +75,11 @@ class Engine:
         self.tree = Tree(self.db, defaults, cfg.fsid)
         for ino in self.tree.orphans:
             self.data.drop(ino)
+        for node in self.tree.nodes.values():
+            if node.dirty:
+                # last_write is monotonic and in memory (0.0 here): on a node up for less
+                # than the export delay it would hold a previous run's files back.
+                node.last_write = -math.inf
         self.journal = Journal(self.db)
         send, self._receive = trio.open_memory_channel[tuple[int, "str | None"]](10000)
         self._send = send
@@ -101,14 +109,19 @@ class Engine:
     # control socket
     def status(self) -> dict[str, Any]:
         dirty = self.exporter.dirty()
+        oldest_change = min((n.ctime_ns for n in dirty), default=None)
         return {
             "dirty_files": len(dirty),
             "dirty_bytes": sum(n.size for n in dirty if n.data_dirty),
+            "oldest_dirty_seconds": 0.0 if oldest_change is None
+            else max(0.0, time.time() - oldest_change / 1e9),
             "pending_exports": len(dirty) + len(self.journal),
             "conflicts": self.lostfound.count,
             "cache_bytes": sum(n.cached_bytes() for n in self.tree.nodes.values()
                                if n.kind == "file"),
             "hit_ratio": self.downloader.stats.hit_ratio,
+            "hit_bytes": self.downloader.stats.hit_bytes,
+            "miss_bytes": self.downloader.stats.miss_bytes,
             "fetched_bytes": self.downloader.stats.fetched_bytes,
             "dropped_bytes": self.downloader.stats.dropped_bytes,
             "held_bytes": self.downloader.held_bytes,
@@ -262,6 +275,32 @@ class Engine:
             self.db.close()
             self._lockfile.close()
         return status
+
+    async def flush_only(self) -> dict[str, Any]:
+        """Export what the cache holds without mounting, then close; for a dead engine's cache.
+
+        Replays the journal and exports every dirty file, for at most ``unmount_timeout``.
+        Returns what is left: ``dirty_files``, ``dirty_bytes``, ``pending_exports`` (all 0
+        when everything reached the bucket), ``conflicts`` (files moved to lost+found)
+        and ``error`` (null, or why something is left; never a secret).
+        """
+        error = None
+        try:
+            with trio.move_on_after(self.cfg.unmount_timeout) as scope:
+                try:
+                    await self.exporter.flush()
+                except StoreError as exc:
+                    error = str(exc)
+            if scope.cancelled_caught:
+                error = f"export timed out after {self.cfg.unmount_timeout:g} s"
+            status = self.status()
+        finally:
+            self.data.close_all()
+            self.db.close()
+            self._lockfile.close()
+        left = {k: status[k] for k in ("dirty_files", "dirty_bytes", "pending_exports",
+                                       "conflicts")}
+        return {**left, "error": error}
 
     async def _final_export(self) -> int:
         if self.cfg.read_only:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.net import free_port
 from fixtures.prereq import fuse_mounts, lazy_unmount
 
 from .conftest import Backend, MountFactory
@@ -201,3 +203,81 @@ def test_sigterm_as_soon_as_the_mount_appears_still_unmounts(
         m.proc.send_signal(signal.SIGTERM)
         assert m.proc.wait(timeout=60) == 0, m.log_text()
         assert str(m.path) not in fuse_mounts(), m.log_text()
+
+
+def flush_only(backend: Backend, cache: Path, mountpoint: Path, *args: str,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``openfiles mount --flush-only`` on ``cache``, as the CSI mounter runs it."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    child_env.update(env if env is not None else backend.env)
+    return subprocess.run(
+        [sys.executable, "-m", "openfiles_cli", "mount", backend.url, str(mountpoint),
+         "--cache-dir", str(cache), "--fsid", "test", "--flush-only", *backend.args, *args],
+        capture_output=True, text=True, env=child_env, timeout=120)
+
+
+def test_flush_only_exports_a_dead_engines_cache(mounter: MountFactory,
+                                                 backend: Backend) -> None:
+    backend.write("old/name.txt", b"renamed content")
+    m = mounter(backend, "--export-delay", "3600")
+    for i in range(5):
+        (m.path / f"f{i}.txt").write_bytes(f"file {i}".encode())
+    os.rename(m.path / "old", m.path / "new")
+    assert m.status()["oldest_dirty_seconds"] >= 0
+    m.kill9()
+    lazy_unmount(str(m.path))
+    done = flush_only(backend, m.cache, m.path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"dirty_files": 0, "dirty_bytes": 0, "pending_exports": 0,
+                                       "conflicts": 0, "error": None}
+    assert str(m.path) not in fuse_mounts()  # nothing was mounted
+    for i in range(5):
+        assert backend.read(f"f{i}.txt") == f"file {i}".encode()
+    assert backend.read("new/name.txt") == b"renamed content"
+    assert "old/name.txt" not in user_keys(backend)
+    again = flush_only(backend, m.cache, m.path)  # nothing left: a no-op
+    assert again.returncode == 0 and json.loads(again.stdout)["dirty_files"] == 0
+
+
+@pytest.mark.s3
+def test_flush_only_with_the_bucket_down_says_what_is_left(
+        mounter: MountFactory, s3_backend: Backend, tmp_path: Path) -> None:
+    m = mounter(s3_backend, "--export-delay", "3600")
+    (m.path / "kept.txt").write_bytes(b"k" * 1000)
+    (m.path / "also.txt").write_bytes(b"a" * 24)
+    m.kill9()
+    lazy_unmount(str(m.path))
+    down = Backend("s3", s3_backend.url, s3_backend.env,
+                   ["--endpoint", f"http://127.0.0.1:{free_port()}"], bucket=s3_backend.bucket)
+    left = flush_only(down, m.cache, m.path, "--unmount-timeout", "3s")
+    assert left.returncode == 3, left.stderr
+    report = json.loads(left.stdout)
+    assert (report["dirty_files"], report["dirty_bytes"]) == (2, 1024)
+    assert report["error"]
+    assert s3_backend.env["AWS_SECRET_ACCESS_KEY"] not in left.stdout + left.stderr
+    assert "kept.txt" not in user_keys(s3_backend)
+    done = flush_only(s3_backend, m.cache, m.path)  # the bucket is back
+    assert done.returncode == 0, done.stderr
+    assert s3_backend.read("kept.txt") == b"k" * 1000
+
+
+def test_a_previous_runs_dirty_files_are_exported_at_once(mounter: MountFactory,
+                                                          file_backend: Backend) -> None:
+    """Files left dirty by a crash are due at the next mount whatever the export delay
+    (and however long the machine has been up: the delay runs on a monotonic clock)."""
+    m = mounter(file_backend, "--export-delay", "3600")
+    (m.path / "left.txt").write_bytes(b"left dirty by a crash")
+    time.sleep(1.1)
+    lag = m.status()["oldest_dirty_seconds"]
+    assert 1.0 <= lag < 60
+    m.kill9()
+    again = mounter(file_backend, "--export-delay", "3600", mountpoint=m.path, cache=m.cache)
+    deadline = time.monotonic() + 20
+    while "left.txt" not in user_keys(file_backend) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert file_backend.read("left.txt") == b"left dirty by a crash"
+    st = again.status()
+    assert (st["dirty_files"], st["oldest_dirty_seconds"]) == (0, 0.0)
+    assert (again.path / "left.txt").read_bytes() == b"left dirty by a crash"
+    st = again.status()
+    assert st["hit_bytes"] + st["miss_bytes"] >= len(b"left dirty by a crash")
