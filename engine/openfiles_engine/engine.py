@@ -279,20 +279,23 @@ class Engine:
     async def flush_only(self) -> dict[str, Any]:
         """Export what the cache holds without mounting, then close; for a dead engine's cache.
 
-        Replays the journal and exports every dirty file, for at most ``unmount_timeout``.
+        Replays the journal and exports every dirty file, for at most ``unmount_timeout``;
+        with 0 it sends nothing to the store and only counts.
         Returns what is left: ``dirty_files``, ``dirty_bytes``, ``pending_exports`` (all 0
         when everything reached the bucket), ``conflicts`` (files moved to lost+found)
         and ``error`` (null, or why something is left; never a secret).
         """
-        error = None
+        error = "not exported: --unmount-timeout is 0"  # counts only: no store request
         try:
-            with trio.move_on_after(self.cfg.unmount_timeout) as scope:
-                try:
-                    await self.exporter.flush()
-                except StoreError as exc:
-                    error = str(exc)
-            if scope.cancelled_caught:
-                error = f"export timed out after {self.cfg.unmount_timeout:g} s"
+            if self.cfg.unmount_timeout > 0:
+                error = None
+                with trio.move_on_after(self.cfg.unmount_timeout) as scope:
+                    try:
+                        await self.exporter.flush()
+                    except StoreError as exc:
+                        error = str(exc)
+                if scope.cancelled_caught:
+                    error = f"export timed out after {self.cfg.unmount_timeout:g} s"
             status = self.status()
         finally:
             self.data.close_all()

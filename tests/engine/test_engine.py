@@ -226,6 +226,12 @@ def test_flush_only_exports_a_dead_engines_cache(mounter: MountFactory,
     assert m.status()["oldest_dirty_seconds"] >= 0
     m.kill9()
     lazy_unmount(str(m.path))
+    counted = flush_only(backend, m.cache, m.path, "--unmount-timeout", "0", env={})
+    assert counted.returncode == 3, counted.stderr  # no credentials: count, send nothing
+    report = json.loads(counted.stdout)
+    assert (report["dirty_files"], report["dirty_bytes"]) == (5, sum(
+        len(f"file {i}") for i in range(5)))
+    assert "f0.txt" not in user_keys(backend)
     done = flush_only(backend, m.cache, m.path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"dirty_files": 0, "dirty_bytes": 0, "pending_exports": 0,
