@@ -6,10 +6,14 @@ Requests (one JSON object per line, see :mod:`openfiles_csi.plugin.mounterclient
              for the same volume and options; ``exists`` for different ones.
 ``unmount``  flush (time-bounded), stop the engine, remove the mount; if the flush
              fails, nothing is stopped and the error is returned (dirty data stays).
-             A dead engine's cache is first served by a new engine, so that what the
-             crash left unexported is flushed too (when the mounter still has the
-             mount's credentials, which it keeps in memory only).
-``list``     every record, with ``alive`` and ``mounted``.
+             A dead engine's cache is exported by a flush-only engine
+             (:mod:`openfiles_csi.mounter.recovery`) with the mount's credentials,
+             which the mounter keeps in memory only. What that cannot export stays
+             in the cache: the reply's ``stranded`` and a durable marker say so, and
+             the unstage succeeds.
+``list``     every record, with ``alive`` and ``mounted``; and ``stranded``: one entry
+             per volume whose dirty data waits in this node's cache with no engine
+             (:class:`~openfiles_csi.mounter.record.StrandedStore`).
 
 Replies are ``{"ok": true, ...}`` or ``{"ok": false, "code": C, "error": text}``
 with ``C`` in ``invalid``, ``exists``, ``busy``, ``not_found``, ``failed``, ``timeout``.
@@ -43,16 +47,22 @@ from openfiles_contracts import mountinfo
 from openfiles_csi import command, jsonline
 from openfiles_csi.logsetup import register_secret
 from openfiles_csi.mounter import engineprocess as engine
-from openfiles_csi.mounter import process
+from openfiles_csi.mounter import process, recovery
 from openfiles_csi.mounter.engineprocess import RESERVED_ARGS, MounterError
-from openfiles_csi.mounter.record import DEAD, RUNNING, STARTING, MountRecord, RecordStore, path_key
+from openfiles_csi.mounter.record import (
+    DEAD,
+    RUNNING,
+    STARTING,
+    MountRecord,
+    RecordStore,
+    StrandedStore,
+    path_key,
+)
 
 log = logging.getLogger(__name__)
 
 # A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
 DISCARDED = ".discarded-"
-REVIVE_TIMEOUT = 60.0
-"""Seconds an engine started on a dead engine's cache (at unmount) has to serve."""
 
 
 class Mounter:
@@ -66,6 +76,7 @@ class Mounter:
         stop_timeout: float = 30.0,
     ) -> None:
         self.records = RecordStore(state_dir)
+        self.stranded = StrandedStore(state_dir)
         self.cache_root = cache_root
         self.socket_dir = os.path.join(state_dir, "sockets")
         self.log_dir = os.path.join(state_dir, "logs")
@@ -122,6 +133,7 @@ class Mounter:
                 return {
                     "ok": True,
                     "mounts": [self.describe(r) for r in self._by_mountpoint.values()],
+                    "stranded": self.stranded.load(),
                 }
             raise MounterError("invalid", f"unknown op {op!r}")
         except MounterError as exc:
@@ -213,6 +225,12 @@ class Mounter:
         except MounterError:
             await self._stop(record, flush_timeout=None)
             raise
+        if self.stranded.get(volume_id) is not None:
+            # This engine serves the cache now: it exports a previous run's dirty files
+            # at once (CONTRACTS.md section 1), and its status counts what waits.
+            log.info("volume %s: the engine now serving cache %s exports what was stranded "
+                     "there", volume_id, record.cache_dir)
+            self.stranded.delete(volume_id)
         return {"ok": True, "mount": self.describe(record)}
 
     async def _start_engine(self, record: MountRecord, env: dict[str, str],
@@ -226,35 +244,6 @@ class Mounter:
         self.records.save(record)
         self._watch(self._wait_child(record, proc))
 
-    async def _revive(self, record: MountRecord) -> bool:
-        """Start an engine on a dead engine's cache, so that what it holds can be flushed.
-
-        Needs the credentials of the mount request, which the mounter keeps in memory
-        only: after a mounter restart a dead engine's cache stays for the volume's next
-        mount on this node. Returns whether an engine now serves.
-        """
-        env = self._envs.get(record.mountpoint)
-        if env is None:
-            log.warning("engine for volume %s is dead and its credentials are gone (the "
-                        "mounter restarted): cache %s kept for the next mount on this node",
-                        record.volume_id, record.cache_dir)
-            return False
-        log.warning("engine for volume %s is dead: starting one on its cache %s to export "
-                    "what it holds", record.volume_id, record.cache_dir)
-        record.extra.pop("stopping", None)
-        record.exit_code = None
-        try:
-            await self._start_engine(record, env, REVIVE_TIMEOUT)
-            return True
-        except MounterError as exc:
-            log.error("could not start an engine on the cache of volume %s: %s",
-                      record.volume_id, exc)
-            if process.is_alive(record.pid, record.start_ticks):
-                record.exit_code = await self._terminate(record)
-            record.state = DEAD
-            self.records.save(record)
-            return False
-
     async def unmount(self, mountpoint: str, flush_timeout: float) -> dict[str, Any]:
         if not os.path.isabs(mountpoint):
             raise MounterError("invalid", "an absolute mountpoint is required")
@@ -265,8 +254,29 @@ class Mounter:
             record = self._by_mountpoint.get(mountpoint)
             if record is None:
                 return {"ok": True, "flushed": False, "found": False}
+            if not process.is_alive(record.pid, record.start_ticks):
+                return await self._unstage_dead(record, flush_timeout)
             flushed = await self._stop(record, flush_timeout=flush_timeout)
             return {"ok": True, "flushed": flushed, "found": True}
+
+    async def _unstage_dead(self, record: MountRecord, flush_timeout: float) -> dict[str, Any]:
+        """Export a dead engine's cache (flush-only), then forget the mount.
+
+        What cannot be exported stays in the cache, and a durable marker plus the
+        reply's ``stranded`` say how much; the next stage of the volume on this node
+        exports it. Never fails for the export: the unstage finishes either way.
+        """
+        env = self._envs.get(record.mountpoint)
+        log.warning("engine for volume %s is dead: exporting what its cache %s holds",
+                    record.volume_id, record.cache_dir)
+        marker = await recovery.recover(record, env, self.engine_command, flush_timeout,
+                                        self.stranded)
+        await command.unmount(record.mountpoint)  # a stale mount, if one is left
+        if marker is None:
+            await self._discard_cache(record.cache_dir)
+        self._forget(record)
+        reply = {"ok": True, "flushed": marker is None, "found": True}
+        return reply if marker is None else {**reply, "stranded": marker}
 
     async def _stop(self, record: MountRecord, flush_timeout: float | None) -> bool:
         """Flush (if asked and alive), stop the engine, unmount, forget the record.
@@ -276,8 +286,6 @@ class Mounter:
         Raises ``MounterError("failed")`` and changes nothing if the flush fails.
         """
         alive = process.is_alive(record.pid, record.start_ticks)
-        if not alive and flush_timeout is not None and record.state == DEAD:
-            alive = await self._revive(record)  # a crash must not strand its dirty data
         flushed = False
         if alive and flush_timeout is not None:
             try:
@@ -306,11 +314,14 @@ class Mounter:
                 flushed,
                 exit_code,
             )
+        self._forget(record)
+        return clean
+
+    def _forget(self, record: MountRecord) -> None:
         self._children.pop(record.mountpoint, None)
         self._by_mountpoint.pop(record.mountpoint, None)
         self._envs.pop(record.mountpoint, None)
         self.records.delete(record.mountpoint)
-        return clean
 
     async def _discard_cache(self, cache_dir: str) -> None:
         """Delete a flushed cache without stalling the mounter.

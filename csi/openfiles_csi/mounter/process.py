@@ -29,16 +29,20 @@ def is_alive(pid: int, ticks: int) -> bool:
 
 
 async def spawn(
-    argv: Sequence[str], env: Mapping[str, str], log_path: str
+    argv: Sequence[str], env: Mapping[str, str], log_path: str, *, stdout_pipe: bool = False
 ) -> asyncio.subprocess.Process:
-    """Start ``argv`` with ``env`` (credentials) added to a minimal inherited environment."""
+    """Start ``argv`` with ``env`` (credentials) added to a minimal inherited environment.
+
+    Output goes to ``log_path``; with ``stdout_pipe`` stdout is a pipe instead, for a
+    short-lived child whose answer the caller reads (``openfiles mount --flush-only``).
+    """
     child_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     child_env.update(env)
     with _open_log(log_path) as log_file:
         return await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=asyncio.subprocess.PIPE if stdout_pipe else log_file,
             stderr=log_file,
             env=child_env,
             start_new_session=True,

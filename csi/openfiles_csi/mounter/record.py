@@ -1,4 +1,5 @@
-"""The mounter's durable records: one JSON file per staged mount point.
+"""The mounter's durable records: one JSON file per staged mount point, and one
+marker per volume whose dirty data waits in this node's cache with no engine to export it.
 
 A record is written with write-to-temporary, fsync, ``os.replace`` and a directory
 fsync, so after a crash each record file is either the old or the new version, never
@@ -62,24 +63,10 @@ class RecordStore:
 
     def save(self, record: MountRecord) -> None:
         """Durably replace the record of ``record.mountpoint``."""
-        final = self._file(record.mountpoint)
-        tmp = final + ".tmp"
-        data = json.dumps(asdict(record), indent=1, sort_keys=True).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        self._sync_dir()
+        write_json(self.dir, self._file(record.mountpoint), asdict(record))
 
     def delete(self, mountpoint: str) -> None:
-        try:
-            os.unlink(self._file(mountpoint))
-        except FileNotFoundError:
-            return
-        self._sync_dir()
+        remove(self.dir, self._file(mountpoint))
 
     def load(self) -> list[MountRecord]:
         """Every readable record; a corrupt file is logged and set aside, never fatal."""
@@ -99,9 +86,83 @@ class RecordStore:
                 os.replace(path, path + ".corrupt")
         return records
 
-    def _sync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+
+
+class StrandedStore:
+    """Durable markers of dirty data no engine serves: ``<state_dir>/stranded/<key>.json``.
+
+    One per volume (``key`` = :func:`path_key` of the volume id), written when an unstage
+    could not export a dead engine's cache, removed once an engine serves that cache
+    again (the next stage on this node) or a later recovery exported it. Each holds
+    ``volume_id``, ``source`` (URL, no credentials), ``cache_dir``, ``dirty_files``,
+    ``dirty_bytes``, ``pending_exports`` (null when unknown), ``error`` and ``since``
+    (Unix time the data was first found stranded).
+    """
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = os.path.join(state_dir, "stranded")
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+
+    def _file(self, volume_id: str) -> str:
+        return os.path.join(self.dir, path_key(volume_id) + ".json")
+
+    def get(self, volume_id: str) -> dict[str, Any] | None:
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            with open(self._file(volume_id)) as f:
+                marker: dict[str, Any] = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return marker
+
+    def save(self, marker: dict[str, Any]) -> None:
+        write_json(self.dir, self._file(str(marker["volume_id"])), marker)
+
+    def delete(self, volume_id: str) -> None:
+        remove(self.dir, self._file(volume_id))
+
+    def load(self) -> list[dict[str, Any]]:
+        """Every readable marker (a torn one cannot exist: see :func:`write_json`)."""
+        markers = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(self.dir, name)) as f:
+                        markers.append(json.load(f))
+                except (OSError, ValueError) as exc:
+                    log.error("unreadable stranded-data marker %s: %s", name, exc)
+        return markers
+
+
+def write_json(directory: str, final: str, value: Any) -> None:
+    """Durably replace ``final`` (in ``directory``) with ``value`` as JSON.
+
+    Temporary file, fsync, ``os.replace``, directory fsync: after a crash the file is
+    the old or the new version, never a torn one. Mode 0600.
+    """
+    tmp = final + ".tmp"
+    data = json.dumps(value, indent=1, sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    _sync_dir(directory)
+
+
+def remove(directory: str, path: str) -> None:
+    """Durably remove ``path``; absent is fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    _sync_dir(directory)
+
+
+def _sync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

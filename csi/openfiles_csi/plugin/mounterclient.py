@@ -70,6 +70,13 @@ class MounterClient:
         mounts: list[dict[str, Any]] = reply["mounts"]
         return mounts
 
+    async def stranded(self) -> list[dict[str, Any]]:
+        """Volumes whose dirty data waits in this node's cache with no engine to export
+        it (the mounter's markers: volume_id, dirty_files, dirty_bytes, error, since...)."""
+        reply = await self._call({"op": "list"}, 10)
+        stranded: list[dict[str, Any]] = reply.get("stranded", [])
+        return stranded
+
     async def reachable(self) -> bool:
         """Whether the mounter answers; the node plugin is not ready without it."""
         try:

@@ -12,6 +12,7 @@ no stage step) are staged by NodePublish itself at a plugin-owned path,
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from typing import Any
 
@@ -38,6 +39,7 @@ from openfiles_csi.plugin.validation import (
 from openfiles_csi.plugin.volumehealth import VolumeHealth
 from openfiles_csi.plugin.volumelock import VolumeLocks
 
+log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 EPHEMERAL_KEY = "csi.storage.k8s.io/ephemeral"
 
@@ -103,7 +105,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         staging = check_path(request.staging_target_path, "staging_target_path", self.allowed_roots)
         with self.locks.hold(volume_id):
             # The mounter flushes first and refuses (keeping the mount) if that fails.
-            await self.mounter.unmount(staging, self.flush_timeout)
+            # A dead engine's cache is exported by a flush-only engine; what that cannot
+            # export stays on this node, and the mounter's ``list`` says so.
+            _log_stranded(await self.mounter.unmount(staging, self.flush_timeout))
         return csi_pb2.NodeUnstageVolumeResponse()
 
     @grpc_errors
@@ -159,7 +163,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             if any(m["mountpoint"] == ephemeral for m in await self.mounter.find(volume_id)):
                 # If this flush fails the call fails; kubelet's retry finds the target
                 # gone and tries the flush again. Dirty data is never dropped.
-                await self.mounter.unmount(ephemeral, self.flush_timeout)
+                _log_stranded(await self.mounter.unmount(ephemeral, self.flush_timeout))
                 command.remove_dir(ephemeral)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
@@ -191,3 +195,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeGetInfoRequest, context: Context
     ) -> csi_pb2.NodeGetInfoResponse:
         return csi_pb2.NodeGetInfoResponse(node_id=self.node_id)
+
+
+def _log_stranded(reply: dict[str, Any]) -> None:
+    """Say which volume left how much dirty data on this node (NodeUnstage has no field)."""
+    stranded = reply.get("stranded")
+    if stranded:
+        log.error("volume %s: its engine died and %s dirty files (%s bytes) could not be "
+                  "exported (%s); they stay in this node's cache and are exported when the "
+                  "volume is staged on this node again", stranded.get("volume_id"),
+                  stranded.get("dirty_files"), stranded.get("dirty_bytes"),
+                  stranded.get("error"))
