@@ -268,16 +268,17 @@ def cache_dir(node: Node, volume_id: str) -> Path:
     return node.root / "state" / "cache" / hashlib.sha256(volume_id.encode()).hexdigest()[:32]
 
 
-def scrape(port: int, volume_id: str) -> dict[str, float]:
-    """The node plugin's metrics of ``volume_id`` (histogram buckets left out)."""
+def scrape_samples(port: int) -> list[Any]:
+    """Every sample the node plugin's metrics endpoint shows (prometheus_client Samples)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("volume_id") == volume_id and "le" not in sample.labels:
-                values[sample.name] = sample.value
-    return values
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def scrape(port: int, volume_id: str) -> dict[str, float]:
+    """The node plugin's metrics of ``volume_id`` (histogram buckets left out)."""
+    return {s.name: s.value for s in scrape_samples(port)
+            if s.labels.get("volume") == volume_id and "le" not in s.labels}
 
 
 def grpc_code(call: Callable[[], object]) -> grpc.StatusCode:

@@ -97,7 +97,7 @@ async def serve(args: argparse.Namespace) -> None:
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)
         if args.metrics_address:
             host, _, port = args.metrics_address.rpartition(":")
-            REGISTRY.register(EngineCollector(args.mounter_socket))
+            REGISTRY.register(EngineCollector(args.mounter_socket, args.node_id))
             start_http_server(int(port), addr=host or "127.0.0.1")
             log.info("metrics on http://%s/metrics", args.metrics_address)
         if args.policy_dir:

@@ -16,10 +16,10 @@ import obstore
 import pytest
 
 from fixtures.minio import Bucket, MinioServer, new_bucket
-from fixtures.net import wait_for
+from fixtures.net import free_port, wait_for
 from openfiles_contracts import jsonline
 
-from ..conftest import Node, Volume, cache_dir, process_wait_gone, volume_on
+from ..conftest import Node, Volume, cache_dir, process_wait_gone, scrape, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
@@ -66,7 +66,9 @@ def test_bucket_down_strands_the_data_until_the_next_stage(
 ) -> None:
     server = make_minio()
     bucket = new_bucket(server)
-    plugin = node_env.start_plugin("node", "--flush-timeout", "3")
+    port = free_port()
+    plugin = node_env.start_plugin("node", "--flush-timeout", "3",
+                                   "--metrics-address", f"127.0.0.1:{port}")
     vol = volume_on(node_env, plugin, bucket, "outage", exportDelay="1h")
     write_and_kill(node_env, vol)
     server.stop()
@@ -79,6 +81,8 @@ def test_bucket_down_strands_the_data_until_the_next_stage(
     assert bucket.server.secret_key not in json.dumps(marker)
     assert (cache_dir(node_env, vol.volume_id) / "meta.sqlite").exists()
     assert "stay in this node's cache" in plugin.proc.log()
+    assert scrape(port, vol.volume_id) == {"openfiles_stranded_dirty_bytes": len(DATA),
+                                           "openfiles_stranded_dirty_files": 1}
     # The marker is durable: a new mounter still reports it.
     node_env.mounter.stop()
     node_env.start_mounter()
@@ -87,6 +91,7 @@ def test_bucket_down_strands_the_data_until_the_next_stage(
     assert not exported(bucket, "outage/stranded.txt")
     vol.stage()  # the engine now serving the cache exports at once, despite exportDelay 1h
     assert listing(node_env)["stranded"] == []
+    assert "openfiles_stranded_dirty_bytes" not in scrape(port, vol.volume_id)
     wait_for(lambda: exported(bucket, "outage/stranded.txt"), timeout=20,
              what="the stranded file to reach the bucket")
     assert bytes(obstore.get(bucket.store(), "outage/stranded.txt").bytes()) == DATA

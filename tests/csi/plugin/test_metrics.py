@@ -12,8 +12,9 @@ import pytest
 from fixtures.minio import Bucket
 from fixtures.net import free_port
 from openfiles_contracts import jsonline
+from openfiles_csi.plugin.metrics import STRANDED, sample_names
 
-from ..conftest import Node, scrape, volume_on
+from ..conftest import Node, scrape, scrape_samples, volume_on
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
@@ -27,24 +28,35 @@ def test_metrics_follow_writes_and_exports(node_env: Node, s3_bucket: Bucket) ->
     vol.stage()
     with open(os.path.join(vol.staging, "one-mib.bin"), "wb") as f:
         f.write(b"\1" * MIB)
+    time.sleep(1.1)
     before = scrape(port, vol.volume_id)
     assert before["openfiles_volume_up"] == 1
     assert before["openfiles_dirty_bytes"] == MIB
+    assert before["openfiles_dirty_files"] == 1
     assert before["openfiles_pending_exports"] == 1
+    assert 1 <= before["openfiles_export_lag_seconds"] < 60
     assert before["openfiles_export_errors_total"] == 0
     assert before["openfiles_conflicts_total"] == 0
-    assert before["openfiles_fuse_operation_seconds_count"] > 0
+    assert before["openfiles_fuse_request_duration_seconds_count"] > 0
+    with open(os.path.join(vol.staging, "one-mib.bin"), "rb") as f:
+        assert f.read() == b"\1" * MIB
     (record,) = (json.loads(p.read_text()) for p in (node_env.root / "state" / "records").iterdir())
     assert jsonline.request(record["control_socket"], {"op": "flush", "timeout": 30}, 40)["ok"]
+    samples = [s for s in scrape_samples(port) if s.labels.get("volume") == vol.volume_id]
+    assert {s.labels["node"] for s in samples} == {"node-1"}
+    # Everything the collector declares for a live engine is there, and nothing else.
+    assert {s.name for s in samples} == sample_names() - set(STRANDED)
     after = scrape(port, vol.volume_id)
-    assert after["openfiles_dirty_bytes"] == 0
+    assert after["openfiles_dirty_bytes"] == after["openfiles_dirty_files"] == 0
     assert after["openfiles_pending_exports"] == 0
+    assert after["openfiles_export_lag_seconds"] == 0
     # The export of the file was at least one more object store request.
-    assert (
-        after["openfiles_s3_request_seconds_count"] > before["openfiles_s3_request_seconds_count"]
-    )
+    assert (after["openfiles_bucket_request_duration_seconds_count"]
+            > before["openfiles_bucket_request_duration_seconds_count"])
     assert after["openfiles_cache_bytes"] >= 0
-    assert 0 <= after["openfiles_hit_ratio"] <= 1
+    # The file written here is read from the cache: hits, no misses.
+    assert after["openfiles_cache_hit_bytes_total"] >= MIB
+    assert after["openfiles_cache_miss_bytes_total"] == 0
     vol.unstage()
     # An unstaged volume has no series any more.
     assert scrape(port, vol.volume_id) == {}
