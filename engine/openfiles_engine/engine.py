@@ -285,7 +285,7 @@ class Engine:
         when everything reached the bucket), ``conflicts`` (files moved to lost+found)
         and ``error`` (null, or why something is left; never a secret).
         """
-        error = "not exported: --unmount-timeout is 0"  # counts only: no store request
+        error: str | None = "not exported: --unmount-timeout is 0"  # counts only
         try:
             if self.cfg.unmount_timeout > 0:
                 error = None
