@@ -81,12 +81,14 @@ def test_dead_engines_found_at_start(node_env: Node) -> None:
     assert states == [(gone, "dead", False, False), (stale, "dead", False, False)]
     assert not os.path.ismount(stale)
     assert sorted(r.state for r in store.load()) == ["dead", "dead"]
-    # Unmount (NodeUnstage) forgets them: there is nothing to flush in a dead engine.
+    # Unmount (NodeUnstage) forgets them. Their caches hold nothing dirty (the recovery
+    # engine counts that without credentials), so nothing is left and nothing stranded.
     for mountpoint in (gone, stale):
         request = {"op": "unmount", "mountpoint": mountpoint, "flush_timeout": 5}
         reply = jsonline.request(node_env.mounter_socket, request, 30)
-        assert reply == {"ok": True, "flushed": False, "found": True}
+        assert reply == {"ok": True, "flushed": True, "found": True}
     assert store.load() == []
+    assert jsonline.request(node_env.mounter_socket, {"op": "list"}, 10)["stranded"] == []
     deadline = time.monotonic() + 10
     while discarded.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
