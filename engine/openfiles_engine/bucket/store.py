@@ -272,7 +272,7 @@ class Store:
         if self.kind != "file":
             res = self._call(key, lambda: obstore.put(self._backend, key, body, mode=mode,
                                                       **options))
-            return res["e_tag"]  # type: ignore[no-any-return]
+            return res["e_tag"]
         return self._staged(key, lambda tmp: obstore.put(self._backend, tmp, body, **options),
                             create=mode == "create")
 

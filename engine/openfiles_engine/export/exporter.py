@@ -204,7 +204,8 @@ class Exporter:
         if self.tree.needs_sidecar(node):
             sc = Sidecar(kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
                          mtime_ns=node.mtime_ns, target=node.target, xattrs=node.xattrs,
-                         etag=etag if node.kind != "dir" else None)
+                         etag=etag if node.kind != "dir" else None, atime_ns=node.atime_ns,
+                         rdev=node.rdev)
             node.sidecar_etag = await self.store.put_bytes(
                 sidecar_key(key), sc.encode(), if_match=None, create=False)
             node.sidecar = True

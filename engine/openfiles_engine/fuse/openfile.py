@@ -70,7 +70,8 @@ class OpenFileHandlers(pyfuse3.Operations):
 
     # helpers
     def _entry(self, node: Node) -> Any:
-        return entry(node, self.cfg.policy.metadata_ttl)
+        subdirs = self.tree.subdirs(node.ino) if node.kind == "dir" else 0
+        return entry(node, self.cfg.policy.metadata_ttl, subdirs)
 
     def _node(self, ino: int) -> Node:
         node = self.tree.get(ino)

@@ -53,7 +53,8 @@ class StateDB:
             node = Node(ino=ino, parent=parent, name=name, kind=doc.pop("kind"),
                         mode=doc.pop("mode"), uid=doc.pop("uid"), gid=doc.pop("gid"))
             for key, value in doc.items():
-                setattr(node, key, value)
+                if key in PERSISTED:  # a field a later release dropped is skipped
+                    setattr(node, key, value)
             node.xattrs = {k: base64.b64decode(v) for k, v in json.loads(xattrs).items()}
             out.append(node)
         return out

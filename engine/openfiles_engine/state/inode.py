@@ -16,8 +16,18 @@ ROOT = 1
 PERSISTED = (
     "kind", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "target", "etag",
     "custom", "sidecar", "dirty", "data_dirty", "listed", "validated", "ranges", "full",
-    "last_access", "lost", "orig_path", "explicit_mtime", "sidecar_etag",
+    "last_access", "lost", "explicit_mtime", "sidecar_etag", "atime_ns", "explicit_atime",
+    "rdev",
 )
+"""Saved as keys of one JSON document per row (``node.attrs``): a field added here
+needs no new column, and a row saved before it existed loads with its default."""
+
+MODES = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK,
+         "fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK, "chardev": stat.S_IFCHR,
+         "blockdev": stat.S_IFBLK}
+"""Every kind of node, and its file type bits."""
+SPECIAL = ("fifo", "socket", "chardev", "blockdev")
+"""Kinds that are metadata only: the kernel does their I/O (docs/SEMANTICS.md)."""
 
 
 @dataclass
@@ -27,7 +37,7 @@ class Node:
     ino: int
     parent: int
     name: str
-    kind: str  # "file" | "dir" | "symlink"
+    kind: str  # a key of MODES: "file" | "dir" | "symlink" | one of SPECIAL
     mode: int  # permission bits (0o7777)
     uid: int
     gid: int
@@ -57,8 +67,13 @@ class Node:
     """The data file holds every byte (always true for dirty and new files)."""
     last_access: float = 0.0
     lost: bool = False
-    orig_path: str = ""
     explicit_mtime: bool = False
+    atime_ns: int | None = None
+    """Access time set with utimensat; None = never set (it reads as the mtime)."""
+    explicit_atime: bool = False
+    """The atime was set on purpose (not to about "now"): a sidecar keeps it."""
+    rdev: int = 0
+    """Device number of a ``chardev`` or ``blockdev`` node."""
     # in memory only
     lookups: int = 0
     opens: int = 0
@@ -72,8 +87,7 @@ class Node:
 
     @property
     def st_mode(self) -> int:
-        kind = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}[self.kind]
-        return kind | self.mode
+        return MODES[self.kind] | self.mode
 
     def cached_bytes(self) -> int:
         if self.full:

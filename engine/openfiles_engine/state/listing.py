@@ -30,7 +30,7 @@ from openfiles_engine.bucket.layout import (
     valid_name,
 )
 from openfiles_engine.bucket.store import AsyncStore, ObjectInfo, ObjectNotFound, StoreError
-from openfiles_engine.state.inode import ROOT, Node
+from openfiles_engine.state.inode import ROOT, SPECIAL, Node
 from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,12 @@ class Lister:
         d = self.tree.defaults
         node.kind, node.mode, node.uid, node.gid = "file", d.file_mode, d.uid, d.gid
         node.target, node.xattrs, node.explicit_mtime = "", {}, False
+        node.atime_ns, node.explicit_atime, node.rdev = None, False, 0
         node.size, node.mtime_ns, node.ctime_ns = info.size, info.mtime_ns, info.mtime_ns
         node.etag, node.dirty, node.full, node.ranges = info.etag, False, info.size == 0, []
         node.validated = time.time()
         node.sidecar, node.sidecar_etag, node.custom = has_sidecar, None, False
-        if found is not None and found[0].kind in ("file", "symlink") and \
+        if found is not None and found[0].kind in ("file", "symlink", *SPECIAL) and \
                 found[0].etag == info.etag:
             self._apply(node, *found)
         self.tree.save(node)
@@ -201,8 +202,9 @@ class Lister:
         node.custom = node.sidecar = True
         node.sidecar_etag = sidecar_etag
         node.explicit_mtime = True
-        if sc.kind == "symlink" and node.kind == "file":
-            node.kind, node.target = "symlink", sc.target
+        node.atime_ns, node.explicit_atime = sc.atime_ns, sc.atime_ns is not None
+        if sc.kind in ("symlink", *SPECIAL) and node.kind == "file":
+            node.kind, node.target, node.rdev = sc.kind, sc.target, sc.rdev
 
     def _maybe_gone(self, child: Node) -> None:
         if child.dirty or child.lost or (child.etag is None and child.kind != "dir"):

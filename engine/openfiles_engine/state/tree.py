@@ -34,11 +34,12 @@ class Tree:
         self.defaults = defaults
         self.nodes: dict[int, Node] = {}
         self.children: dict[int, dict[str, int]] = {}
+        self._subdirs: dict[int, int] = {}
         for node in db.load_nodes():
             self.nodes[node.ino] = node
         for node in self.nodes.values():
             if node.parent and node.parent in self.nodes:
-                self.children.setdefault(node.parent, {})[node.name] = node.ino
+                self._link(node)
         self._next_ino = db.max_ino() + 1
         now = time.time_ns()
         if ROOT not in self.nodes:
@@ -106,7 +107,7 @@ class Tree:
             setattr(node, key, value)
         self._next_ino += 1
         self.nodes[node.ino] = node
-        self.children.setdefault(parent, {})[name] = node.ino
+        self._link(node)
         self.db.save(node)
         return node
 
@@ -117,22 +118,39 @@ class Tree:
 
     def detach(self, node: Node) -> None:
         """Take ``node`` out of its directory; it lives on while the kernel holds it."""
-        self.children.get(node.parent, {}).pop(node.name, None)
+        self._unlink(node)
         node.parent = 0
         self.db.save(node)
 
     def move(self, node: Node, parent: int, name: str) -> None:
-        self.children.get(node.parent, {}).pop(node.name, None)
+        self._unlink(node)
         node.parent, node.name = parent, name
-        self.children.setdefault(parent, {})[name] = node.ino
+        self._link(node)
         self.db.save(node)
 
     def remove(self, node: Node) -> None:
         """Forget ``node`` entirely (caller drops its data file)."""
-        self.children.get(node.parent, {}).pop(node.name, None)
+        self._unlink(node)
         self.children.pop(node.ino, None)
+        self._subdirs.pop(node.ino, None)
         self.nodes.pop(node.ino, None)
         self.db.delete(node.ino)
+
+    def subdirs(self, ino: int) -> int:
+        """How many directories the tree holds in directory ``ino`` (kept as a count)."""
+        return self._subdirs.get(ino, 0)
+
+    def _link(self, node: Node) -> None:
+        """Enter ``node`` under its name in its parent (``children`` and the counts)."""
+        self.children.setdefault(node.parent, {})[node.name] = node.ino
+        if node.kind == "dir":
+            self._subdirs[node.parent] = self._subdirs.get(node.parent, 0) + 1
+
+    def _unlink(self, node: Node) -> None:
+        """Take ``node``'s name out of its parent, if it is there."""
+        if self.children.get(node.parent, {}).pop(node.name, None) is not None and \
+                node.kind == "dir":
+            self._subdirs[node.parent] -= 1
 
     def descendants(self, node: Node) -> list[Node]:
         out: list[Node] = []
@@ -143,9 +161,6 @@ class Tree:
                 out.append(child)
                 stack.append(ino)
         return out
-
-    def in_lostfound(self, node: Node) -> bool:
-        return node.lost
 
     def needs_sidecar(self, node: Node) -> bool:
         """Does ``node`` carry attributes that only a sidecar can hold?"""
@@ -159,6 +174,7 @@ class Tree:
             or node.gid != d.gid
             or bool(node.xattrs)
             or node.explicit_mtime
+            or node.explicit_atime
         )
 
     def unique_lost_name(self, name: str) -> str:

@@ -53,3 +53,19 @@ def test_transaction_rolls_back(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert db.journal() == []
+
+
+def test_a_row_saved_before_atime_and_rdev_existed_still_loads(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    path = tmp_path / "m.sqlite"
+    StateDB(str(path)).close()
+    old = {"kind": "file", "mode": 0o644, "uid": 0, "gid": 0, "size": 1, "mtime_ns": 5,
+           "dirty": True, "orig_path": "a/b"}  # orig_path: a field since dropped
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO node (ino, parent, name, attrs) VALUES (7, 1, 'f', ?)",
+                     (json.dumps(old),))
+    (node,) = StateDB(str(path)).load_nodes()
+    assert (node.atime_ns, node.explicit_atime, node.rdev, node.dirty) == (None, False, 0, True)
+    assert not hasattr(node, "orig_path")
