@@ -235,7 +235,7 @@ class Store:
                 mode = {"e_tag": if_match}
             else:
                 self._check_etag(key, if_match)
-        return self._put(key, data, mode, use_multipart=False)
+        return self._put(key, data, mode, create=create, use_multipart=False)
 
     def put_file(self, key: str, path: str, *, if_match: str | None, create: bool) -> str | None:
         """PUT a local file; multipart above MULTIPART_THRESHOLD.
@@ -259,11 +259,13 @@ class Store:
             self._check_etag(key, if_match)
 
         with open(path, "rb") as f:
-            return self._put(key, f, "create" if create else "overwrite", use_multipart=True,
+            # A multipart upload cannot be conditional: the HEAD above checked.
+            return self._put(key, f, "overwrite", create=create, use_multipart=True,
                              chunk_size=PART_SIZE, max_concurrency=4)
 
-    def _put(self, key: str, body: Any, mode: Any, **options: Any) -> str | None:
-        """One ``obstore.put`` of ``body`` at ``key``; returns the new ETag.
+    def _put(self, key: str, body: Any, mode: Any, *, create: bool,
+             **options: Any) -> str | None:
+        """One ``obstore.put`` of ``body`` at ``key`` with ``mode``; returns the new ETag.
 
         A ``file://`` store goes through :meth:`_staged`: LocalStore's own staging
         name (``<key>#<n>``) would pass the 255-byte name limit of the local file
@@ -274,7 +276,7 @@ class Store:
                                                       **options))
             return res["e_tag"]
         return self._staged(key, lambda tmp: obstore.put(self._backend, tmp, body, **options),
-                            create=mode == "create")
+                            create=create)
 
     def _staged(self, key: str, write: Callable[[str], Any], *, create: bool) -> str | None:
         """``file://`` only: ``write(tmp)`` at a short temporary key beside ``key``,
