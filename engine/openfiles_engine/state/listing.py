@@ -9,7 +9,11 @@ Merge rules (bucket wins, local work is never dropped):
 - dirty files, lost+found, and keys with a pending journal entry are left alone;
 - odd keys (``a//b``, ``.``, ``..``, names over 255 bytes, the engine's
   reserved names at the root) are hidden with a log line; a key that is both
-  an object and a prefix shows as the directory, and the object is hidden.
+  an object and a directory (a prefix in the listing, a directory sidecar, or
+  a directory the tree already has) shows as the directory, and the object is
+  hidden with a log line and counted in ``hidden``. A store that lists only
+  the object (MinIO) and gives no other sign shows the file: nothing under it
+  can be listed there.
 """
 
 from __future__ import annotations
@@ -164,8 +168,13 @@ class Lister:
     def _merge_file(self, parent: Node, name: str, info: ObjectInfo,
                     found: tuple[Sidecar, str | None] | None, has_sidecar: bool) -> None:
         child = self.tree.child(parent.ino, name)
-        if child is not None and (child.dirty or child.kind == "dir"):
-            return  # export decides; a local directory shadows a remote object
+        if child is not None and child.kind == "dir":
+            # MinIO lists only the object when a key is also a prefix: the tree's
+            # directory (made here, or known from a sidecar) shadows the object.
+            self._hide(info.key, "is both an object and a directory; showing the directory")
+            return
+        if child is not None and child.dirty:
+            return  # export decides
         if child is not None and child.etag == info.etag:
             child.validated = time.time()
             if found is not None and found[0].etag == info.etag:
