@@ -322,6 +322,48 @@ class Store:
             return
         self._call(src, lambda: obstore.copy(self._backend, src, dst))
 
+    def etag_or_none(self, key: str) -> str | None:
+        """The current ETag of ``key``, or None if there is no such object.
+
+        A store that gives no ETags makes every present object ``""`` (never None).
+        """
+        try:
+            return self.head(key).etag or ""
+        except ObjectNotFound:
+            return None
+
+    def delete_if(self, key: str, etag: str) -> None:
+        """Delete ``key`` only if its ETag is ``etag``; a missing key is not an error.
+
+        Conflict if another version is there. Neither S3 DELETE nor obstore can
+        carry If-Match, so the check is a HEAD just before: a change that lands
+        between the two requests is deleted (the window SEMANTICS.md names).
+        """
+        current = self.etag_or_none(key)
+        if current is None:
+            return
+        if current != etag:
+            raise Conflict(f"precondition failed: {key} changed")
+        self.delete(key)
+
+    def copy_if(self, src: str, dst: str, *, if_match: str | None) -> str | None:
+        """Copy ``src`` to a ``dst`` that does not exist; returns the copy's ETag.
+
+        ``if_match``: the ETag ``src`` must have (None: any version). ObjectNotFound
+        if ``src`` is gone, Conflict if it is another version or ``dst`` exists.
+        obstore's copy takes no conditions on S3, so both are HEADs just before
+        the copy (a window, as in :meth:`delete_if`).
+        """
+        current = self.etag_or_none(src)
+        if current is None:
+            raise ObjectNotFound(f"not found: {src}")
+        if if_match is not None and current != if_match:
+            raise Conflict(f"precondition failed: {src} changed")
+        if self.etag_or_none(dst) is not None:
+            raise Conflict(f"precondition failed: {dst} exists")
+        self.copy(src, dst)
+        return self.etag_or_none(dst)
+
 
 class AsyncStore:
     """Trio face of a Store: each call runs in a worker thread under ``limiter``.
@@ -392,3 +434,11 @@ class AsyncStore:
     async def copy(self, src: str, dst: str) -> None:
         """:meth:`Store.copy`."""
         await self._run(lambda: self.sync.copy(src, dst))
+
+    async def delete_if(self, key: str, etag: str) -> None:
+        """:meth:`Store.delete_if`."""
+        await self._run(lambda: self.sync.delete_if(key, etag))
+
+    async def copy_if(self, src: str, dst: str, *, if_match: str | None) -> str | None:
+        """:meth:`Store.copy_if`."""
+        return await self._run(lambda: self.sync.copy_if(src, dst, if_match=if_match))

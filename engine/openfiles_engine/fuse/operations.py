@@ -28,6 +28,7 @@ from openfiles_engine.fuse.entry import checked_name, existing_name
 from openfiles_engine.fuse.errors import fail, handler
 from openfiles_engine.fuse.openfile import OpenFileHandlers
 from openfiles_engine.state.inode import ROOT, Node
+from openfiles_engine.state.journal import versions
 
 EXPLICIT_MTIME_NS = 2 * 10**9
 """A time set further than this from now was set on purpose (a sidecar keeps it)."""
@@ -187,8 +188,7 @@ class Operations(OpenFileHandlers):
             fail(errno.ENOTEMPTY)
         async with self.exporter.lock(node.ino):
             with self.tree.db.transaction():
-                if node.sidecar:
-                    self.journal.add("rmdir", self.tree.path(node))
+                self._forget_remote(node)
                 self.tree.detach(node)
                 self._touch_dir(parent)
         self._release_node(node)
@@ -260,11 +260,12 @@ class Operations(OpenFileHandlers):
         """Journal the removal of ``node``'s objects (call inside a transaction)."""
         if node.lost:
             return
+        seen = versions(self.tree, node)  # the deletes are conditional on these
         if node.kind == "dir":
             if node.sidecar:
-                self.journal.add("rmdir", self.tree.path(node))
+                self.journal.add("rmdir", self.tree.path(node), seen={"": seen[""]})
         elif node.etag is not None or node.sidecar:
-            self.journal.add("delete", self.tree.path(node))
+            self.journal.add("delete", self.tree.path(node), seen=seen)
 
     # rename
     @handler

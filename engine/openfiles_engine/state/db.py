@@ -34,11 +34,15 @@ class StateDB:
                 attrs TEXT NOT NULL, xattrs TEXT NOT NULL DEFAULT '{}');
             CREATE TABLE IF NOT EXISTS journal (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL,
-                src TEXT NOT NULL, dst TEXT NOT NULL DEFAULT '');
+                src TEXT NOT NULL, dst TEXT NOT NULL DEFAULT '',
+                seen TEXT NOT NULL DEFAULT '');
             CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
             """
         )
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(journal)")}
+        if "seen" not in columns:  # a cache dir from before the column: entries replay as before
+            self.conn.execute("ALTER TABLE journal ADD COLUMN seen TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.conn.close()
@@ -75,11 +79,20 @@ class StateDB:
         return int(row[0] or ROOT)
 
     # journal of remote renames and deletes, replayed in order
-    def journal_add(self, op: str, src: str, dst: str = "") -> None:
-        self.conn.execute("INSERT INTO journal (op, src, dst) VALUES (?,?,?)", (op, src, dst))
+    def journal_add(self, op: str, src: str, dst: str = "", seen: str = "") -> None:
+        """``seen``: JSON of the versions the engine last saw (state/journal.py); "" = unknown."""
+        self.conn.execute("INSERT INTO journal (op, src, dst, seen) VALUES (?,?,?,?)",
+                          (op, src, dst, seen))
 
     def journal(self) -> list[tuple[int, str, str, str]]:
         return list(self.conn.execute("SELECT id, op, src, dst FROM journal ORDER BY id"))
+
+    def journal_seen(self) -> list[tuple[int, str, str, str, str]]:
+        """Every entry with its ``seen`` column: (id, op, src, dst, seen), in order."""
+        return list(self.conn.execute("SELECT id, op, src, dst, seen FROM journal ORDER BY id"))
+
+    def journal_set_seen(self, entry_id: int, seen: str) -> None:
+        self.conn.execute("UPDATE journal SET seen = ? WHERE id = ?", (seen, entry_id))
 
     def journal_done(self, entry_id: int) -> None:
         self.conn.execute("DELETE FROM journal WHERE id = ?", (entry_id,))

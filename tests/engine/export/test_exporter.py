@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,16 +17,16 @@ from openfiles_engine.bucket import store as store_mod
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
 from openfiles_engine.bucket.store import AsyncStore, Store
 from openfiles_engine.cache.datafile import DataFiles
-from openfiles_engine.config import Policy
+from openfiles_engine.config import Credentials, Policy
 from openfiles_engine.export import exporter as export
 from openfiles_engine.export.exporter import Exporter
 from openfiles_engine.export.lostfound import ORIGINAL_PATH_XATTR, LostFound
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import ROOT, Node
-from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.journal import Journal, Version
 from openfiles_engine.state.tree import Defaults, Tree
 
-from ..conftest import Backend, MountFactory
+from ..conftest import Backend, Mount, MountFactory
 
 
 class Rig:
@@ -194,3 +195,105 @@ def test_a_file_open_for_writing_waits_for_close_or_a_pause(mounter: MountFactor
         f.write(b"z")
     wait_for(lambda: "closed-at-once" in backend.keys(), timeout=2,
              what="the export right after close")
+
+
+# Every change of the bucket is conditional on the version last seen (issue 12,
+# defect 4). The second writer is a plain PUT straight into MinIO; a long
+# metadata TTL keeps the engine from re-listing, so it still holds the old ETag.
+SEEN_ONCE = ("--export-delay", "3600", "--metadata-ttl", "3600")
+
+
+def seen_then_replaced(mounter: MountFactory, backend: Backend, objects: dict[str, bytes],
+                       key: str) -> Mount:
+    """A mount that has read ``objects`` whole; then another writer replaces ``key``."""
+    for k, data in objects.items():
+        backend.write(k, data)
+    m = mounter(backend, *SEEN_ONCE)
+    for k, data in objects.items():
+        assert (m.path / k).read_bytes() == data
+    backend.write(key, b"theirs")
+    return m
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_unlink_of_an_object_replaced_elsewhere_keeps_the_bucket_version(
+        mounter: MountFactory, s3_backend: Backend) -> None:
+    m = seen_then_replaced(mounter, s3_backend, {"f": b"v1"}, "f")
+    (m.path / "f").unlink()
+    assert m.flush()["ok"]
+    assert s3_backend.read("f") == b"theirs"
+    assert m.status()["conflicts"] == 1
+    assert "conflict: kept 'f' replaced in the bucket" in m.log_text()
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("objects", "replaced", "move", "after", "conflicts"), [
+    # The source is not moved; the local bytes (whole in the cache) still reach b.
+    ({"a": b"v1"}, "a", ("a", "b"), {"a": b"theirs", "b": b"v1"}, 1),
+    # The target is not overwritten and the source not moved (the target's delete
+    # and the move are two conflicts).
+    ({"src": b"mine", "dst": b"old"}, "dst", ("src", "dst"),
+     {"src": b"mine", "dst": b"theirs"}, 2),
+    # A directory moves, except the object replaced in it.
+    ({"d/keep": b"k", "d/x": b"v1"}, "d/x", ("d", "e"),
+     {"d/x": b"theirs", "e/keep": b"k", "d/keep": None}, 1),
+], ids=["source", "target", "directory"])
+def test_rename_never_moves_or_overwrites_a_version_replaced_elsewhere(
+        mounter: MountFactory, s3_backend: Backend, objects: dict[str, bytes], replaced: str,
+        move: tuple[str, str], after: dict[str, bytes | None], conflicts: int) -> None:
+    m = seen_then_replaced(mounter, s3_backend, objects, replaced)
+    (m.path / move[0]).rename(m.path / move[1])
+    assert m.flush()["ok"]
+    assert {k: s3_backend.read(k) if k in s3_backend.keys() else None for k in after} == after
+    assert m.status()["conflicts"] == conflicts
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_sidecar_changed_elsewhere_is_not_overwritten(
+        mounter: MountFactory, s3_backend: Backend) -> None:
+    m = mounter(s3_backend, *SEEN_ONCE)
+    (m.path / "s").write_bytes(b"x")
+    os.chmod(m.path / "s", 0o600)
+    assert m.flush()["ok"]
+    sc = Sidecar.decode(s3_backend.read(sidecar_key("s")), "s")
+    assert sc is not None and sc.mode == 0o600
+    sc.mode = 0o640
+    theirs = sc.encode()
+    s3_backend.write(sidecar_key("s"), theirs)
+    os.chmod(m.path / "s", 0o604)
+    assert m.flush()["ok"]
+    assert s3_backend.read(sidecar_key("s")) == theirs
+    assert m.status()["conflicts"] == 1
+
+
+def _failing_entry_rig(tmp_path: Path, url: str, **open_args: Any) -> Rig:
+    rig = Rig(tmp_path)
+    rig.store = Store.open(url, **open_args)
+    rig.exporter.store = AsyncStore(rig.store)
+    etag = rig.store.put_bytes("x", b"x", if_match=None, create=True)
+    # No store takes a key with a 1100-byte segment: this entry fails every time.
+    rig.journal.add("rename", "x", "d/" + "n" * 1100,
+                    seen={"": Version(etag, False)})
+    return rig
+
+
+@pytest.mark.parametrize("kind", ["file", pytest.param("s3", marks=pytest.mark.s3)])
+def test_fsync_needs_only_the_journal_entries_of_its_path(
+        tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    """Issue 12, defect 5: an unrelated journal entry that fails does not fail fsync."""
+    if kind == "file":
+        rig = _failing_entry_rig(tmp_path, f"file://{tmp_path}/bucket")
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        rig = _failing_entry_rig(tmp_path, bucket.url, endpoint=bucket.endpoint,
+                                 credentials=Credentials(bucket.env["AWS_ACCESS_KEY_ID"],
+                                                         bucket.env["AWS_SECRET_ACCESS_KEY"]))
+    node = rig.new_file("f", b"mine")
+    trio.run(rig.exporter.export, node)  # fsync's export
+    assert rig.store.get("f") == b"mine" and not node.dirty
+    assert len(rig.journal) == 1 and rig.store.get("x") == b"x"
+    with pytest.raises(store_mod.StoreError):
+        rig.flush()  # a flush still owes the entry and says so

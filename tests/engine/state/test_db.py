@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,20 @@ def test_a_row_saved_before_atime_and_rdev_existed_still_loads(tmp_path: Path) -
     (node,) = StateDB(str(path)).load_nodes()
     assert (node.atime_ns, node.explicit_atime, node.rdev, node.dirty) == (None, False, 0, True)
     assert not hasattr(node, "orig_path")
+
+
+def test_a_cache_dir_from_before_the_seen_column_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL,
+                              src TEXT NOT NULL, dst TEXT NOT NULL DEFAULT '');
+        INSERT INTO journal (op, src, dst) VALUES ('rename', 'a', 'b');
+    """)
+    old.commit()
+    old.close()
+    db = StateDB(str(path))
+    assert db.journal_seen() == [(1, "rename", "a", "b", "")]  # replays unconditionally
+    db.journal_add("delete", "c", seen='{"": [null, true, "e"]}')
+    db.journal_set_seen(1, "{}")
+    assert [e[4] for e in StateDB(str(path)).journal_seen()] == ["{}", '{"": [null, true, "e"]}']
