@@ -66,21 +66,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--policy-dir", default="", help="projected ConfigMap openfiles-policies")
     p.add_argument("--policy-interval", type=float, default=5.0, help="seconds between re-reads")
-    p.add_argument(
-        "--report-namespace",
-        default="",
-        help="namespace of this node's OpenFilesNodeReports (node side; off when empty)",
-    )
-    p.add_argument(
-        "--kubeconfig", default="", help="kubeconfig for reports (default: the pod's account)"
-    )
-    p.add_argument("--report-interval", type=float, default=2.0, help="seconds between reads")
-    p.add_argument(
-        "--report-heartbeat",
-        type=float,
-        default=60.0,
-        help="seconds after which an unchanged report is written again",
-    )
+    reports = p.add_argument_group("export reports (node side; off without --report-namespace)")
+    reports.add_argument("--report-namespace", default="", help="namespace of the reports")
+    reports.add_argument("--kubeconfig", default="", help="default: the pod's account")
+    reports.add_argument("--report-interval", type=float, default=2.0, help="seconds")
+    reports.add_argument("--report-heartbeat", type=float, default=60.0,
+                         help="seconds after which an unchanged report is written again")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if not args.endpoint.startswith("unix://"):
