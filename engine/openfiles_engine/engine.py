@@ -91,6 +91,7 @@ class Engine:
         """SIGTERM/SIGINT received: the first stops the engine, the next ends the process."""
         self._last_evict_check = 0.0
         self._last_evict_misses = 0
+        self._started = time.monotonic()
 
     def notify(self, ino: int, name: str | None) -> None:
         try:
@@ -101,6 +102,11 @@ class Engine:
     # control socket
     def status(self) -> dict[str, Any]:
         dirty = self.exporter.dirty()
+        now = time.monotonic()
+        # A file dirty since before this engine started has no last write in memory: its
+        # age counts from the start (a lower bound).
+        oldest = max((now - max(n.last_write, self._started) for n in dirty), default=0.0)
+        error = self.exporter.last_error
         return {
             "dirty_files": len(dirty),
             "dirty_bytes": sum(n.size for n in dirty if n.data_dirty),
@@ -113,7 +119,11 @@ class Engine:
             "dropped_bytes": self.downloader.stats.dropped_bytes,
             "held_bytes": self.downloader.held_bytes,
             "export_errors": self.exporter.errors,
-            "last_export_error": self.exporter.last_error,
+            "last_export_error": error,
+            "last_export_error_time": self.exporter.last_error_time if error else None,
+            "oldest_dirty_seconds": round(oldest, 1),
+            "journal_entries": len(self.journal),
+            "recent_conflicts": list(self.lostfound.recent),
             "conditional_writes": self.store.sync.conditional,
             "policy": self.cfg.policy.as_dict(),
             "s3_latency": self.store.latency.as_dict(),

@@ -64,6 +64,8 @@ class Exporter:
         self.policy = policy
         self.errors = 0
         self.last_error: str | None = None
+        self.last_error_time = 0.0
+        """Unix seconds of the last failed export (0: none yet)."""
         self._locks: dict[int, trio.Lock] = {}
         self._wake = trio.Event()
         self._backoff = 0.0
@@ -338,3 +340,4 @@ class Exporter:
     def _record(self, exc: StoreError) -> None:
         self.errors += 1
         self.last_error = str(exc)
+        self.last_error_time = time.time()

@@ -114,6 +114,7 @@ def test_store_errors_are_recorded_and_leave_the_file_dirty(tmp_path: Path) -> N
         rig.flush()
     assert node.dirty and rig.exporter.last_error == "bucket unreachable"
     assert rig.exporter.errors == 1
+    assert abs(rig.exporter.last_error_time - time.time()) < 60
 
 
 
