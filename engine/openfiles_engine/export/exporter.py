@@ -181,7 +181,7 @@ class Exporter:
 
     async def _export(self, node: Node) -> None:
         key = self.tree.path(node)
-        gen = node.gen
+        changes = node.changes
         etag = node.etag
         if node.kind != "dir" and node.data_dirty:
             try:
@@ -211,10 +211,9 @@ class Exporter:
         elif node.sidecar:
             await self.store.delete(sidecar_key(key))
             node.sidecar, node.sidecar_etag = False, None
-        if node.gen == gen:
-            node.dirty = node.data_dirty = False
-            if node.kind == "file":
-                node.ranges, node.full = [[0, node.size]] if node.size else [], True
+        # A change made while this export was in flight keeps the node dirty.
+        if node.exported(changes) and node.kind == "file":
+            node.ranges, node.full = [[0, node.size]] if node.size else [], True
         node.validated = time.time()
         self.tree.save(node)
         log.debug("exported %r", key)
