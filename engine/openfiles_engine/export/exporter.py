@@ -198,6 +198,7 @@ class Exporter:
         node = self.tree.find(key)
         if node is None or node.lost:
             return
+        self.tree.will_change(node)  # inside the replay's transaction: a rollback restores it
         if node.kind != "dir" and now.etag is not None:
             node.etag = now.etag
         node.sidecar, node.sidecar_etag = now.sidecar, now.sidecar_etag
@@ -217,13 +218,14 @@ class Exporter:
         if clash.kind == "source" and node is not None and not node.lost:
             if node.kind == "dir":
                 # Its sidecar did not move: the directory makes a new one at dst.
-                node.sidecar, node.sidecar_etag, node.dirty = False, None, True
+                node.sidecar, node.sidecar_etag = False, None
+                node.mark_dirty(data=False)
                 what = "the directory is exported anew at the new path"
             elif node.full:
                 # Every byte is in the cache: the file goes to dst as a new object.
                 node.etag, node.sidecar, node.sidecar_etag = None, False, None
-                node.dirty = node.data_dirty = True
-                node.last_write = 0.0
+                node.mark_dirty(data=True)
+                node.last_write = 0.0  # due at once
                 what = "the local copy is exported anew at the new path"
             self.tree.save(node)
             self.wake()
@@ -249,7 +251,7 @@ class Exporter:
 
     async def _export(self, node: Node) -> None:
         key = self.tree.path(node)
-        gen = node.gen
+        changes = node.changes
         etag = node.etag
         if node.kind != "dir" and node.data_dirty:
             try:
@@ -270,10 +272,9 @@ class Exporter:
             node.etag = etag
             self.tree.save(node)  # the new ETag must survive a crash before the sidecar
         await self._export_sidecar(node, key, etag)
-        if node.gen == gen:
-            node.dirty = node.data_dirty = False
-            if node.kind == "file":
-                node.ranges, node.full = [[0, node.size]] if node.size else [], True
+        # A change made while this export was in flight keeps the node dirty.
+        if node.exported(changes) and node.kind == "file":
+            node.ranges, node.full = [[0, node.size]] if node.size else [], True
         node.validated = time.time()
         self.tree.save(node)
         log.debug("exported %r", key)

@@ -43,6 +43,7 @@ class LostFound:
         old_parent, old_name = node.parent, node.name
         name = self.tree.unique_lost_name(node.name)
         with self.tree.db.transaction():
+            self.tree.will_change(node)
             node.lost, node.dirty = True, False
             node.xattrs[ORIGINAL_PATH_XATTR] = path.encode("utf-8", "surrogateescape")
             self.tree.move(node, self.tree.lostfound.ino, name)

@@ -54,11 +54,22 @@ class Operations(OpenFileHandlers):
         return key
 
     def _touch_dir(self, node: Node) -> None:
-        """A directory changed: keep it in the bucket even if it becomes empty."""
+        """An entry of a directory was added or removed: a new mtime.
+
+        The directory is kept in the bucket even if it becomes empty (it gets a
+        sidecar). Its new mtime reaches the bucket when the directory is exported
+        anyway: if it is dirty (an export in flight exports it again) or has no
+        sidecar yet, not for every entry of an exported one (docs/SEMANTICS.md).
+        """
+        self.tree.will_change(node)
         node.mtime_ns = node.ctime_ns = time.time_ns()
-        if node.ino != ROOT and not node.lost and not node.sidecar and not node.dirty:
-            node.custom = node.dirty = True
-            node.last_write = time.monotonic()
+        if node.ino == ROOT or node.lost:
+            return
+        if node.dirty:
+            node.mark_dirty(data=False)  # an export in flight must not mark it clean
+        elif not node.sidecar:
+            node.custom = True
+            node.mark_dirty(data=False)
             self.tree.save(node)  # only when the flags change: one commit per create
 
     # lookups and attributes
@@ -163,13 +174,14 @@ class Operations(OpenFileHandlers):
         self._new_key(parent, text)
         if self.tree.child(parent.ino, text) is not None:
             fail(errno.EEXIST)
-        # A set-group-ID directory hands its group and its setgid bit down.
-        node = self.tree.add(parent.ino, text, "dir",
-                             mode=mode & 0o7777 | parent.mode & stat.S_ISGID, uid=ctx.uid,
-                             gid=self._group(parent, ctx), custom=True, listed=time.time())
-        self._mark_dirty(node, data=False)
-        self.tree.save(node)
-        self._touch_dir(parent)
+        with self.tree.db.transaction():
+            # A set-group-ID directory hands its group and its setgid bit down.
+            node = self.tree.add(parent.ino, text, "dir",
+                                 mode=mode & 0o7777 | parent.mode & stat.S_ISGID, uid=ctx.uid,
+                                 gid=self._group(parent, ctx), custom=True, listed=time.time())
+            self._mark_dirty(node, data=False)
+            self.tree.save(node)
+            self._touch_dir(parent)
         self.exporter.wake()
         node.lookups += 1
         return self._entry(node)

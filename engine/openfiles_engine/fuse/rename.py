@@ -46,6 +46,7 @@ def journal_move(tree: Tree, journal: Journal, node: Node, dst_key: str) -> bool
     """
     src_key = tree.path(node)
     if node.lost:  # given back from lost+found: a new file at its new path
+        tree.will_change(node)
         node.lost, node.etag, node.sidecar, node.sidecar_etag = False, None, False, None
         return True
     # Each copy and delete is conditional on the versions seen now.

@@ -120,22 +120,38 @@ def retag(db: StateDB, after: int, key: str, now: Version) -> None:
 
 
 class Journal:
+    """The pending entries, in memory for ``pending`` and ``remote_key``, by entry id.
+
+    Memory follows the committed rows: inside a transaction that rolls back it
+    is read again from SQLite (see :meth:`StateDB.transaction
+    <openfiles_engine.state.db.StateDB.transaction>`).
+    """
+
     def __init__(self, db: StateDB) -> None:
         self.db = db
-        self._keys: list[tuple[str, str]] = [(s, d) for _, _, s, d in db.journal()]
-        self._moves: list[tuple[str, str, str]] = [
-            (op, s, d) for _, op, s, d in db.journal() if op in ("rename", "renamedir")]
+        self._keys: dict[int, tuple[str, str]] = {}
+        self._moves: dict[int, tuple[str, str, str]] = {}
+        self._load()
+
+    def _load(self) -> None:
+        """Memory from the committed rows (at start, and after a rollback)."""
+        rows = self.db.journal()
+        self._keys = {entry_id: (s, d) for entry_id, _, s, d in rows}
+        self._moves = {entry_id: (op, s, d) for entry_id, op, s, d in rows
+                       if op in ("rename", "renamedir")}
 
     def add(self, op: str, src: str, dst: str = "", seen: dict[str, Version] | None = None) -> None:
-        """``seen``: what the engine last saw at ``src`` (:func:`versions`)."""
-        self.db.journal_add(op, src, dst, encode_seen(seen) if seen is not None else "")
-        self._keys.append((src, dst))
+        """Append an entry; ``seen``: what the engine last saw at ``src`` (:func:`versions`)."""
+        entry_id = self.db.journal_add(op, src, dst,
+                                       encode_seen(seen) if seen is not None else "")
+        self.db.on_rollback(self._load, key=self)
+        self._keys[entry_id] = (src, dst)
         if op in ("rename", "renamedir"):
-            self._moves.append((op, src, dst))
+            self._moves[entry_id] = (op, src, dst)
 
     def remote_key(self, key: str) -> str:
         """Where the bytes of ``key`` are in the bucket while renames are pending."""
-        for op, src, dst in reversed(self._moves):
+        for op, src, dst in reversed(self._moves.values()):
             if op == "rename" and key == dst:
                 key = src
             elif op == "renamedir" and key.startswith(dst + "/"):
@@ -147,7 +163,7 @@ class Journal:
 
     def pending(self, key: str) -> bool:
         """Is ``key`` (or a directory above it) the source or target of a pending entry?"""
-        for src, dst in self._keys:
+        for src, dst in self._keys.values():
             for k in (src, dst):
                 if k and (key == k or key.startswith(k + "/")):
                     return True
@@ -157,10 +173,11 @@ class Journal:
         return self.db.journal()
 
     def done(self, entry_id: int, src: str, dst: str) -> None:
+        """Drop the entry ``entry_id`` (``src`` and ``dst`` are its keys), and no other."""
         self.db.journal_done(entry_id)
-        if (src, dst) in self._keys:
-            self._keys.remove((src, dst))
-        self._moves = [m for m in self._moves if (m[1], m[2]) != (src, dst)]
+        self.db.on_rollback(self._load, key=self)
+        self._keys.pop(entry_id, None)
+        self._moves.pop(entry_id, None)
 
 
 @dataclass(frozen=True)

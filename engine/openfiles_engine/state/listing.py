@@ -118,6 +118,7 @@ class Lister:
         # objects was 2000 SQLite commits. Nothing awaits in here, so no other
         # handler sees the tree half merged.
         with self.tree.db.transaction():
+            self.tree.will_change(node)
             for name in sorted(dirs):
                 self._merge_dir(node, name, sidecars.get(name))
             for name, info in sorted(files.items()):
@@ -156,6 +157,7 @@ class Lister:
         child = self.tree.child(parent.ino, name)
         if child is not None:
             if child.kind == "dir" and found is not None and not child.dirty:
+                self.tree.will_change(child)
                 self._apply(child, *found)
                 self.tree.save(child)
             return
@@ -178,6 +180,7 @@ class Lister:
         if child is not None and child.etag == info.etag:
             child.validated = time.time()
             if found is not None and found[0].etag == info.etag:
+                self.tree.will_change(child)
                 self._apply(child, *found)  # attributes changed elsewhere, bytes did not
                 self.tree.save(child)
             return
@@ -192,6 +195,7 @@ class Lister:
     def adopt(self, node: Node, info: ObjectInfo, found: tuple[Sidecar, str | None] | None,
               has_sidecar: bool) -> None:
         """Make ``node`` a clean copy of the remote ``info`` with no cached bytes."""
+        self.tree.will_change(node)
         d = self.tree.defaults
         node.kind, node.mode, node.uid, node.gid = "file", d.file_mode, d.uid, d.gid
         node.target, node.xattrs, node.explicit_mtime = "", {}, False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +102,70 @@ def test_sidecar_follows_the_attributes(tmp_path: Path) -> None:
     node.dirty = True  # attributes only: no new upload of the bytes
     rig.flush()
     assert [o.key for o in rig.store.list_all("")] == ["s"]
+
+
+class PausedStore(AsyncStore):
+    """The real store behind a gate: each PUT waits for ``go`` (an export in flight)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.waiting = trio.Event()
+        self.go = trio.Event()
+        self.puts: list[str] = []
+
+    async def put_bytes(self, key: str, data: bytes, *, if_match: str | None,
+                        create: bool) -> str | None:
+        await self._gate(key)
+        return await super().put_bytes(key, data, if_match=if_match, create=create)
+
+    async def put_file(self, key: str, path: str, *, if_match: str | None,
+                       create: bool) -> str | None:
+        await self._gate(key)
+        return await super().put_file(key, path, if_match=if_match, create=create)
+
+    async def _gate(self, key: str) -> None:
+        self.puts.append(key)
+        self.waiting.set()
+        await self.go.wait()
+
+
+@pytest.mark.parametrize("during", ["chmod", "write"])
+def test_a_change_during_an_export_keeps_the_node_dirty(tmp_path: Path, during: str) -> None:
+    """A chmod while the sidecar PUT is in flight, or a write while the PUT of the
+    bytes is: the export does not mark the node clean, and the next one sends only
+    what changed (the sidecar again, not the bytes, after a chmod)."""
+    rig = Rig(tmp_path)
+    node = rig.new_file("p", b"one")
+    rig.flush()
+    store = PausedStore(rig.store)
+    rig.exporter.store = store
+    node.mode = 0o640
+    node.mark_dirty(data=during == "write")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rig.exporter.export, node)
+            await store.waiting.wait()
+            if during == "chmod":
+                node.mode = 0o600
+                node.mark_dirty(data=False)
+            else:
+                rig.data.write(node.ino, 0, b"two")
+                node.mark_dirty(data=True)
+            store.go.set()
+        assert node.dirty and node.data_dirty == (during == "write")
+        await rig.exporter.flush()
+
+    trio.run(main)
+    assert not node.dirty and not node.data_dirty
+    sc = Sidecar.decode(rig.store.get(sidecar_key("p")), "p")
+    assert sc is not None and sc.mode == (0o600 if during == "chmod" else 0o640)
+    if during == "chmod":
+        assert store.puts == [sidecar_key("p")] * 2
+        assert rig.store.get("p") == b"one"
+    else:
+        assert store.puts == ["p", sidecar_key("p"), "p", sidecar_key("p")]
+        assert rig.store.get("p") == b"two" and sc.etag == node.etag
 
 
 def test_store_errors_are_recorded_and_leave_the_file_dirty(tmp_path: Path) -> None:
@@ -298,3 +364,45 @@ def test_fsync_needs_only_the_journal_entries_of_its_path(
     assert len(rig.journal) == 1 and rig.store.get("x") == b"x"
     with pytest.raises(store_mod.StoreError):
         rig.flush()  # a flush still owes the entry and says so
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+@pytest.mark.timeout(240)
+def test_changes_made_while_an_export_is_in_flight_reach_the_bucket(
+        mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
+    """A chmod, a setxattr and a utime of a file, and a new entry in a directory, that
+    land while the export of that file or directory waits on the bucket (MinIO paused
+    with SIGSTOP) are exported too: the export does not mark them clean."""
+    server = make_minio()
+    backend = Backend.on_s3(new_bucket(server))
+    m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "3600")
+    f, d = m.path / "f", m.path / "d"
+    f.write_bytes(b"data")
+    assert m.flush()["ok"]
+    os.chmod(f, 0o640)  # its export is the sidecar PUT alone
+    d.mkdir()
+    assert server.proc is not None
+    first: dict[str, object] = {}
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        flushing = threading.Thread(target=lambda: first.update(m.flush(timeout=60)))
+        flushing.start()
+        time.sleep(1.0)  # the PUTs of the sidecars of f and d now wait on MinIO
+        changed_at = time.time_ns()
+        os.chmod(f, 0o600)
+        os.setxattr(f, "user.k", b"v")
+        os.utime(f, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
+        (d / "new").write_bytes(b"")
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    flushing.join(timeout=90)
+    assert first, "the first flush never returned"
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    sc = Sidecar.decode(backend.read(sidecar_key("f")), "f")
+    assert sc is not None
+    assert (sc.mode, sc.xattrs, sc.mtime_ns) == (0o600, {"user.k": b"v"}, 1_600_000_000 * 10**9)
+    assert backend.read("f") == b"data"
+    sd = Sidecar.decode(backend.read(sidecar_key("d")), "d")
+    assert sd is not None and sd.mtime_ns >= changed_at  # the new entry's mtime
+    assert "d/new" in backend.keys()

@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -354,3 +355,48 @@ def test_flock_is_local_and_atime_is_mtime(mounter: MountFactory, backend: Backe
         a.read()
     st = os.stat(p)
     assert st.st_atime_ns == st.st_mtime_ns
+
+
+def fill(disk: Path) -> Path:
+    """Fill the file system of ``disk`` up to the last block; returns the filler file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.root
+def test_a_change_that_cannot_be_saved_leaves_the_mount_as_it_was(
+        small_tmpfs: Path, mounter: MountFactory, file_backend: Backend) -> None:
+    """With the cache disk full, SQLite cannot commit an unlink, a rename, an rmdir, a
+    create or a mkdir: each fails with ENOSPC and changes nothing, in memory either (no
+    phantom journal entry that would make every flush fail), and the mount goes on
+    once there is room."""
+    m = mounter(file_backend, "--export-delay", "3600", cache=small_tmpfs / "cache")
+    (m.path / "f").write_bytes(b"kept")
+    (m.path / "d").mkdir()
+    assert m.flush()["ok"]
+    filler = fill(small_tmpfs)
+    attempts = [lambda: (m.path / "f").unlink(), lambda: os.rename(m.path / "f", m.path / "g"),
+                lambda: os.rename(m.path / "f", m.path / "d" / "f"),
+                lambda: (m.path / "d").rmdir(), lambda: (m.path / "new").write_bytes(b""),
+                lambda: (m.path / "e").mkdir()]
+    for i, attempt in enumerate(attempts):
+        with pytest.raises(OSError) as info:
+            attempt()
+        assert info.value.errno == errno.ENOSPC, f"attempt {i}: {info.value}"
+    filler.unlink()
+    assert sorted(os.listdir(m.path)) == [".openfiles-lost+found-test", "d", "f"]
+    assert os.listdir(m.path / "d") == []
+    assert (m.path / "f").read_bytes() == b"kept"
+    assert m.flush()["ok"]
+    assert file_backend.keys() == [".openfiles-meta/d.meta", "f"]
+    os.rename(m.path / "f", m.path / "d" / "f")
+    assert m.flush()["ok"]
+    assert file_backend.keys() == [".openfiles-meta/d.meta", "d/f"]

@@ -113,3 +113,22 @@ def test_fsync_needs_the_entries_of_its_path_and_what_they_depend_on(tmp_path: P
     assert [(e.op, e.src) for e in needed(entries, "b/f")] == [
         ("rename", "q"), ("rename", "c"), ("renamedir", "a")]
     assert needed(entries, "zzz") == []
+
+
+def test_done_drops_exactly_the_entry_that_is_done(tmp_path: Path) -> None:
+    """Two identical pending renames (a->b, b->a, a->b): finishing the first one
+    leaves the second one in place, in pending() and in remote_key()."""
+    journal = Journal(StateDB(str(tmp_path / "m.sqlite")))
+    for src, dst in (("a", "b"), ("b", "a"), ("a", "b")):
+        journal.add("rename", src, dst)
+    entries = journal.entries()
+    assert journal.remote_key("b") == "a"  # nothing replayed: the bytes are still at a
+    journal.done(entries[0][0], "a", "b")
+    assert len(journal) == 2 and journal.pending("a") and journal.pending("b")
+    assert journal.remote_key("b") == "b"
+    journal.done(entries[1][0], "b", "a")
+    assert len(journal) == 1 and journal.pending("b")
+    assert journal.remote_key("b") == "a"  # the last a->b is still to do
+    journal.done(entries[2][0], "a", "b")
+    assert len(journal) == 0 and not journal.pending("a")
+    assert journal.remote_key("b") == "b"
