@@ -218,6 +218,11 @@ def flush(argv: list[str]) -> int:
 
 
 def status(argv: list[str]) -> int:
+    """Print the engine's status; 1 (and the reason on stderr) if it cannot be had.
+
+    A reader that leaves early (``openfiles status MNT | head``) is no error
+    worth a traceback: the rest of the output is dropped quietly.
+    """
     args = _socket_args("openfiles status", argv, extra=False)
     path = args.control_socket or default_socket(args.mountpoint)
     try:
@@ -225,10 +230,25 @@ def status(argv: list[str]) -> int:
     except OSError as exc:
         print(f"openfiles status: no engine answers at {path}: {exc}", file=sys.stderr)
         return 1
-    st = reply.get("status", {})
+    if not reply.get("ok") or not isinstance(reply.get("status"), dict):
+        print(f"openfiles status: {reply.get('error') or 'no status in the reply'}",
+              file=sys.stderr)
+        return 1
+    try:
+        _print_status(args, reply["status"])
+        sys.stdout.flush()  # here, not at exit, where a closed pipe cannot be caught
+    except BrokenPipeError:
+        # Python's advice: point stdout at /dev/null so the flush at exit is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0
+
+
+def _print_status(args: argparse.Namespace, st: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
-        return 0
+        return
     print(f"mount:             {os.path.abspath(args.mountpoint)}")
     print(f"source:            {st.get('source')}")
     for key in ("dirty_files", "dirty_bytes", "pending_exports", "conflicts", "cache_bytes",
@@ -238,7 +258,6 @@ def status(argv: list[str]) -> int:
         if key == "hit_ratio" and isinstance(value, float):
             value = f"{value:.1%}"
         print(f"{key + ':':<19}{value}")
-    return 0
 
 
 def main(argv: list[str]) -> int:

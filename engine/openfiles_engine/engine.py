@@ -99,6 +99,7 @@ class Engine:
         """SIGTERM/SIGINT received: the first stops the engine, the next ends the process."""
         self._last_evict_check = 0.0
         self._last_evict_misses = 0
+        self._started = time.monotonic()
 
     def notify(self, ino: int, name: str | None) -> None:
         try:
@@ -109,12 +110,14 @@ class Engine:
     # control socket
     def status(self) -> dict[str, Any]:
         dirty = self.exporter.dirty()
-        oldest_change = min((n.ctime_ns for n in dirty), default=None)
+        now = time.monotonic()
+        # A file dirty since before this engine started has no last write in memory: its
+        # age counts from the start (a lower bound).
+        oldest = max((now - max(n.last_write, self._started) for n in dirty), default=0.0)
+        error = self.exporter.last_error
         return {
             "dirty_files": len(dirty),
             "dirty_bytes": sum(n.size for n in dirty if n.data_dirty),
-            "oldest_dirty_seconds": 0.0 if oldest_change is None
-            else max(0.0, time.time() - oldest_change / 1e9),
             "pending_exports": len(dirty) + len(self.journal),
             "conflicts": self.lostfound.count,
             "cache_bytes": sum(n.cached_bytes() for n in self.tree.nodes.values()
@@ -126,7 +129,11 @@ class Engine:
             "dropped_bytes": self.downloader.stats.dropped_bytes,
             "held_bytes": self.downloader.held_bytes,
             "export_errors": self.exporter.errors,
-            "last_export_error": self.exporter.last_error,
+            "last_export_error": error,
+            "last_export_error_time": self.exporter.last_error_time if error else None,
+            "oldest_dirty_seconds": round(oldest, 1),
+            "journal_entries": len(self.journal),
+            "recent_conflicts": list(self.lostfound.recent),
             "conditional_writes": self.store.sync.conditional,
             "policy": self.cfg.policy.as_dict(),
             "s3_latency": self.store.latency.as_dict(),

@@ -1,4 +1,4 @@
-"""Typed bodies of OpenFilesVolume and OpenFilesCachePolicy.
+"""Typed bodies of OpenFilesVolume, OpenFilesCachePolicy and OpenFilesNodeReport.
 
 These TypedDicts mirror the CRD schemas in ``charts/openfiles/crds/``, field for
 field: a key that is ``NotRequired`` here is optional there, and the reverse.
@@ -19,6 +19,7 @@ GROUP = "openfiles.io"
 VERSION = "v1alpha1"
 VOLUME_PLURAL = "openfilesvolumes"
 POLICY_PLURAL = "openfilescachepolicies"
+REPORT_PLURAL = "openfilesnodereports"
 
 
 class SecretRef(TypedDict):
@@ -76,6 +77,23 @@ class EffectivePolicyStatus(TypedDict):
     policy: NotRequired[str]
 
 
+class NodeExportStatus(TypedDict):
+    """One node's line in an OpenFilesVolume's status, from its OpenFilesNodeReport."""
+
+    node: str
+    summary: str
+    engineAlive: bool
+    dirtyFiles: NotRequired[int]
+    dirtyBytes: NotRequired[int]
+    dirtySince: NotRequired[str]
+    journalEntries: NotRequired[int]
+    conflicts: NotRequired[int]
+    lastExportError: NotRequired[str]
+    lastExportErrorTime: NotRequired[str]
+    cacheBytes: NotRequired[int]
+    reportTime: str
+
+
 class VolumeStatus(TypedDict):
     phase: NotRequired[str]
     observedGeneration: NotRequired[int]
@@ -83,6 +101,10 @@ class VolumeStatus(TypedDict):
     pvcName: NotRequired[str]
     volumeHandle: NotRequired[str]
     effectivePolicy: NotRequired[EffectivePolicyStatus]
+    dirtyBytes: NotRequired[int]
+    conflicts: NotRequired[int]
+    nodeCount: NotRequired[int]
+    nodes: NotRequired[list[NodeExportStatus]]
     conditions: NotRequired[list[Condition]]
 
 
@@ -134,3 +156,38 @@ class PolicyBody(TypedDict):
     metadata: Metadata
     spec: PolicySpec
     status: NotRequired[PolicyStatus]
+
+
+class ObjectRef(TypedDict):
+    namespace: str
+    name: str
+
+
+class NodeReportSpec(TypedDict):
+    """Written by the CSI node plugin (csi/openfiles_csi/plugin/report.py builds it)."""
+
+    nodeName: str
+    volumeHandle: str
+    pvName: NotRequired[str]
+    claim: NotRequired[ObjectRef]
+    volume: NotRequired[ObjectRef]
+    engineAlive: bool
+    dirtyFiles: NotRequired[int]
+    dirtyBytes: NotRequired[int]
+    dirtySince: NotRequired[str]
+    journalEntries: NotRequired[int]
+    conflicts: NotRequired[int]
+    conflictsSinceLastReport: NotRequired[int]
+    lastConflictTime: NotRequired[str]
+    lastExportError: NotRequired[str]
+    lastExportErrorTime: NotRequired[str]
+    cacheBytes: NotRequired[int]
+    exportDelaySeconds: NotRequired[int]
+    reportTime: str
+
+
+class NodeReportBody(TypedDict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: NodeReportSpec

@@ -25,12 +25,15 @@ import kopf
 from openfiles_operator.body import (
     GROUP,
     POLICY_PLURAL,
+    REPORT_PLURAL,
     VERSION,
     VOLUME_PLURAL,
+    NodeReportBody,
     PolicyBody,
 )
 from openfiles_operator.condition import READY, make, merge
 from openfiles_operator.errors import ConflictError, OperatorError, SpecError
+from openfiles_operator.exports import ExportStatus
 from openfiles_operator.kube import Kube, event
 from openfiles_operator.policy import parse_policy
 from openfiles_operator.reconcile import InUseError, VolumeReconciler
@@ -115,6 +118,23 @@ def register(registry: kopf.OperatorRegistry, kube: Kube, settings: Settings) ->
     async def policy_deleted(type: str, **_: Any) -> None:
         if type == "DELETED":
             await _mapped(sync.resync(), settings)
+
+    exports = ExportStatus(kube, settings)
+
+    @kopf.timer(*vol, id="volume-exports", interval=settings.export_check_interval,
+                registry=registry)
+    async def check_exports(body: kopf.Body, **_: Any) -> None:
+        await _mapped(exports.refresh(_plain(body)), settings)
+
+    @kopf.on.event(GROUP, VERSION, REPORT_PLURAL, id="report-event", registry=registry)
+    async def report_changed(body: kopf.Body, **_: Any) -> None:
+        report: NodeReportBody = _plain(body)
+        ref = report.get("spec", {}).get("volume")
+        if ref is None:
+            return  # a provisioned volume: no OpenFilesVolume to sum it up in
+        volume = await kube.read_volume(ref["namespace"], ref["name"])
+        if volume is not None:
+            await _mapped(exports.refresh(volume), settings)
 
     @kopf.on.startup(registry=registry, id="resync-start")
     async def start_resync(**_: Any) -> None:

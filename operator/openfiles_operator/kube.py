@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -32,8 +33,10 @@ from openfiles_operator.binding import belongs_to
 from openfiles_operator.body import (
     GROUP,
     POLICY_PLURAL,
+    REPORT_PLURAL,
     VERSION,
     VOLUME_PLURAL,
+    NodeReportBody,
     PolicyBody,
     VolumeBody,
 )
@@ -44,6 +47,8 @@ from openfiles_operator.errors import ClaimTakenError, ConflictError, Credential
 logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
 
 MERGE = "application/merge-patch+json"
+#: Label of a node report: sha256(volume handle)[:16] (csi/openfiles_csi/plugin/report.py).
+REPORT_HANDLE_LABEL = f"{GROUP}/volume-handle-hash"
 _CRD = f"/apis/{GROUP}/{VERSION}"
 #: Pod phases in which a pod no longer holds its volumes.
 _FINISHED = {"Succeeded", "Failed"}
@@ -258,6 +263,28 @@ class Kube:
         )
         items = result.get("items", [])
         return not items or bool(items[0]["metadata"].get("deletionTimestamp"))
+
+    async def read_volume(self, namespace: str, name: str) -> VolumeBody | None:
+        path = f"{_CRD}/namespaces/{namespace}/{VOLUME_PLURAL}/{name}"
+        return cast(VolumeBody | None, await self._get_or_none(path))
+
+    # --- Node reports (written by the CSI node plugins) ----------------------------------
+
+    async def list_reports(self, namespace: str, volume_handle: str) -> list[NodeReportBody]:
+        """The OpenFilesNodeReports of ``volume_handle`` (label: a hash of the handle)."""
+        digest = hashlib.sha256(volume_handle.encode()).hexdigest()[:16]
+        result = await self._call(
+            "GET", f"{_CRD}/namespaces/{namespace}/{REPORT_PLURAL}",
+            query=[("labelSelector", f"{REPORT_HANDLE_LABEL}={digest}")])
+        items = cast(list[NodeReportBody], result.get("items", []))
+        return [r for r in items if r["spec"]["volumeHandle"] == volume_handle]
+
+    async def delete_report(self, namespace: str, name: str, uid: str) -> bool:
+        path = f"{_CRD}/namespaces/{namespace}/{REPORT_PLURAL}/{name}"
+        return await self._delete_if_present(path, uid)
+
+    async def node_exists(self, name: str) -> bool:
+        return await self._get_or_none(f"/api/v1/nodes/{name}") is not None
 
     async def patch_volume_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

@@ -30,3 +30,18 @@ class Settings:
     resync_interval: float = 60.0
     """Seconds between full recomputations of every volume's effective policy. Catches what no
     event announces, such as namespace label changes."""
+
+    export_check_interval: float = 10.0
+    """Seconds between re-evaluations of each volume's Exported condition. Reports arrive
+    only when something changes; the age of dirty data grows without one."""
+
+    export_margin: float = 30.0
+    """Seconds beyond the export delay that data may stay dirty before Exported turns
+    False (ExportLagging): an export of a large file, or a backoff, takes a while."""
+
+    conflict_window: float = 600.0
+    """Seconds Exported stays False (Conflicts) after a local version went to lost+found."""
+
+    report_stale_after: float = 600.0
+    """Seconds after which a report no node plugin refreshed is deleted (plugins rewrite
+    theirs at least every minute)."""

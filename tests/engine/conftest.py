@@ -198,6 +198,18 @@ def mounter(tmp_path: Path) -> Iterator[MountFactory]:
         mount.stop()
 
 
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 12 MiB tmpfs (a cache disk that fills up); needs root."""
+    point = tmp_path / "tmpfs"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(point)], check=True)
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
 def wait_ready(mount: Mount) -> None:
     def check() -> None:
         if mount.proc.poll() is not None:

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
 from openfiles_engine.cli import parse_mount
 from openfiles_engine.config import ConfigError
+from openfiles_engine.control import serve
+
+from .conftest import Backend, MountFactory
 
 
 def test_parse_mount_options(tmp_path: Path) -> None:
@@ -40,3 +47,48 @@ def test_bad_option_is_a_usage_error(tmp_path: Path) -> None:
                           str(tmp_path), "--export-delay", "soon"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--export-delay" in out.stderr
+
+
+def _status(*args: str, stdout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "openfiles_cli", "status", *args],
+                          stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+@pytest.mark.fuse
+def test_status_into_a_closed_pipe_prints_no_traceback(mounter: MountFactory,
+                                                       file_backend: Backend) -> None:
+    """``openfiles status MNT | head``: the reader may leave before the output is written."""
+    m = mounter(file_backend)
+    for extra in ([], ["--json"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # as `head` does once it has its lines
+        try:
+            out = _status(str(m.path), "--control-socket", str(m.sock), *extra,
+                          stdout=write_end)
+        finally:
+            os.close(write_end)
+        assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+
+
+def test_status_says_the_error_of_an_error_reply(tmp_path: Path) -> None:
+    """An engine (or something else on the socket) that answers with an error: its
+    message on stderr and status 1, not a report full of ``None``."""
+    sock = str(tmp_path / "s.sock")
+
+    async def answer(req: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": False, "error": f"unknown op {req.get('op')!r} here"}
+
+    async def main() -> subprocess.CompletedProcess[bytes]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve, sock, answer))
+            done = await trio.run_process(
+                [sys.executable, "-m", "openfiles_cli", "status", str(tmp_path),
+                 "--control-socket", sock], capture_stdout=True, capture_stderr=True,
+                check=False)
+            nursery.cancel_scope.cancel()
+        return done
+
+    out = trio.run(main)
+    assert out.returncode == 1
+    assert out.stdout == b""
+    assert b"unknown op 'status' here" in out.stderr

@@ -118,6 +118,20 @@ def test_status_and_policy(mounter: MountFactory, backend: Backend) -> None:
     assert backend.read("d.txt") == b"12345"  # the new export delay took effect live
 
 
+def test_status_tells_the_age_of_the_oldest_dirty_file(mounter: MountFactory,
+                                                       backend: Backend) -> None:
+    m = mounter(backend, "--export-delay", "3600")
+    st = m.status()
+    assert (st["oldest_dirty_seconds"], st["journal_entries"]) == (0, 0)
+    assert (st["last_export_error"], st["last_export_error_time"]) == (None, None)
+    (m.path / "old.txt").write_bytes(b"1")
+    time.sleep(1.5)
+    (m.path / "new.txt").write_bytes(b"2")
+    assert 1.4 <= m.status()["oldest_dirty_seconds"] < 30
+    assert m.flush()["ok"]
+    assert m.status()["oldest_dirty_seconds"] == 0
+
+
 def test_cli_flush_and_status(mounter: MountFactory, file_backend: Backend) -> None:
     m = mounter(file_backend, "--export-delay", "3600")
     (m.path / "x").write_bytes(b"x")

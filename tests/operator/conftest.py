@@ -23,7 +23,8 @@ CRDS = Path(__file__).resolve().parents[2] / "charts" / "openfiles" / "crds"
 def crds(kube: KubeCluster) -> KubeCluster:
     """The chart's CRDs, installed the way the README says: kubectl apply -f."""
     kube.kubectl("apply", "-f", str(CRDS))
-    for crd in ("openfilesvolumes.openfiles.io", "openfilescachepolicies.openfiles.io"):
+    for crd in ("openfilesvolumes.openfiles.io", "openfilescachepolicies.openfiles.io",
+                "openfilesnodereports.openfiles.io"):
         kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     kube.kubectl("create", "namespace", POLICY_NAMESPACE, check=False)
     return kube

@@ -15,6 +15,9 @@ in one place (``errors.py``).
 - ``policy.py``: the node's end of the cache policy channel (ConfigMap ->
   each engine's control socket).
 - ``metrics.py``: the node's Prometheus collector, read from each engine's status.
+- ``report.py``: an engine's status as an OpenFilesNodeReport spec, and the Event bodies.
+- ``reporter.py``: the loop that sends reports and Events when something changed.
+- ``kube.py``: the Kubernetes API as the node uses it (the only ``kubernetes`` caller).
 - ``cli.py``: the command line; serves the chosen services on a unix socket.
 
 Layer: may import ``openfiles_csi``'s shared modules (one level up), the

@@ -20,10 +20,12 @@ from openfiles_csi._proto import csi_pb2_grpc
 from openfiles_csi.logsetup import setup_logging
 from openfiles_csi.plugin.controller import ControllerServicer
 from openfiles_csi.plugin.identity import IdentityServicer
+from openfiles_csi.plugin.kube import KubeClient, api_configuration
 from openfiles_csi.plugin.metrics import EngineCollector
 from openfiles_csi.plugin.mounterclient import MounterClient
 from openfiles_csi.plugin.node import NodeServicer
 from openfiles_csi.plugin.policy import PolicyWatcher
+from openfiles_csi.plugin.reporter import Reporter
 
 log = logging.getLogger("openfiles_csi")
 
@@ -64,6 +66,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--policy-dir", default="", help="projected ConfigMap openfiles-policies")
     p.add_argument("--policy-interval", type=float, default=5.0, help="seconds between re-reads")
+    reports = p.add_argument_group("export reports (node side; off without --report-namespace)")
+    reports.add_argument("--report-namespace", default="", help="namespace of the reports")
+    reports.add_argument("--kubeconfig", default="", help="default: the pod's account")
+    reports.add_argument("--report-interval", type=float, default=2.0, help="seconds")
+    reports.add_argument("--report-heartbeat", type=float, default=60.0,
+                         help="seconds after which an unchanged report is written again")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if not args.endpoint.startswith("unix://"):
@@ -87,12 +95,26 @@ async def serve(args: argparse.Namespace) -> None:
     if args.mode in {"controller", "all"}:
         csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(), server)
     tasks: list[asyncio.Task[None]] = []
+    kube = None
     if node_side:
+        reporter = None
+        if args.report_namespace:
+            kube = KubeClient(api_configuration(args.kubeconfig))
+            reporter = Reporter(
+                args.node_id,
+                args.report_namespace,
+                mounter,
+                kube,
+                interval=args.report_interval,
+                heartbeat=args.report_heartbeat,
+            )
+            tasks.append(asyncio.get_running_loop().create_task(reporter.run()))
         node = NodeServicer(
             node_id=args.node_id,
             mounter=mounter,
             allowed_roots=args.allowed_root or ["/var/lib/kubelet"],
             flush_timeout=args.flush_timeout,
+            reporter=reporter,
         )
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)
         if args.metrics_address:
@@ -118,6 +140,8 @@ async def serve(args: argparse.Namespace) -> None:
     for task in tasks:
         task.cancel()
     await server.stop(grace=5)
+    if kube is not None:
+        kube.close()
     log.info("CSI server stopped; mounts stay with the mounter")
 
 

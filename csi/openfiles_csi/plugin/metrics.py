@@ -38,7 +38,7 @@ GAUGES = {  # metric name: (engine status key, help)
         "pending_exports", "Dirty files plus journal entries (renames, deletes) to export."),
     "openfiles_export_lag_seconds": (
         "oldest_dirty_seconds",
-        "Seconds since the last change of the longest-waiting dirty file (0: none dirty)."),
+        "Seconds since the last write of the longest-dirty file (0: none dirty)."),
 }
 COUNTERS = {  # metric name without _total: (engine status key, help)
     "openfiles_export_errors": ("export_errors", "Exports to the bucket that failed."),

@@ -29,6 +29,7 @@ from openfiles_csi.plugin.errors import (
     unimplemented,
 )
 from openfiles_csi.plugin.mounterclient import MounterClient
+from openfiles_csi.plugin.reporter import Reporter
 from openfiles_csi.plugin.validation import (
     READ_ONLY_MODES,
     check_capability,
@@ -55,6 +56,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         flush_timeout: float = 30.0,
         health: VolumeHealth | None = None,
         ephemeral_root: str = "",
+        reporter: Reporter | None = None,
     ) -> None:
         self.node_id = node_id
         self.mounter = mounter
@@ -65,6 +67,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self.flush_timeout = flush_timeout
         self.health = health or VolumeHealth(mounter)
         self.locks = VolumeLocks()
+        self.reporter = reporter
 
     @grpc_errors
     async def NodeStageVolume(
@@ -108,6 +111,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             # A dead engine's cache is exported by a flush-only engine; what that cannot
             # export stays on this node, and the mounter's ``list`` says so.
             _log_stranded(await self.mounter.unmount(staging, self.flush_timeout))
+            if self.reporter is not None:
+                await self.reporter.forget(volume_id)
         return csi_pb2.NodeUnstageVolumeResponse()
 
     @grpc_errors
@@ -165,6 +170,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 # gone and tries the flush again. Dirty data is never dropped.
                 _log_stranded(await self.mounter.unmount(ephemeral, self.flush_timeout))
                 command.remove_dir(ephemeral)
+                if self.reporter is not None:
+                    await self.reporter.forget(volume_id)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     @grpc_errors

@@ -2,12 +2,19 @@
 
 - A file ``a/b.txt`` is the object ``<prefix>/a/b.txt`` holding its bytes.
 - A symlink is an object holding the target bytes, plus a sidecar saying so.
+- A FIFO, socket or device node is a zero-byte object plus a sidecar with its
+  kind (and ``rdev`` for a device): metadata only, the kernel does its I/O.
 - Directories are key prefixes. A directory made through the mount also gets a
   sidecar, which keeps it when empty.
 - POSIX attributes that differ from the mount defaults live in a sidecar object
   ``<prefix>/.openfiles-meta/<path>.meta`` (``META_DIR``, a reserved name of
   :mod:`openfiles_contracts.name`): JSON, ``{"v": 1, "kind", "mode",
-  "uid", "gid", "mtime_ns", "target", "xattrs": {name: base64}, "etag"}``.
+  "uid", "gid", "mtime_ns", "target", "xattrs": {name: base64}, "etag"}``,
+  and, only when set, ``"atime_ns"`` and ``"rdev"``. Those two came later
+  without a new version: they are optional, a sidecar without them still
+  reads, and an older engine ignores keys it does not know (it shows a
+  special node as an empty regular file). The version changes only for a
+  change an older engine would misread in a harmful way.
   ``etag`` is the data object's ETag the sidecar describes; a sidecar whose
   ETag no longer matches (someone overwrote the object with a plain S3 tool) is
   ignored. Object user metadata is not used: obstore's LocalStore cannot store
@@ -58,7 +65,7 @@ def join(dirpath: str, name: str) -> str:
 
 @dataclass
 class Sidecar:
-    kind: str  # "file" | "dir" | "symlink"
+    kind: str  # "file" | "dir" | "symlink" | "fifo" | "socket" | "chardev" | "blockdev"
     mode: int
     uid: int
     gid: int
@@ -66,9 +73,17 @@ class Sidecar:
     target: str = ""
     xattrs: dict[str, bytes] = field(default_factory=dict)
     etag: str | None = None
+    atime_ns: int | None = None
+    rdev: int = 0
 
     def encode(self) -> bytes:
+        optional: dict[str, int] = {}
+        if self.atime_ns is not None:
+            optional["atime_ns"] = self.atime_ns
+        if self.rdev:
+            optional["rdev"] = self.rdev
         return json.dumps({
+            **optional,
             "v": SIDECAR_VERSION,
             "kind": self.kind,
             "mode": self.mode,
@@ -93,6 +108,8 @@ class Sidecar:
                 gid=int(doc["gid"]), mtime_ns=int(doc["mtime_ns"]), target=str(doc["target"]),
                 xattrs={k: base64.b64decode(v) for k, v in doc.get("xattrs", {}).items()},
                 etag=doc.get("etag"),
+                atime_ns=None if doc.get("atime_ns") is None else int(doc["atime_ns"]),
+                rdev=int(doc.get("rdev", 0)),
             )
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring malformed sidecar %s", key)

@@ -14,6 +14,7 @@ Keys are volume-relative ("a/b.txt"); the store adds the volume prefix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ import obstore.exceptions as oberr
 import trio
 from obstore.store import LocalStore, MemoryStore, S3Store, from_url
 
+from openfiles_engine.bucket.layout import META_DIR
 from openfiles_engine.config import Credentials
 from openfiles_engine.metrics import Histogram
 
@@ -34,6 +36,8 @@ MULTIPART_THRESHOLD = 64 * 2**20
 """Bytes: bigger files go up in parts (never conditional; see SEMANTICS.md)."""
 PART_SIZE = 16 * 2**20
 CHUNK = 2**20
+STAGING_SUFFIX = ".tmp"
+"""``file://`` PUTs and copies are written at ``.openfiles-meta/<digits>.tmp`` first."""
 """Bytes per buffer of a range GET's body (:meth:`Store.get_chunks`)."""
 
 T = TypeVar("T")
@@ -231,10 +235,7 @@ class Store:
                 mode = {"e_tag": if_match}
             else:
                 self._check_etag(key, if_match)
-        res = self._call(
-            key, lambda: obstore.put(self._backend, key, data, mode=mode, use_multipart=False)
-        )
-        return res["e_tag"]
+        return self._put(key, data, mode, create=create, use_multipart=False)
 
     def put_file(self, key: str, path: str, *, if_match: str | None, create: bool) -> str | None:
         """PUT a local file; multipart above MULTIPART_THRESHOLD.
@@ -257,14 +258,47 @@ class Store:
         elif if_match is not None:
             self._check_etag(key, if_match)
 
-        def run() -> Any:
-            with open(path, "rb") as f:
-                return obstore.put(
-                    self._backend, key, f, use_multipart=True, chunk_size=PART_SIZE,
-                    max_concurrency=4,
-                )
+        with open(path, "rb") as f:
+            # A multipart upload cannot be conditional: the HEAD above checked.
+            return self._put(key, f, "overwrite", create=create, use_multipart=True,
+                             chunk_size=PART_SIZE, max_concurrency=4)
 
-        return self._call(key, run)["e_tag"]  # type: ignore[no-any-return]
+    def _put(self, key: str, body: Any, mode: Any, *, create: bool,
+             **options: Any) -> str | None:
+        """One ``obstore.put`` of ``body`` at ``key`` with ``mode``; returns the new ETag.
+
+        A ``file://`` store goes through :meth:`_staged`: LocalStore's own staging
+        name (``<key>#<n>``) would pass the 255-byte name limit of the local file
+        system for a long name, and every PUT of such a file would fail.
+        """
+        if self.kind != "file":
+            res = self._call(key, lambda: obstore.put(self._backend, key, body, mode=mode,
+                                                      **options))
+            return res["e_tag"]
+        return self._staged(key, lambda tmp: obstore.put(self._backend, tmp, body, **options),
+                            create=create)
+
+    def _staged(self, key: str, write: Callable[[str], Any], *, create: bool) -> str | None:
+        """``file://`` only: ``write(tmp)`` at a short temporary key beside ``key``,
+        then rename it into place; returns the ETag of what ``write`` returned.
+
+        The temporary key is ``.openfiles-meta/<digits>.tmp``: in the reserved
+        folder, where no listing of the engine shows it (only ``*.meta`` names
+        there are read), and on the same file system, so the rename keeps the
+        inode and mtime LocalStore's ETag is made of. With ``create`` the rename
+        is a hard link that fails if ``key`` exists (Conflict), so ``If-None-Match``
+        keeps its meaning; otherwise it replaces ``key`` atomically. A crash between
+        the two steps leaves a temporary file there, nothing at ``key``.
+        """
+        tmp = f"{META_DIR}/{int.from_bytes(os.urandom(8), 'big')}{STAGING_SUFFIX}"
+        res = self._call(key, lambda: write(tmp))
+        try:
+            self._call(key, lambda: obstore.rename(self._backend, tmp, key, overwrite=not create))
+        except StoreError:
+            with contextlib.suppress(StoreError):
+                self._call(tmp, lambda: obstore.delete(self._backend, tmp))
+            raise
+        return res.get("e_tag") if isinstance(res, dict) else None
 
     def _check_etag(self, key: str, etag: str) -> None:
         try:
@@ -282,7 +316,53 @@ class Store:
             pass
 
     def copy(self, src: str, dst: str) -> None:
+        """Copy ``src`` over ``dst`` (a ``file://`` store stages it, see :meth:`_staged`)."""
+        if self.kind == "file":
+            self._staged(dst, lambda tmp: obstore.copy(self._backend, src, tmp), create=False)
+            return
         self._call(src, lambda: obstore.copy(self._backend, src, dst))
+
+    def etag_or_none(self, key: str) -> str | None:
+        """The current ETag of ``key``, or None if there is no such object.
+
+        A store that gives no ETags makes every present object ``""`` (never None).
+        """
+        try:
+            return self.head(key).etag or ""
+        except ObjectNotFound:
+            return None
+
+    def delete_if(self, key: str, etag: str) -> None:
+        """Delete ``key`` only if its ETag is ``etag``; a missing key is not an error.
+
+        Conflict if another version is there. Neither S3 DELETE nor obstore can
+        carry If-Match, so the check is a HEAD just before: a change that lands
+        between the two requests is deleted (the window SEMANTICS.md names).
+        """
+        current = self.etag_or_none(key)
+        if current is None:
+            return
+        if current != etag:
+            raise Conflict(f"precondition failed: {key} changed")
+        self.delete(key)
+
+    def copy_if(self, src: str, dst: str, *, if_match: str | None) -> str | None:
+        """Copy ``src`` to a ``dst`` that does not exist; returns the copy's ETag.
+
+        ``if_match``: the ETag ``src`` must have (None: any version). ObjectNotFound
+        if ``src`` is gone, Conflict if it is another version or ``dst`` exists.
+        obstore's copy takes no conditions on S3, so both are HEADs just before
+        the copy (a window, as in :meth:`delete_if`).
+        """
+        current = self.etag_or_none(src)
+        if current is None:
+            raise ObjectNotFound(f"not found: {src}")
+        if if_match is not None and current != if_match:
+            raise Conflict(f"precondition failed: {src} changed")
+        if self.etag_or_none(dst) is not None:
+            raise Conflict(f"precondition failed: {dst} exists")
+        self.copy(src, dst)
+        return self.etag_or_none(dst)
 
 
 class AsyncStore:
@@ -354,3 +434,11 @@ class AsyncStore:
     async def copy(self, src: str, dst: str) -> None:
         """:meth:`Store.copy`."""
         await self._run(lambda: self.sync.copy(src, dst))
+
+    async def delete_if(self, key: str, etag: str) -> None:
+        """:meth:`Store.delete_if`."""
+        await self._run(lambda: self.sync.delete_if(key, etag))
+
+    async def copy_if(self, src: str, dst: str, *, if_match: str | None) -> str | None:
+        """:meth:`Store.copy_if`."""
+        return await self._run(lambda: self.sync.copy_if(src, dst, if_match=if_match))

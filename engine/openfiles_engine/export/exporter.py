@@ -3,9 +3,11 @@
 A dirty file is exported after ``export_delay`` seconds without writes (at least
 OPEN_WRITER_DELAY while a handle that may write is open), at once on fsync and
 flush, and at unmount. The PUT is If-Match on the last seen ETag,
-or If-None-Match for a new key. A failed precondition is a conflict: unless the
-bucket already holds the same bytes, the local version moves to lost+found.
-Other store errors are retried with exponential backoff (1 s to 30 s).
+or If-None-Match for a new key; so is the sidecar's. A failed precondition is a
+conflict: unless the bucket already holds the same bytes, the local version
+moves to lost+found. Journal entries (renames, deletes) are conditional too;
+a refused one is a conflict counted here (:meth:`Exporter._clash`). Other store
+errors are retried with exponential backoff (1 s to 30 s).
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound
 from openfiles_engine.state.inode import Node
-from openfiles_engine.state.journal import Journal, replay_one
+from openfiles_engine.state.journal import (
+    Clash,
+    Entry,
+    Journal,
+    Version,
+    needed,
+    pending_entries,
+    related,
+    replay_one,
+    retag,
+)
 from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -52,6 +64,8 @@ class Exporter:
         self.policy = policy
         self.errors = 0
         self.last_error: str | None = None
+        self.last_error_time = 0.0
+        """Unix seconds of the last failed export (0: none yet)."""
         self._locks: dict[int, trio.Lock] = {}
         self._wake = trio.Event()
         self._backoff = 0.0
@@ -105,12 +119,16 @@ class Exporter:
     async def export_due(self, *, force: bool) -> None:
         """Replay the journal, then export dirty files that are due (all if ``force``).
 
-        Raises the first StoreError after trying everything.
+        Raises the first StoreError after trying everything: an entry that fails
+        holds back only the entries and files that depend on it.
         """
-        await self.replay_journal()
+        errors: list[StoreError] = []
+        try:
+            await self.replay_journal()
+        except StoreError as exc:
+            errors.append(exc)
         now = time.monotonic()
         due = [n for n in self.dirty() if force or now - n.last_write >= self._delay(n)]
-        errors: list[StoreError] = []
         limiter = trio.CapacityLimiter(CONCURRENCY)
 
         async def one(node: Node) -> None:
@@ -138,38 +156,90 @@ class Exporter:
         if left or len(self.journal):
             raise StoreError(f"{len(left)} files still dirty after flush")
 
-    async def replay_journal(self) -> None:
-        """Replay pending journal entries in order (one replayer at a time)."""
-        async with self._journal_lock:
-            await self._replay()
+    async def replay_journal(self, key: str | None = None) -> None:
+        """Replay pending journal entries in order (one replayer at a time).
 
-    async def _replay(self) -> None:
-        for entry_id, op, src, dst in self.journal.entries():
+        With ``key``, only those an export of ``key`` needs (:func:`needed`).
+        An entry that fails stays pending, and so do the later ones that touch
+        its keys; the others run. Raises the first StoreError.
+        """
+        async with self._journal_lock:
+            entries = pending_entries(self.journal.db)
+            await self._replay(entries if key is None else needed(entries, key))
+
+    async def _replay(self, entries: list[Entry]) -> None:
+        blocked: set[str] = set()
+        first: StoreError | None = None
+        for entry in entries:
+            touched = {entry.src, entry.dst} - {""}
+            if any(related(b, t) for b in blocked for t in touched):
+                blocked |= touched
+                continue
             try:
-                written = await self.store.in_thread(partial(replay_one, op=op, src=src, dst=dst))
+                result = await self.store.in_thread(partial(
+                    replay_one, op=entry.op, src=entry.src, dst=entry.dst, seen=entry.seen))
             except StoreError as exc:
                 self._record(exc)
-                raise
-            self.journal.done(entry_id, src, dst)
-            for key in written:
-                await self._refresh_etag(key)
+                first = first or exc
+                blocked |= touched
+                continue
+            with self.tree.db.transaction():
+                self.journal.done(entry.id, entry.src, entry.dst)
+                for key, now in result.written.items():
+                    self._written(entry.id, key, now)
+            for clash in result.clashes:
+                self._clash(clash)
+        if first is not None:
+            raise first
 
-    async def _refresh_etag(self, key: str) -> None:
+    def _written(self, entry_id: int, key: str, now: Version) -> None:
+        """A replay put ``now`` at ``key``: the node there and later entries start from it."""
+        retag(self.tree.db, entry_id, key, now)
         node = self.tree.find(key)
-        if node is None or node.kind == "dir":
+        if node is None or node.lost:
             return
-        try:
-            info = await self.store.head(key)
-        except ObjectNotFound:
-            return
-        node.etag = info.etag
+        self.tree.will_change(node)  # inside the replay's transaction: a rollback restores it
+        if node.kind != "dir" and now.etag is not None:
+            node.etag = now.etag
+        node.sidecar, node.sidecar_etag = now.sidecar, now.sidecar_etag
         self.tree.save(node)
 
+    def _clash(self, clash: Clash) -> None:
+        """A journalled change the bucket refused: count, log, re-list, and put the
+        local node at ``dst`` right (rules in SEMANTICS.md, "Conflicts")."""
+        self.tree.db.bump("conflicts")
+        for key in (clash.src, clash.dst):
+            parent = self.tree.find(key.rpartition("/")[0]) if key else None
+            if parent is not None:
+                parent.listed = 0.0  # the next lookup shows the bucket's version
+                self.tree.save(parent)
+        node = self.tree.find(clash.dst) if clash.dst else None
+        what = "the bucket's version stays"
+        if clash.kind == "source" and node is not None and not node.lost:
+            if node.kind == "dir":
+                # Its sidecar did not move: the directory makes a new one at dst.
+                node.sidecar, node.sidecar_etag = False, None
+                node.mark_dirty(data=False)
+                what = "the directory is exported anew at the new path"
+            elif node.full:
+                # Every byte is in the cache: the file goes to dst as a new object.
+                node.etag, node.sidecar, node.sidecar_etag = None, False, None
+                node.mark_dirty(data=True)
+                node.last_write = 0.0  # due at once
+                what = "the local copy is exported anew at the new path"
+            self.tree.save(node)
+            self.wake()
+        log.warning("conflict: %s %r%s %s; %s", clash.kind, clash.src,
+                    f" -> {clash.dst!r}" if clash.dst else "", clash.why, what)
+
     async def export(self, node: Node) -> None:
-        """Export one node now. Raises StoreError (not for conflicts: those go to lost+found)."""
-        if len(self.journal):
+        """Export one node now, after the journal entries its path needs (no others).
+
+        Raises StoreError (not for conflicts: those go to lost+found).
+        """
+        if len(self.journal) and node.parent:
             # A pending rename decides which key and ETag this export starts from.
-            await self.replay_journal()
+            await self.replay_journal(self.tree.path(node))
         async with self.lock(node.ino):
             if not node.dirty or node.lost or not node.parent:
                 return
@@ -181,7 +251,7 @@ class Exporter:
 
     async def _export(self, node: Node) -> None:
         key = self.tree.path(node)
-        gen = node.gen
+        changes = node.changes
         etag = node.etag
         if node.kind != "dir" and node.data_dirty:
             try:
@@ -201,23 +271,52 @@ class Exporter:
                 etag = (await self.store.head(key)).etag
             node.etag = etag
             self.tree.save(node)  # the new ETag must survive a crash before the sidecar
-        if self.tree.needs_sidecar(node):
-            sc = Sidecar(kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
-                         mtime_ns=node.mtime_ns, target=node.target, xattrs=node.xattrs,
-                         etag=etag if node.kind != "dir" else None)
-            node.sidecar_etag = await self.store.put_bytes(
-                sidecar_key(key), sc.encode(), if_match=None, create=False)
-            node.sidecar = True
-        elif node.sidecar:
-            await self.store.delete(sidecar_key(key))
-            node.sidecar, node.sidecar_etag = False, None
-        if node.gen == gen:
-            node.dirty = node.data_dirty = False
-            if node.kind == "file":
-                node.ranges, node.full = [[0, node.size]] if node.size else [], True
+        await self._export_sidecar(node, key, etag)
+        # A change made while this export was in flight keeps the node dirty.
+        if node.exported(changes) and node.kind == "file":
+            node.ranges, node.full = [[0, node.size]] if node.size else [], True
         node.validated = time.time()
         self.tree.save(node)
         log.debug("exported %r", key)
+
+    async def _export_sidecar(self, node: Node, key: str, etag: str | None) -> None:
+        """PUT or delete the sidecar, If-Match the one last seen (create-only if none).
+
+        On a conflict the bucket's attributes stay and the local change is dropped
+        (counted, logged): the next listing reads theirs into the node.
+        """
+        sc_key = sidecar_key(key)
+        seen = node.sidecar_etag if node.sidecar else None
+        try:
+            if self.tree.needs_sidecar(node):
+                data = Sidecar(kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
+                               mtime_ns=node.mtime_ns, target=node.target, xattrs=node.xattrs,
+                               etag=etag if node.kind != "dir" else None,
+                               atime_ns=node.atime_ns, rdev=node.rdev).encode()
+                try:
+                    node.sidecar_etag = await self.store.put_bytes(
+                        sc_key, data, if_match=seen, create=not node.sidecar)
+                except Conflict:
+                    if not await self._same_sidecar(sc_key, data):
+                        raise
+                    node.sidecar_etag = (await self.store.head(sc_key)).etag
+                node.sidecar = True
+            elif node.sidecar:
+                if seen is None:  # not known (SEMANTICS.md): the old unconditional delete
+                    await self.store.delete(sc_key)
+                else:
+                    await self.store.delete_if(sc_key, seen)
+                node.sidecar, node.sidecar_etag = False, None
+        except Conflict:
+            self._clash(Clash("kept", key, "", "its attributes (sidecar) changed in the bucket"))
+            node.sidecar, node.sidecar_etag = True, None  # the next listing reads theirs
+
+    async def _same_sidecar(self, sc_key: str, data: bytes) -> bool:
+        """After a failed precondition: is it our own PUT whose ETag a crash lost?"""
+        try:
+            return await self.store.get(sc_key) == data
+        except ObjectNotFound:
+            return False
 
     async def _same_bytes(self, node: Node, key: str) -> bool:
         """After a failed precondition: does the bucket already hold exactly our bytes?
@@ -242,3 +341,4 @@ class Exporter:
     def _record(self, exc: StoreError) -> None:
         self.errors += 1
         self.last_error = str(exc)
+        self.last_error_time = time.time()

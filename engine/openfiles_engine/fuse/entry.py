@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import pyfuse3
 
+from openfiles_engine.bucket.layout import NAME_MAX
 from openfiles_engine.fuse.errors import fail
-from openfiles_engine.state.inode import Node
+from openfiles_engine.state.inode import ROOT, Node
 
 
-def entry(node: Node, timeout: float) -> pyfuse3.EntryAttributes:
+def entry(node: Node, timeout: float, subdirs: int = 0) -> pyfuse3.EntryAttributes:
     """The attributes of ``node``, which the kernel may keep for ``timeout`` seconds.
+
+    ``subdirs``: the directories the tree holds in ``node`` (a directory's link
+    count is 2 + that). A node unlinked while open has no link. The atime is
+    the mtime until one is set (utimensat); reads never move it.
 
     The engine passes ``--metadata-ttl``: its own view of the bucket is no
     fresher than that, and what it learns sooner (a remote change found by a
@@ -23,14 +29,17 @@ def entry(node: Node, timeout: float) -> pyfuse3.EntryAttributes:
     a.entry_timeout = timeout
     a.attr_timeout = timeout
     a.st_mode = node.st_mode
-    a.st_nlink = 2 if node.kind == "dir" else 1
+    if node.parent == 0 and node.ino != ROOT:
+        a.st_nlink = 0  # unlinked, still open
+    else:
+        a.st_nlink = 2 + subdirs if node.kind == "dir" else 1
     a.st_uid = node.uid
     a.st_gid = node.gid
-    a.st_rdev = 0
+    a.st_rdev = node.rdev
     a.st_size = node.size
     a.st_blksize = 128 * 1024
     a.st_blocks = (node.size + 511) // 512
-    a.st_atime_ns = node.mtime_ns
+    a.st_atime_ns = node.mtime_ns if node.atime_ns is None else node.atime_ns
     a.st_mtime_ns = node.mtime_ns
     a.st_ctime_ns = node.ctime_ns
     return a
@@ -42,6 +51,12 @@ def checked_name(raw: bytes) -> str:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
         fail(errno.EILSEQ)  # keys must be UTF-8
-    if len(raw) > 255:
+    return existing_name(raw, name)
+
+
+def existing_name(raw: bytes, name: str | None = None) -> str:
+    """The name to look up: ENAMETOOLONG over 255 bytes, as a local file system
+    says before it looks (so stat, unlink, rename... of such a name never say ENOENT)."""
+    if len(raw) > NAME_MAX:
         fail(errno.ENAMETOOLONG)
-    return name
+    return name if name is not None else os.fsdecode(raw)

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pyfuse3
@@ -70,7 +71,8 @@ class OpenFileHandlers(pyfuse3.Operations):
 
     # helpers
     def _entry(self, node: Node) -> Any:
-        return entry(node, self.cfg.policy.metadata_ttl)
+        subdirs = self.tree.subdirs(node.ino) if node.kind == "dir" else 0
+        return entry(node, self.cfg.policy.metadata_ttl, subdirs)
 
     def _node(self, ino: int) -> Node:
         node = self.tree.get(ino)
@@ -96,7 +98,6 @@ class OpenFileHandlers(pyfuse3.Operations):
         self.data.invalidate(node.ino)  # no fetched byte may land after this
         self.data.truncate(node.ino, size)
         node.size = size
-        node.gen += 1
         node.mtime_ns = time.time_ns()
         self._mark_dirty(node, data=True)
 
@@ -107,18 +108,22 @@ class OpenFileHandlers(pyfuse3.Operations):
             fail(errno.ENOSPC)
 
     def _mark_dirty(self, node: Node, data: bool) -> None:
-        node.dirty = True
-        node.data_dirty = node.data_dirty or data
-        node.last_write = time.monotonic()
+        """Every change of a node ends here: bumps its change counter (see ``Node.changes``)."""
+        node.mark_dirty(data=data)
         node.ctime_ns = time.time_ns()
 
     def _release_node(self, node: Node) -> None:
         if node.parent == 0 and node.lookups <= 0 and node.opens <= 0:
             self.tree.remove(node)
-            self.data.drop(node.ino)
-            self.lister.forget(node.ino)
-            self.downloader.forget(node.ino)
-            self.exporter.forget(node.ino)
+            # In a transaction (a listing finding objects gone) only once it commits:
+            # a rollback puts the node back, and its data file must still be there.
+            self.tree.db.after_commit(partial(self._forget_local, node.ino))
+
+    def _forget_local(self, ino: int) -> None:
+        self.data.drop(ino)
+        self.lister.forget(ino)
+        self.downloader.forget(ino)
+        self.exporter.forget(ino)
 
     def gone(self, node: Node) -> None:
         """The bucket no longer has ``node`` (listing or revalidation found out)."""
@@ -165,7 +170,6 @@ class OpenFileHandlers(pyfuse3.Operations):
         written = self.data.write(node.ino, off, buf)
         node.size = max(node.size, off + written)
         node.mtime_ns = time.time_ns()
-        node.gen += 1
         node.last_access = time.time()
         first = not node.data_dirty
         self._mark_dirty(node, data=True)

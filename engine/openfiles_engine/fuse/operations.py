@@ -24,12 +24,16 @@ import pyfuse3
 
 from openfiles_engine.bucket.layout import KEY_MAX, META_DIR, META_SUFFIX, is_reserved, join
 from openfiles_engine.fuse import rename, xattr
-from openfiles_engine.fuse.entry import checked_name
+from openfiles_engine.fuse.entry import checked_name, existing_name
 from openfiles_engine.fuse.errors import fail, handler
 from openfiles_engine.fuse.openfile import OpenFileHandlers
 from openfiles_engine.state.inode import ROOT, Node
+from openfiles_engine.state.journal import versions
 
 EXPLICIT_MTIME_NS = 2 * 10**9
+"""A time set further than this from now was set on purpose (a sidecar keeps it)."""
+MKNOD_KINDS = {stat.S_IFREG: "file", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket",
+               stat.S_IFCHR: "chardev", stat.S_IFBLK: "blockdev"}
 
 
 class Operations(OpenFileHandlers):
@@ -50,18 +54,29 @@ class Operations(OpenFileHandlers):
         return key
 
     def _touch_dir(self, node: Node) -> None:
-        """A directory changed: keep it in the bucket even if it becomes empty."""
+        """An entry of a directory was added or removed: a new mtime.
+
+        The directory is kept in the bucket even if it becomes empty (it gets a
+        sidecar). Its new mtime reaches the bucket when the directory is exported
+        anyway: if it is dirty (an export in flight exports it again) or has no
+        sidecar yet, not for every entry of an exported one (docs/SEMANTICS.md).
+        """
+        self.tree.will_change(node)
         node.mtime_ns = node.ctime_ns = time.time_ns()
-        if node.ino != ROOT and not node.lost and not node.sidecar and not node.dirty:
-            node.custom = node.dirty = True
-            node.last_write = time.monotonic()
+        if node.ino == ROOT or node.lost:
+            return
+        if node.dirty:
+            node.mark_dirty(data=False)  # an export in flight must not mark it clean
+        elif not node.sidecar:
+            node.custom = True
+            node.mark_dirty(data=False)
             self.tree.save(node)  # only when the flags change: one commit per create
 
     # lookups and attributes
     @handler
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> Any:
+        text = existing_name(name)
         parent = await self._dir(parent_inode)
-        text = os.fsdecode(name)
         if text == "..":
             node = self._node(parent.parent or ROOT)
         elif text == ".":
@@ -101,6 +116,13 @@ class Operations(OpenFileHandlers):
             # purpose (touch -d, cp -p, tar) is worth a sidecar.
             if abs(attr.st_mtime_ns - time.time_ns()) > EXPLICIT_MTIME_NS:
                 node.explicit_mtime = True
+            self._mark_dirty(node, data=False)
+        if fields.update_atime:
+            # Stored whenever it is set; only a time set on purpose (touch -a -d,
+            # cp -p, tar) makes a sidecar on its own. Reads never move it.
+            node.atime_ns = attr.st_atime_ns
+            if abs(attr.st_atime_ns - time.time_ns()) > EXPLICIT_MTIME_NS:
+                node.explicit_atime = True
             self._mark_dirty(node, data=False)
         self.tree.save(node)
         return self._entry(node)
@@ -152,13 +174,14 @@ class Operations(OpenFileHandlers):
         self._new_key(parent, text)
         if self.tree.child(parent.ino, text) is not None:
             fail(errno.EEXIST)
-        # A set-group-ID directory hands its group and its setgid bit down.
-        node = self.tree.add(parent.ino, text, "dir",
-                             mode=mode & 0o7777 | parent.mode & stat.S_ISGID, uid=ctx.uid,
-                             gid=self._group(parent, ctx), custom=True, listed=time.time())
-        self._mark_dirty(node, data=False)
-        self.tree.save(node)
-        self._touch_dir(parent)
+        with self.tree.db.transaction():
+            # A set-group-ID directory hands its group and its setgid bit down.
+            node = self.tree.add(parent.ino, text, "dir",
+                                 mode=mode & 0o7777 | parent.mode & stat.S_ISGID, uid=ctx.uid,
+                                 gid=self._group(parent, ctx), custom=True, listed=time.time())
+            self._mark_dirty(node, data=False)
+            self.tree.save(node)
+            self._touch_dir(parent)
         self.exporter.wake()
         node.lookups += 1
         return self._entry(node)
@@ -167,7 +190,7 @@ class Operations(OpenFileHandlers):
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         parent = await self._dir(parent_inode)
         self._writable()
-        node = self.tree.child(parent.ino, os.fsdecode(name)) or fail(errno.ENOENT)
+        node = self.tree.child(parent.ino, existing_name(name)) or fail(errno.ENOENT)
         if node.kind != "dir":
             fail(errno.ENOTDIR)
         if node is self.tree.lostfound:
@@ -177,8 +200,7 @@ class Operations(OpenFileHandlers):
             fail(errno.ENOTEMPTY)
         async with self.exporter.lock(node.ino):
             with self.tree.db.transaction():
-                if node.sidecar:
-                    self.journal.add("rmdir", self.tree.path(node))
+                self._forget_remote(node)
                 self.tree.detach(node)
                 self._touch_dir(parent)
         self._release_node(node)
@@ -186,7 +208,8 @@ class Operations(OpenFileHandlers):
 
     # files
     def _new_file(self, parent: Node, name: str, kind: str, mode: int, ctx: Any,
-                  target: str = "") -> Node:
+                  target: str = "", rdev: int = 0) -> Node:
+        """A new file, symlink or special node (every kind but a file needs a sidecar)."""
         self._writable(parent)
         self._new_key(parent, name)
         if self.tree.child(parent.ino, name) is not None:
@@ -194,7 +217,7 @@ class Operations(OpenFileHandlers):
         with self.tree.db.transaction():
             node = self.tree.add(parent.ino, name, kind, mode=mode, uid=ctx.uid,
                                  gid=self._group(parent, ctx),
-                                 full=True, target=target, custom=kind == "symlink",
+                                 full=True, target=target, custom=kind != "file", rdev=rdev,
                                  size=len(os.fsencode(target)), dirty=True, data_dirty=True,
                                  last_write=time.monotonic())
             self._touch_dir(parent)
@@ -212,10 +235,13 @@ class Operations(OpenFileHandlers):
     @handler
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any) -> Any:
-        if not stat.S_ISREG(mode):
-            fail(errno.EPERM)  # no devices, fifos or sockets in a bucket
+        # FIFOs, sockets and device nodes are metadata only: a zero-byte object and
+        # a sidecar with the kind and rdev (layout.py); the kernel does their I/O.
+        kind = MKNOD_KINDS.get(stat.S_IFMT(mode)) or fail(errno.EINVAL)
         parent = await self._dir(parent_inode)
-        return self._entry(self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx))
+        rdev = rdev if kind in ("chardev", "blockdev") else 0
+        return self._entry(self._new_file(parent, checked_name(name), kind, mode & 0o7777, ctx,
+                                          rdev=rdev))
 
     @handler
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
@@ -231,7 +257,7 @@ class Operations(OpenFileHandlers):
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         parent = await self._dir(parent_inode)
         self._writable()
-        node = self.tree.child(parent.ino, os.fsdecode(name)) or fail(errno.ENOENT)
+        node = self.tree.child(parent.ino, existing_name(name)) or fail(errno.ENOENT)
         if node.kind == "dir":
             fail(errno.EISDIR)
         async with self.exporter.lock(node.ino):
@@ -246,11 +272,12 @@ class Operations(OpenFileHandlers):
         """Journal the removal of ``node``'s objects (call inside a transaction)."""
         if node.lost:
             return
+        seen = versions(self.tree, node)  # the deletes are conditional on these
         if node.kind == "dir":
             if node.sidecar:
-                self.journal.add("rmdir", self.tree.path(node))
+                self.journal.add("rmdir", self.tree.path(node), seen={"": seen[""]})
         elif node.etag is not None or node.sidecar:
-            self.journal.add("delete", self.tree.path(node))
+            self.journal.add("delete", self.tree.path(node), seen=seen)
 
     # rename
     @handler
@@ -259,7 +286,7 @@ class Operations(OpenFileHandlers):
         self._writable()
         old_dir = await self._dir(parent_inode_old)
         new_dir = await self._dir(parent_inode_new)
-        node = self.tree.child(old_dir.ino, os.fsdecode(name_old)) or fail(errno.ENOENT)
+        node = self.tree.child(old_dir.ino, existing_name(name_old)) or fail(errno.ENOENT)
         new_name = checked_name(name_new)
         dst_key = self._new_key(new_dir, new_name)
         target = self.tree.child(new_dir.ino, new_name)
@@ -314,7 +341,7 @@ class Operations(OpenFileHandlers):
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
         node = self._node(inode)
         self._writable()
-        if node.xattrs.pop(os.fsdecode(name), None) is None:
+        if node.xattrs.pop(xattr.checked_name(name), None) is None:
             fail(pyfuse3.ENOATTR)
         self._mark_dirty(node, data=False)
         self.tree.save(node)

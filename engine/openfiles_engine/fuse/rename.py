@@ -12,7 +12,7 @@ import pyfuse3
 
 from openfiles_engine.fuse.errors import fail
 from openfiles_engine.state.inode import ROOT, Node
-from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.journal import Journal, versions
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Tree
 
@@ -46,15 +46,17 @@ def journal_move(tree: Tree, journal: Journal, node: Node, dst_key: str) -> bool
     """
     src_key = tree.path(node)
     if node.lost:  # given back from lost+found: a new file at its new path
+        tree.will_change(node)
         node.lost, node.etag, node.sidecar, node.sidecar_etag = False, None, False, None
         return True
+    # Each copy and delete is conditional on the versions seen now.
     if node.kind == "dir":
         if node.sidecar or not node.custom or any(
             n.etag is not None or n.sidecar for n in tree.descendants(node)
         ):
-            journal.add("renamedir", src_key, dst_key)
+            journal.add("renamedir", src_key, dst_key, seen=versions(tree, node))
     elif node.etag is not None or node.sidecar:
-        journal.add("rename", src_key, dst_key)
+        journal.add("rename", src_key, dst_key, seen=versions(tree, node))
     return False
 
 

@@ -6,14 +6,21 @@ kept when the class was renamed so that an existing cache dir is reused.
 Durability contract: every mutating call commits before it returns. With WAL
 and ``synchronous=NORMAL`` a commit survives the death of the process (kill -9)
 at once; :meth:`StateDB.sync` makes it survive power loss too (used by fsync).
+
+Transactions (:meth:`StateDB.transaction`) are atomic across SQLite and memory:
+the in-memory owners of rows (``Tree``, ``Journal``) register an undo step with
+:meth:`StateDB.on_rollback` for each change they make inside one, and a rollback
+runs those steps, so memory is again what it was before the transaction.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from openfiles_engine.state.inode import PERSISTED, ROOT, Node
@@ -34,11 +41,17 @@ class StateDB:
                 attrs TEXT NOT NULL, xattrs TEXT NOT NULL DEFAULT '{}');
             CREATE TABLE IF NOT EXISTS journal (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL,
-                src TEXT NOT NULL, dst TEXT NOT NULL DEFAULT '');
+                src TEXT NOT NULL, dst TEXT NOT NULL DEFAULT '',
+                seen TEXT NOT NULL DEFAULT '');
             CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
             """
         )
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(journal)")}
+        if "seen" not in columns:  # a cache dir from before the column: entries replay as before
+            self.conn.execute("ALTER TABLE journal ADD COLUMN seen TEXT NOT NULL DEFAULT ''")
+        self._undo: dict[Hashable, Callable[[], None]] | None = None
+        self._after: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.conn.close()
@@ -53,7 +66,8 @@ class StateDB:
             node = Node(ino=ino, parent=parent, name=name, kind=doc.pop("kind"),
                         mode=doc.pop("mode"), uid=doc.pop("uid"), gid=doc.pop("gid"))
             for key, value in doc.items():
-                setattr(node, key, value)
+                if key in PERSISTED:  # a field a later release dropped is skipped
+                    setattr(node, key, value)
             node.xattrs = {k: base64.b64decode(v) for k, v in json.loads(xattrs).items()}
             out.append(node)
         return out
@@ -74,11 +88,24 @@ class StateDB:
         return int(row[0] or ROOT)
 
     # journal of remote renames and deletes, replayed in order
-    def journal_add(self, op: str, src: str, dst: str = "") -> None:
-        self.conn.execute("INSERT INTO journal (op, src, dst) VALUES (?,?,?)", (op, src, dst))
+    def journal_add(self, op: str, src: str, dst: str = "", seen: str = "") -> int:
+        """Append an entry; returns its id (the replay order).
+
+        ``seen``: JSON of the versions the engine last saw (state/journal.py); "" = unknown.
+        """
+        cur = self.conn.execute("INSERT INTO journal (op, src, dst, seen) VALUES (?,?,?,?)",
+                                (op, src, dst, seen))
+        return int(cur.lastrowid or 0)
 
     def journal(self) -> list[tuple[int, str, str, str]]:
         return list(self.conn.execute("SELECT id, op, src, dst FROM journal ORDER BY id"))
+
+    def journal_seen(self) -> list[tuple[int, str, str, str, str]]:
+        """Every entry with its ``seen`` column: (id, op, src, dst, seen), in order."""
+        return list(self.conn.execute("SELECT id, op, src, dst, seen FROM journal ORDER BY id"))
+
+    def journal_set_seen(self, entry_id: int, seen: str) -> None:
+        self.conn.execute("UPDATE journal SET seen = ? WHERE id = ?", (seen, entry_id))
 
     def journal_done(self, entry_id: int) -> None:
         self.conn.execute("DELETE FROM journal WHERE id = ?", (entry_id,))
@@ -103,10 +130,61 @@ class StateDB:
         self.conn.execute("INSERT OR REPLACE INTO setting (name, value) VALUES (?, ?)",
                           (name, value))
 
-    def transaction(self) -> sqlite3.Connection:
-        """``with db.transaction():`` groups several writes into one commit."""
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``with db.transaction():`` groups several changes into one commit, memory too.
+
+        On an exception inside (or a failed COMMIT, such as SQLITE_FULL on a full
+        disk) SQLite rolls back, the undo steps registered with :meth:`on_rollback`
+        run newest first, and the exception propagates: memory and SQLite are both
+        as they were before. Steps registered with :meth:`after_commit` run after
+        the COMMIT only. A transaction opened inside another joins it. Nothing in a
+        transaction may await: no other handler may see memory half changed.
+        """
+        if self._undo is not None:
+            yield
+            return
         self.conn.execute("BEGIN")
-        return _Tx(self.conn)  # type: ignore[return-value]
+        self._undo, self._after = {}, []
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            undo, self._undo = self._undo, None
+            try:
+                if self.conn.in_transaction:  # SQLite ends some failed COMMITs itself
+                    self.conn.execute("ROLLBACK")
+            finally:
+                for step in reversed(undo.values()):
+                    step()
+            raise
+        self._undo = None
+        after, self._after = self._after, []
+        for step in after:
+            step()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._undo is not None
+
+    def on_rollback(self, step: Callable[[], None], key: Hashable | None = None) -> None:
+        """Inside a transaction: run ``step`` if it rolls back. Outside one: nothing.
+
+        With a ``key``, only the first step registered under it counts (a snapshot
+        of a node taken at its first change in the transaction).
+        """
+        if self._undo is not None:
+            self._undo.setdefault(object() if key is None else key, step)
+
+    def after_commit(self, step: Callable[[], None]) -> None:
+        """Run ``step`` once the transaction commits (at once outside one; never on rollback).
+
+        For what cannot be undone, such as deleting a data file.
+        """
+        if self._undo is None:
+            step()
+        else:
+            self._after.append(step)
 
     def sync(self) -> None:
         """Make every commit so far durable against power loss, not just a crash."""
@@ -116,14 +194,3 @@ class StateDB:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-class _Tx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, *args: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -9,7 +9,11 @@ Merge rules (bucket wins, local work is never dropped):
 - dirty files, lost+found, and keys with a pending journal entry are left alone;
 - odd keys (``a//b``, ``.``, ``..``, names over 255 bytes, the engine's
   reserved names at the root) are hidden with a log line; a key that is both
-  an object and a prefix shows as the directory, and the object is hidden.
+  an object and a directory (a prefix in the listing, a directory sidecar, or
+  a directory the tree already has) shows as the directory, and the object is
+  hidden with a log line and counted in ``hidden``. A store that lists only
+  the object (MinIO) and gives no other sign shows the file: nothing under it
+  can be listed there.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from openfiles_engine.bucket.layout import (
     valid_name,
 )
 from openfiles_engine.bucket.store import AsyncStore, ObjectInfo, ObjectNotFound, StoreError
-from openfiles_engine.state.inode import ROOT, Node
+from openfiles_engine.state.inode import ROOT, SPECIAL, Node
 from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -114,6 +118,7 @@ class Lister:
         # objects was 2000 SQLite commits. Nothing awaits in here, so no other
         # handler sees the tree half merged.
         with self.tree.db.transaction():
+            self.tree.will_change(node)
             for name in sorted(dirs):
                 self._merge_dir(node, name, sidecars.get(name))
             for name, info in sorted(files.items()):
@@ -152,6 +157,7 @@ class Lister:
         child = self.tree.child(parent.ino, name)
         if child is not None:
             if child.kind == "dir" and found is not None and not child.dirty:
+                self.tree.will_change(child)
                 self._apply(child, *found)
                 self.tree.save(child)
             return
@@ -164,11 +170,17 @@ class Lister:
     def _merge_file(self, parent: Node, name: str, info: ObjectInfo,
                     found: tuple[Sidecar, str | None] | None, has_sidecar: bool) -> None:
         child = self.tree.child(parent.ino, name)
-        if child is not None and (child.dirty or child.kind == "dir"):
-            return  # export decides; a local directory shadows a remote object
+        if child is not None and child.kind == "dir":
+            # MinIO lists only the object when a key is also a prefix: the tree's
+            # directory (made here, or known from a sidecar) shadows the object.
+            self._hide(info.key, "is both an object and a directory; showing the directory")
+            return
+        if child is not None and child.dirty:
+            return  # export decides
         if child is not None and child.etag == info.etag:
             child.validated = time.time()
             if found is not None and found[0].etag == info.etag:
+                self.tree.will_change(child)
                 self._apply(child, *found)  # attributes changed elsewhere, bytes did not
                 self.tree.save(child)
             return
@@ -183,14 +195,16 @@ class Lister:
     def adopt(self, node: Node, info: ObjectInfo, found: tuple[Sidecar, str | None] | None,
               has_sidecar: bool) -> None:
         """Make ``node`` a clean copy of the remote ``info`` with no cached bytes."""
+        self.tree.will_change(node)
         d = self.tree.defaults
         node.kind, node.mode, node.uid, node.gid = "file", d.file_mode, d.uid, d.gid
         node.target, node.xattrs, node.explicit_mtime = "", {}, False
+        node.atime_ns, node.explicit_atime, node.rdev = None, False, 0
         node.size, node.mtime_ns, node.ctime_ns = info.size, info.mtime_ns, info.mtime_ns
         node.etag, node.dirty, node.full, node.ranges = info.etag, False, info.size == 0, []
         node.validated = time.time()
         node.sidecar, node.sidecar_etag, node.custom = has_sidecar, None, False
-        if found is not None and found[0].kind in ("file", "symlink") and \
+        if found is not None and found[0].kind in ("file", "symlink", *SPECIAL) and \
                 found[0].etag == info.etag:
             self._apply(node, *found)
         self.tree.save(node)
@@ -201,8 +215,9 @@ class Lister:
         node.custom = node.sidecar = True
         node.sidecar_etag = sidecar_etag
         node.explicit_mtime = True
-        if sc.kind == "symlink" and node.kind == "file":
-            node.kind, node.target = "symlink", sc.target
+        node.atime_ns, node.explicit_atime = sc.atime_ns, sc.atime_ns is not None
+        if sc.kind in ("symlink", *SPECIAL) and node.kind == "file":
+            node.kind, node.target, node.rdev = sc.kind, sc.target, sc.rdev
 
     def _maybe_gone(self, child: Node) -> None:
         if child.dirty or child.lost or (child.etag is None and child.kind != "dir"):

@@ -1,6 +1,12 @@
 """The in-memory inode tree, written through to :class:`~openfiles_engine.state.db.StateDB`.
 
 All mutation happens on the trio thread; no locking is needed for the maps.
+
+Inside a :meth:`StateDB.transaction <openfiles_engine.state.db.StateDB.transaction>`
+every node the tree adds, moves, detaches, removes or saves is snapshotted at its
+first change, and a rollback puts it back (fields and place in the maps). A
+caller that changes a node's fields inside a transaction before handing it to
+the tree calls :meth:`Tree.will_change` first.
 """
 
 from __future__ import annotations
@@ -8,6 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from openfiles_engine.bucket.layout import LOSTFOUND_PREFIX, join
 from openfiles_engine.state.db import StateDB
@@ -34,11 +42,12 @@ class Tree:
         self.defaults = defaults
         self.nodes: dict[int, Node] = {}
         self.children: dict[int, dict[str, int]] = {}
+        self._subdirs: dict[int, int] = {}
         for node in db.load_nodes():
             self.nodes[node.ino] = node
         for node in self.nodes.values():
             if node.parent and node.parent in self.nodes:
-                self.children.setdefault(node.parent, {})[node.name] = node.ino
+                self._link(node)
         self._next_ino = db.max_ino() + 1
         now = time.time_ns()
         if ROOT not in self.nodes:
@@ -105,34 +114,92 @@ class Tree:
         for key, value in attrs.items():
             setattr(node, key, value)
         self._next_ino += 1
-        self.nodes[node.ino] = node
-        self.children.setdefault(parent, {})[name] = node.ino
-        self.db.save(node)
+        with self.db.transaction():
+            self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
+            self.nodes[node.ino] = node
+            self._link(node)
+            self.db.save(node)
         return node
+
+    def will_change(self, node: Node) -> None:
+        """Inside a transaction: snapshot ``node`` unless done already; a rollback restores it.
+
+        Outside a transaction it does nothing: each change commits on its own.
+        """
+        if self.db.in_transaction:
+            saved: dict[str, Any] = dict(vars(node))
+            saved["xattrs"] = dict(node.xattrs)
+            saved["ranges"] = [list(r) for r in node.ranges]
+            placed = self.children.get(node.parent, {}).get(node.name) == node.ino
+            present = self.nodes.get(node.ino) is node
+            self.db.on_rollback(partial(self._restore, node, saved, placed, present),
+                                key=("node", node.ino))
+
+    def _restore(self, node: Node, saved: dict[str, Any], placed: bool, present: bool) -> None:
+        self._unplace(node, forget=False)
+        vars(node).update(saved)
+        if present:
+            self.nodes[node.ino] = node
+        if placed:
+            self._link(node)
+
+    def _unplace(self, node: Node, *, forget: bool) -> None:
+        """Take ``node`` out of its directory's map (and out of the tree if ``forget``)."""
+        self._unlink(node)
+        if forget:
+            self.nodes.pop(node.ino, None)
 
     def save(self, node: Node) -> None:
         if node.ino in self.nodes:
+            self.will_change(node)
             self.db.save(node)
             node.unsaved = False
 
     def detach(self, node: Node) -> None:
         """Take ``node`` out of its directory; it lives on while the kernel holds it."""
-        self.children.get(node.parent, {}).pop(node.name, None)
-        node.parent = 0
-        self.db.save(node)
+        with self.db.transaction():
+            self.will_change(node)
+            self._unplace(node, forget=False)
+            node.parent = 0
+            self.db.save(node)
 
     def move(self, node: Node, parent: int, name: str) -> None:
-        self.children.get(node.parent, {}).pop(node.name, None)
-        node.parent, node.name = parent, name
-        self.children.setdefault(parent, {})[name] = node.ino
-        self.db.save(node)
+        with self.db.transaction():
+            self.will_change(node)
+            self._unplace(node, forget=False)
+            node.parent, node.name = parent, name
+            self._link(node)
+            self.db.save(node)
 
     def remove(self, node: Node) -> None:
-        """Forget ``node`` entirely (caller drops its data file)."""
-        self.children.get(node.parent, {}).pop(node.name, None)
-        self.children.pop(node.ino, None)
-        self.nodes.pop(node.ino, None)
-        self.db.delete(node.ino)
+        """Forget ``node`` entirely (caller drops its data file, after the commit).
+
+        A directory's entries are gone already: detached or removed before it.
+        """
+        with self.db.transaction():
+            self.will_change(node)
+            self._unplace(node, forget=True)
+            self.children.pop(node.ino, None)
+            self._subdirs.pop(node.ino, None)
+            self.db.delete(node.ino)
+
+    def subdirs(self, ino: int) -> int:
+        """How many directories the tree holds in directory ``ino`` (kept as a count)."""
+        return self._subdirs.get(ino, 0)
+
+    def _link(self, node: Node) -> None:
+        """Enter ``node`` under its name in its parent (``children`` and the counts)."""
+        self.children.setdefault(node.parent, {})[node.name] = node.ino
+        if node.kind == "dir":
+            self._subdirs[node.parent] = self._subdirs.get(node.parent, 0) + 1
+
+    def _unlink(self, node: Node) -> None:
+        """Take ``node``'s name out of its parent, if the name is ``node``'s."""
+        names = self.children.get(node.parent, {})
+        if names.get(node.name) == node.ino:
+            del names[node.name]
+            if node.kind == "dir":
+                self._subdirs[node.parent] -= 1
 
     def descendants(self, node: Node) -> list[Node]:
         out: list[Node] = []
@@ -143,9 +210,6 @@ class Tree:
                 out.append(child)
                 stack.append(ino)
         return out
-
-    def in_lostfound(self, node: Node) -> bool:
-        return node.lost
 
     def needs_sidecar(self, node: Node) -> bool:
         """Does ``node`` carry attributes that only a sidecar can hold?"""
@@ -159,6 +223,7 @@ class Tree:
             or node.gid != d.gid
             or bool(node.xattrs)
             or node.explicit_mtime
+            or node.explicit_atime
         )
 
     def unique_lost_name(self, name: str) -> str:

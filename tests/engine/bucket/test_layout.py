@@ -31,3 +31,15 @@ def test_keys_and_names() -> None:
     for bad in ("", ".", "..", "a/b", "x" * 256, "nul\0"):
         assert not valid_name(bad)
     assert valid_name("é" * 127) and not valid_name("é" * 128)  # 255 bytes, not characters
+
+
+def test_atime_and_rdev_are_optional_fields_of_version_1() -> None:
+    fifo = Sidecar(kind="chardev", mode=0o600, uid=0, gid=0, mtime_ns=3, atime_ns=2,
+                   rdev=0x103)
+    assert Sidecar.decode(fifo.encode(), "k") == fifo
+    plain = Sidecar(kind="file", mode=0o644, uid=0, gid=0, mtime_ns=3).encode()
+    assert b"atime_ns" not in plain and b"rdev" not in plain  # only when set
+    old = b'{"v": 1, "kind": "file", "mode": 420, "uid": 0, "gid": 0, "mtime_ns": 3,' \
+          b' "target": "", "xattrs": {}, "etag": null}'  # written before the fields existed
+    got = Sidecar.decode(old, "k")
+    assert got is not None and (got.atime_ns, got.rdev) == (None, 0)

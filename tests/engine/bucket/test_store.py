@@ -1,4 +1,4 @@
-"""store.py against obstore's MemoryStore and LocalStore (no FUSE, no server)."""
+"""store.py against obstore's MemoryStore and LocalStore (no server; one FUSE test)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from openfiles_engine.bucket.store import (
     StoreError,
 )
 from openfiles_engine.config import Credentials
+
+from ..conftest import Backend, MountFactory, fresh
 
 
 @pytest.fixture(params=["memory", "file"])
@@ -173,3 +175,85 @@ def test_s3_url_never_carries_secrets() -> None:
     with pytest.raises(StoreError) as info:
         s.head("k")  # nothing listens on port 1
     assert "SECRET-XYZ" not in str(info.value)
+
+
+def test_a_name_of_255_bytes_is_written_copied_and_kept_conditional(store: Store,
+                                                                     tmp_path: Path) -> None:
+    """LocalStore stages a PUT or a copy at ``<name>#<n>``, which passes NAME_MAX for
+    a 255-byte name: the store writes through a short temporary name of its own."""
+    name = "d/" + "n" * 255
+    etag = store.put_bytes(name, b"v1", if_match=None, create=True)
+    assert etag == store.head(name).etag
+    with pytest.raises(Conflict):
+        store.put_bytes(name, b"again", if_match=None, create=True)
+    with pytest.raises(Conflict):
+        store.put_bytes(name, b"v2", if_match='"stale"', create=False)
+    src = tmp_path / "src"
+    src.write_bytes(b"v2")
+    etag2 = store.put_file(name, str(src), if_match=etag, create=False)
+    assert store.get(name) == b"v2" and etag2 == store.head(name).etag
+    store.copy(name, "e/" + "c" * 255)
+    assert store.get("e/" + "c" * 255) == b"v2"
+    objects, _ = store.list_dir("d/")
+    assert [o.key for o in objects] == [name]
+    assert store.list_all(".openfiles-meta/") == []  # no temporary object is left behind
+
+
+@pytest.mark.fuse
+def test_a_255_byte_name_exports_to_a_file_bucket(mounter: MountFactory,
+                                                  file_backend: Backend) -> None:
+    name = "é" * 127 + "x"  # 255 bytes
+    m = mounter(file_backend)
+    (m.path / name).write_bytes(b"long name")
+    assert m.flush()["ok"]
+    other = fresh(mounter, file_backend)
+    assert (other.path / name).read_bytes() == b"long name"
+
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+def real_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A file:// store and a MinIO bucket: the two whose delete and copy take no If-Match."""
+    if request.param == "file":
+        return Store.open(f"file://{tmp_path}/bucket")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Store.open(bucket.url, endpoint=bucket.endpoint, region="us-east-1",
+                      credentials=Credentials(bucket.env["AWS_ACCESS_KEY_ID"],
+                                              bucket.env["AWS_SECRET_ACCESS_KEY"]))
+
+
+def test_delete_and_copy_only_the_version_seen(real_store: Store) -> None:
+    store = real_store
+    seen = store.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    store.put_bytes("k", b"theirs", if_match=None, create=False)
+    with pytest.raises(Conflict):
+        store.delete_if("k", seen)
+    with pytest.raises(Conflict):
+        store.copy_if("k", "k2", if_match=seen)
+    assert store.get("k") == b"theirs" and store.etag_or_none("k2") is None
+    now = store.etag_or_none("k")
+    assert now is not None
+    copied = store.copy_if("k", "k2", if_match=now)
+    assert copied == store.etag_or_none("k2") and store.get("k2") == b"theirs"
+    with pytest.raises(Conflict):  # the target exists
+        store.copy_if("k", "k2", if_match=now)
+    with pytest.raises(ObjectNotFound):
+        store.copy_if("gone", "k3", if_match=None)
+    store.delete_if("k", now)
+    store.delete_if("k", now)  # a missing key is not an error
+    assert store.etag_or_none("k") is None
+
+
+def test_async_delete_if_and_copy_if(store: Store) -> None:
+    astore = AsyncStore(store)
+
+    async def main() -> None:
+        etag = await astore.put_bytes("a", b"x", if_match=None, create=True)
+        assert etag is not None
+        assert await astore.copy_if("a", "b", if_match=etag) is not None
+        with pytest.raises(Conflict):
+            await astore.delete_if("a", '"stale"')
+        await astore.delete_if("a", etag)
+
+    trio.run(main)
+    assert [o.key for o in store.list_all("")] == ["b"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,16 +19,16 @@ from openfiles_engine.bucket import store as store_mod
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
 from openfiles_engine.bucket.store import AsyncStore, Store
 from openfiles_engine.cache.datafile import DataFiles
-from openfiles_engine.config import Policy
+from openfiles_engine.config import Credentials, Policy
 from openfiles_engine.export import exporter as export
 from openfiles_engine.export.exporter import Exporter
 from openfiles_engine.export.lostfound import ORIGINAL_PATH_XATTR, LostFound
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import ROOT, Node
-from openfiles_engine.state.journal import Journal
+from openfiles_engine.state.journal import Journal, Version
 from openfiles_engine.state.tree import Defaults, Tree
 
-from ..conftest import Backend, MountFactory
+from ..conftest import Backend, Mount, MountFactory
 
 
 class Rig:
@@ -101,6 +104,70 @@ def test_sidecar_follows_the_attributes(tmp_path: Path) -> None:
     assert [o.key for o in rig.store.list_all("")] == ["s"]
 
 
+class PausedStore(AsyncStore):
+    """The real store behind a gate: each PUT waits for ``go`` (an export in flight)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.waiting = trio.Event()
+        self.go = trio.Event()
+        self.puts: list[str] = []
+
+    async def put_bytes(self, key: str, data: bytes, *, if_match: str | None,
+                        create: bool) -> str | None:
+        await self._gate(key)
+        return await super().put_bytes(key, data, if_match=if_match, create=create)
+
+    async def put_file(self, key: str, path: str, *, if_match: str | None,
+                       create: bool) -> str | None:
+        await self._gate(key)
+        return await super().put_file(key, path, if_match=if_match, create=create)
+
+    async def _gate(self, key: str) -> None:
+        self.puts.append(key)
+        self.waiting.set()
+        await self.go.wait()
+
+
+@pytest.mark.parametrize("during", ["chmod", "write"])
+def test_a_change_during_an_export_keeps_the_node_dirty(tmp_path: Path, during: str) -> None:
+    """A chmod while the sidecar PUT is in flight, or a write while the PUT of the
+    bytes is: the export does not mark the node clean, and the next one sends only
+    what changed (the sidecar again, not the bytes, after a chmod)."""
+    rig = Rig(tmp_path)
+    node = rig.new_file("p", b"one")
+    rig.flush()
+    store = PausedStore(rig.store)
+    rig.exporter.store = store
+    node.mode = 0o640
+    node.mark_dirty(data=during == "write")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rig.exporter.export, node)
+            await store.waiting.wait()
+            if during == "chmod":
+                node.mode = 0o600
+                node.mark_dirty(data=False)
+            else:
+                rig.data.write(node.ino, 0, b"two")
+                node.mark_dirty(data=True)
+            store.go.set()
+        assert node.dirty and node.data_dirty == (during == "write")
+        await rig.exporter.flush()
+
+    trio.run(main)
+    assert not node.dirty and not node.data_dirty
+    sc = Sidecar.decode(rig.store.get(sidecar_key("p")), "p")
+    assert sc is not None and sc.mode == (0o600 if during == "chmod" else 0o640)
+    if during == "chmod":
+        assert store.puts == [sidecar_key("p")] * 2
+        assert rig.store.get("p") == b"one"
+    else:
+        assert store.puts == ["p", sidecar_key("p"), "p", sidecar_key("p")]
+        assert rig.store.get("p") == b"two" and sc.etag == node.etag
+
+
 def test_store_errors_are_recorded_and_leave_the_file_dirty(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     node = rig.new_file("e", b"x")
@@ -113,6 +180,7 @@ def test_store_errors_are_recorded_and_leave_the_file_dirty(tmp_path: Path) -> N
         rig.flush()
     assert node.dirty and rig.exporter.last_error == "bucket unreachable"
     assert rig.exporter.errors == 1
+    assert abs(rig.exporter.last_error_time - time.time()) < 60
 
 
 
@@ -194,3 +262,147 @@ def test_a_file_open_for_writing_waits_for_close_or_a_pause(mounter: MountFactor
         f.write(b"z")
     wait_for(lambda: "closed-at-once" in backend.keys(), timeout=2,
              what="the export right after close")
+
+
+# Every change of the bucket is conditional on the version last seen (issue 12,
+# defect 4). The second writer is a plain PUT straight into MinIO; a long
+# metadata TTL keeps the engine from re-listing, so it still holds the old ETag.
+SEEN_ONCE = ("--export-delay", "3600", "--metadata-ttl", "3600")
+
+
+def seen_then_replaced(mounter: MountFactory, backend: Backend, objects: dict[str, bytes],
+                       key: str) -> Mount:
+    """A mount that has read ``objects`` whole; then another writer replaces ``key``."""
+    for k, data in objects.items():
+        backend.write(k, data)
+    m = mounter(backend, *SEEN_ONCE)
+    for k, data in objects.items():
+        assert (m.path / k).read_bytes() == data
+    backend.write(key, b"theirs")
+    return m
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_unlink_of_an_object_replaced_elsewhere_keeps_the_bucket_version(
+        mounter: MountFactory, s3_backend: Backend) -> None:
+    m = seen_then_replaced(mounter, s3_backend, {"f": b"v1"}, "f")
+    (m.path / "f").unlink()
+    assert m.flush()["ok"]
+    assert s3_backend.read("f") == b"theirs"
+    assert m.status()["conflicts"] == 1
+    assert "conflict: kept 'f' replaced in the bucket" in m.log_text()
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("objects", "replaced", "move", "after", "conflicts"), [
+    # The source is not moved; the local bytes (whole in the cache) still reach b.
+    ({"a": b"v1"}, "a", ("a", "b"), {"a": b"theirs", "b": b"v1"}, 1),
+    # The target is not overwritten and the source not moved (the target's delete
+    # and the move are two conflicts).
+    ({"src": b"mine", "dst": b"old"}, "dst", ("src", "dst"),
+     {"src": b"mine", "dst": b"theirs"}, 2),
+    # A directory moves, except the object replaced in it.
+    ({"d/keep": b"k", "d/x": b"v1"}, "d/x", ("d", "e"),
+     {"d/x": b"theirs", "e/keep": b"k", "d/keep": None}, 1),
+], ids=["source", "target", "directory"])
+def test_rename_never_moves_or_overwrites_a_version_replaced_elsewhere(
+        mounter: MountFactory, s3_backend: Backend, objects: dict[str, bytes], replaced: str,
+        move: tuple[str, str], after: dict[str, bytes | None], conflicts: int) -> None:
+    m = seen_then_replaced(mounter, s3_backend, objects, replaced)
+    (m.path / move[0]).rename(m.path / move[1])
+    assert m.flush()["ok"]
+    assert {k: s3_backend.read(k) if k in s3_backend.keys() else None for k in after} == after
+    assert m.status()["conflicts"] == conflicts
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_sidecar_changed_elsewhere_is_not_overwritten(
+        mounter: MountFactory, s3_backend: Backend) -> None:
+    m = mounter(s3_backend, *SEEN_ONCE)
+    (m.path / "s").write_bytes(b"x")
+    os.chmod(m.path / "s", 0o600)
+    assert m.flush()["ok"]
+    sc = Sidecar.decode(s3_backend.read(sidecar_key("s")), "s")
+    assert sc is not None and sc.mode == 0o600
+    sc.mode = 0o640
+    theirs = sc.encode()
+    s3_backend.write(sidecar_key("s"), theirs)
+    os.chmod(m.path / "s", 0o604)
+    assert m.flush()["ok"]
+    assert s3_backend.read(sidecar_key("s")) == theirs
+    assert m.status()["conflicts"] == 1
+
+
+def _failing_entry_rig(tmp_path: Path, url: str, **open_args: Any) -> Rig:
+    rig = Rig(tmp_path)
+    rig.store = Store.open(url, **open_args)
+    rig.exporter.store = AsyncStore(rig.store)
+    etag = rig.store.put_bytes("x", b"x", if_match=None, create=True)
+    # No store takes a key with a 1100-byte segment: this entry fails every time.
+    rig.journal.add("rename", "x", "d/" + "n" * 1100,
+                    seen={"": Version(etag, False)})
+    return rig
+
+
+@pytest.mark.parametrize("kind", ["file", pytest.param("s3", marks=pytest.mark.s3)])
+def test_fsync_needs_only_the_journal_entries_of_its_path(
+        tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    """Issue 12, defect 5: an unrelated journal entry that fails does not fail fsync."""
+    if kind == "file":
+        rig = _failing_entry_rig(tmp_path, f"file://{tmp_path}/bucket")
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        rig = _failing_entry_rig(tmp_path, bucket.url, endpoint=bucket.endpoint,
+                                 credentials=Credentials(bucket.env["AWS_ACCESS_KEY_ID"],
+                                                         bucket.env["AWS_SECRET_ACCESS_KEY"]))
+    node = rig.new_file("f", b"mine")
+    trio.run(rig.exporter.export, node)  # fsync's export
+    assert rig.store.get("f") == b"mine" and not node.dirty
+    assert len(rig.journal) == 1 and rig.store.get("x") == b"x"
+    with pytest.raises(store_mod.StoreError):
+        rig.flush()  # a flush still owes the entry and says so
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+@pytest.mark.timeout(240)
+def test_changes_made_while_an_export_is_in_flight_reach_the_bucket(
+        mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
+    """A chmod, a setxattr and a utime of a file, and a new entry in a directory, that
+    land while the export of that file or directory waits on the bucket (MinIO paused
+    with SIGSTOP) are exported too: the export does not mark them clean."""
+    server = make_minio()
+    backend = Backend.on_s3(new_bucket(server))
+    m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "3600")
+    f, d = m.path / "f", m.path / "d"
+    f.write_bytes(b"data")
+    assert m.flush()["ok"]
+    os.chmod(f, 0o640)  # its export is the sidecar PUT alone
+    d.mkdir()
+    assert server.proc is not None
+    first: dict[str, object] = {}
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        flushing = threading.Thread(target=lambda: first.update(m.flush(timeout=60)))
+        flushing.start()
+        time.sleep(1.0)  # the PUTs of the sidecars of f and d now wait on MinIO
+        changed_at = time.time_ns()
+        os.chmod(f, 0o600)
+        os.setxattr(f, "user.k", b"v")
+        os.utime(f, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
+        (d / "new").write_bytes(b"")
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    flushing.join(timeout=90)
+    assert first, "the first flush never returned"
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    sc = Sidecar.decode(backend.read(sidecar_key("f")), "f")
+    assert sc is not None
+    assert (sc.mode, sc.xattrs, sc.mtime_ns) == (0o600, {"user.k": b"v"}, 1_600_000_000 * 10**9)
+    assert backend.read("f") == b"data"
+    sd = Sidecar.decode(backend.read(sidecar_key("d")), "d")
+    assert sd is not None and sd.mtime_ns >= changed_at  # the new entry's mtime
+    assert "d/new" in backend.keys()

@@ -45,6 +45,24 @@ def test_plain_put_racing_a_dirty_file(mounter: MountFactory, backend: Backend) 
     assert "conflict on 'c.txt'" in m.log_text()
 
 
+def test_status_names_each_conflict_and_where_it_went(mounter: MountFactory,
+                                                     backend: Backend) -> None:
+    """``recent_conflicts`` (docs/CONTRACTS.md section 2): the node plugin's Events read it."""
+    backend.write("d/r.txt", b"v1")
+    m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "0")
+    assert (m.path / "d/r.txt").read_bytes() == b"v1"
+    assert m.status()["recent_conflicts"] == []
+    (m.path / "d/r.txt").write_bytes(b"local")
+    backend.write("d/r.txt", b"remote")
+    before = time.time()
+    assert m.flush()["ok"]
+    (conflict,) = m.status()["recent_conflicts"]
+    assert conflict["seq"] == 1 and conflict["path"] == "d/r.txt"
+    assert conflict["lost_path"].startswith(LOSTFOUND + "/")
+    assert (m.path / conflict["lost_path"]).read_bytes() == b"local"
+    assert before - 1 <= conflict["time"] <= time.time() + 1
+
+
 def test_new_file_racing_a_remote_create(mounter: MountFactory, backend: Backend) -> None:
     m = mounter(backend, "--export-delay", "3600")
     (m.path / "n.txt").write_bytes(b"mine")

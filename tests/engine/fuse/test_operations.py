@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +160,14 @@ def test_acls_and_security_labels_are_not_supported(mounter: MountFactory,
         with pytest.raises(OSError) as info:
             os.getxattr(p, name)
         assert info.value.errno == errno.ENOTSUP, name
+    # Remove says the same as get. (The kernel answers a default ACL's removal on a
+    # file itself, with success: only a directory has one.)
+    (m.path / "d").mkdir()
+    for path, name in ((p, "security.selinux"), (p, "system.posix_acl_access"),
+                       (m.path / "d", "system.posix_acl_default")):
+        with pytest.raises(OSError) as info:
+            os.removexattr(path, name)
+        assert info.value.errno == errno.ENOTSUP, name
 
 
 def test_ls_long_asks_the_engine_once_per_listing(mounter: MountFactory,
@@ -221,13 +232,113 @@ def test_hidden_reserved_names(mounter: MountFactory, backend: Backend) -> None:
     assert backend.read(".openfiles-volume.json") == b'{"name": "pvc-1"}'
 
 
-def test_special_files_are_refused(mounter: MountFactory, backend: Backend) -> None:
+def test_special_files_persist_as_metadata(mounter: MountFactory, backend: Backend) -> None:
+    """FIFOs, sockets and device nodes: a zero-byte object plus a sidecar with their
+    kind and rdev; the kernel does their I/O."""
     m = mounter(backend)
-    with pytest.raises(OSError) as info:
-        os.mkfifo(m.path / "fifo")
-    assert info.value.errno == errno.EPERM
-    os.mknod(m.path / "plain", 0o644 | 0o100000)  # S_IFREG works
-    assert (m.path / "plain").is_file()
+    os.mkfifo(m.path / "fifo", 0o640)
+    os.mknod(m.path / "chr", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(m.path / "blk", 0o600 | stat.S_IFBLK, os.makedev(7, 0))
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(m.path / "sock"))
+    os.mknod(m.path / "plain", 0o644 | stat.S_IFREG)
+    fd = os.open(m.path / "fifo", os.O_RDWR | os.O_NONBLOCK)  # the kernel's pipe
+    try:
+        os.write(fd, b"through the pipe")
+        assert os.read(fd, 100) == b"through the pipe"
+    finally:
+        os.close(fd)
+    assert m.flush()["ok"]
+    assert backend.read("fifo") == b"" and backend.read("chr") == b""
+    other = fresh(mounter, backend)
+    kinds = {name: os.lstat(other.path / name) for name in ("fifo", "chr", "blk", "sock")}
+    assert stat.S_ISFIFO(kinds["fifo"].st_mode) and kinds["fifo"].st_mode & 0o7777 == 0o640
+    assert stat.S_ISCHR(kinds["chr"].st_mode) and kinds["chr"].st_rdev == os.makedev(1, 3)
+    assert stat.S_ISBLK(kinds["blk"].st_mode) and kinds["blk"].st_rdev == os.makedev(7, 0)
+    assert stat.S_ISSOCK(kinds["sock"].st_mode)
+    assert (other.path / "plain").is_file()
+    os.rename(other.path / "fifo", other.path / "fifo2")
+    (other.path / "chr").unlink()
+    assert other.flush()["ok"]
+    third = fresh(mounter, backend)
+    assert stat.S_ISFIFO(os.lstat(third.path / "fifo2").st_mode)
+    assert not (third.path / "fifo").exists() and not (third.path / "chr").exists()
+
+
+def test_missing_names_over_255_bytes_are_enametoolong(mounter: MountFactory,
+                                                      backend: Backend) -> None:
+    m = mounter(backend)
+    (m.path / "d").mkdir()
+    (m.path / "f").write_bytes(b"x")
+    long = m.path / ("n" * 256)
+    calls = {
+        "stat": lambda: os.stat(long),
+        "unlink": lambda: os.unlink(long),
+        "chmod": lambda: os.chmod(long, 0o600),
+        "rename from": lambda: os.rename(long, m.path / "g"),
+        "rename to": lambda: os.rename(m.path / "f", long),
+        "rmdir": lambda: os.rmdir(long),
+        "truncate": lambda: os.truncate(long, 0),
+        "link": lambda: os.link(long, m.path / "h"),
+        "mkdir": lambda: os.mkdir(long),
+        "in a directory": lambda: os.stat(m.path / "d" / ("n" * 256)),
+    }
+    for what, call in calls.items():
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.ENAMETOOLONG, what
+
+
+def test_a_directory_links_its_subdirectories(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend, "--metadata-ttl", "0")
+    d = m.path / "d"
+    for sub in ("a", "b", "c"):
+        (d / sub).mkdir(parents=True)
+    (d / "f").write_bytes(b"x")
+    assert os.stat(d).st_nlink == 5  # ".", the entry in its parent, and three ".."
+    assert os.stat(d / "a").st_nlink == 2
+    (d / "c").rmdir()
+    os.rename(d / "b", m.path / "b")
+    assert os.stat(d).st_nlink == 3
+    assert os.stat(m.path / "b").st_nlink == 2
+    assert m.flush()["ok"]
+    other = fresh(mounter, backend)
+    assert os.stat(other.path / "d").st_nlink == 2  # not listed yet: what the tree knows
+    os.listdir(other.path / "d")
+    assert os.stat(other.path / "d").st_nlink == 3
+
+
+def test_an_unlinked_open_file_has_no_links(mounter: MountFactory, backend: Backend) -> None:
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"x")
+    with open(p, "rb") as f:
+        assert os.fstat(f.fileno()).st_nlink == 1
+        p.unlink()
+        assert os.fstat(f.fileno()).st_nlink == 0
+        assert f.read() == b"x"
+
+
+def test_atime_set_on_purpose_persists(mounter: MountFactory, backend: Backend) -> None:
+    atime, mtime = 1_100_000_000_123_456_789, 1_200_000_000_000_000_000
+    m = mounter(backend)
+    p = m.path / "f"
+    p.write_bytes(b"data")
+    os.utime(p, ns=(atime, mtime))
+    assert os.stat(p).st_atime_ns == atime
+    (m.path / "g").write_bytes(b"only atime")
+    os.utime(m.path / "g", ns=(atime, os.stat(m.path / "g").st_mtime_ns))  # touch -a -d
+    assert m.flush()["ok"]
+    assert (m.path / "f").read_bytes() == b"data"  # reads do not move atime (noatime)
+    m.stop()
+    again = mounter(backend, cache=m.cache)  # from SQLite
+    assert (os.stat(again.path / "f").st_atime_ns, os.stat(again.path / "f").st_mtime_ns) == (
+        atime, mtime)
+    again.stop()
+    other = fresh(mounter, backend)  # from the sidecar
+    assert (os.stat(other.path / "f").st_atime_ns, os.stat(other.path / "f").st_mtime_ns) == (
+        atime, mtime)
+    assert os.stat(other.path / "g").st_atime_ns == atime
 
 
 def test_flock_is_local_and_atime_is_mtime(mounter: MountFactory, backend: Backend) -> None:
@@ -244,3 +355,48 @@ def test_flock_is_local_and_atime_is_mtime(mounter: MountFactory, backend: Backe
         a.read()
     st = os.stat(p)
     assert st.st_atime_ns == st.st_mtime_ns
+
+
+def fill(disk: Path) -> Path:
+    """Fill the file system of ``disk`` up to the last block; returns the filler file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.root
+def test_a_change_that_cannot_be_saved_leaves_the_mount_as_it_was(
+        small_tmpfs: Path, mounter: MountFactory, file_backend: Backend) -> None:
+    """With the cache disk full, SQLite cannot commit an unlink, a rename, an rmdir, a
+    create or a mkdir: each fails with ENOSPC and changes nothing, in memory either (no
+    phantom journal entry that would make every flush fail), and the mount goes on
+    once there is room."""
+    m = mounter(file_backend, "--export-delay", "3600", cache=small_tmpfs / "cache")
+    (m.path / "f").write_bytes(b"kept")
+    (m.path / "d").mkdir()
+    assert m.flush()["ok"]
+    filler = fill(small_tmpfs)
+    attempts = [lambda: (m.path / "f").unlink(), lambda: os.rename(m.path / "f", m.path / "g"),
+                lambda: os.rename(m.path / "f", m.path / "d" / "f"),
+                lambda: (m.path / "d").rmdir(), lambda: (m.path / "new").write_bytes(b""),
+                lambda: (m.path / "e").mkdir()]
+    for i, attempt in enumerate(attempts):
+        with pytest.raises(OSError) as info:
+            attempt()
+        assert info.value.errno == errno.ENOSPC, f"attempt {i}: {info.value}"
+    filler.unlink()
+    assert sorted(os.listdir(m.path)) == [".openfiles-lost+found-test", "d", "f"]
+    assert os.listdir(m.path / "d") == []
+    assert (m.path / "f").read_bytes() == b"kept"
+    assert m.flush()["ok"]
+    assert file_backend.keys() == [".openfiles-meta/d.meta", "f"]
+    os.rename(m.path / "f", m.path / "d" / "f")
+    assert m.flush()["ok"]
+    assert file_backend.keys() == [".openfiles-meta/d.meta", "d/f"]

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import Node
@@ -53,3 +56,81 @@ def test_transaction_rolls_back(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert db.journal() == []
+
+
+def test_a_row_saved_before_atime_and_rdev_existed_still_loads(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    path = tmp_path / "m.sqlite"
+    StateDB(str(path)).close()
+    old = {"kind": "file", "mode": 0o644, "uid": 0, "gid": 0, "size": 1, "mtime_ns": 5,
+           "dirty": True, "orig_path": "a/b"}  # orig_path: a field since dropped
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO node (ino, parent, name, attrs) VALUES (7, 1, 'f', ?)",
+                     (json.dumps(old),))
+    (node,) = StateDB(str(path)).load_nodes()
+    assert (node.atime_ns, node.explicit_atime, node.rdev, node.dirty) == (None, False, 0, True)
+    assert not hasattr(node, "orig_path")
+
+
+def test_a_cache_dir_from_before_the_seen_column_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL,
+                              src TEXT NOT NULL, dst TEXT NOT NULL DEFAULT '');
+        INSERT INTO journal (op, src, dst) VALUES ('rename', 'a', 'b');
+    """)
+    old.commit()
+    old.close()
+    db = StateDB(str(path))
+    assert db.journal_seen() == [(1, "rename", "a", "b", "")]  # replays unconditionally
+    db.journal_add("delete", "c", seen='{"": [null, true, "e"]}')
+    db.journal_set_seen(1, "{}")
+    assert [e[4] for e in StateDB(str(path)).journal_seen()] == ["{}", '{"": [null, true, "e"]}']
+
+
+def test_a_rollback_runs_the_undo_steps_newest_first(tmp_path: Path) -> None:
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    log: list[str] = []
+    db.on_rollback(lambda: log.append("outside"))  # no transaction: nothing to undo
+    with pytest.raises(RuntimeError), db.transaction():
+        db.on_rollback(lambda: log.append("first"))
+        db.on_rollback(lambda: log.append("keyed"), key="k")
+        db.on_rollback(lambda: log.append("same key, later"), key="k")
+        with db.transaction():  # joins the outer one
+            db.on_rollback(lambda: log.append("inner"))
+        db.after_commit(lambda: log.append("never"))
+        raise RuntimeError("boom")
+    assert log == ["inner", "keyed", "first"]
+    assert not db.in_transaction
+
+
+def test_after_commit_steps_run_once_the_transaction_commits(tmp_path: Path) -> None:
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    log: list[str] = []
+    with db.transaction():
+        db.after_commit(lambda: log.append("committed"))
+        db.on_rollback(lambda: log.append("never"))
+        assert log == []
+    db.after_commit(lambda: log.append("at once"))
+    assert log == ["committed", "at once"]
+
+
+def test_a_failed_commit_rolls_back_sqlite_and_memory(tmp_path: Path) -> None:
+    """A deferred foreign key makes the COMMIT itself fail (SQLite keeps the
+    transaction open then, as after some disk errors): both sides roll back."""
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    db.conn.executescript(
+        "CREATE TEMP TABLE p (k INTEGER PRIMARY KEY);"
+        "CREATE TEMP TABLE c (k INTEGER REFERENCES p(k) DEFERRABLE INITIALLY DEFERRED);"
+        "PRAGMA foreign_keys = ON;")
+    undone: list[bool] = []
+    with pytest.raises(sqlite3.IntegrityError), db.transaction():
+        db.journal_add("delete", "a")
+        db.on_rollback(lambda: undone.append(True))
+        db.conn.execute("INSERT INTO c VALUES (1)")
+    assert undone == [True] and db.journal() == [] and not db.conn.in_transaction
+    db.journal_add("delete", "b")  # the connection is usable again
+    assert [e[2] for e in db.journal()] == ["b"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from openfiles_engine.bucket.layout import sidecar_key
 from openfiles_engine.bucket.store import Store
 from openfiles_engine.state.db import StateDB
-from openfiles_engine.state.journal import Journal, replay_one
+from openfiles_engine.state.journal import Journal, Version, needed, pending_entries, replay_one
 
 
 def keys(store: Store) -> list[str]:
@@ -22,7 +22,7 @@ def test_rename_twice_is_the_same_as_once() -> None:
     store = Store.open("memory://")
     put(store, "a")
     put(store, sidecar_key("a"))
-    assert replay_one(store, "rename", "a", "b") == ["b"]
+    assert list(replay_one(store, "rename", "a", "b").written) == ["b"]
     replay_one(store, "rename", "a", "b")  # replay after a crash
     assert keys(store) == [".openfiles-meta/b.meta", "b"]
     assert store.get("b") == b"a"
@@ -32,8 +32,8 @@ def test_renamedir_moves_objects_and_sidecars() -> None:
     store = Store.open("memory://")
     for key in ("d/x", "d/sub/y", sidecar_key("d"), sidecar_key("d/x"), "dd/keep"):
         put(store, key)
-    written = replay_one(store, "renamedir", "d", "e")
-    assert sorted(written) == ["e/sub/y", "e/x"]
+    written = replay_one(store, "renamedir", "d", "e").written
+    assert sorted(k for k, v in written.items() if v.etag) == ["e/sub/y", "e/x"]
     assert keys(store) == [".openfiles-meta/e.meta", ".openfiles-meta/e/x.meta", "dd/keep",
                            "e/sub/y", "e/x"]
     replay_one(store, "renamedir", "d", "e")
@@ -63,3 +63,72 @@ def test_pending_keys_and_remote_key(tmp_path: Path) -> None:
     for entry_id, _, src, dst in reopened.entries():
         reopened.done(entry_id, src, dst)
     assert len(reopened) == 0 and reopened.remote_key("g") == "g"
+
+
+def test_a_changed_object_is_neither_deleted_nor_moved() -> None:
+    store = Store.open("memory://")
+    seen = {"": Version(store.put_bytes("f", b"v1", if_match=None, create=True), False)}
+    store.put_bytes("f", b"theirs", if_match=None, create=False)
+    for op, dst in (("delete", ""), ("rename", "g")):
+        result = replay_one(store, op, "f", dst, seen)
+        assert not result.written and [c.kind for c in result.clashes] == [
+            "kept" if op == "delete" else "source"]
+    assert keys(store) == ["f"] and store.get("f") == b"theirs"
+
+
+def test_a_rename_cut_short_by_a_crash_is_finished_not_a_conflict(tmp_path: Path) -> None:
+    # On file:// and S3 (single-part objects) a copy keeps the ETag: that is how a
+    # replay knows the copy at b is its own (MemoryStore's copy makes a new ETag).
+    store = Store.open(f"file://{tmp_path}/bucket")
+    etag = store.put_bytes("a", b"x", if_match=None, create=True)
+    sc_etag = store.put_bytes(sidecar_key("a"), b"{}", if_match=None, create=True)
+    seen = {"": Version(etag, True, sc_etag)}
+    store.copy("a", "b")  # the first try copied, then the engine died
+    store.copy(sidecar_key("a"), sidecar_key("b"))
+    store.delete("a")
+    result = replay_one(store, "rename", "a", "b", seen)
+    assert result.clashes == [] and list(result.written) == ["b"]
+    assert keys(store) == [".openfiles-meta/b.meta", "b"]
+
+
+def test_renamedir_leaves_keys_it_never_saw() -> None:
+    store = Store.open("memory://")
+    seen = {"": Version(None, False),
+            "x": Version(store.put_bytes("d/x", b"x", if_match=None, create=True), False)}
+    put(store, "d/new")  # another writer, after the engine listed d
+    result = replay_one(store, "renamedir", "d", "e", seen)
+    assert [(c.kind, c.src) for c in result.clashes] == [("kept", "d/new")]
+    assert keys(store) == ["d/new", "e/x"]
+
+
+def test_fsync_needs_the_entries_of_its_path_and_what_they_depend_on(tmp_path: Path) -> None:
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    journal = Journal(db)
+    journal.add("rename", "q", "c")       # c's bytes come from q
+    journal.add("delete", "unrelated")
+    journal.add("rename", "c", "a/f")
+    journal.add("renamedir", "a", "b")    # moves the file to b/f
+    journal.add("rename", "other", "b2")
+    entries = pending_entries(db)
+    assert [(e.op, e.src) for e in needed(entries, "b/f")] == [
+        ("rename", "q"), ("rename", "c"), ("renamedir", "a")]
+    assert needed(entries, "zzz") == []
+
+
+def test_done_drops_exactly_the_entry_that_is_done(tmp_path: Path) -> None:
+    """Two identical pending renames (a->b, b->a, a->b): finishing the first one
+    leaves the second one in place, in pending() and in remote_key()."""
+    journal = Journal(StateDB(str(tmp_path / "m.sqlite")))
+    for src, dst in (("a", "b"), ("b", "a"), ("a", "b")):
+        journal.add("rename", src, dst)
+    entries = journal.entries()
+    assert journal.remote_key("b") == "a"  # nothing replayed: the bytes are still at a
+    journal.done(entries[0][0], "a", "b")
+    assert len(journal) == 2 and journal.pending("a") and journal.pending("b")
+    assert journal.remote_key("b") == "b"
+    journal.done(entries[1][0], "b", "a")
+    assert len(journal) == 1 and journal.pending("b")
+    assert journal.remote_key("b") == "a"  # the last a->b is still to do
+    journal.done(entries[2][0], "a", "b")
+    assert len(journal) == 0 and not journal.pending("a")
+    assert journal.remote_key("b") == "b"

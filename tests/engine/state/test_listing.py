@@ -16,7 +16,7 @@ from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Defaults, Tree
 
-from ..conftest import Backend, MountFactory
+from ..conftest import Backend, MountFactory, fresh
 
 
 def put(backend: Backend, key: str, data: bytes) -> None:
@@ -39,13 +39,46 @@ def test_keys_from_other_tools(mounter: MountFactory, s3_backend: Backend) -> No
     assert os.listdir(m.path / "marker") == []
     assert (m.path / "sp ace" / "é.txt").read_bytes() == b"unicode"
     assert (m.path / "deep/a/b/c/d.txt").read_bytes() == b"deep"
-    both = m.path / "both"
-    if both.is_dir():  # the store listed both: the directory wins, the object is hidden
-        assert (both / "child").read_bytes() == b"and a prefix"
-    else:  # MinIO keeps only one of the two visible in listings
-        assert both.read_bytes() == b"object"
+    # MinIO lists only the object "both", and nothing under "both/" (not even a
+    # listing of that prefix finds "both/child"): there is no sign of the directory.
+    assert (m.path / "both").read_bytes() == b"object"
     assert "cannot be a file name" not in m.log_text()
     assert m.status()["conflicts"] == 0
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+def test_an_object_over_a_directory_is_hidden_and_counted(mounter: MountFactory,
+                                                          s3_backend: Backend) -> None:
+    """Another tool writes the object ``x`` where the mount knows the directory ``x``
+    (from the prefix of ``x/y``): the directory stays, the object is hidden with a log
+    line, ``hidden_keys`` counts it (docs/SEMANTICS.md, "Keys that are not file names")."""
+    put(s3_backend, "x/y", b"child")
+    m = mounter(s3_backend, "--metadata-ttl", "0")
+    assert (m.path / "x" / "y").read_bytes() == b"child"
+    put(s3_backend, "x", b"object")
+    assert "x" in os.listdir(m.path)  # lists the root again: MinIO shows only the object
+    assert (m.path / "x").is_dir()
+    assert m.status()["hidden_keys"] == 1
+    assert "hiding key 'x': is both an object and a directory" in m.log_text()
+    # A directory made through the mount has a sidecar, which says so to a new mount.
+    (m.path / "d").mkdir()
+    assert m.flush()["ok"]
+    put(s3_backend, "d", b"object")
+    other = fresh(mounter, s3_backend)
+    assert (other.path / "d").is_dir()
+    assert other.status()["hidden_keys"] == 1
+    assert (other.path / "x").read_bytes() == b"object"  # no sign of x/ is left to it
+
+
+def test_a_store_that_lists_both_shows_the_directory(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put("both", b"object")
+    rig.put("both/child", b"child")
+    assert "both" in rig.list()
+    both = rig.tree.find("both")
+    assert both is not None and both.kind == "dir"
+    assert rig.lister.hidden == {"both"}
 
 
 @pytest.mark.fuse

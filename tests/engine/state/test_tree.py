@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import copy
+import os
+import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import ROOT
+from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
 DEFAULTS = Defaults(uid=0, gid=0, file_mode=0o644, dir_mode=0o755)
@@ -55,3 +62,52 @@ def test_unique_lost_names(tmp_path: Path) -> None:
     second = tree.unique_lost_name("f.txt")
     assert first.startswith("f.txt.") and second == first + ".1"
     assert len(tree.unique_lost_name("n" * 255).encode()) <= 255
+
+
+def memory(tree: Tree, journal: Journal) -> dict[str, Any]:
+    """What the tree and the journal hold in memory, for comparing before and after."""
+    return {
+        "nodes": {ino: copy.deepcopy(vars(n)) for ino, n in tree.nodes.items()},
+        "children": copy.deepcopy(tree.children),
+        "journal": (len(journal), [journal.pending(k) for k in ("f", "g", "d/f", "f2")],
+                    journal.remote_key("d"), journal.remote_key("f2")),
+    }
+
+
+def test_a_transaction_that_fails_leaves_memory_as_it_was(tmp_path: Path) -> None:
+    """SQLite runs out of pages (SQLITE_FULL, as on a full disk) in the middle of a
+    transaction that has already journaled a delete and a rename, detached, moved,
+    created, removed and changed nodes: memory ends as it was, and as SQLite has it."""
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    tree, journal = Tree(db, DEFAULTS, "x"), Journal(db)
+    d = tree.add(ROOT, "d", "dir", mode=0o755, uid=0, gid=0)
+    f = tree.add(d.ino, "f", "file", mode=0o644, uid=0, gid=0, etag='"f"', ranges=[[0, 1]])
+    g = tree.add(ROOT, "g", "file", mode=0o644, uid=0, gid=0, etag='"g"')
+    orphan = tree.add(ROOT, "o", "file", mode=0o644, uid=0, gid=0)
+    tree.detach(orphan)  # unlinked while open: removed when the kernel forgets it
+    journal.add("rename", "old", "d")
+    g.size, g.unsaved = 7, True  # a write not committed yet: memory is ahead of SQLite
+    before = memory(tree, journal)
+    pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+    db.conn.execute(f"PRAGMA max_page_count = {pages + 1}")
+    with pytest.raises(sqlite3.OperationalError, match="full"), db.transaction():
+        journal.add("delete", "g")
+        tree.detach(g)
+        journal.add("rename", "d/f", "f2")
+        tree.will_change(f)
+        f.ranges[0][1], f.xattrs["user.k"] = 0, b"v"
+        tree.move(f, ROOT, "f2")
+        tree.remove(orphan)
+        tree.will_change(d)
+        d.mtime_ns, d.dirty = 5, True
+        tree.add(ROOT, "new", "file", mode=0o644, uid=0, gid=0)
+        assert tree.find("f2") is f and tree.find("g") is None and len(journal) == 3
+        tree.add(ROOT, "big", "file", mode=0o644, uid=0, gid=0,
+                 xattrs={"user.big": os.urandom(64 * 1024)})  # more pages than there are
+    assert memory(tree, journal) == before
+    db.conn.execute("PRAGMA max_page_count = 1073741823")
+    tree.save(g)
+    committed = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
+    assert {i: (n.parent, n.name, n.size) for i, n in committed.nodes.items()} == {
+        i: (n.parent, n.name, n.size) for i, n in tree.nodes.items() if n is not orphan}
+    assert len(Journal(committed.db)) == len(journal) == 1
