@@ -22,7 +22,8 @@ from typing import Any
 import pyfuse3
 import trio
 
-from openfiles_engine.bucket.store import AsyncStore, Store, StoreError
+from openfiles_engine.bucket.asyncstore import AsyncStore
+from openfiles_engine.bucket.store import Store, StoreError
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.cache.eviction import evictable
 from openfiles_engine.config import ConfigError, MountConfig

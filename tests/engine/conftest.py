@@ -25,7 +25,8 @@ import trio
 from fixtures.prereq import fuse_mounts, lazy_unmount
 from openfiles_contracts import readiness
 from openfiles_contracts.jsonline import request
-from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.bucket.asyncstore import AsyncStore
+from openfiles_engine.bucket.store import Store
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.read import Downloader
 from openfiles_engine.state.db import StateDB

@@ -3,10 +3,11 @@
 - ``layout.py``: paths to keys, and the metadata sidecar scheme (version 1)
   that keeps POSIX attributes, symlinks and empty directories; the names
   reserved at the volume root come from :mod:`openfiles_contracts.name`.
-- ``store.py``: :class:`~openfiles_engine.bucket.store.Store` (synchronous) and
-  :class:`~openfiles_engine.bucket.store.AsyncStore` (the same in trio worker
-  threads), the only module that calls obstore; every store failure leaves as
-  ``StoreError`` or one of its subclasses, without credentials in the message.
+- ``store.py``: :class:`~openfiles_engine.bucket.store.Store` (synchronous), the
+  only module that calls obstore; every store failure leaves as ``StoreError``
+  or one of its subclasses, without credentials in the message;
+- ``asyncstore.py``: :class:`~openfiles_engine.bucket.asyncstore.AsyncStore`, the
+  same calls in trio worker threads under one CapacityLimiter.
 
 Layer: the lowest subsystem. It imports only the settings and metrics
 (config, metrics) and ``openfiles_contracts``; every other subsystem may import it.

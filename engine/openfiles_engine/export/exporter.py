@@ -18,8 +18,9 @@ from functools import partial
 
 import trio
 
+from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
-from openfiles_engine.bucket.store import AsyncStore, Conflict, ObjectNotFound, StoreError
+from openfiles_engine.bucket.store import Conflict, ObjectNotFound, StoreError
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound

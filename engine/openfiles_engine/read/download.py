@@ -23,7 +23,8 @@ from typing import Any
 
 import trio
 
-from openfiles_engine.bucket.store import AsyncStore, StoreError
+from openfiles_engine.bucket.asyncstore import AsyncStore
+from openfiles_engine.bucket.store import StoreError
 from openfiles_engine.cache.byterange import missing
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.read.fetcher import Fetcher

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 
 import trio
 
-from openfiles_engine.bucket.store import AsyncStore, Changed, ObjectNotFound, StoreError
+from openfiles_engine.bucket.asyncstore import AsyncStore
+from openfiles_engine.bucket.store import Changed, ObjectNotFound, StoreError
 from openfiles_engine.cache.byterange import add_range, covering, missing
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.cache.pace import WritePace

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import trio
 
+from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import (
     META_SUFFIX,
     Sidecar,
@@ -33,7 +34,7 @@ from openfiles_engine.bucket.layout import (
     sidecar_key,
     valid_name,
 )
-from openfiles_engine.bucket.store import AsyncStore, ObjectInfo, ObjectNotFound, StoreError
+from openfiles_engine.bucket.store import ObjectInfo, ObjectNotFound, StoreError
 from openfiles_engine.state.inode import ROOT, SPECIAL, Node
 from openfiles_engine.state.tree import Tree
 

@@ -16,8 +16,9 @@ import trio
 from fixtures.minio import MinioServer, new_bucket
 from fixtures.net import wait_for
 from openfiles_engine.bucket import store as store_mod
+from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
-from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.bucket.store import Store
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Credentials, Policy
 from openfiles_engine.export import exporter as export

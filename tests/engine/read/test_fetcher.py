@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.bucket.asyncstore import AsyncStore
+from openfiles_engine.bucket.store import Store
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.read import fetcher, piece
 from openfiles_engine.read.download import Downloader

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
-from openfiles_engine.bucket.store import AsyncStore, Store
+from openfiles_engine.bucket.store import Store
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.listing import Lister
