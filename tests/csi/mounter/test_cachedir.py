@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 from pathlib import Path
-from typing import Any
 
 import obstore
 import pytest
@@ -18,17 +16,12 @@ from fixtures.minio import Bucket
 from fixtures.net import wait_for
 from openfiles_contracts import jsonline
 
-from ..conftest import Node, Volume, cache_dir, process_wait_gone, volume_on
+from ..conftest import Node, Volume, cache_dir, volume_on
+from .test_recovery import kill_engine, listing
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
 
 MINE = b"written on the node, raced by a plain S3 PUT"
-
-
-def listing(node: Node) -> dict[str, Any]:
-    reply = jsonline.request(node.mounter_socket, {"op": "list"}, 10)
-    assert reply["ok"], reply
-    return reply
 
 
 def lostfound(vol: Volume) -> Path:
@@ -42,9 +35,10 @@ def race(vol: Volume, bucket: Bucket, name: str) -> None:
     obstore.put(bucket.store(), f"{name}/r.txt", b"the bucket's version")
 
 
-def engine_record(node: Node) -> dict[str, Any]:
+def flush(node: Node) -> None:
     (path,) = (node.root / "state" / "records").glob("*.json")
-    return dict(json.loads(path.read_text()))
+    socket = json.loads(path.read_text())["control_socket"]
+    assert jsonline.request(socket, {"op": "flush", "timeout": 30}, 40)["ok"]
 
 
 def test_lost_and_found_keeps_the_cache_until_the_next_stage(node_env: Node,
@@ -83,10 +77,8 @@ def test_a_dead_engines_lost_and_found_is_kept_too(node_env: Node, s3_bucket: Bu
     vol = volume_on(node_env, plugin, s3_bucket, "deadlf", exportDelay="1h")
     vol.stage()
     race(vol, s3_bucket, "deadlf")
-    record = engine_record(node_env)
-    assert jsonline.request(record["control_socket"], {"op": "flush", "timeout": 30}, 40)["ok"]
-    os.kill(int(record["pid"]), signal.SIGKILL)
-    process_wait_gone(int(record["pid"]))
+    flush(node_env)  # the conflict happens now, while the engine lives
+    kill_engine(node_env)
     vol.unstage()  # flush-only: nothing dirty left, but lost+found is not empty
     (marker,) = listing(node_env)["stranded"]
     assert (marker["dirty_files"], marker["pending_exports"]) == (0, 0)
