@@ -79,7 +79,7 @@ def test_a_dead_engines_lost_and_found_is_kept_too(node_env: Node, s3_bucket: Bu
     race(vol, s3_bucket, "deadlf")
     flush(node_env)  # the conflict happens now, while the engine lives
     kill_engine(node_env)
-    vol.unstage()  # flush-only: nothing dirty left, but lost+found is not empty
+    vol.unstage_as_kubelet()  # flush-only: nothing dirty left, but lost+found is not empty
     (marker,) = listing(node_env)["stranded"]
     assert (marker["dirty_files"], marker["pending_exports"]) == (0, 0)
     assert (marker["lostfound_files"], marker["lostfound_bytes"]) == (1, len(MINE))
