@@ -121,7 +121,8 @@ def test_dirty_bytes_reach_the_status_and_leave_after_the_export(
     cond = wait_for(lambda: exported(cluster, "data"), what="Exported")
     assert cond["status"] == "True" and cond["reason"] == "Exported"
     vol.unstage()
-    wait_for(lambda: not reports(cluster), timeout=15, what="the report removed at unstage")
+    wait_for(lambda: all(r["spec"]["volumeHandle"] != vol.volume_id for r in reports(cluster)),
+             timeout=15, what="the report removed at unstage")
     wait_for(lambda: status(cluster, "data").get("nodeCount") == 0, what="no nodes")
     vol.stage()  # the fixture unstages it again
 
