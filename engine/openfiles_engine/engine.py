@@ -116,11 +116,14 @@ class Engine:
         # age counts from the start (a lower bound).
         oldest = max((now - max(n.last_write, self._started) for n in dirty), default=0.0)
         error = self.exporter.last_error
+        lost_files, lost_bytes = self.lostfound.held()
         return {
             "dirty_files": len(dirty),
             "dirty_bytes": sum(n.size for n in dirty if n.data_dirty),
             "pending_exports": len(dirty) + len(self.journal),
             "conflicts": self.lostfound.count,
+            "lostfound_files": lost_files,
+            "lostfound_bytes": lost_bytes,
             "cache_bytes": sum(n.cached_bytes() for n in self.tree.nodes.values()
                                if n.kind == "file"),
             "hit_ratio": self.downloader.stats.hit_ratio,
@@ -290,8 +293,9 @@ class Engine:
         Replays the journal and exports every dirty file, for at most ``unmount_timeout``;
         with 0 it sends nothing to the store and only counts.
         Returns what is left: ``dirty_files``, ``dirty_bytes``, ``pending_exports`` (all 0
-        when everything reached the bucket), ``conflicts`` (files moved to lost+found)
-        and ``error`` (null, or why something is left; never a secret).
+        when everything reached the bucket), ``conflicts`` (files moved to lost+found),
+        ``lostfound_files`` and ``lostfound_bytes`` (what lost+found holds: only this
+        cache has it) and ``error`` (null, or why something is left; never a secret).
         """
         error: str | None = "not exported: --unmount-timeout is 0"  # counts only
         try:
@@ -310,7 +314,7 @@ class Engine:
             self.db.close()
             self._lockfile.close()
         left = {k: status[k] for k in ("dirty_files", "dirty_bytes", "pending_exports",
-                                       "conflicts")}
+                                       "conflicts", "lostfound_files", "lostfound_bytes")}
         return {**left, "error": error}
 
     async def _final_export(self) -> int:

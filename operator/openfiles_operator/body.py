@@ -77,7 +77,19 @@ class EffectivePolicyStatus(TypedDict):
     policy: NotRequired[str]
 
 
-class NodeExportStatus(TypedDict):
+class KeptCacheFields(TypedDict):
+    """What a node's report and its line in the volume's status say about lost+found
+    and about a cache the node keeps after the unstage (stranded dirty data)."""
+
+    lostFoundFiles: NotRequired[int]
+    lostFoundBytes: NotRequired[int]
+    cacheKept: NotRequired[bool]
+    stranded: NotRequired[bool]
+    strandedSince: NotRequired[str]
+    strandedError: NotRequired[str]
+
+
+class NodeExportStatus(KeptCacheFields):
     """One node's line in an OpenFilesVolume's status, from its OpenFilesNodeReport."""
 
     node: str
@@ -163,7 +175,7 @@ class ObjectRef(TypedDict):
     name: str
 
 
-class NodeReportSpec(TypedDict):
+class NodeReportSpec(KeptCacheFields):
     """Written by the CSI node plugin (csi/openfiles_csi/plugin/report.py builds it)."""
 
     nodeName: str

@@ -4,6 +4,9 @@
 where it is staged), it returns the status fields ``dirtyBytes``, ``conflicts``,
 ``nodeCount`` and ``nodes`` (one line per node) and the ``Exported`` condition:
 
+- False, ``DataStranded``: a node keeps dirty data of the volume in its cache after
+  the unstage, with no engine (its engine died and the mounter could not export
+  it); the message names each node, its bytes and why;
 - False, ``EngineDead``: an engine that does not answer holds dirty data;
 - False, ``BucketUnreachable``: exports fail (the engine's last export error) while
   data is dirty;
@@ -60,14 +63,24 @@ def node_line(report: NodeReportBody, now: float) -> NodeExportStatus:
     if files and since is not None:
         parts[0] += f" (oldest {max(now - since, 0):.0f}s)"
     parts.append(f"{spec.get('conflicts', 0)} conflicts")
-    parts.append("engine up" if spec["engineAlive"] else "engine DOWN")
+    if "lostFoundFiles" in spec:
+        parts.append(f"{spec['lostFoundFiles']} in lost+found "
+                     f"({size(spec.get('lostFoundBytes', 0))})")
+    if spec.get("stranded"):
+        parts.append(f"NOT STAGED, dirty data STRANDED in the node's cache since "
+                     f"{spec.get('strandedSince', '?')}: {spec.get('strandedError', '')}")
+    elif spec.get("cacheKept"):
+        parts.append("not staged, cache kept for lost+found")
+    else:
+        parts.append("engine up" if spec["engineAlive"] else "engine DOWN")
     if spec.get("lastExportError"):
         parts.append(f"export failing: {spec['lastExportError']}")
     line: NodeExportStatus = {"node": spec["nodeName"], "summary": ", ".join(parts),
                               "engineAlive": spec["engineAlive"],
                               "reportTime": spec["reportTime"]}
     for key in ("dirtyFiles", "dirtyBytes", "dirtySince", "journalEntries", "conflicts",
-                "lastExportError", "lastExportErrorTime", "cacheBytes"):
+                "lastExportError", "lastExportErrorTime", "cacheBytes", "lostFoundFiles",
+                "lostFoundBytes", "cacheKept", "stranded", "strandedSince", "strandedError"):
         if key in spec:
             line[key] = spec[key]
     return line
@@ -78,13 +91,20 @@ def summarize(reports: Iterable[NodeReportBody], export_delay: float, now: float
               ) -> tuple[dict[str, object], Condition]:
     """Status fields and the Exported condition for the reports of one volume."""
     reports = sorted(reports, key=lambda r: r["spec"]["nodeName"])
-    dead, failing, lagging, conflicted = [], [], [], []
+    stranded, dead, failing, lagging, conflicted = [], [], [], [], []
     for r in reports:
         spec = r["spec"]
         node, dirty = spec["nodeName"], spec.get("dirtyFiles", 0) or spec.get("dirtyBytes", 0)
         delay = spec.get("exportDelaySeconds", export_delay)
         since = _unix(spec.get("dirtySince"))
-        if not spec["engineAlive"] and dirty:
+        if spec.get("stranded"):
+            stranded.append(f"node {node} holds {size(spec.get('dirtyBytes', 0))} "
+                            f"({spec.get('dirtyBytes', 'unknown')} bytes) dirty in "
+                            f"{spec.get('dirtyFiles', '?')} files in its cache with no engine, "
+                            f"since {spec.get('strandedSince', '?')}: "
+                            f"{spec.get('strandedError', 'not exported')}; exported when the "
+                            f"volume is staged on {node} again")
+        elif not spec["engineAlive"] and dirty:
             dead.append(f"the engine on {node} is down with {size(spec.get('dirtyBytes', 0))} "
                         "dirty; the data waits in that node's cache")
         elif dirty and spec.get("lastExportError"):
@@ -95,7 +115,9 @@ def summarize(reports: Iterable[NodeReportBody], export_delay: float, now: float
         last = _unix(spec.get("lastConflictTime"))
         if last is not None and now - last < window:
             conflicted.append(f"{node}: {spec.get('conflicts', 0)} in total")
-    if dead:
+    if stranded:
+        cond = make(EXPORTED, False, "DataStranded", "; ".join(stranded), generation)
+    elif dead:
         cond = make(EXPORTED, False, "EngineDead", "; ".join(dead), generation)
     elif failing:
         cond = make(EXPORTED, False, "BucketUnreachable",

@@ -248,6 +248,18 @@ class Volume:
                 volume_id=self.volume_id, staging_target_path=self.staging),
             timeout=120)  # fmt: skip
 
+    def unstage_as_kubelet(self, timeout: float = 30.0) -> None:
+        """:meth:`unstage`, retried while it is ABORTED, as kubelet does: right after an
+        engine dies, the mounter holds the mount point's lock to remove its stale mount."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.unstage()
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.ABORTED or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+
     def stats(self, path: str) -> csi_pb2.NodeGetVolumeStatsResponse:
         return self.plugin.node.NodeGetVolumeStats(  # type: ignore[no-any-return]
             csi_pb2.NodeGetVolumeStatsRequest(volume_id=self.volume_id, volume_path=path),

@@ -249,7 +249,8 @@ def test_flush_only_exports_a_dead_engines_cache(mounter: MountFactory,
     done = flush_only(backend, m.cache, m.path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"dirty_files": 0, "dirty_bytes": 0, "pending_exports": 0,
-                                       "conflicts": 0, "error": None}
+                                       "conflicts": 0, "lostfound_files": 0,
+                                       "lostfound_bytes": 0, "error": None}
     assert str(m.path) not in fuse_mounts()  # nothing was mounted
     for i in range(5):
         assert backend.read(f"f{i}.txt") == f"file {i}".encode()

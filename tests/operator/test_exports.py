@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -39,7 +41,7 @@ def reporting(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         node: Node = stack.enter_context(running_node(tmp_path_factory))
         plugin = node.start_plugin(
             "node", "--report-namespace", POLICY_NAMESPACE, "--kubeconfig",
-            str(cluster.kube.kubeconfig), "--report-interval", "0.5")
+            str(cluster.kube.kubeconfig), "--report-interval", "0.5", "--flush-timeout", "10")
         staged: list[Volume] = []
 
         def stage(name: str, secret: dict[str, str]) -> Volume:
@@ -80,6 +82,20 @@ def reports(cluster: Cluster) -> list[dict[str, Any]]:
     return [dict(i) for i in items]
 
 
+def on_own_minio(cluster: Cluster, make_minio: Any, reporting: Any, prefix: str,
+                 delay: str) -> tuple[MinioServer, Bucket, Volume]:
+    """OpenFilesVolume ``data`` on a MinIO of its own (a test may stop it), staged."""
+    server: MinioServer = make_minio()
+    bucket = new_bucket(server)
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in bucket.secret.items()}
+    cluster.core.create_namespaced_secret(cluster.namespace,
+                                          {"metadata": {"name": "own"}, "data": data})
+    spec = volume_spec(bucket, prefix, export={"delay": delay})
+    spec["bucket"]["credentialsSecretRef"] = {"name": "own"}
+    cluster.create_volume("data", spec)
+    return server, bucket, reporting("data", bucket.secret)
+
+
 def test_dirty_bytes_reach_the_status_and_leave_after_the_export(
         cluster: Cluster, s3_bucket: Bucket, reporting: Any) -> None:
     cluster.create_volume("data", volume_spec(s3_bucket, "dirty", export={"delay": "1h"}))
@@ -105,7 +121,8 @@ def test_dirty_bytes_reach_the_status_and_leave_after_the_export(
     cond = wait_for(lambda: exported(cluster, "data"), what="Exported")
     assert cond["status"] == "True" and cond["reason"] == "Exported"
     vol.unstage()
-    wait_for(lambda: not reports(cluster), timeout=15, what="the report removed at unstage")
+    wait_for(lambda: all(r["spec"]["volumeHandle"] != vol.volume_id for r in reports(cluster)),
+             timeout=15, what="the report removed at unstage")
     wait_for(lambda: status(cluster, "data").get("nodeCount") == 0, what="no nodes")
     vol.stage()  # the fixture unstages it again
 
@@ -141,15 +158,7 @@ def test_a_stopped_bucket_turns_exported_false_until_it_returns(
         cluster: Cluster, make_minio: Any, reporting: Any) -> None:
     import obstore
 
-    server: MinioServer = make_minio()
-    bucket = new_bucket(server)
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in bucket.secret.items()}
-    cluster.core.create_namespaced_secret(cluster.namespace,
-                                          {"metadata": {"name": "own"}, "data": data})
-    spec = volume_spec(bucket, "down", export={"delay": "1s"})
-    spec["bucket"]["credentialsSecretRef"] = {"name": "own"}
-    cluster.create_volume("data", spec)
-    vol = reporting("data", bucket.secret)
+    server, bucket, vol = on_own_minio(cluster, make_minio, reporting, "down", "1s")
     (Path(vol.staging) / "w.txt").write_bytes(b"first")
     assert control(vol, {"op": "flush", "timeout": 30})["ok"]
     server.stop()
@@ -165,6 +174,61 @@ def test_a_stopped_bucket_turns_exported_false_until_it_returns(
              what="Exported True again")
     assert status(cluster, "data")["dirtyBytes"] == 0
     assert bytes(obstore.get(bucket.store(), "down/w.txt").bytes()) == b"waits for the bucket"
+
+
+def test_data_stranded_by_a_dead_engine_and_a_stopped_bucket_is_reported(
+        cluster: Cluster, make_minio: Any, reporting: Any) -> None:
+    """Issue 14, item 5: the data cannot be exported at unstage, so the report, the
+    volume's status and one Event name the node and the bytes; the next stage exports it."""
+    import obstore
+
+    server, bucket, vol = on_own_minio(cluster, make_minio, reporting, "strand", "1h")
+    payload = b"s" * 4321
+    (Path(vol.staging) / "s.bin").write_bytes(payload)
+    wait_for(lambda: status(cluster, "data").get("dirtyBytes") == len(payload), timeout=15,
+             what="dirty bytes in the status")
+    pid = int(control(vol, {"op": "status"})["status"]["pid"])
+    os.kill(pid, signal.SIGKILL)
+    server.stop()
+    vol.unstage_as_kubelet()  # flush-only cannot reach the bucket: the data stays here
+
+    def own_report() -> dict[str, Any]:  # an earlier test's node may have left one (kept)
+        (item,) = (r for r in reports(cluster) if r["spec"]["volumeHandle"] == vol.volume_id)
+        return dict(item["spec"])
+
+    def stranded_report() -> dict[str, Any] | None:
+        spec = own_report()
+        return spec if spec.get("stranded") else None
+
+    report = wait_for(stranded_report, timeout=15, what="the report of the stranded data")
+    assert (report["dirtyFiles"], report["dirtyBytes"]) == (1, len(payload))
+    assert report["nodeName"] == NODE and report["cacheKept"] and not report["engineAlive"]
+    assert report["strandedError"] and report["strandedSince"]
+    cond = wait_for(lambda: (c := exported(cluster, "data")) and c["reason"] == "DataStranded"
+                    and c, timeout=15, what="Exported False: DataStranded")
+    assert cond["status"] == "False"
+    assert NODE in cond["message"] and f"{len(payload)} bytes" in cond["message"]
+    (line,) = status(cluster, "data")["nodes"]
+    assert line["stranded"] and line["dirtyBytes"] == len(payload) and "STRANDED" in line["summary"]
+
+    def stranded_events() -> list[str]:
+        return [m for r, m in cluster.events("data") if r == "DataStranded"]
+
+    (message,) = wait_for(stranded_events, timeout=15, what="a DataStranded Event")
+    assert NODE in message and f"{len(payload)} dirty bytes" in message
+    for secret in bucket.secret.values():
+        assert secret not in message and secret not in json.dumps(cluster.volume("data"))
+    time.sleep(2)
+    assert len(stranded_events()) == 1  # once, not per tick
+    server.start()
+    vol.stage()  # the engine now serving the cache exports the stranded file at once
+    cond = wait_for(lambda: (c := exported(cluster, "data")) and c["status"] == "True" and c,
+                    timeout=60, what="Exported True again")
+    assert bytes(obstore.get(bucket.store(), "strand/s.bin").bytes()) == payload
+    (line,) = status(cluster, "data")["nodes"]
+    assert line["engineAlive"] and "stranded" not in line and line["dirtyBytes"] == 0
+    assert not {"stranded", "cacheKept", "strandedSince"} & set(own_report())
+    assert len(stranded_events()) == 1
 
 
 # --- The summary alone (exports.summarize), for the reasons the tests above do not reach ---
@@ -198,6 +262,15 @@ def test_summary_reasons() -> None:
     assert reason(_report("a", engineAlive=False, dirtyFiles=1, dirtyBytes=9),
                   _report("b", dirtyFiles=1, dirtySince=since)) == ("False", "EngineDead")
     assert reason(_report("a", engineAlive=False)) == ("True", "Exported")
+    stranded = _report("a", engineAlive=False, cacheKept=True, stranded=True, dirtyFiles=1,
+                       dirtyBytes=9, strandedSince=recent, strandedError="refused")
+    assert reason(stranded, _report("b", engineAlive=False, dirtyFiles=1)) == \
+        ("False", "DataStranded")
+    kept = _report("a", engineAlive=False, cacheKept=True, stranded=False, lostFoundFiles=1,
+                   lostFoundBytes=5)
+    assert reason(kept) == ("True", "Exported")
+    fields, _ = summarize([kept], 60, now, 30, 600, 1)
+    assert "cache kept for lost+found" in fields["nodes"][0]["summary"]  # type: ignore[index]
     assert reason(_report("a", conflicts=1, lastConflictTime=recent)) == ("False", "Conflicts")
     fields, _ = summarize([_report("b", dirtyBytes=2, conflicts=1), _report("a", dirtyBytes=3)],
                           60, now, 30, 600, 1)

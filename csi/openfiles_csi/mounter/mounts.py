@@ -10,10 +10,11 @@ Requests (one JSON object per line, see :mod:`openfiles_csi.plugin.mounterclient
              (:mod:`openfiles_csi.mounter.recovery`) with the mount's credentials,
              which the mounter keeps in memory only. What that cannot export stays
              in the cache: the reply's ``stranded`` and a durable marker say so, and
-             the unstage succeeds.
+             the unstage succeeds. A cache whose lost+found holds files is kept
+             too, under the same marker (:mod:`openfiles_csi.mounter.cachedir`).
 ``list``     every record, with ``alive`` and ``mounted``; and ``stranded``: one entry
-             per volume whose dirty data waits in this node's cache with no engine
-             (:class:`~openfiles_csi.mounter.record.StrandedStore`).
+             per volume whose cache this node keeps with no engine, for dirty data or
+             lost+found files (:class:`~openfiles_csi.mounter.record.StrandedStore`).
 
 Replies are ``{"ok": true, ...}`` or ``{"ok": false, "code": C, "error": text}``
 with ``C`` in ``invalid``, ``exists``, ``busy``, ``not_found``, ``failed``, ``timeout``.
@@ -27,7 +28,8 @@ their (stale, never bare) bind mounts, and publish binds only live engine mounts
 
 This module keeps the mounter's books: which engine serves which mount point, one lock
 per mount point, the credentials of each mount (memory only), the watchers of engine
-exits, and the cache directories. Starting, waiting for and stopping one engine
+exits. What becomes of a cache directory is :mod:`openfiles_csi.mounter.cachedir`'s;
+starting, waiting for and stopping one engine
 process is :mod:`openfiles_csi.mounter.engineprocess`'s.
 """
 
@@ -38,7 +40,6 @@ import hashlib
 import logging
 import os
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -46,8 +47,8 @@ from typing import Any
 from openfiles_contracts import mountinfo
 from openfiles_csi import command, jsonline
 from openfiles_csi.logsetup import register_secret
+from openfiles_csi.mounter import cachedir, process, recovery
 from openfiles_csi.mounter import engineprocess as engine
-from openfiles_csi.mounter import process, recovery
 from openfiles_csi.mounter.engineprocess import RESERVED_ARGS, MounterError
 from openfiles_csi.mounter.record import (
     DEAD,
@@ -60,9 +61,6 @@ from openfiles_csi.mounter.record import (
 )
 
 log = logging.getLogger(__name__)
-
-# A flushed cache directory renamed aside for deletion ends in this plus a timestamp.
-DISCARDED = ".discarded-"
 
 
 class Mounter:
@@ -95,10 +93,8 @@ class Mounter:
 
     async def adopt(self) -> None:
         """Load the records; watch live engines, mark dead ones. Call once before serving."""
-        for name in os.listdir(self.cache_root):
-            if DISCARDED in name:
-                path = os.path.join(self.cache_root, name)
-                self._watch(asyncio.to_thread(shutil.rmtree, path, ignore_errors=True))
+        for path in cachedir.leftovers(self.cache_root):
+            self._watch(asyncio.to_thread(shutil.rmtree, path, ignore_errors=True))
         for record in self.records.load():
             mounted = mountinfo.find(record.mountpoint) is not None
             alive = process.is_alive(record.pid, record.start_ticks)
@@ -256,8 +252,9 @@ class Mounter:
                 return {"ok": True, "flushed": False, "found": False}
             if not process.is_alive(record.pid, record.start_ticks):
                 return await self._unstage_dead(record, flush_timeout)
-            flushed = await self._stop(record, flush_timeout=flush_timeout)
-            return {"ok": True, "flushed": flushed, "found": True}
+            flushed, marker = await self._stop(record, flush_timeout=flush_timeout)
+            reply = {"ok": True, "flushed": flushed, "found": True}
+            return reply if marker is None else {**reply, "stranded": marker}
 
     async def _unstage_dead(self, record: MountRecord, flush_timeout: float) -> dict[str, Any]:
         """Export a dead engine's cache (flush-only), then forget the mount.
@@ -269,21 +266,24 @@ class Mounter:
         env = self._envs.get(record.mountpoint)
         log.warning("engine for volume %s is dead: exporting what its cache %s holds",
                     record.volume_id, record.cache_dir)
-        marker = await recovery.recover(record, env, self.engine_command, flush_timeout,
-                                        self.stranded)
+        left = await recovery.flush_only(record, env, self.engine_command, flush_timeout)
+        marker = cachedir.settle(record, left, self.stranded)
         await command.unmount(record.mountpoint)  # a stale mount, if one is left
         if marker is None:
-            await self._discard_cache(record.cache_dir)
+            await cachedir.discard(record.cache_dir)
         self._forget(record)
-        reply = {"ok": True, "flushed": marker is None, "found": True}
+        reply = {"ok": True, "flushed": left.clean, "found": True}
         return reply if marker is None else {**reply, "stranded": marker}
 
-    async def _stop(self, record: MountRecord, flush_timeout: float | None) -> bool:
+    async def _stop(self, record: MountRecord,
+                    flush_timeout: float | None) -> tuple[bool, dict[str, Any] | None]:
         """Flush (if asked and alive), stop the engine, unmount, forget the record.
 
         Returns whether the data was flushed and the engine exited cleanly, in which case
-        the cache directory is removed; otherwise the cache is kept for the next mount.
-        Raises ``MounterError("failed")`` and changes nothing if the flush fails.
+        the cache directory is removed unless its lost+found holds files (then it is
+        kept under a marker, returned second: :func:`cachedir.settle`); otherwise the
+        cache is kept for the next mount. Raises ``MounterError("failed")`` and changes
+        nothing if the flush fails.
         """
         alive = process.is_alive(record.pid, record.start_ticks)
         flushed = False
@@ -301,11 +301,15 @@ class Mounter:
                     "failed", f"flush failed, volume kept mounted: {reply.get('error', 'unknown')}"
                 )
             flushed = True
+        left = await cachedir.after_flush(record) if flushed else None
         exit_code = await self._terminate(record) if alive else record.exit_code
         await command.unmount(record.mountpoint)
         clean = flushed and exit_code == 0
-        if clean:
-            await self._discard_cache(record.cache_dir)
+        marker = None
+        if clean and left is not None:
+            marker = cachedir.settle(record, left, self.stranded)
+            if marker is None:
+                await cachedir.discard(record.cache_dir)
         else:
             log.warning(
                 "kept cache %s of volume %s (flushed=%s, exit=%s)",
@@ -315,28 +319,13 @@ class Mounter:
                 exit_code,
             )
         self._forget(record)
-        return clean
+        return clean, marker
 
     def _forget(self, record: MountRecord) -> None:
         self._children.pop(record.mountpoint, None)
         self._by_mountpoint.pop(record.mountpoint, None)
         self._envs.pop(record.mountpoint, None)
         self.records.delete(record.mountpoint)
-
-    async def _discard_cache(self, cache_dir: str) -> None:
-        """Delete a flushed cache without stalling the mounter.
-
-        A large cache takes long to delete, and meanwhile every other request (stats,
-        probes, other volumes) would wait on this event loop. So the directory is renamed
-        aside at once (a new mount of the volume starts with a fresh one) and deleted in a
-        thread; :meth:`adopt` finishes deletions a restart interrupted.
-        """
-        doomed = f"{cache_dir}{DISCARDED}{time.time_ns()}"
-        try:
-            os.rename(cache_dir, doomed)
-        except FileNotFoundError:
-            return
-        await asyncio.to_thread(shutil.rmtree, doomed, ignore_errors=True)
 
     async def _terminate(self, record: MountRecord) -> int | None:
         """Stop the engine of ``record`` (:func:`engine.terminate`); its exit code if known."""

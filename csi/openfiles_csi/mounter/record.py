@@ -1,5 +1,6 @@
 """The mounter's durable records: one JSON file per staged mount point, and one
-marker per volume whose dirty data waits in this node's cache with no engine to export it.
+marker per volume whose cache this node keeps with no engine: dirty data no engine could
+export, or files in lost+found.
 
 A record is written with write-to-temporary, fsync, ``os.replace`` and a directory
 fsync, so after a crash each record file is either the old or the new version, never
@@ -89,14 +90,16 @@ class RecordStore:
 
 
 class StrandedStore:
-    """Durable markers of dirty data no engine serves: ``<state_dir>/stranded/<key>.json``.
+    """Durable markers of caches no engine serves: ``<state_dir>/stranded/<key>.json``.
 
     One per volume (``key`` = :func:`path_key` of the volume id), written when an unstage
-    could not export a dead engine's cache, removed once an engine serves that cache
-    again (the next stage on this node) or a later recovery exported it. Each holds
-    ``volume_id``, ``source`` (URL, no credentials), ``cache_dir``, ``dirty_files``,
-    ``dirty_bytes``, ``pending_exports`` (null when unknown), ``error`` and ``since``
-    (Unix time the data was first found stranded).
+    kept the cache (:func:`~openfiles_csi.mounter.cachedir.settle`): it could not export
+    a dead engine's dirty data, or lost+found holds files. Removed once an engine serves
+    that cache again (the next stage on this node). Each holds ``volume_id``, ``source``
+    (URL, no credentials), ``cache_dir``, ``dirty_files``, ``dirty_bytes``,
+    ``pending_exports``, ``lostfound_files``, ``lostfound_bytes`` (each null when
+    unknown), ``error`` (why dirty data stays; null when none does) and ``since`` (Unix
+    time the cache was first kept).
     """
 
     def __init__(self, state_dir: str) -> None:

@@ -66,16 +66,18 @@ class MounterClient:
         )
 
     async def mounts(self) -> list[dict[str, Any]]:
-        reply = await self._call({"op": "list"}, 10)
-        mounts: list[dict[str, Any]] = reply["mounts"]
-        return mounts
+        return (await self.listing())[0]
 
     async def stranded(self) -> list[dict[str, Any]]:
-        """Volumes whose dirty data waits in this node's cache with no engine to export
-        it (the mounter's markers: volume_id, dirty_files, dirty_bytes, error, since...)."""
+        """Volumes whose cache this node keeps with no engine: dirty data that could not be
+        exported, or files in lost+found (the mounter's markers: volume_id, dirty_files,
+        dirty_bytes, pending_exports, lostfound_files, lostfound_bytes, error, since...)."""
+        return (await self.listing())[1]
+
+    async def listing(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The mounts and the kept caches (:meth:`stranded`), from one ``list``."""
         reply = await self._call({"op": "list"}, 10)
-        stranded: list[dict[str, Any]] = reply.get("stranded", [])
-        return stranded
+        return list(reply["mounts"]), list(reply.get("stranded", []))
 
     async def reachable(self) -> bool:
         """Whether the mounter answers; the node plugin is not ready without it."""

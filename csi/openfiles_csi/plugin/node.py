@@ -110,9 +110,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             # The mounter flushes first and refuses (keeping the mount) if that fails.
             # A dead engine's cache is exported by a flush-only engine; what that cannot
             # export stays on this node, and the mounter's ``list`` says so.
-            _log_stranded(await self.mounter.unmount(staging, self.flush_timeout))
+            kept = _log_stranded(await self.mounter.unmount(staging, self.flush_timeout))
             if self.reporter is not None:
-                await self.reporter.forget(volume_id)
+                await self.reporter.forget(volume_id, kept)
         return csi_pb2.NodeUnstageVolumeResponse()
 
     @grpc_errors
@@ -168,10 +168,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             if any(m["mountpoint"] == ephemeral for m in await self.mounter.find(volume_id)):
                 # If this flush fails the call fails; kubelet's retry finds the target
                 # gone and tries the flush again. Dirty data is never dropped.
-                _log_stranded(await self.mounter.unmount(ephemeral, self.flush_timeout))
+                kept = _log_stranded(await self.mounter.unmount(ephemeral, self.flush_timeout))
                 command.remove_dir(ephemeral)
                 if self.reporter is not None:
-                    await self.reporter.forget(volume_id)
+                    await self.reporter.forget(volume_id, kept)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     @grpc_errors
@@ -204,12 +204,21 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         return csi_pb2.NodeGetInfoResponse(node_id=self.node_id)
 
 
-def _log_stranded(reply: dict[str, Any]) -> None:
-    """Say which volume left how much dirty data on this node (NodeUnstage has no field)."""
+def _log_stranded(reply: dict[str, Any]) -> dict[str, Any] | None:
+    """Say which volume left how much dirty data, or lost+found files, in this node's
+    cache (NodeUnstage has no field for it); returns the mounter's marker, if any."""
     stranded = reply.get("stranded")
-    if stranded:
+    if not stranded:
+        return None
+    if stranded.get("dirty_files") != 0 or stranded.get("pending_exports") != 0:
         log.error("volume %s: its engine died and %s dirty files (%s bytes) could not be "
                   "exported (%s); they stay in this node's cache and are exported when the "
                   "volume is staged on this node again", stranded.get("volume_id"),
                   stranded.get("dirty_files"), stranded.get("dirty_bytes"),
                   stranded.get("error"))
+    if stranded.get("lostfound_files") != 0:
+        log.warning("volume %s: its lost+found holds %s files (%s bytes) of conflicted local "
+                    "versions; this node keeps its cache, and they show again when the "
+                    "volume is staged on this node", stranded.get("volume_id"),
+                    stranded.get("lostfound_files"), stranded.get("lostfound_bytes"))
+    return dict(stranded)

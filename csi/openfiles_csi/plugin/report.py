@@ -2,9 +2,12 @@
 
 One report per (volume, node), named ``<node>-<sha256(volume handle)[:12]>``, in the
 node plugin's namespace. Its spec is built here from the engine's control-socket
-``status`` (docs/CONTRACTS.md section 2) by :func:`report_spec`. Units: bytes,
-seconds, RFC 3339 UTC times. The Event bodies for conflicts and export errors are
-built here too. Nothing here does I/O; ``reporter.py`` runs the loop.
+``status`` (docs/CONTRACTS.md section 2) by :func:`report_spec`, or, for a volume
+no longer staged on the node whose cache the mounter keeps (dirty data it could not
+export, files in lost+found: the mounter's ``stranded`` markers), from that marker by
+:func:`kept_spec`. Units: bytes, seconds, RFC 3339 UTC times. The Event bodies for
+conflicts, export errors and kept caches are built here too. Nothing here does I/O;
+``reporter.py`` runs the loop.
 """
 
 from __future__ import annotations
@@ -86,19 +89,28 @@ def target_of(pv: Mapping[str, Any] | None) -> Target:
     return Target(pv=meta.get("name", ""), claim=claim, volume=volume)
 
 
-def report_spec(node: str, volume_handle: str, target: Target, status: Mapping[str, Any] | None,
-                previous: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
-    """The report's spec. ``status`` None means the engine does not answer: the counts
-    are then the last known ones (``previous``), with ``engineAlive`` false."""
-    prev = dict(previous or {})
+def _identity(node: str, volume_handle: str, target: Target) -> dict[str, Any]:
     spec: dict[str, Any] = {"nodeName": node, "volumeHandle": volume_handle}
     if target.pv:
         spec["pvName"] = target.pv
     for key, ref in (("claim", target.claim), ("volume", target.volume)):
         if ref is not None:
             spec[key] = {"namespace": ref.namespace, "name": ref.name}
+    return spec
+
+
+_KEPT_ONLY = {"cacheKept", "stranded", "strandedSince", "strandedError"}
+
+
+def report_spec(node: str, volume_handle: str, target: Target, status: Mapping[str, Any] | None,
+                previous: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+    """The report's spec. ``status`` None means the engine does not answer: the counts
+    are then the last known ones (``previous``), with ``engineAlive`` false."""
+    prev = dict(previous or {})
+    spec = _identity(node, volume_handle, target)
     if status is None:
-        kept = {k: v for k, v in prev.items() if k not in spec and k != "reportTime"}
+        kept = {k: v for k, v in prev.items()
+                if k not in spec and k != "reportTime" and k not in _KEPT_ONLY}
         return {**kept, **spec, "engineAlive": False, "conflictsSinceLastReport": 0}
     conflicts = int(status.get("conflicts") or 0)
     spec.update({
@@ -109,6 +121,8 @@ def report_spec(node: str, volume_handle: str, target: Target, status: Mapping[s
         "conflicts": conflicts,
         "conflictsSinceLastReport": max(conflicts - int(prev.get("conflicts", conflicts)), 0),
         "cacheBytes": int(status.get("cache_bytes") or 0),
+        "lostFoundFiles": int(status.get("lostfound_files") or 0),
+        "lostFoundBytes": int(status.get("lostfound_bytes") or 0),
     })
     delay = (status.get("policy") or {}).get("export_delay")
     if delay is not None:
@@ -131,6 +145,69 @@ def report_spec(node: str, volume_handle: str, target: Target, status: Mapping[s
         spec["lastExportError"] = clean(str(error))
         spec["lastExportErrorTime"] = rfc3339(float(status.get("last_export_error_time") or now))
     return spec
+
+
+def holds_dirty(marker: Mapping[str, Any]) -> bool:
+    """Whether a kept cache holds dirty data (or may: unknown counts)."""
+    return not (marker.get("dirty_files") == 0 and marker.get("pending_exports") == 0)
+
+
+def kept_spec(node: str, volume_handle: str, target: Target, marker: Mapping[str, Any],
+              previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The report of a volume no longer staged here whose cache this node keeps, from
+    the mounter's marker: ``cacheKept`` and ``engineAlive`` false; ``stranded`` when
+    dirty data waits (with ``strandedSince``, ``strandedError`` and the dirty counts;
+    unknown counts keep the last known ones); the lost+found counts when known. The
+    conflict counts of ``previous`` are kept (the engine's are durable)."""
+    prev = dict(previous or {})
+    spec = _identity(node, volume_handle, target)
+    spec.update({"engineAlive": False, "cacheKept": True, "stranded": holds_dirty(marker),
+                 "conflictsSinceLastReport": 0})
+    for key in ("conflicts", "lastConflictTime", "exportDelaySeconds"):
+        if key in prev:
+            spec[key] = prev[key]
+    counts = (("dirtyFiles", "dirty_files"), ("dirtyBytes", "dirty_bytes"),
+              ("journalEntries", None), ("lostFoundFiles", "lostfound_files"),
+              ("lostFoundBytes", "lostfound_bytes"))
+    for key, field in counts:
+        value = marker.get(field) if field else None
+        if value is not None:
+            spec[key] = int(value)
+        elif key in prev and (spec["stranded"] or key.startswith("lostFound")):
+            spec[key] = prev[key]
+    if not spec["stranded"]:
+        spec["dirtyFiles"] = spec["dirtyBytes"] = spec["journalEntries"] = 0
+    else:
+        spec["strandedSince"] = rfc3339(float(marker.get("since") or 0))
+        if marker.get("error"):
+            spec["strandedError"] = clean(str(marker["error"]))
+    return spec
+
+
+def kept_event(old: Mapping[str, Any] | None, new: Mapping[str, Any], node: str
+               ) -> tuple[str, str] | None:
+    """The Event (reason, message) to post when report ``new`` says something ``old``
+    did not about a kept cache: dirty data stranded here (``DataStranded``, once per
+    ``strandedSince``), or a cache kept for its lost+found only (``LostFoundKept``)."""
+    if not new.get("cacheKept"):
+        return None
+    if new.get("stranded"):
+        if old and old.get("stranded") and old.get("strandedSince") == new.get("strandedSince"):
+            return None
+        return "DataStranded", clean(
+            f"node {node} holds {new.get('dirtyBytes', 'an unknown number of')} dirty bytes "
+            f"in {new.get('dirtyFiles', 'unknown')} files of this volume in its cache: its "
+            f"engine died and the unstage could not export them "
+            f"({new.get('strandedError', 'no reason given')}). They are exported when the "
+            f"volume is staged on node {node} again.")
+    if old and old.get("cacheKept"):
+        return None
+    return "LostFoundKept", clean(
+        f"node {node} keeps this volume's cache after the unstage: its lost+found holds "
+        f"{new.get('lostFoundFiles', 'an unknown number of')} files "
+        f"({new.get('lostFoundBytes', 'unknown')} bytes), local versions of conflicted "
+        f"files found nowhere else. They are visible again in the volume's "
+        f".openfiles-lost+found-* directory when it is staged on node {node} again.")
 
 
 def changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

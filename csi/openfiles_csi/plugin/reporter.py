@@ -4,14 +4,19 @@ Every ``interval`` seconds the reporter asks the mounter for the running engines
 each engine's control socket for ``status`` (short deadlines, in parallel). For each
 volume it applies the report (report.py) only when something changed, or when
 ``heartbeat`` seconds have passed (so a report older than a few heartbeats means a
-node plugin that stopped). Volumes the mounter no longer lists lose their report;
-NodeUnstage removes it at once through :meth:`Reporter.forget`.
+node plugin that stopped). A volume no longer staged whose cache the mounter keeps
+(its ``stranded`` markers: dirty data an unstage could not export, files in
+lost+found) keeps a report built from the marker (report.kept_spec), until the marker
+goes (the next stage here serves that cache). Volumes the mounter lists in neither
+way lose their report; NodeUnstage settles it at once through :meth:`Reporter.forget`.
 
 Events, each about the volume's OpenFilesVolume (or its claim when it has none):
 one per conflict (``Conflict``, naming the path and where the local version went),
 and for export errors at most one per ``error_every`` seconds per volume
-(``ExportFailed``). A conflict is announced once: the last announced count is the
-report's ``conflicts``, read back after a plugin restart.
+(``ExportFailed``); and one when the node starts keeping a volume's cache
+(``DataStranded`` naming the node and the dirty bytes, or ``LostFoundKept``). A
+conflict is announced once: the last announced count is the report's ``conflicts``,
+read back after a plugin restart; so is a kept cache (the report's ``strandedSince``).
 
 Nothing here raises out of :meth:`Reporter.run`: API and engine failures are logged
 and retried at the next tick. Credentials never reach a report or an Event
@@ -77,7 +82,7 @@ class Reporter:
 
     async def _tick(self) -> None:
         try:
-            mounts = await self.mounter.mounts()
+            mounts, markers = await self.mounter.listing()
         except CsiError as exc:
             log.warning("report: mounter unreachable: %s", exc)
             return
@@ -87,18 +92,30 @@ class Reporter:
             if mount["volume_id"] not in by_volume or mount.get("alive"):
                 by_volume[str(mount["volume_id"])] = mount
         statuses = await asyncio.gather(*(self._status(m) for m in by_volume.values()))
-        for (volume_id, _), status in zip(by_volume.items(), statuses, strict=True):
+        kept = {str(m["volume_id"]): m for m in markers if m.get("volume_id") not in by_volume}
+        work: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = [
+            (v, s, None) for v, s in zip(by_volume, statuses, strict=True)]
+        work += [(v, None, marker) for v, marker in kept.items()]
+        for volume_id, status, marker in work:
             try:
-                await self._report(volume_id, status)
+                await self._report(volume_id, status, marker)
             except Exception as exc:
                 log.warning("report: volume %s: %s", volume_id, report.clean(str(exc)))
-        for volume_id in set(self._volumes) - set(by_volume):
+        for volume_id in set(self._volumes) - set(by_volume) - set(kept):
             await self._forget(volume_id)
 
-    async def forget(self, volume_id: str) -> None:
-        """Remove this node's report of ``volume_id`` (the volume is unstaged here)."""
+    async def forget(self, volume_id: str, kept: dict[str, Any] | None = None) -> None:
+        """The volume is unstaged here: remove this node's report of ``volume_id``, or,
+        when the mounter kept its cache (``kept``: the unstage reply's ``stranded``
+        marker), turn it into the report of the kept cache and post its Event."""
         async with self._lock:
-            await self._forget(volume_id)
+            if kept is None:
+                await self._forget(volume_id)
+                return
+            try:
+                await self._report(volume_id, None, kept)
+            except Exception as exc:  # the next tick reports it from the mounter's list
+                log.warning("report: volume %s: %s", volume_id, report.clean(str(exc)))
 
     async def _forget(self, volume_id: str) -> None:
         try:
@@ -119,7 +136,8 @@ class Reporter:
         status = answer.get("status") if answer.get("ok") else None
         return status if isinstance(status, dict) else None
 
-    async def _report(self, volume_id: str, status: dict[str, Any] | None) -> None:
+    async def _report(self, volume_id: str, status: dict[str, Any] | None,
+                      marker: dict[str, Any] | None = None) -> None:
         vol = self._volumes.setdefault(volume_id, _Volume())
         name = report.report_name(self.node, volume_id)
         if vol.target is None:
@@ -130,7 +148,13 @@ class Reporter:
                 vol.sent = dict(existing.get("spec") or {})
                 vol.announced = int(vol.sent.get("conflicts", 0))
         now = time.time()
-        spec = report.report_spec(self.node, volume_id, vol.target, status, vol.sent, now)
+        if marker is not None:
+            spec = report.kept_spec(self.node, volume_id, vol.target, marker, vol.sent)
+            event = report.kept_event(vol.sent, spec, self.node)
+            if event is not None:
+                vol.pending_events.append((*event, True))
+        else:
+            spec = report.report_spec(self.node, volume_id, vol.target, status, vol.sent, now)
         if status is not None:
             self._queue_events(vol, status, now)
         if report.changed(vol.sent, spec) or now - vol.sent_at >= self.heartbeat:

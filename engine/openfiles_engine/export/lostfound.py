@@ -4,7 +4,9 @@ A node in lost+found keeps its data file and inode, gets a unique name, and
 the xattr ``user.openfiles.original_path`` holding the path it had. It is never
 exported. Each conflict is logged and counted (``conflicts`` in status); the
 last ``RECENT`` are kept in memory (``recent_conflicts`` in status) with where
-each local version went, for the node plugin's Events.
+each local version went, for the node plugin's Events. What lost+found holds now
+(:meth:`LostFound.held`: ``lostfound_files``, ``lostfound_bytes`` in status and in
+flush-only's answer) tells the mounter to keep the cache directory at unstage.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ class LostFound:
     @property
     def count(self) -> int:
         return self.tree.db.counter("conflicts")
+
+    def held(self) -> tuple[int, int]:
+        """Nodes in lost+found now (given back or deleted ones no longer count) and the
+        bytes of its files: what only this node's cache holds."""
+        lost = [n for n in self.tree.nodes.values() if n.lost and n is not self.tree.lostfound]
+        return len(lost), sum(n.size for n in lost if n.kind == "file")
 
     def keep(self, node: Node, reason: str) -> str:
         """Move ``node`` into lost+found; returns the path it had. Durable on return."""

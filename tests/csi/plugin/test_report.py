@@ -71,3 +71,39 @@ def test_conflict_event_names_the_path_and_lost_and_found() -> None:
     assert body["involvedObject"]["uid"] == "u-1" and body["metadata"]["namespace"] == "ns"
     assert "'d/a.txt'" in body["message"] and ".openfiles-lost+found-x/a.txt" in body["message"]
     assert len(report.report_name("n" * 300, "h")) <= 253
+
+
+MARKER = {"volume_id": "h", "source": "s3://b/p", "cache_dir": "/c", "dirty_files": 2,
+          "dirty_bytes": 45, "pending_exports": 2, "lostfound_files": 0, "lostfound_bytes": 0,
+          "error": "connection refused", "since": NOW - 30}
+
+
+def test_a_kept_cache_with_dirty_data_is_stranded_and_announced_once() -> None:
+    live = report.report_spec("n1", "h", report.target_of(PV), status(lostfound_files=1,
+                              lostfound_bytes=7), None, NOW)
+    assert (live["lostFoundFiles"], live["lostFoundBytes"]) == (1, 7)
+    kept = report.kept_spec("n1", "h", report.target_of(PV), MARKER, live)
+    assert kept["cacheKept"] and kept["stranded"] and not kept["engineAlive"]
+    assert (kept["dirtyFiles"], kept["dirtyBytes"], kept["conflicts"]) == (2, 45, 3)
+    assert kept["strandedSince"] == report.rfc3339(NOW - 30)
+    assert kept["strandedError"] == "connection refused" and "dirtySince" not in kept
+    reason, message = report.kept_event(live, kept, "n1") or ("", "")
+    assert reason == "DataStranded" and "node n1 holds 45 dirty bytes in 2 files" in message
+    assert report.kept_event(kept, kept, "n1") is None  # once per strandedSince
+    # Unknown counts (the flush-only engine did not answer) keep the last known ones.
+    unknown = {**MARKER, "dirty_files": None, "dirty_bytes": None, "pending_exports": None}
+    assert report.kept_spec("n1", "h", report.Target(), unknown, live)["dirtyBytes"] == 10
+    # Staged again: the live engine's report has none of it.
+    again = report.report_spec("n1", "h", report.Target(), None, kept, NOW + 60)
+    assert not {"cacheKept", "stranded", "strandedSince", "strandedError"} & set(again)
+
+
+def test_a_cache_kept_for_lost_and_found_only() -> None:
+    marker = {**MARKER, "dirty_files": 0, "dirty_bytes": 0, "pending_exports": 0,
+              "lostfound_files": 1, "lostfound_bytes": 44, "error": None}
+    kept = report.kept_spec("n1", "h", report.Target(), marker, None)
+    assert kept["cacheKept"] and not kept["stranded"] and "strandedSince" not in kept
+    assert (kept["dirtyBytes"], kept["lostFoundFiles"], kept["lostFoundBytes"]) == (0, 1, 44)
+    reason, message = report.kept_event(None, kept, "n1") or ("", "")
+    assert reason == "LostFoundKept" and "1 files (44 bytes)" in message
+    assert report.kept_event(kept, kept, "n1") is None

@@ -105,6 +105,29 @@ def test_give_a_file_back_from_lost_and_found(mounter: MountFactory, backend: Ba
     assert backend.read("g.txt") == b"v2"
 
 
+def test_status_counts_what_lost_and_found_holds(mounter: MountFactory,
+                                                 backend: Backend) -> None:
+    """``lostfound_files`` and ``lostfound_bytes``: the mounter keeps the cache while
+    they are not zero (docs/CONTRACTS.md section 2)."""
+    backend.write("a.txt", b"v1")
+    backend.write("b.txt", b"v1")
+    m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "0")
+    assert (m.status()["lostfound_files"], m.status()["lostfound_bytes"]) == (0, 0)
+    (m.path / "a.txt").write_bytes(b"local a")
+    (m.path / "b.txt").write_bytes(b"local bb")
+    backend.write("a.txt", b"v2")
+    backend.write("b.txt", b"v2")
+    assert m.flush()["ok"]
+    status = m.status()
+    assert (status["lostfound_files"], status["lostfound_bytes"]) == (2, 15)
+    assert status["dirty_files"] == 0  # never dirty, never exported
+    names = {content: name for name, (content, _) in lost_files(m).items()}
+    os.rename(m.path / LOSTFOUND / names[b"local a"], m.path / "a-mine.txt")
+    assert (m.status()["lostfound_files"], m.status()["lostfound_bytes"]) == (1, 8)
+    os.unlink(m.path / LOSTFOUND / names[b"local bb"])
+    assert (m.status()["lostfound_files"], m.status()["lostfound_bytes"]) == (0, 0)
+
+
 def test_fsync_reports_a_conflict(mounter: MountFactory, backend: Backend) -> None:
     backend.write("s.txt", b"v1")
     m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "0")
