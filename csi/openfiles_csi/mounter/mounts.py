@@ -84,6 +84,8 @@ class Mounter:
         self.stop_timeout = stop_timeout
         self._by_mountpoint: dict[str, MountRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tidying: set[str] = set()
+        """Mount points whose lock the mounter holds for its own tidying (a dead engine)."""
         self._children: dict[str, asyncio.subprocess.Process] = {}
         self._envs: dict[str, dict[str, str]] = {}
         """The engine environment (credentials) of each mount request: memory only."""
@@ -147,6 +149,15 @@ class Mounter:
     def _lock(self, mountpoint: str) -> asyncio.Lock:
         return self._locks.setdefault(mountpoint, asyncio.Lock())
 
+    def _request_lock(self, mountpoint: str) -> asyncio.Lock:
+        """The lock a mount or unmount request takes. Another request holding it makes
+        this one "busy" (ABORTED for the CO, which retries); the mounter's own tidying
+        of a dead engine's mount takes a moment and is waited for instead."""
+        lock = self._lock(mountpoint)
+        if lock.locked() and mountpoint not in self._tidying:
+            raise MounterError("busy", f"an operation on {mountpoint} is in progress")
+        return lock
+
     async def mount(self, req: dict[str, Any]) -> dict[str, Any]:
         volume_id = str(req.get("volume_id", ""))
         mountpoint = str(req.get("mountpoint", ""))
@@ -168,10 +179,7 @@ class Mounter:
         # env holds the engine's credentials: mask them in this process's log lines and in
         # the engine log tails this mounter relays (an S3 error body can quote a token).
         register_secret(*env.values())
-        lock = self._lock(mountpoint)
-        if lock.locked():
-            raise MounterError("busy", f"an operation on {mountpoint} is in progress")
-        async with lock:
+        async with self._request_lock(mountpoint):
             return await self._mount(volume_id, mountpoint, source, args, env, timeout)
 
     async def _mount(
@@ -243,10 +251,7 @@ class Mounter:
     async def unmount(self, mountpoint: str, flush_timeout: float) -> dict[str, Any]:
         if not os.path.isabs(mountpoint):
             raise MounterError("invalid", "an absolute mountpoint is required")
-        lock = self._lock(mountpoint)
-        if lock.locked():
-            raise MounterError("busy", f"an operation on {mountpoint} is in progress")
-        async with lock:
+        async with self._request_lock(mountpoint):
             record = self._by_mountpoint.get(mountpoint)
             if record is None:
                 return {"ok": True, "flushed": False, "found": False}
@@ -349,8 +354,12 @@ class Mounter:
         record.exit_code = exit_code
         self.records.save(record)
         async with self._lock(record.mountpoint):
-            if self._by_mountpoint.get(record.mountpoint) is record:
-                await self._remove_stale_mount(record)
+            self._tidying.add(record.mountpoint)
+            try:
+                if self._by_mountpoint.get(record.mountpoint) is record:
+                    await self._remove_stale_mount(record)
+            finally:
+                self._tidying.discard(record.mountpoint)
 
     async def _remove_stale_mount(self, record: MountRecord) -> None:
         """Detach the dead engine's mount (every access to it would fail with ENOTCONN).
