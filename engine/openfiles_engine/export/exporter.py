@@ -185,7 +185,7 @@ class Exporter:
                 blocked |= touched
                 continue
             with self.tree.db.transaction():
-                self.journal.done(entry.id, entry.src, entry.dst)
+                self.journal.done(entry.id)
                 for key, now in result.written.items():
                     self._written(entry.id, key, now)
             for clash in result.clashes:

@@ -172,8 +172,8 @@ class Journal:
     def entries(self) -> list[tuple[int, str, str, str]]:
         return self.db.journal()
 
-    def done(self, entry_id: int, src: str, dst: str) -> None:
-        """Drop the entry ``entry_id`` (``src`` and ``dst`` are its keys), and no other."""
+    def done(self, entry_id: int) -> None:
+        """Drop the entry ``entry_id``, and no other."""
         self.db.journal_done(entry_id)
         self.db.on_rollback(self._load, key=self)
         self._keys.pop(entry_id, None)

@@ -60,8 +60,8 @@ def test_pending_keys_and_remote_key(tmp_path: Path) -> None:
     assert journal.remote_key("new/h") == "old/h"
     reopened = Journal(StateDB(str(tmp_path / "m.sqlite")))
     assert len(reopened) == 2 and reopened.remote_key("g") == "old/f"
-    for entry_id, _, src, dst in reopened.entries():
-        reopened.done(entry_id, src, dst)
+    for entry_id, *_ in reopened.entries():
+        reopened.done(entry_id)
     assert len(reopened) == 0 and reopened.remote_key("g") == "g"
 
 
@@ -123,12 +123,12 @@ def test_done_drops_exactly_the_entry_that_is_done(tmp_path: Path) -> None:
         journal.add("rename", src, dst)
     entries = journal.entries()
     assert journal.remote_key("b") == "a"  # nothing replayed: the bytes are still at a
-    journal.done(entries[0][0], "a", "b")
+    journal.done(entries[0][0])
     assert len(journal) == 2 and journal.pending("a") and journal.pending("b")
     assert journal.remote_key("b") == "b"
-    journal.done(entries[1][0], "b", "a")
+    journal.done(entries[1][0])
     assert len(journal) == 1 and journal.pending("b")
     assert journal.remote_key("b") == "a"  # the last a->b is still to do
-    journal.done(entries[2][0], "a", "b")
+    journal.done(entries[2][0])
     assert len(journal) == 0 and not journal.pending("a")
     assert journal.remote_key("b") == "b"
