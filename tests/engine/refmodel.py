@@ -129,6 +129,8 @@ class Model:
             # journal delete it may show only once that entry is done.
             if node.exported:
                 self.maybe_absent.add(path)
+            else:
+                self.unseen.pop(path, None)  # shows at once: the next look sees it
             self.nodes[path] = Node("file", node.remote, dirty=False, attr_dirty=False,
                                     exported=True)
 
@@ -177,6 +179,9 @@ class Model:
             self.unseen[path] = GONE
             return
         del self.nodes[path]  # clean: the next listing drops it
+        if path in self.unseen:
+            self.unseen[path] = GONE
+        self.maybe_absent.discard(path)
         self._touch_parent(path)
 
     # export
