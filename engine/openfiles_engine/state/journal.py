@@ -131,6 +131,9 @@ class Journal:
         self.db = db
         self._keys: dict[int, tuple[str, str]] = {}
         self._moves: dict[int, tuple[str, str, str]] = {}
+        self.replayed = 0
+        """How many entries have reached the bucket since start: a listing compares it
+        before and after its LIST to know whether a replay ran in between."""
         self._load()
 
     def _load(self) -> None:
@@ -178,6 +181,7 @@ class Journal:
         self.db.on_rollback(self._load, key=self)
         self._keys.pop(entry_id, None)
         self._moves.pop(entry_id, None)
+        self.replayed += 1
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,22 @@ from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
 
+RELIST_TRIES = 5
+"""LISTs of one directory in a row while journal replays keep landing in between."""
+
 
 class Lister:
     """Imports directories and revalidates files against the bucket."""
 
     def __init__(self, tree: Tree, store: AsyncStore, pending: Callable[[str], bool],
-                 on_change: Callable[[Node], None], on_gone: Callable[[Node], None]) -> None:
+                 on_change: Callable[[Node], None], on_gone: Callable[[Node], None],
+                 replayed: Callable[[], int] = lambda: 0) -> None:
+        """``pending(key)``: does a journal entry still own ``key``; ``replayed()``: a
+        count that moves whenever a journal entry reaches the bucket."""
         self.tree = tree
         self.store = store
         self.pending = pending
+        self.replayed = replayed
         self.on_change = on_change
         self.on_gone = on_gone
         self._locks: dict[int, trio.Lock] = {}
@@ -80,11 +87,22 @@ class Lister:
     async def _list(self, node: Node) -> None:
         path = self.tree.path(node)
         prefix = f"{path}/" if path else ""
-        objects, prefixes = await self.store.list_dir(prefix)
-        try:
-            metas, _ = await self.store.list_dir(sidecar_dir(path))
-        except ObjectNotFound:
-            metas = []
+        # A journal entry replayed while the LIST is in flight (a rename's copy and
+        # delete) makes what the LIST read stale for the keys it moved, which are no
+        # longer pending when the listing merges: the moved entry would look gone and
+        # its source would come back. So such a listing is read again.
+        for _ in range(RELIST_TRIES):
+            replayed = self.replayed()
+            objects, prefixes = await self.store.list_dir(prefix)
+            try:
+                metas, _ = await self.store.list_dir(sidecar_dir(path))
+            except ObjectNotFound:
+                metas = []
+            if self.replayed() == replayed:
+                break
+        else:
+            log.info("listing %r raced the journal %d times; merging it as read",
+                     path, RELIST_TRIES)
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
         marked_dirs: set[str] = set()

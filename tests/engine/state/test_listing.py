@@ -11,7 +11,7 @@ import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_key
-from openfiles_engine.bucket.store import Store
+from openfiles_engine.bucket.store import ObjectInfo, Store
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.listing import Lister
@@ -107,9 +107,10 @@ class Rig:
         self.pending: set[str] = set()
         self.gone: list[str] = []
         self.changed: list[str] = []
+        self.replays = 0
         self.lister = Lister(self.tree, AsyncStore(self.store), lambda k: k in self.pending,
                              on_change=lambda n: self.changed.append(n.name),
-                             on_gone=self._gone)
+                             on_gone=self._gone, replayed=lambda: self.replays)
 
     def _gone(self, node: Node) -> None:
         self.gone.append(node.name)
@@ -206,3 +207,33 @@ def test_unchanged_sidecars_are_not_fetched_again(tmp_path: Path) -> None:
     rig.put(sidecar_key("f"), Sidecar("file", 0o640, 5, 5, 1, etag=etag).encode())
     rig.list()
     assert node.mode == 0o640 and len(gets) == 2
+
+
+def test_a_rename_replayed_while_a_listing_is_in_flight_is_not_taken_as_gone(
+        tmp_path: Path) -> None:
+    """The listing read the bucket before the journal's copy of ``a`` to ``c`` landed,
+    and merged after the entry was done: ``c`` is in neither and must stay, and ``a``
+    must not come back (found by the reference model: the renamed directory vanished
+    from ``ls`` until the next listing)."""
+    rig = Rig(tmp_path)
+    rig.put("a/f")
+    rig.list()
+    moved = rig.tree.find("a")
+    assert moved is not None and moved.etag is None
+    rig.tree.move(moved, ROOT, "c")
+    rig.pending |= {"a", "c"}  # the journal's renamedir a -> c, not replayed yet
+    listed = rig.lister.store.list_dir
+
+    async def list_then_replay(prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        reply = await listed(prefix)
+        if prefix == "" and rig.pending:  # read before the copy; now the replay runs
+            rig.put("c/f")
+            rig.store.delete("a/f")
+            rig.pending -= {"a", "c"}
+            rig.replays += 1
+        return reply
+
+    rig.lister.store.list_dir = list_then_replay  # type: ignore[method-assign]
+    rig.list()
+    assert rig.gone == [] and rig.tree.find("c") is moved
+    assert rig.tree.find("a") is None  # nor does the renamed directory come back
