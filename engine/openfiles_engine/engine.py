@@ -81,6 +81,8 @@ class Engine:
                 # last_write is monotonic and in memory (0.0 here): on a node up for less
                 # than the export delay it would hold a previous run's files back.
                 node.last_write = -math.inf
+            if node.data_dirty and node.kind == "file":
+                self.data.settle(node.ino, node.size)
         self.journal = Journal(self.db)
         send, self._receive = trio.open_memory_channel[tuple[int, "str | None"]](10000)
         self._send = send

@@ -112,6 +112,19 @@ class DataFiles:
     def truncate(self, ino: int, size: int) -> None:
         os.ftruncate(self.fd(ino), size)
 
+    def settle(self, ino: int, size: int) -> None:
+        """After a crash: make a dirty file's data file exactly ``size`` bytes long.
+
+        Writes reach the data file before their new size is committed (at close or
+        fsync), so a crash can leave bytes past the committed size that no close
+        acknowledged. They go, so that the export sends what the mount shows.
+        """
+        try:
+            if os.stat(self.path(ino)).st_size != size:
+                self.truncate(ino, size)
+        except FileNotFoundError:
+            pass  # never written: the export makes it empty
+
     def fsync(self, ino: int) -> None:
         os.fsync(self.fd(ino))
 
