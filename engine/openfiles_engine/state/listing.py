@@ -84,25 +84,17 @@ class Lister:
                 log.info("re-listing %r failed, using the cached listing: %s",
                          self.tree.path(node), exc)
 
-    async def _list(self, node: Node) -> None:
-        path = self.tree.path(node)
-        prefix = f"{path}/" if path else ""
-        # A journal entry replayed while the LIST is in flight (a rename's copy and
-        # delete) makes what the LIST read stale for the keys it moved, which are no
-        # longer pending when the listing merges: the moved entry would look gone and
-        # its source would come back. So such a listing is read again.
-        for _ in range(RELIST_TRIES):
-            replayed = self.replayed()
-            objects, prefixes = await self.store.list_dir(prefix)
-            try:
-                metas, _ = await self.store.list_dir(sidecar_dir(path))
-            except ObjectNotFound:
-                metas = []
-            if self.replayed() == replayed:
-                break
-        else:
-            log.info("listing %r raced the journal %d times; merging it as read",
-                     path, RELIST_TRIES)
+    async def _read(self, node: Node, path: str, prefix: str) -> tuple[
+            list[ObjectInfo], list[str], dict[str, tuple[Sidecar, str | None]], set[str],
+            set[str]]:
+        """One read of a directory in the bucket: its objects and prefixes, the sidecars
+        (fetched unless their ETag is the one already applied), the names that have a
+        sidecar, and the directories known only by an applied sidecar."""
+        objects, prefixes = await self.store.list_dir(prefix)
+        try:
+            metas, _ = await self.store.list_dir(sidecar_dir(path))
+        except ObjectNotFound:
+            metas = []
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
         marked_dirs: set[str] = set()
@@ -119,6 +111,24 @@ class Lister:
                         marked_dirs.add(name)
                     continue  # seen this sidecar already: no GET
                 nursery.start_soon(self._fetch_sidecar, info, name, sidecars)
+        return objects, prefixes, sidecars, with_sidecar, marked_dirs
+
+    async def _list(self, node: Node) -> None:
+        path = self.tree.path(node)
+        prefix = f"{path}/" if path else ""
+        # A journal entry replayed while the listing reads the bucket (a rename's copy
+        # and delete) makes what it read stale for the keys it moved, which are no
+        # longer pending when the listing merges: the moved entry would look gone and
+        # its source would come back. So such a listing is read again.
+        for _ in range(RELIST_TRIES):
+            replayed = self.replayed()
+            read = await self._read(node, path, prefix)
+            if self.replayed() == replayed:
+                break
+        else:
+            log.info("listing %r raced the journal %d times; merging it as read",
+                     path, RELIST_TRIES)
+        objects, prefixes, sidecars, with_sidecar, marked_dirs = read
         files: dict[str, ObjectInfo] = {}
         for info in objects:
             if info.key == path:
