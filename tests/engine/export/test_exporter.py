@@ -367,6 +367,17 @@ def test_fsync_needs_only_the_journal_entries_of_its_path(
         rig.flush()  # a flush still owes the entry and says so
 
 
+def saved_on_own_minio(mounter: MountFactory, make_minio: Callable[[], MinioServer],
+                       name: str, data: bytes, delay: str) -> tuple[MinioServer, Backend, Mount]:
+    """A mount on a MinIO of its own (to pause) where ``name`` holds ``data``, exported."""
+    server = make_minio()
+    backend = Backend.on_s3(new_bucket(server))
+    m = mounter(backend, "--export-delay", delay, "--metadata-ttl", "3600")
+    (m.path / name).write_bytes(data)
+    assert m.flush()["ok"]
+    return server, backend, m
+
+
 @pytest.mark.fuse
 @pytest.mark.s3
 @pytest.mark.timeout(240)
@@ -375,12 +386,8 @@ def test_changes_made_while_an_export_is_in_flight_reach_the_bucket(
     """A chmod, a setxattr and a utime of a file, and a new entry in a directory, that
     land while the export of that file or directory waits on the bucket (MinIO paused
     with SIGSTOP) are exported too: the export does not mark them clean."""
-    server = make_minio()
-    backend = Backend.on_s3(new_bucket(server))
-    m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "3600")
+    server, backend, m = saved_on_own_minio(mounter, make_minio, "f", b"data", "3600")
     f, d = m.path / "f", m.path / "d"
-    f.write_bytes(b"data")
-    assert m.flush()["ok"]
     os.chmod(f, 0o640)  # its export is the sidecar PUT alone
     d.mkdir()
     assert server.proc is not None
@@ -422,12 +429,8 @@ def test_an_atomic_save_over_a_file_whose_export_is_in_flight_wins(
     paused with SIGSTOP): the rename waits for that export, so the delete it journals
     is conditional on the ETag that PUT lands, and the new file takes the key. No
     conflict, nothing in lost+found, the bucket holds the new bytes at ``t``."""
-    server = make_minio()
-    backend = Backend.on_s3(new_bucket(server))
-    m = mounter(backend, "--export-delay", "0", "--metadata-ttl", "3600")
+    server, backend, m = saved_on_own_minio(mounter, make_minio, "t", b"first", "0")
     t, tmp = m.path / "t", m.path / "t.tmp"
-    t.write_bytes(b"first")
-    assert m.flush()["ok"]
     assert server.proc is not None
     done: list[BaseException | None] = []
 
