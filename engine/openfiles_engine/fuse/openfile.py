@@ -128,7 +128,8 @@ class OpenFileHandlers(pyfuse3.Operations):
     def gone(self, node: Node) -> None:
         """The bucket no longer has ``node`` (listing or revalidation found out)."""
         parent, name = node.parent, node.name
-        for child in [*self.tree.descendants(node), node]:
+        # Entries before their directory (``descendants`` lists parents first).
+        for child in [*reversed(self.tree.descendants(node)), node]:
             self.tree.detach(child)
             self._release_node(child)
         self.notify(parent, name)

@@ -283,38 +283,69 @@ class Operations(OpenFileHandlers):
     @handler
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
+        """Move an entry, replacing a target; both hold their exports' locks meanwhile.
+
+        The locks of the moving node, the target and all they hold are taken in
+        inode order (no deadlock with another rename). Waiting for one lets the
+        tree change (the target's PUT finishing, another rename): the names are
+        looked up again once all are held, and everything is redone if they moved.
+        """
         self._writable()
         old_dir = await self._dir(parent_inode_old)
         new_dir = await self._dir(parent_inode_new)
-        node = self.tree.child(old_dir.ino, existing_name(name_old)) or fail(errno.ENOENT)
-        new_name = checked_name(name_new)
-        dst_key = self._new_key(new_dir, new_name)
-        target = self.tree.child(new_dir.ino, new_name)
+        old_name, new_name = existing_name(name_old), checked_name(name_new)
+        while True:
+            node = self.tree.child(old_dir.ino, old_name) or fail(errno.ENOENT)
+            target = await self._rename_target(node, new_dir, new_name, flags)
+            if target is node:
+                return
+            held = self._subtree(node) | self._subtree(target)
+            async with contextlib.AsyncExitStack() as stack:
+                for ino in sorted(held):
+                    await stack.enter_async_context(self.exporter.lock(ino))
+                if any(d.ino != ROOT and not d.parent for d in (old_dir, new_dir)):
+                    fail(errno.ENOENT)  # a directory was removed while this waited
+                if (self.tree.child(old_dir.ino, old_name) is not node
+                        or self.tree.child(new_dir.ino, new_name) is not target
+                        or self._subtree(node) | self._subtree(target) != held):
+                    continue  # the tree changed while this waited: look again
+                rename.check(self.tree, node, new_dir, target, flags)
+                dst_key = self._new_key(new_dir, new_name)
+                with self.tree.db.transaction():
+                    if target is not None:
+                        self._forget_remote(target)
+                        self.tree.detach(target)
+                    if rename.journal_move(self.tree, self.journal, node, dst_key):
+                        self._mark_dirty(node, data=True)
+                    self.tree.move(node, new_dir.ino, new_name)
+                    self._touch_dir(old_dir)
+                    self._touch_dir(new_dir)
+            break
+        if target is not None:
+            self._release_node(target)
+        self.exporter.wake()
+
+    async def _rename_target(self, node: Node, new_dir: Node, name: str,
+                             flags: int) -> Node | None:
+        """Check a rename of ``node`` to ``name`` in ``new_dir``; list what it moves.
+
+        Returns the entry it replaces (None if none). Raises the FUSE error POSIX
+        gives (``ENOTEMPTY`` for a directory target that holds entries).
+        """
+        self._new_key(new_dir, name)
+        target = self.tree.child(new_dir.ino, name)
         rename.check(self.tree, node, new_dir, target, flags)
-        if target is node:
-            return
-        if target is not None and target.kind == "dir":
+        if target is not None and target is not node and target.kind == "dir":
             await self.lister.ensure(target, self.cfg.policy.metadata_ttl)
             if self.tree.names(target.ino):
                 fail(errno.ENOTEMPTY)
         if node.kind == "dir":
             await rename.import_subtree(self.tree, self.lister, node)
-        moving = [node, *self.tree.descendants(node)]
-        async with contextlib.AsyncExitStack() as stack:
-            for n in sorted(moving, key=lambda n: n.ino):
-                await stack.enter_async_context(self.exporter.lock(n.ino))
-            with self.tree.db.transaction():
-                if target is not None:
-                    self._forget_remote(target)
-                    self.tree.detach(target)
-                if rename.journal_move(self.tree, self.journal, node, dst_key):
-                    self._mark_dirty(node, data=True)
-                self.tree.move(node, new_dir.ino, new_name)
-                self._touch_dir(old_dir)
-                self._touch_dir(new_dir)
-        if target is not None:
-            self._release_node(target)
-        self.exporter.wake()
+        return target
+
+    def _subtree(self, node: Node | None) -> set[int]:
+        """The inodes of ``node`` and everything under it (none for None)."""
+        return set() if node is None else {node.ino, *(n.ino for n in self.tree.descendants(node))}
 
     # extended attributes
     @handler

@@ -174,14 +174,26 @@ class Tree:
     def remove(self, node: Node) -> None:
         """Forget ``node`` entirely (caller drops its data file, after the commit).
 
-        A directory's entries are gone already: detached or removed before it.
+        A directory's entries should be gone already (detached or removed before
+        it); any still linked are forgotten with it, and a rollback brings the
+        directory's entries and subdirectory count back with the node.
         """
         with self.db.transaction():
             self.will_change(node)
+            entries, subdirs = self.children.get(node.ino), self._subdirs.get(node.ino)
+            self.db.on_rollback(partial(self._relist, node.ino, entries, subdirs),
+                                key=("entries", node.ino))
             self._unplace(node, forget=True)
             self.children.pop(node.ino, None)
             self._subdirs.pop(node.ino, None)
             self.db.delete(node.ino)
+
+    def _relist(self, ino: int, entries: dict[str, int] | None, subdirs: int | None) -> None:
+        """Undo of :meth:`remove`: directory ``ino``'s entry map and count as they were."""
+        if entries is not None:
+            self.children[ino] = dict(entries)
+        if subdirs is not None:
+            self._subdirs[ino] = subdirs
 
     def subdirs(self, ino: int) -> int:
         """How many directories the tree holds in directory ``ino`` (kept as a count)."""

@@ -367,6 +367,17 @@ def test_fsync_needs_only_the_journal_entries_of_its_path(
         rig.flush()  # a flush still owes the entry and says so
 
 
+def saved_on_own_minio(mounter: MountFactory, make_minio: Callable[[], MinioServer],
+                       name: str, data: bytes, delay: str) -> tuple[MinioServer, Backend, Mount]:
+    """A mount on a MinIO of its own (to pause) where ``name`` holds ``data``, exported."""
+    server = make_minio()
+    backend = Backend.on_s3(new_bucket(server))
+    m = mounter(backend, "--export-delay", delay, "--metadata-ttl", "3600")
+    (m.path / name).write_bytes(data)
+    assert m.flush()["ok"]
+    return server, backend, m
+
+
 @pytest.mark.fuse
 @pytest.mark.s3
 @pytest.mark.timeout(240)
@@ -375,12 +386,8 @@ def test_changes_made_while_an_export_is_in_flight_reach_the_bucket(
     """A chmod, a setxattr and a utime of a file, and a new entry in a directory, that
     land while the export of that file or directory waits on the bucket (MinIO paused
     with SIGSTOP) are exported too: the export does not mark them clean."""
-    server = make_minio()
-    backend = Backend.on_s3(new_bucket(server))
-    m = mounter(backend, "--export-delay", "3600", "--metadata-ttl", "3600")
+    server, backend, m = saved_on_own_minio(mounter, make_minio, "f", b"data", "3600")
     f, d = m.path / "f", m.path / "d"
-    f.write_bytes(b"data")
-    assert m.flush()["ok"]
     os.chmod(f, 0o640)  # its export is the sidecar PUT alone
     d.mkdir()
     assert server.proc is not None
@@ -407,3 +414,68 @@ def test_changes_made_while_an_export_is_in_flight_reach_the_bucket(
     sd = Sidecar.decode(backend.read(sidecar_key("d")), "d")
     assert sd is not None and sd.mtime_ns >= changed_at  # the new entry's mtime
     assert "d/new" in backend.keys()
+
+
+def lost_entries(m: Mount) -> list[str]:
+    return [n for d in m.path.glob(".openfiles-lost+found-*") for n in os.listdir(d)]
+
+
+@pytest.mark.fuse
+@pytest.mark.s3
+@pytest.mark.timeout(240)
+def test_an_atomic_save_over_a_file_whose_export_is_in_flight_wins(
+        mounter: MountFactory, make_minio: Callable[[], MinioServer]) -> None:
+    """``mv t.tmp t`` while the PUT of ``t``'s last save waits on the bucket (MinIO
+    paused with SIGSTOP): the rename waits for that export, so the delete it journals
+    is conditional on the ETag that PUT lands, and the new file takes the key. No
+    conflict, nothing in lost+found, the bucket holds the new bytes at ``t``."""
+    server, backend, m = saved_on_own_minio(mounter, make_minio, "t", b"first", "0")
+    t, tmp = m.path / "t", m.path / "t.tmp"
+    assert server.proc is not None
+    done: list[BaseException | None] = []
+
+    def move() -> None:
+        try:
+            os.rename(tmp, t)
+            done.append(None)
+        except BaseException as exc:
+            done.append(exc)
+
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        t.write_bytes(b"second")  # closed: its export starts at once, and waits on MinIO
+        time.sleep(1.0)
+        tmp.write_bytes(b"third")
+        mover = threading.Thread(target=move)
+        mover.start()
+        time.sleep(0.5)
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    mover.join(timeout=90)
+    assert done == [None]
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    assert backend.read("t") == b"third" and "t.tmp" not in backend.keys()
+    assert m.status()["conflicts"] == 0 and lost_entries(m) == []
+    assert t.read_bytes() == b"third"
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(240)
+def test_an_atomic_save_over_a_large_new_file_being_exported_wins(
+        mounter: MountFactory, file_backend: Backend) -> None:
+    """The same on ``file://`` (no bucket to pause): a 60 MiB ``t`` whose first export
+    starts at close, then ``mv t.tmp t`` at once, several times over. Before the
+    rename waited for that export, its ETag was still unknown, no delete was journalled
+    and the new file's create-only PUT lost to the old one (lost+found)."""
+    m = mounter(file_backend, "--export-delay", "0", "--metadata-ttl", "3600")
+    big = os.urandom(60 * 2**20)
+    for round_ in range(3):
+        t, tmp = m.path / f"t{round_}", m.path / f"t{round_}.tmp"
+        t.write_bytes(big)
+        time.sleep(0.05 * round_)
+        tmp.write_bytes(b"new")
+        os.rename(tmp, t)
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    for round_ in range(3):
+        assert file_backend.read(f"t{round_}") == b"new"
+    assert m.status()["conflicts"] == 0 and lost_entries(m) == []

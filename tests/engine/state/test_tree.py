@@ -111,3 +111,25 @@ def test_a_transaction_that_fails_leaves_memory_as_it_was(tmp_path: Path) -> Non
     assert {i: (n.parent, n.name, n.size) for i, n in committed.nodes.items()} == {
         i: (n.parent, n.name, n.size) for i, n in tree.nodes.items() if n is not orphan}
     assert len(Journal(committed.db)) == len(journal) == 1
+
+
+def test_a_rolled_back_removal_of_a_directory_keeps_its_entries(tmp_path: Path) -> None:
+    """A subtree the bucket lost is detached and removed parents first (as the engine's
+    ``gone`` did), in a transaction that fails: the directories' entries and counts
+    come back in memory as SQLite has them, not just the directories."""
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    tree = Tree(db, DEFAULTS, "x")
+    d = tree.add(ROOT, "d", "dir", mode=0o755, uid=0, gid=0)
+    e = tree.add(d.ino, "e", "dir", mode=0o755, uid=0, gid=0)
+    tree.add(e.ino, "f", "file", mode=0o644, uid=0, gid=0)
+    tree.add(e.ino, "g", "dir", mode=0o755, uid=0, gid=0)
+    before = (copy.deepcopy(tree.children), {i: tree.subdirs(i) for i in tree.nodes})
+    with pytest.raises(RuntimeError), db.transaction():
+        for node in [*tree.descendants(d), d]:
+            tree.detach(node)
+            tree.remove(node)
+        raise RuntimeError("a later step fails")
+    assert tree.names(e.ino) == ["f", "g"] and tree.subdirs(e.ino) == 1
+    assert (tree.children, {i: tree.subdirs(i) for i in tree.nodes}) == before
+    again = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
+    assert again.children == tree.children
