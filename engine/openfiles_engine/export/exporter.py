@@ -184,18 +184,27 @@ class Exporter:
                 first = first or exc
                 blocked |= touched
                 continue
+            # One commit: the entry's removal and all it changes locally (a crash
+            # in between would leave a node that nothing exports any more).
             with self.tree.db.transaction():
                 self.journal.done(entry.id)
                 for key, now in result.written.items():
                     self._written(entry.id, key, now)
-            for clash in result.clashes:
-                self._clash(clash)
+                for clash in result.clashes:
+                    self._clash(clash, entry.id)
         if first is not None:
             raise first
 
     def _written(self, entry_id: int, key: str, now: Version) -> None:
-        """A replay put ``now`` at ``key``: the node there and later entries start from it."""
+        """A replay put ``now`` at ``key``: the node there and later entries start from it.
+
+        Not the node there when a later pending entry moves or deletes ``key``: the
+        node this entry moved is elsewhere by now (that entry's own replay updates
+        it), and the node at ``key`` is another one that took the name.
+        """
         retag(self.tree.db, entry_id, key, now)
+        if self.journal.moved_on(key, entry_id):
+            return
         node = self.tree.find(key)
         if node is None or node.lost:
             return
@@ -205,18 +214,29 @@ class Exporter:
         node.sidecar, node.sidecar_etag = now.sidecar, now.sidecar_etag
         self.tree.save(node)
 
-    def _clash(self, clash: Clash) -> None:
+    def _clash(self, clash: Clash, entry_id: int | None = None) -> None:
         """A journalled change the bucket refused: count, log, re-list, and put the
-        local node at ``dst`` right (rules in SEMANTICS.md, "Conflicts")."""
+        local node at ``dst`` right (rules in SEMANTICS.md, "Conflicts").
+
+        ``entry_id``: the refused entry. If a later pending entry moves ``dst`` on,
+        the node at ``dst`` is not the one refused: that entry is refused in turn
+        (nothing reached ``dst``) and puts its own node right. Inside a
+        transaction its changes commit (or roll back) with it.
+        """
         self.tree.db.bump("conflicts")
         for key in (clash.src, clash.dst):
             parent = self.tree.find(key.rpartition("/")[0]) if key else None
             if parent is not None:
+                self.tree.will_change(parent)
                 parent.listed = 0.0  # the next lookup shows the bucket's version
                 self.tree.save(parent)
         node = self.tree.find(clash.dst) if clash.dst else None
+        if node is not None and entry_id is not None and self.journal.moved_on(clash.dst,
+                                                                                entry_id):
+            node = None
         what = "the bucket's version stays"
         if clash.kind == "source" and node is not None and not node.lost:
+            self.tree.will_change(node)
             if node.kind == "dir":
                 # Its sidecar did not move: the directory makes a new one at dst.
                 node.sidecar, node.sidecar_etag = False, None

@@ -172,6 +172,13 @@ class Journal:
                     return True
         return False
 
+    def moved_on(self, key: str, after: int) -> bool:
+        """Is ``key`` (or a directory above it) the source of a pending entry later
+        than ``after``? Then what entry ``after`` put at ``key`` belongs to the node
+        that entry moves (or deletes), not to whatever node holds the name now."""
+        return any(entry_id > after and src and (key == src or key.startswith(src + "/"))
+                   for entry_id, (src, _) in self._keys.items())
+
     def entries(self) -> list[tuple[int, str, str, str]]:
         return self.db.journal()
 

@@ -29,7 +29,7 @@ from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal, Version
 from openfiles_engine.state.tree import Defaults, Tree
 
-from ..conftest import Backend, Mount, MountFactory
+from ..conftest import Backend, Mount, MountFactory, fresh
 
 
 class Rig:
@@ -479,3 +479,96 @@ def test_an_atomic_save_over_a_large_new_file_being_exported_wins(
     for round_ in range(3):
         assert file_backend.read(f"t{round_}") == b"new"
     assert m.status()["conflicts"] == 0 and lost_entries(m) == []
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_replayed_move_updates_the_node_it_moved_not_a_new_one_at_its_target(
+        mounter: MountFactory, backend: Backend) -> None:
+    """A rename replayed while a later rename still moves its node on gives the new
+    version to that node, not to a new file that took the name meanwhile."""
+    m = mounter(backend, *SEEN_ONCE)
+    (m.path / "a").write_bytes(b"old")
+    assert m.flush()["ok"]
+    (m.path / "a").rename(m.path / "b")
+    (m.path / "b").rename(m.path / "c")
+    (m.path / "b").write_bytes(b"new")
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    assert {k: backend.read(k) for k in backend.keys()} == {"b": b"new", "c": b"old"}
+    assert (m.status()["conflicts"], m.status()["lostfound_files"]) == (0, 0)
+    assert (m.path / "b").read_bytes() == b"new" and (m.path / "c").read_bytes() == b"old"
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_replayed_directory_move_leaves_a_new_directory_at_its_target_alone(
+        mounter: MountFactory, backend: Backend) -> None:
+    """The same for directories: the new ``e`` gets its own sidecar, so a fresh
+    mount sees both."""
+    m = mounter(backend, *SEEN_ONCE)
+    (m.path / "d").mkdir()
+    assert m.flush()["ok"]
+    (m.path / "d").rename(m.path / "e")
+    (m.path / "e").rename(m.path / "f")
+    (m.path / "e").mkdir()
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    assert m.status()["conflicts"] == 0
+    assert sidecar_key("e") in backend.keys() and sidecar_key("f") in backend.keys()
+    other = fresh(mounter, backend)
+    assert {"e", "f"} <= set(os.listdir(other.path))
+    assert "d" not in os.listdir(other.path)
+
+
+def _refused_move_rig(tmp_path: Path) -> tuple[Rig, Node]:
+    """A rename a -> b the bucket refuses (a was replaced there); the node is at b."""
+    rig = Rig(tmp_path)
+    etag = rig.store.put_bytes("a", b"mine", if_match=None, create=True)
+    rig.store.put_bytes("a", b"theirs", if_match=None, create=False)
+    node = rig.new_file("b", b"mine", etag=etag)
+    node.dirty = node.data_dirty = False
+    rig.tree.save(node)
+    rig.journal.add("rename", "a", "b", seen={"": Version(etag, False)})
+    return rig, node
+
+
+def test_a_refused_replay_changes_the_node_in_the_commit_that_drops_the_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry's removal and the node put right at its target commit together: a
+    failure (a crash) after the clash is handled leaves both as they were."""
+    rig, node = _refused_move_rig(tmp_path)
+    etag = node.etag
+    clash = rig.exporter._clash
+
+    def then_fail(*args: Any) -> None:
+        clash(*args)
+        raise RuntimeError("crash after the clash")
+
+    monkeypatch.setattr(rig.exporter, "_clash", then_fail)
+    with pytest.raises(RuntimeError):
+        trio.run(rig.exporter.replay_journal)
+    assert len(rig.journal) == 1 and len(rig.tree.db.journal()) == 1
+    assert (node.dirty, node.etag) == (False, etag)
+    assert rig.tree.db.counter("conflicts") == 0
+    monkeypatch.undo()
+    rig.flush()  # the entry is replayed again, in full
+    assert rig.store.get("a") == b"theirs" and rig.store.get("b") == b"mine"
+    assert rig.tree.db.counter("conflicts") == 1 and rig.lostfound.held() == (0, 0)
+
+
+def test_a_refused_replay_leaves_a_node_that_took_the_name_since_alone(tmp_path: Path) -> None:
+    """a -> b refused, but b moved on to c and y moved to b since: the refusal is
+    for the node at c (b -> c is refused in turn), not for y's node at b."""
+    rig, moved = _refused_move_rig(tmp_path)
+    rig.tree.move(moved, ROOT, "c")
+    rig.journal.add("rename", "b", "c", seen={"": Version(moved.etag, False)})
+    y_etag = rig.store.put_bytes("y", b"y", if_match=None, create=True)
+    y = rig.new_file("b", b"y", etag=y_etag)
+    y.dirty = y.data_dirty = False
+    rig.tree.save(y)
+    rig.journal.add("rename", "y", "b", seen={"": Version(y_etag, False)})
+    trio.run(rig.exporter.replay_journal)
+    assert not y.dirty and y.etag == rig.store.head("b").etag  # no needless upload
+    assert moved.dirty and moved.etag is None  # exported anew at c
+    rig.flush()
+    assert {k: rig.store.get(k) for k in ("a", "b", "c")} == {
+        "a": b"theirs", "b": b"y", "c": b"mine"}
