@@ -146,11 +146,17 @@ class OpenFileHandlers(pyfuse3.Operations):
     @handler
     async def open(self, inode: int, flags: int, ctx: Any) -> Any:
         node = self._node(inode)
-        writer = flags & os.O_ACCMODE != os.O_RDONLY
-        if writer:
+        if flags & os.O_ACCMODE != os.O_RDONLY:
             self._writable()
         if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
             fail(errno.ENOENT)
+        return self._open_node(node, flags)
+
+    def _open_node(self, node: Node, flags: int) -> Any:
+        """A handle on ``node`` for ``flags`` (open, or a create of an existing name)."""
+        writer = flags & os.O_ACCMODE != os.O_RDONLY
+        if writer:
+            self._writable()
         if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
             self._truncate(node, 0)
             self.tree.save(node)

@@ -229,8 +229,20 @@ class Operations(OpenFileHandlers):
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
         parent = await self._dir(parent_inode)
-        node = self._new_file(parent, checked_name(name), "file", mode & 0o7777, ctx)
+        name_ = checked_name(name)
+        existing = self.tree.child(parent.ino, name_)
+        if existing is not None and not flags & os.O_EXCL:
+            # The name appeared (another writer, seen by the listing) between the
+            # kernel's lookup and this create: O_CREAT without O_EXCL opens it.
+            return self._open_created(existing, flags)
+        node = self._new_file(parent, name_, "file", mode & 0o7777, ctx)
         return self._open_handle(node, writer=True), self._entry(node)
+
+    def _open_created(self, node: Node, flags: int) -> Any:
+        if node.kind != "file":
+            fail(errno.EISDIR if node.kind == "dir" else errno.EEXIST)
+        node.lookups += 1  # the kernel counts the entry a create returns
+        return self._open_node(node, flags), self._entry(node)
 
     @handler
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
