@@ -41,6 +41,8 @@ Choices where docs/SEMANTICS.md leaves room (the model accepts exactly these):
   reboot the file has the old or the new size, each byte within it old or new (or
   it is absent, if the crashed writer created it); the model then takes what the
   mount shows as the file's content, which the next flush must send.
+- A second writer puts and then deletes the key of a local file never exported: the
+  key is absent again, as the engine last saw it; its create-only PUT succeeds.
 - Second-writer versions all differ (a counter in front): equal bytes have equal
   ETags, which no precondition can tell apart.
 - Symlink modes are not compared (the kernel ignores them).
