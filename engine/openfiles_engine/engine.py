@@ -92,7 +92,7 @@ class Engine:
         self.lister = Lister(self.tree, self.store, self.journal.pending,
                              on_change=lambda n: self.notify(n.ino, None),
                              on_gone=lambda n: self.fs.gone(n),
-                             replayed=lambda: self.journal.replayed)
+                             replayed=lambda: self.journal.replayed + self.exporter.exports)
         self.downloader = Downloader(self.tree, self.store, self.data, self.journal)
         self.downloader.after_fetch = self._evict_if_over
         self.downloader.window_cap = lambda: cfg.policy.cache_size // 4

@@ -174,6 +174,13 @@ class Model:
 
     def remote_delete(self, path: str) -> None:
         node = self.nodes[path]
+        if (node.dirty or node.attr_dirty) and not node.exported:
+            # The engine never knew a version of this key: absent again is what it last
+            # saw, so its create-only PUT succeeds (a put and a delete since are unseen
+            # and undetectable, and destroy nothing).
+            node.remote = False
+            self.unseen.pop(path, None)
+            return
         if node.dirty or node.attr_dirty:
             node.remote = GONE
             self.unseen[path] = GONE

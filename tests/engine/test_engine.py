@@ -14,9 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from fixtures.net import free_port
 from fixtures.prereq import fuse_mounts, lazy_unmount
+from openfiles_engine.bucket.store import ObjectInfo, Store
+from openfiles_engine.config import MountConfig
+from openfiles_engine.engine import Engine
+from openfiles_engine.state.inode import ROOT
 
 from .conftest import Backend, MountFactory
 
@@ -321,3 +326,40 @@ def test_a_previous_runs_dirty_files_are_exported_at_once(mounter: MountFactory,
     assert (again.path / "left.txt").read_bytes() == b"left dirty by a crash"
     st = again.status()
     assert st["hit_bytes"] + st["miss_bytes"] >= len(b"left dirty by a crash")
+
+
+def test_an_export_that_lands_while_a_listing_reads_is_not_undone(tmp_path: Path) -> None:
+    """The listing read the bucket before an export landed and merges after it: a new
+    file must not be dropped as gone, nor an updated one take the older ETag it read
+    (found by the reference model: after a kill -9 the remount's export of a new file
+    raced the first lookup, and the file vanished from the mount while the bucket had
+    it). An Engine's parts as it wires them, on a MemoryStore, no FUSE."""
+    engine = Engine(MountConfig(source="memory://", mountpoint=str(tmp_path / "mnt"),
+                                cache_dir=str(tmp_path / "cache"), fsid="t"),
+                    Store.open("memory://"))
+    tree = engine.tree
+    old = tree.add(ROOT, "old", "file", mode=0o644, uid=0, gid=0, size=2, dirty=True,
+                   data_dirty=True, full=True)
+    engine.data.write(old.ino, 0, b"v1")
+    trio.run(engine.exporter.flush)
+    engine.data.write(old.ino, 0, b"v2")
+    old.mark_dirty(data=True)
+    new = tree.add(ROOT, "new", "file", mode=0o644, uid=0, gid=0, dirty=True,
+                   data_dirty=True, full=True)
+    listed = engine.store.list_dir
+
+    async def list_then_export(prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        reply = await listed(prefix)
+        if prefix == "" and new.dirty:  # read before the exports; now they land
+            await engine.exporter.export(new)
+            await engine.exporter.export(old)
+        return reply
+
+    engine.store.list_dir = list_then_export  # type: ignore[method-assign]
+    try:
+        trio.run(engine.lister.ensure, tree.nodes[ROOT], 0.0)
+        assert tree.find("new") is new and not new.dirty
+        assert tree.find("old") is old and not old.dirty
+        assert old.etag == engine.store.sync.head("old").etag
+    finally:
+        trio.run(engine.flush_only)  # closes the cache and the database

@@ -38,7 +38,11 @@ Choices where docs/SEMANTICS.md leaves room (the model accepts exactly these):
   last flush: whether the journal copy ran before or after the change is timing, and
   SEMANTICS.md does not say where a rename's local bytes go on such a conflict.
 - A write whose file was not closed before ``kill -9`` is not acknowledged: after the
-  reboot the file shows the old or the new bytes (or is absent, if it was new).
+  reboot the file has the old or the new size, each byte within it old or new (or
+  it is absent, if the crashed writer created it); the model then takes what the
+  mount shows as the file's content, which the next flush must send.
+- A second writer puts and then deletes the key of a local file never exported: the
+  key is absent again, as the engine last saw it; its create-only PUT succeeds.
 - Second-writer versions all differ (a counter in front): equal bytes have equal
   ETags, which no precondition can tell apart.
 - Symlink modes are not compared (the kernel ignores them).
@@ -88,6 +92,20 @@ def remote_bytes(content: bytes) -> bytes:
     """Every second-writer version is new: the same bytes again would have the same
     ETag, and a conditional PUT cannot (and need not) tell them apart."""
     return b"sw%d:" % next(SECOND_WRITER) + content
+
+
+def unacknowledged_ok(old: bytes, new: bytes, got: bytes | None, created: bool) -> bool:
+    """May a file whose write was never closed or fsynced show ``got`` after a crash?
+
+    docs/SEMANTICS.md, "Crash safety": the size is the old or the new one; each byte
+    within it is old or new (past the old size, "old" is a zero); a file the crashed
+    writer created may also be absent (``got`` None)."""
+    if got is None:
+        return created
+    if len(got) not in (len(old), len(new)):
+        return False
+    return all(b == (old[i] if i < len(old) else 0) or (i < len(new) and b == new[i])
+               for i, b in enumerate(got))
 
 
 class Env:
@@ -318,15 +336,16 @@ class MountModel(RuleBasedStateMachine):
         self.reboot_only()
         if before is None:
             self.model.create(path, "file")
-        old = before.data if before else None
+        old = before.data if before else b""
         self.model.write(path, offset, content)
         new_data = self.model.nodes[path].data
         got = self.p(path).read_bytes() if self.p(path).exists() else None
-        assert got in (old, new_data, b"" if before is None else old), (path, got)
+        assert unacknowledged_ok(old, new_data, got, before is None), \
+            (path, old, new_data, got)
         if got is None:
             self.model.remove(path)
             self.model.journaled.discard(path)
-        else:
+        else:  # what the mount shows is the truth from now on (the bucket gets it)
             self.model.nodes[path].data = got
             self.model.unsure.add(path)
         self.flush()

@@ -113,11 +113,13 @@ class DataFiles:
         os.ftruncate(self.fd(ino), size)
 
     def settle(self, ino: int, size: int) -> None:
-        """After a crash: make a dirty file's data file exactly ``size`` bytes long.
+        """Make the data file exactly ``size`` bytes long (none if there is none yet).
 
-        Writes reach the data file before their new size is committed (at close or
-        fsync), so a crash can leave bytes past the committed size that no close
-        acknowledged. They go, so that the export sends what the mount shows.
+        After a crash, for a dirty file: writes reach the data file before their
+        new size is committed (at close or fsync), so a crash can leave bytes past
+        the committed size that no close acknowledged. They go, so that the export
+        sends what the mount shows. Before the first write to a clean file: past
+        its size may lie bytes of an older, longer version (see ``Downloader.fill``).
         """
         try:
             if os.stat(self.path(ino)).st_size != size:

@@ -71,6 +71,9 @@ class Exporter:
         self._wake = trio.Event()
         self._backoff = 0.0
         self._journal_lock = trio.Lock()
+        self.exports = 0
+        """Moves whenever an export may have changed the bucket (a listing that read it
+        before then is read again: see ``Lister``)."""
 
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
@@ -269,6 +272,8 @@ class Exporter:
             except StoreError as exc:
                 self._record(exc)
                 raise
+            finally:
+                self.exports += 1
 
     async def _export(self, node: Node) -> None:
         key = self.tree.path(node)

@@ -171,7 +171,7 @@ class OpenFileHandlers(pyfuse3.Operations):
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         node = self._node(self.handles[fh].ino)
-        if not node.full:
+        if not (node.full and node.data_dirty):  # the data file must hold it exactly
             await self.downloader.fill(node)
         self._check_space(len(buf))
         written = self.data.write(node.ino, off, buf)

@@ -98,7 +98,7 @@ class Operations(OpenFileHandlers):
         if fields.update_size:
             if node.kind != "file":
                 fail(errno.EINVAL)
-            if attr.st_size and not node.full:
+            if attr.st_size and not (node.full and node.data_dirty):
                 await self.downloader.fill(node)
             self._truncate(node, attr.st_size)
         if fields.update_mode:

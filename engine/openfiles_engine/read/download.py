@@ -101,14 +101,20 @@ class Downloader(Fetcher):
         return data
 
     async def fill(self, node: Node) -> None:
-        """Fetch every byte into the data file, so it alone holds the file (before a write)."""
-        if node.full:
-            return
-        self.filling.add(node.ino)
-        try:
-            await self._ensure(node, 0, node.size, node.size, MAX_WINDOW, durable=True)
-        finally:
-            self.filling.discard(node.ino)
+        """Make the data file hold exactly the file: before the first local write to a
+        clean file (a write, a truncate to a non-zero size).
+
+        Fetches every missing byte, and cuts the data file to ``node.size``: past
+        it may lie bytes of an older, longer version of the object, which a write
+        past the end or a truncate up would otherwise show instead of zeros.
+        """
+        if not node.full:
+            self.filling.add(node.ino)
+            try:
+                await self._ensure(node, 0, node.size, node.size, MAX_WINDOW, durable=True)
+            finally:
+                self.filling.discard(node.ino)
+        self.data.settle(node.ino, node.size)
 
     def _ahead(self, node: Node, offset: int, end: int, window: int) -> None:
         """Start fetching the readahead window of a sequential reader in the background."""

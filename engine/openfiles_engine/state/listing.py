@@ -41,7 +41,7 @@ from openfiles_engine.state.tree import Tree
 log = logging.getLogger(__name__)
 
 RELIST_TRIES = 5
-"""LISTs of one directory in a row while journal replays keep landing in between."""
+"""LISTs of one directory in a row while journal replays or exports keep landing in between."""
 
 
 class Lister:
@@ -51,7 +51,8 @@ class Lister:
                  on_change: Callable[[Node], None], on_gone: Callable[[Node], None],
                  replayed: Callable[[], int] = lambda: 0) -> None:
         """``pending(key)``: does a journal entry still own ``key``; ``replayed()``: a
-        count that moves whenever a journal entry reaches the bucket."""
+        count that moves whenever the engine's own change reaches the bucket (a
+        journal entry, an export)."""
         self.tree = tree
         self.store = store
         self.pending = pending
@@ -119,7 +120,9 @@ class Lister:
         # A journal entry replayed while the listing reads the bucket (a rename's copy
         # and delete) makes what it read stale for the keys it moved, which are no
         # longer pending when the listing merges: the moved entry would look gone and
-        # its source would come back. So such a listing is read again.
+        # its source would come back. So does an export (a new file clean by then
+        # would look gone, an updated one would take the older ETag read). So such a
+        # listing is read again.
         for _ in range(RELIST_TRIES):
             replayed = self.replayed()
             read = await self._read(node, path, prefix)

@@ -153,3 +153,32 @@ def test_fsync_after_rename_of_a_clean_file(mounter: MountFactory, backend: Back
     assert backend.read("dst.txt") == b"base+more"
     assert "src.txt" not in backend.keys()
     assert m.status()["conflicts"] == 0
+
+
+@pytest.mark.parametrize("remote", [b"short", b""])
+def test_write_past_a_shorter_remote_version_shows_zeros(mounter: MountFactory,
+                                                         backend: Backend,
+                                                         remote: bytes) -> None:
+    """The data file of a clean file may still hold an older, longer version past the
+    new size; a write past the end or a truncate up must show zeros there, not those
+    bytes (found by the reference model)."""
+    backend.write("f", b"A" * 100)
+    m = mounter(backend, "--metadata-ttl", "0", "--export-delay", "3600")
+    p = m.path / "f"
+    assert p.read_bytes() == b"A" * 100
+    backend.write("f", remote)
+    assert p.read_bytes() == remote
+    with open(p, "r+b") as f:
+        f.seek(20)
+        f.write(b"Z")
+    assert p.read_bytes() == remote + b"\0" * (20 - len(remote)) + b"Z"
+    backend.write("g", b"B" * 100)
+    q = m.path / "g"
+    assert q.read_bytes() == b"B" * 100
+    backend.write("g", remote)
+    assert q.read_bytes() == remote
+    os.truncate(q, 50)
+    assert q.read_bytes() == remote + b"\0" * (50 - len(remote))
+    assert m.flush()["ok"]
+    assert backend.read("f") == remote + b"\0" * (20 - len(remote)) + b"Z"
+    assert backend.read("g") == remote + b"\0" * (50 - len(remote))
