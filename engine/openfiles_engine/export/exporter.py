@@ -323,9 +323,8 @@ class Exporter:
                     node.sidecar_etag = await self.store.put_bytes(
                         sc_key, data, if_match=seen, create=not node.sidecar)
                 except Conflict:
-                    if not await self._same_sidecar(sc_key, data):
-                        raise
-                    node.sidecar_etag = (await self.store.head(sc_key)).etag
+                    node.sidecar_etag = await self._after_sidecar_conflict(
+                        sc_key, data, etag if node.kind != "dir" else None)
                 node.sidecar = True
             elif node.sidecar:
                 if seen is None:  # not known (SEMANTICS.md): the old unconditional delete
@@ -337,12 +336,30 @@ class Exporter:
             self._clash(Clash("kept", key, "", "its attributes (sidecar) changed in the bucket"))
             node.sidecar, node.sidecar_etag = True, None  # the next listing reads theirs
 
-    async def _same_sidecar(self, sc_key: str, data: bytes) -> bool:
-        """After a failed precondition: is it our own PUT whose ETag a crash lost?"""
+    async def _after_sidecar_conflict(self, sc_key: str, data: bytes,
+                                      etag: str | None) -> str | None:
+        """A sidecar PUT was refused. Returns the sidecar's ETag when ours is in place
+        after all; raises Conflict when another writer's attributes must stay.
+
+        - the bucket holds exactly our bytes: our own PUT, whose ETag a crash lost;
+        - the sidecar there describes another version of the object than the one
+          just exported (``etag``): stale by the layout rules (a second writer deleted
+          or replaced the object and left its sidecar), so it is replaced, If-Match
+          that stale sidecar;
+        - otherwise it is another writer's change to this version's attributes.
+        """
         try:
-            return await self.store.get(sc_key) == data
+            info = await self.store.head(sc_key)
+            there = await self.store.get(sc_key)
         except ObjectNotFound:
-            return False
+            raise Conflict(f"{sc_key} changed while it was read") from None
+        if there == data:
+            return info.etag
+        theirs = Sidecar.decode(there, sc_key)
+        if etag is not None and (theirs is None or theirs.etag != etag):
+            log.info("replacing the stale sidecar %r (it describes another version)", sc_key)
+            return await self.store.put_bytes(sc_key, data, if_match=info.etag, create=False)
+        raise Conflict(f"{sc_key} was changed by another writer")
 
     async def _same_bytes(self, node: Node, key: str) -> bool:
         """After a failed precondition: does the bucket already hold exactly our bytes?

@@ -572,3 +572,23 @@ def test_a_refused_replay_leaves_a_node_that_took_the_name_since_alone(tmp_path:
     rig.flush()
     assert {k: rig.store.get(k) for k in ("a", "b", "c")} == {
         "a": b"theirs", "b": b"y", "c": b"mine"}
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_stale_sidecar_left_by_another_writer_is_replaced(
+        mounter: MountFactory, backend: Backend) -> None:
+    """A sidecar that describes another version of its object (a second writer deleted
+    the object and left the sidecar) is stale by the layout rules: a new local file at
+    that path replaces it instead of counting a conflict and dropping the local mode
+    (found by the reference model)."""
+    backend.write(sidecar_key("a"), Sidecar("file", 0o600, 0, 0, 5, etag='"gone"').encode())
+    m = mounter(backend, *SEEN_ONCE)
+    (m.path / "a").write_bytes(b"mine")
+    os.chmod(m.path / "a", 0o640)
+    assert m.flush()["ok"]
+    sc = Sidecar.decode(backend.read(sidecar_key("a")), "a")
+    assert sc is not None and sc.mode == 0o640
+    assert m.status()["conflicts"] == 0
+    fresh = mounter(backend, *SEEN_ONCE)
+    assert os.stat(fresh.path / "a").st_mode & 0o777 == 0o640
