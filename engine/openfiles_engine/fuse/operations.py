@@ -198,13 +198,7 @@ class Operations(OpenFileHandlers):
         await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
         if self.tree.names(node.ino):
             fail(errno.ENOTEMPTY)
-        async with self.exporter.lock(node.ino):
-            with self.tree.db.transaction():
-                self._forget_remote(node)
-                self.tree.detach(node)
-                self._touch_dir(parent)
-        self._release_node(node)
-        self.exporter.wake()
+        await self._remove(parent, node)
 
     # files
     def _new_file(self, parent: Node, name: str, kind: str, mode: int, ctx: Any,
@@ -224,6 +218,16 @@ class Operations(OpenFileHandlers):
         self.data.truncate(node.ino, 0)
         node.lookups += 1
         return node
+
+    async def _remove(self, parent: Node, node: Node) -> None:
+        """Unlink or rmdir: the entry goes now, its objects through the journal."""
+        async with self.exporter.lock(node.ino):
+            with self.tree.db.transaction():
+                self._forget_remote(node)
+                self.tree.detach(node)
+                self._touch_dir(parent)
+        self._release_node(node)
+        self.exporter.wake()
 
     @handler
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
@@ -272,13 +276,7 @@ class Operations(OpenFileHandlers):
         node = self.tree.child(parent.ino, existing_name(name)) or fail(errno.ENOENT)
         if node.kind == "dir":
             fail(errno.EISDIR)
-        async with self.exporter.lock(node.ino):
-            with self.tree.db.transaction():
-                self._forget_remote(node)
-                self.tree.detach(node)
-                self._touch_dir(parent)
-        self._release_node(node)
-        self.exporter.wake()
+        await self._remove(parent, node)
 
     def _forget_remote(self, node: Node) -> None:
         """Journal the removal of ``node``'s objects (call inside a transaction)."""
