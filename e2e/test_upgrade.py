@@ -1,0 +1,104 @@
+"""Scenario 6: `helm upgrade` with a changed value, then a kubelet restart.
+
+A pod writes and reads a file every fifth of a second (any error ends it,
+Failed). Through the upgrade (the node plugin's pods are replaced; the mounter,
+OnDelete, is not) and a restart of the kubelet, the pod keeps running, its
+loop keeps advancing, and a new file written afterwards reads back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from e2e.kubectl import Kubectl, wait_for
+from e2e.release import CHART, E2E, RELEASE, SYSTEM_NS, Cluster, ObjectStore, install_values
+from e2e.workload import pod, secret, volume, wait_volume_ready
+
+LOOP = """
+i=0
+while true; do
+  echo "$i" > /data/tick
+  test "$(cat /data/tick)" = "$i"
+  echo "$i" > /tmp/count
+  i=$((i+1))
+  sleep 0.2
+done
+"""
+
+
+def _count(kube: Kubectl, namespace: str) -> int:
+    return int(kube.exec("looper", namespace, "cat", "/tmp/count").strip() or "0")
+
+
+def _advancing(kube: Kubectl, namespace: str) -> None:
+    start = _count(kube, namespace)
+    wait_for("the loop to advance", lambda: _count(kube, namespace) >= start + 5, timeout=30)
+    assert kube.pod_phase("looper", namespace) == "Running"
+
+
+def test_running_pods_keep_their_mounts(
+    cluster: Cluster, object_store: ObjectStore, namespace: str
+) -> None:
+    if cluster.kind != "local":
+        pytest.skip("restarting the kubelet is done by e2e/cluster.sh (local cluster only)")
+    kube: Kubectl = cluster.kube
+    bucket = object_store.bucket()
+    kube.apply(secret("creds", namespace, bucket))
+    kube.apply(volume("data", namespace, object_store, f"s3://{bucket.name}/u", "creds"))
+    wait_volume_ready(kube, "data", namespace)
+    kube.apply(pod("looper", namespace, "data", LOOP))
+    kube.wait_pod("looper", namespace, ["Running"], timeout=180)
+    _advancing(kube, namespace)
+
+    before = {
+        p["metadata"]["name"]
+        for p in kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
+    }
+    try:
+        kube.helm(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "-n",
+            SYSTEM_NS,
+            "--wait",
+            "--timeout",
+            "5m",
+            *install_values(cluster, {"node.logLevel": "DEBUG"}),
+            timeout=400,
+        )
+        after = {
+            p["metadata"]["name"]
+            for p in kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
+        }
+        assert before.isdisjoint(after), "the upgrade did not replace the node plugin"
+        _advancing(kube, namespace)
+
+        subprocess.run([str(E2E / "cluster.sh"), "restart-kubelet"], check=True, timeout=180)
+        wait_for("the node Ready again", lambda: _node_ready(kube), timeout=120)
+        _advancing(kube, namespace)
+        kube.exec("looper", namespace, "bash", "-c", "echo after > /data/after.txt")
+        assert kube.exec("looper", namespace, "cat", "/data/after.txt") == "after\n"
+    finally:
+        kube.helm(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "-n",
+            SYSTEM_NS,
+            "--wait",
+            "--timeout",
+            "5m",
+            *install_values(cluster),
+            timeout=400,
+        )
+
+
+def _node_ready(kube: Kubectl) -> bool:
+    for node in kube.items("nodes"):
+        for cond in node["status"].get("conditions", []):
+            if cond["type"] == "Ready" and cond["status"] != "True":
+                return False
+    return True
