@@ -13,6 +13,7 @@
 #   e2e/cluster.sh env         shell lines to eval: KUBECONFIG and the addresses
 #   e2e/cluster.sh minio-up    a MinIO for the pods (see e2e/cluster/minio.sh)
 #   e2e/cluster.sh minio-down
+#   e2e/cluster.sh restart-kubelet   stop the kubelet and start it again (pods keep running)
 #   e2e/cluster.sh purge       down, then delete the state dir (certs, images)
 #
 # Layout: the node IP 10.200.0.1 sits on a port-less bridge in the namespace,
@@ -217,13 +218,19 @@ start_control_plane() {
     --leader-elect=false --profiling=false --v=1
 }
 
-start_node() {
-  start_daemon containerd containerd --config "$CONF/containerd.toml"
-  wait_for 30 "containerd answering" containerd ctr -a "$SOCK" version
-  import_images
+start_kubelet() {
   start_daemon kubelet "$BIN/kubelet" --config="$CONF/kubelet.yaml" \
     --kubeconfig="$STATE/kubeconfigs/kubelet-client" --hostname-override="$NODE_NAME" \
     --node-ip="$NODE_IP" --root-dir="$KUBELET_DIR" --v=1
+}
+
+start_node() {
+  start_daemon containerd containerd --config "$CONF/containerd.toml"
+  wait_for 30 "containerd answering" containerd ctr -a "$SOCK" version
+  # a crashed run can leave containers in containerd's records: a new cluster has none
+  remove_containers
+  import_images
+  start_kubelet
   start_daemon kube-proxy "$BIN/kube-proxy" --config="$CONF/kube-proxy.yaml" --v=1
 }
 
@@ -240,7 +247,7 @@ up_failed() { # EXIT trap of `up`: a failed start is taken down again
   local rc=$?
   trap - EXIT
   [[ $rc -ne 0 ]] || return 0
-  echo "up: FAILED; logs in $LOGS" >&2
+  echo "up: FAILED at ${FAILED_AT:-?}; logs in $LOGS" >&2
   if [[ "${OPENFILES_E2E_KEEP_ON_FAIL:-}" == 1 ]]; then
     echo "up: left running for inspection; run: $0 down" >&2
   elif teardown >&2; then
@@ -263,6 +270,8 @@ cmd_up() {
   fi
   preflight
   trap up_failed EXIT
+  set -E
+  trap 'FAILED_AT="${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND"' ERR
   mkdir -p "$STATE"
   fresh_state
   save_sysctls
@@ -285,7 +294,7 @@ cmd_up() {
   local left
   left=$(ip -4 -o addr show | awk '$4 ~ /^10\./' ; ip -4 route show | awk '$1 ~ /^10\./')
   [[ -z "$left" ]] || die "up: cluster addresses leaked into the machine's namespace: $left"
-  trap - EXIT
+  trap - EXIT ERR
   echo "up: node $NODE_NAME Ready in $((SECONDS - start))s; export KUBECONFIG=$STATE/kubeconfig"
 }
 
@@ -331,6 +340,14 @@ cmd_env() {
   echo "export OPENFILES_E2E_MINIO_CREDENTIALS=$STATE/minio/credentials"
 }
 
+cmd_restart_kubelet() { # what a node reboot or kubelet upgrade does to running pods
+  running kubelet || die "restart-kubelet: the kubelet is not running"
+  stop_daemon kubelet 10
+  start_kubelet
+  wait_for 60 "kubelet healthy again" kubelet in_netns curl -sf http://127.0.0.1:10248/healthz
+  echo "restart-kubelet: kubelet running again (pid $(recorded_pid kubelet))"
+}
+
 cmd_purge() {
   cmd_down
   rm -rf "$STATE"
@@ -344,6 +361,7 @@ case "${1:-}" in
   env) cmd_env ;;
   minio-up) minio_up ;;
   minio-down) minio_down ;;
+  restart-kubelet) cmd_restart_kubelet ;;
   purge) cmd_purge ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

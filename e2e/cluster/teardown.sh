@@ -22,9 +22,13 @@ unmount_under() { # unmount_under PREFIX: unmount everything at or under PREFIX
   [[ -z "$(mount_points "$1")" ]] || echo "  still mounted under $1: $(mount_points "$1" | tr '\n' ' ')" >&2
 }
 
-remove_containers() { # with containerd still up: kill and delete every container it runs
+remove_containers() { # with containerd still up: kill and delete every container it has
   running containerd || return 0
-  local ctr=(ctr -n k8s.io -a "$SOCK" --timeout 10s) id
+  local ctr=(ctr -n k8s.io -a "$SOCK" --timeout 10s) id n
+  n=$("${ctr[@]}" containers ls -q 2>/dev/null | grep -c . || true)
+  [[ "$n" -gt 0 ]] || return 0
+  echo "  removing $n container(s) from containerd"
+  "${ctr[@]}" containers ls -q >>"$RUN/container-ids" 2>/dev/null
   for id in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
     "${ctr[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
   done
@@ -36,7 +40,31 @@ remove_containers() { # with containerd still up: kill and delete every containe
   done
 }
 
+shim_ids() { # the container ids in the argv of our containerd's shims (-id ID)
+  local p args i
+  for p in $(pids_with_arg "$SOCK"); do
+    mapfile -d '' -t args 2>/dev/null <"/proc/$p/cmdline" || continue
+    for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+      [[ "${args[i]}" == -id ]] && echo "${args[i + 1]}"
+    done
+  done
+  return 0
+}
+
+shim_sockets() { # the sockets of the shims of the containers ever seen at down
+  local id h
+  [[ -f "$RUN/container-ids" ]] || return 0
+  for id in $(sort -u "$RUN/container-ids"); do
+    # containerd 1.6 names them by a hash of its address, the namespace and the id,
+    # under /run/containerd/s whatever its settings
+    h=$(printf '%s' "$SOCK/k8s.io/$id" | sha256sum)
+    [[ -e "/run/containerd/s/${h%% *}" ]] && echo "/run/containerd/s/${h%% *}"
+  done
+  return 0
+}
+
 sweep_processes() { # KILL whatever the daemons left: pods, shims, anything in the netns
+  shim_ids >>"$RUN/container-ids"
   kill_pids "pods" $(pids_in_cgroups kubepods k8s.io)
   kill_pids "in the network namespace" $(pids_in_netns "/run/netns/$NETNS")
   # containerd's shims name its socket; everything of ours names the state dir
@@ -101,6 +129,8 @@ remove_machine_dirs() { # what the daemons left outside the state dir
     [[ -L "$link" && "$(readlink "$link")" == "$STATE"/* ]] && rm -f "$link"
   done
   made /var/log/containers && rmdir /var/log/containers 2>/dev/null
+  # a shim killed rather than stopped leaves its socket
+  shim_sockets | xargs -r rm -f
   rm -f /var/lib/cni/results/"$CNI_NETWORK"-*
   # containerd 1.6 puts its shims' sockets there whatever its settings; they
   # go with the shims, and what is left is empty directories, unless another
@@ -138,6 +168,7 @@ leftovers() { # print one line per thing the cluster left behind; silent when cl
     made "$p" && [[ -e "$p" ]] && echo "directory $p: $(find "$p" | head -3 | tr '\n' ' ')"
   done
   ls /var/lib/cni/results/"$CNI_NETWORK"-* 2>/dev/null | sed 's/^/file /'
+  shim_sockets | sed 's/^/socket /'
   return 0
 }
 
