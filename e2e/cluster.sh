@@ -128,6 +128,23 @@ preflight() {
   port_free "$HOST_API_PORT" || die "up: 127.0.0.1:$HOST_API_PORT is taken (set OPENFILES_E2E_API_PORT)"
 }
 
+foreign() { # why the cluster pieces on the machine may not be this state dir's; silent if ours
+  if mountpoint -q "$KUBELET_DIR" 2>/dev/null \
+    && ! findmnt -n -o SOURCE "$KUBELET_DIR" | grep -qF "[$STATE/kubelet]"; then
+    echo "$KUBELET_DIR is mounted from $(findmnt -n -o SOURCE "$KUBELET_DIR" | head -1), not $STATE/kubelet"
+  fi
+  if [[ -e "/run/netns/$NETNS" && ! -d "$RUN" ]]; then
+    echo "network namespace $NETNS exists, but $STATE has no record of making it"
+  fi
+}
+
+refuse_foreign() { # refuse_foreign VERB: stop before touching another cluster
+  local why
+  why=$(foreign)
+  [[ -z "$why" ]] || die "$1: another cluster seems to be up (${why//$'\n'/; }); take it down with its own" \
+    "OPENFILES_E2E_STATE, or set OPENFILES_E2E_NETNS to use another namespace"
+}
+
 healthy() { # every daemon alive and the API answering through the forwarder
   local d
   for d in "${DAEMONS[@]}"; do running "$d" || return 1; done
@@ -171,13 +188,14 @@ import_images() { # each archive once per containerd root, keyed by its size and
     echo "$key" >"$stamps/${f##*/}"
     n=$((n + 1))
   done
+  for f in "$stamps"/*; do [[ -e "$IMAGES/${f##*/}" ]] || rm -f "$f"; done
   shopt -u nullglob
   echo "up: $n image archive(s) imported from $IMAGES ($(ctr -n k8s.io -a "$SOCK" images ls -q | grep -vc '^sha256:') images in containerd)"
   ctr -n k8s.io -a "$SOCK" images ls -q | grep -qxF "$PAUSE_IMAGE" \
     || die "up: $PAUSE_IMAGE is not in containerd: no pod can start without it. Build the image archives (into $IMAGES) first."
 }
 
-start_control_plane() {
+start_api() { # etcd, then the API server (not waited for)
   start_daemon etcd "$BIN/etcd" --data-dir "$STATE/etcd" --name default \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -202,7 +220,9 @@ start_control_plane() {
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
     --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --profiling=false --v=1
-  wait_for 90 "kube-apiserver ready" kube-apiserver kubectl_in get --raw /readyz
+}
+
+start_controllers() { # once the API server is ready
   local kc="$STATE/kubeconfigs"
   start_daemon kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig="$kc/controller-manager" --authentication-kubeconfig="$kc/controller-manager" \
@@ -224,12 +244,15 @@ start_kubelet() {
     --node-ip="$NODE_IP" --root-dir="$KUBELET_DIR" --v=1
 }
 
-start_node() {
+start_runtime() { # containerd with the images, while the API server starts
   start_daemon containerd containerd --config "$CONF/containerd.toml"
   wait_for 30 "containerd answering" containerd ctr -a "$SOCK" version
   # a crashed run can leave containers in containerd's records: a new cluster has none
   remove_containers
   import_images
+}
+
+start_node() {
   start_kubelet
   start_daemon kube-proxy "$BIN/kube-proxy" --config="$CONF/kube-proxy.yaml" --v=1
 }
@@ -247,7 +270,7 @@ up_failed() { # EXIT trap of `up`: a failed start is taken down again
   local rc=$?
   trap - EXIT
   [[ $rc -ne 0 ]] || return 0
-  echo "up: FAILED at ${FAILED_AT:-?}; logs in $LOGS" >&2
+  echo "up: FAILED${FAILED_AT:+ at $FAILED_AT}; logs in $LOGS" >&2
   if [[ "${OPENFILES_E2E_KEEP_ON_FAIL:-}" == 1 ]]; then
     echo "up: left running for inspection; run: $0 down" >&2
   elif teardown >&2; then
@@ -259,6 +282,7 @@ up_failed() { # EXIT trap of `up`: a failed start is taken down again
 cmd_up() {
   local start=$SECONDS
   [[ $EUID -eq 0 ]] || die "$0: must run as root (network namespace, mounts, cgroups)"
+  refuse_foreign up
   if [[ -d "$RUN" ]] || [[ -e "/run/netns/$NETNS" ]] || mountpoint -q "$KUBELET_DIR" 2>/dev/null; then
     if [[ -d "$RUN" ]] && healthy; then
       echo "up: already running ($0 down to stop it)"
@@ -281,8 +305,11 @@ cmd_up() {
   make_netns
   share_kubelet_dir
   echo "up: state in $STATE, network namespace $NETNS, node $NODE_IP ($((SECONDS - start))s)"
-  start_control_plane
-  echo "up: control plane ready ($((SECONDS - start))s)"
+  start_api
+  start_runtime
+  wait_for 90 "kube-apiserver ready" kube-apiserver kubectl_in get --raw /readyz
+  echo "up: API server ready ($((SECONDS - start))s)"
+  start_controllers
   start_node
   start_forwarder api-forward "$HOST_API_PORT" 6443
   wait_for 30 "API server through 127.0.0.1:$HOST_API_PORT" api-forward \
@@ -301,6 +328,7 @@ cmd_up() {
 cmd_down() {
   local start=$SECONDS
   [[ $EUID -eq 0 ]] || die "$0: must run as root"
+  refuse_foreign down
   mkdir -p "$RUN"
   # best effort: a step that fails does not stop the ones after it
   teardown || exit 1

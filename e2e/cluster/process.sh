@@ -52,8 +52,8 @@ start_host() { # start_host NAME CMD...: run CMD in the machine's own namespace,
 }
 
 record() { # record NAME PID: remember PID and its start time in $RUN/NAME.pid
-  local t="" i
-  for i in 1 2 3 4 5; do
+  local t="" _
+  for _ in 1 2 3 4 5; do
     t=$(start_time "$2")
     [[ -n "$t" ]] && break
     sleep 0.05

@@ -11,8 +11,8 @@ mount_points() { # mount_points PREFIX: mount points at or under PREFIX, deepest
 }
 
 unmount_under() { # unmount_under PREFIX: unmount everything at or under PREFIX
-  local round point
-  for round in 1 2 3 4 5; do
+  local point points _
+  for _ in 1 2 3 4 5; do
     mapfile -t points < <(mount_points "$1")
     [[ ${#points[@]} -eq 0 ]] && return 0
     for point in "${points[@]}"; do
@@ -54,7 +54,7 @@ shim_ids() { # the container ids in the argv of our containerd's shims (-id ID)
 shim_sockets() { # the sockets of the shims of the containers ever seen at down
   local id h
   [[ -f "$RUN/container-ids" ]] || return 0
-  for id in $(sort -u "$RUN/container-ids"); do
+  sort -u "$RUN/container-ids" | while read -r id; do
     # containerd 1.6 names them by a hash of its address, the namespace and the id,
     # under /run/containerd/s whatever its settings
     h=$(printf '%s' "$SOCK/k8s.io/$id" | sha256sum)
@@ -65,10 +65,14 @@ shim_sockets() { # the sockets of the shims of the containers ever seen at down
 
 sweep_processes() { # KILL whatever the daemons left: pods, shims, anything in the netns
   shim_ids >>"$RUN/container-ids"
-  kill_pids "pods" $(pids_in_cgroups kubepods k8s.io)
-  kill_pids "in the network namespace" $(pids_in_netns "/run/netns/$NETNS")
+  local pids
+  mapfile -t pids < <(pids_in_cgroups kubepods k8s.io)
+  kill_pids "pods" "${pids[@]}"
+  mapfile -t pids < <(pids_in_netns "/run/netns/$NETNS")
+  kill_pids "in the network namespace" "${pids[@]}"
   # containerd's shims name its socket; everything of ours names the state dir
-  kill_pids "naming $STATE" $(pids_with_arg "$STATE")
+  mapfile -t pids < <(pids_with_arg "$STATE")
+  kill_pids "naming $STATE" "${pids[@]}"
 }
 
 remove_pod_netns() { # the pods' namespaces containerd made (cni-*), not ones that were there before
@@ -167,7 +171,9 @@ leftovers() { # print one line per thing the cluster left behind; silent when cl
   for p in "${MACHINE_DIRS[@]}"; do
     made "$p" && [[ -e "$p" ]] && echo "directory $p: $(find "$p" | head -3 | tr '\n' ' ')"
   done
-  ls /var/lib/cni/results/"$CNI_NETWORK"-* 2>/dev/null | sed 's/^/file /'
+  for p in /var/lib/cni/results/"$CNI_NETWORK"-*; do
+    [[ -e "$p" ]] && echo "file $p"
+  done
   shim_sockets | sed 's/^/socket /'
   return 0
 }
@@ -194,7 +200,7 @@ teardown() { # stop everything, undo every change to the machine, then check
   left=$(leftovers)
   if [[ -n "$left" ]]; then
     echo "down: NOT clean, left behind:" >&2
-    sed 's/^/  /' <<<"$left" >&2
+    echo "  ${left//$'\n'/$'\n'  }" >&2
     return 1
   fi
   rm -rf "$RUN"
