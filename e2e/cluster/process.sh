@@ -1,6 +1,9 @@
 # Processes of the e2e cluster: started detached inside the network namespace,
 # recorded by PID and start time, stopped by that record only.
 # Sourced by e2e/cluster.sh; uses $RUN, $LOGS and $NETNS.
+#
+# Functions that list things return 0 whatever they find: they run in pipes
+# and process substitutions, where `set -e` and pipefail still apply.
 
 # The daemons' parent is PID 1, which reaps slowly: a zombie has stopped even
 # though `kill -0` still succeeds on it.
@@ -127,7 +130,7 @@ pids_in_cgroups() { # pids_in_cgroups NAME...: processes in /NAME (any v1 contro
   local name c
   for name in "$@"; do
     for c in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/"$name"; do
-      [[ -d "$c" ]] && find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null
+      if [[ -d "$c" ]]; then find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
     done
   done | sort -un
 }

@@ -6,7 +6,7 @@ mount_points() { # mount_points PREFIX: mount points at or under PREFIX, deepest
   local prefix=$1 point
   while read -r _ _ _ _ point _; do
     point=$(printf '%b' "${point//\\/\\0}") # mountinfo escapes space, tab, newline as \0NN
-    [[ "$point" == "$prefix" || "$point" == "$prefix"/* ]] && echo "$point"
+    if [[ "$point" == "$prefix" || "$point" == "$prefix"/* ]]; then echo "$point"; fi
   done </proc/self/mountinfo | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-
 }
 
@@ -58,21 +58,32 @@ shim_sockets() { # the sockets of the shims of the containers ever seen at down
     # containerd 1.6 names them by a hash of its address, the namespace and the id,
     # under /run/containerd/s whatever its settings
     h=$(printf '%s' "$SOCK/k8s.io/$id" | sha256sum)
-    [[ -e "/run/containerd/s/${h%% *}" ]] && echo "/run/containerd/s/${h%% *}"
+    if [[ -e "/run/containerd/s/${h%% *}" ]]; then echo "/run/containerd/s/${h%% *}"; fi
   done
   return 0
 }
 
-sweep_processes() { # KILL whatever the daemons left: pods, shims, anything in the netns
-  shim_ids >>"$RUN/container-ids"
+our_pids() { # the cluster's processes, whatever their records say
+  local p exe
+  pids_in_cgroups kubepods k8s.io # pods
+  pids_in_netns "/run/netns/$NETNS" # daemons, host-network pods, their children
+  pids_with_arg "-address $SOCK" # containerd's shims
+  pids_with_arg "cluster/connect.sh $NETNS " # forwarders and their connections
+  for p in $(pids_with_arg "$STATE"); do # daemons, should the namespace be gone
+    exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
+    case "${exe##*/}" in
+      etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | containerd | minio)
+        echo "$p" ;;
+    esac
+  done
+  return 0
+}
+
+sweep_processes() { # KILL whatever the daemons left behind
   local pids
-  mapfile -t pids < <(pids_in_cgroups kubepods k8s.io)
-  kill_pids "pods" "${pids[@]}"
-  mapfile -t pids < <(pids_in_netns "/run/netns/$NETNS")
-  kill_pids "in the network namespace" "${pids[@]}"
-  # containerd's shims name its socket; everything of ours names the state dir
-  mapfile -t pids < <(pids_with_arg "$STATE")
-  kill_pids "naming $STATE" "${pids[@]}"
+  shim_ids >>"$RUN/container-ids"
+  mapfile -t pids < <(our_pids | sort -un)
+  kill_pids "left by the cluster" "${pids[@]}"
 }
 
 remove_pod_netns() { # the pods' namespaces containerd made (cni-*), not ones that were there before
@@ -126,8 +137,10 @@ made() { grep -qxF "$1" "$RUN/made-dirs" 2>/dev/null; } # made DIR: the cluster 
 remove_machine_dirs() { # what the daemons left outside the state dir
   local link
   unmount_under "$KUBELET_DIR"
-  if made "$KUBELET_DIR" && [[ -d "$KUBELET_DIR" ]] && ! mountpoint -q "$KUBELET_DIR"; then
-    rmdir "$KUBELET_DIR" 2>/dev/null || echo "  $KUBELET_DIR is not empty after unmount; left" >&2
+  # up made it, so what is in it, under the bind mount, is what a kubelet wrote
+  # there while the mount was gone (a crashed teardown)
+  if made "$KUBELET_DIR" && [[ -d "$KUBELET_DIR" && -z "$(mount_points "$KUBELET_DIR")" ]]; then
+    rm -rf --one-file-system "$KUBELET_DIR"
   fi
   for link in /var/log/containers/*.log; do
     [[ -L "$link" && "$(readlink "$link")" == "$STATE"/* ]] && rm -f "$link"
@@ -146,8 +159,8 @@ remove_machine_dirs() { # what the daemons left outside the state dir
 
 leftovers() { # print one line per thing the cluster left behind; silent when clean
   local p
-  for p in $(pids_with_arg "$STATE") $(pids_in_cgroups kubepods k8s.io); do
-    alive "$p" && echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+  for p in $(our_pids | sort -un); do
+    alive "$p" && echo "process $p: $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")"
   done
   [[ -e "/run/netns/$NETNS" ]] && echo "network namespace $NETNS"
   for p in /run/netns/cni-*; do
