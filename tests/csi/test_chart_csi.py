@@ -36,7 +36,7 @@ def test_csi_objects() -> None:
     node = docs[("DaemonSet", "openfiles-csi-node")]
     mounter = docs[("DaemonSet", "openfiles-mounter")]
     c = {**containers(node), **containers(mounter)}
-    assert set(containers(node)) == {"node-driver-registrar", "csi-node"}
+    assert set(containers(node)) == {"node-driver-registrar", "liveness-probe", "csi-node"}
     assert set(containers(mounter)) == {"mounter"}
     # The node plugin rolls; the mounter (parent of the engines) changes only on delete.
     assert node["spec"]["updateStrategy"]["type"] == "RollingUpdate"
@@ -57,7 +57,7 @@ def test_csi_objects() -> None:
         assert node_volumes[key]["hostPath"] == mounter_volumes[key]["hostPath"]
     assert node_volumes["policies"]["configMap"]["optional"] is True
     controller = containers(docs[("Deployment", "openfiles-csi-controller")])
-    assert set(controller) == {"csi-provisioner", "csi-controller"}
+    assert set(controller) == {"csi-provisioner", "liveness-probe", "csi-controller"}
     assert "--mode=controller" in controller["csi-controller"]["args"]
     rules = docs[("ClusterRole", "openfiles-csi-provisioner")]["rules"]
     pv = next(r for r in rules if "persistentvolumes" in r["resources"])
@@ -70,3 +70,38 @@ def test_parts_can_be_disabled() -> None:
     assert ("ClusterRole", "openfiles-csi-provisioner") not in docs
     node = containers(docs[("DaemonSet", "openfiles-csi-node")])
     assert not any(a.startswith("--metrics-address") for a in node["csi-node"]["args"])
+
+
+def test_liveness_is_wired_to_the_sidecar() -> None:
+    """The kubelet probes the plugin's /healthz port, which the livenessprobe sidecar of
+    the same pod serves by calling the plugin's Probe over its socket."""
+    docs = render("node.livenessProbe.port=9900", "node.livenessProbe.timeoutSeconds=7")
+    for kind, name, plugin, port, timeout in (
+            ("DaemonSet", "openfiles-csi-node", "csi-node", 9900, 7),
+            ("Deployment", "openfiles-csi-controller", "csi-controller", 9808, 10)):
+        c = containers(docs[(kind, name)])
+        probe = c[plugin]["livenessProbe"]
+        assert probe["httpGet"] == {"path": "/healthz", "port": "healthz"}
+        assert probe["timeoutSeconds"] == timeout
+        ports = {p["name"]: p["containerPort"] for p in c[plugin]["ports"]}
+        assert ports["healthz"] == port
+        sidecar = c["liveness-probe"]
+        assert sidecar["image"] == "registry.k8s.io/sig-storage/livenessprobe:v2.15.0"
+        assert f"--http-endpoint=:{port}" in sidecar["args"]
+        # It answers before the kubelet gives up on it.
+        assert f"--probe-timeout={timeout - 1}s" in sidecar["args"]
+        socket = next(m for m in c[plugin]["volumeMounts"] if m["mountPath"] == "/csi")
+        assert {"name": socket["name"], "mountPath": "/csi"} in sidecar["volumeMounts"]
+
+
+def test_only_the_node_side_is_privileged() -> None:
+    docs = render()
+    controller = docs[("Deployment", "openfiles-csi-controller")]["spec"]["template"]["spec"]
+    assert controller["securityContext"]["runAsNonRoot"] is True
+    for c in controller["containers"]:
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    node = containers(docs[("DaemonSet", "openfiles-csi-node")])
+    for sidecar in ("node-driver-registrar", "liveness-probe"):
+        assert "privileged" not in node[sidecar]["securityContext"]
+        assert node[sidecar]["securityContext"]["allowPrivilegeEscalation"] is False
