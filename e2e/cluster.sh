@@ -358,6 +358,7 @@ cmd_status() {
 
 cmd_env() {
   echo "export KUBECONFIG=$STATE/kubeconfig"
+  echo "export OPENFILES_E2E_STATE=$STATE"
   echo "export OPENFILES_E2E_NETNS=$NETNS"
   echo "export OPENFILES_E2E_NODE_IP=$NODE_IP"
   echo "export OPENFILES_E2E_NODE_NAME=$NODE_NAME"

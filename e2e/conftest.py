@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from e2e.kubectl import CommandError, Kubectl
-from e2e.minio import KindMinio, NamespacedMinio
+from e2e.minio import ClusterMinio
 from e2e.release import CHART, E2E, RELEASE, SYSTEM_NS, Cluster, ObjectStore, install_values
 from fixtures.prereq import missing, tool
 
@@ -56,7 +56,7 @@ def _run(argv: list[str], timeout: float) -> str:
 def _parse_env(text: str) -> dict[str, str]:
     env = {}
     for line in text.splitlines():
-        key, sep, value = line.partition("=")
+        key, sep, value = line.removeprefix("export ").partition("=")
         if sep and key.strip():
             env[key.strip()] = value.strip().strip('"')
     return env
@@ -109,17 +109,15 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def object_store(cluster: Cluster) -> Iterator[ObjectStore]:
     if cluster.kind == "kind":
-        kind_minio = KindMinio.from_environment()
+        kind_minio = ClusterMinio.from_kind_env()
         yield ObjectStore(kind_minio, kind_minio.cluster_endpoint)
         return
-    minio = NamespacedMinio(
-        cluster.env["OPENFILES_E2E_NETNS"], cluster.env["OPENFILES_E2E_NODE_IP"]
-    )
+    _run([str(E2E / "cluster.sh"), "minio-up"], timeout=120)
     try:
-        minio.start()
+        minio = ClusterMinio.from_cluster_env(cluster.env)
         yield ObjectStore(minio, minio.cluster_endpoint)
     finally:
-        minio.stop()
+        _run([str(E2E / "cluster.sh"), "minio-down"], timeout=60)
 
 
 @pytest.fixture(scope="session")
