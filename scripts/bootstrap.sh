@@ -132,11 +132,31 @@ EOF
   stamp etcd "$ETCD_VERSION"
 }
 
+# Every Kubernetes binary the tests run: the API server and kubectl for the
+# control-plane tests, the rest for the single-node cluster of the e2e tests.
+KUBERNETES_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
+kube_ldflags() { # the version stamp upstream's release build writes into each binary
+  local minor=${KUBERNETES_VERSION#v1.} date pkg flags=()
+  minor=${minor%%.*}
+  # The tag's time as the module proxy reports it: fixed, so builds repeat.
+  date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' \
+    "$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.info")
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=("-X $pkg.gitVersion=$KUBERNETES_VERSION" "-X $pkg.gitMajor=1" "-X $pkg.gitMinor=$minor"
+      "-X $pkg.gitTreeState=clean" "-X $pkg.buildDate=${date:-1970-01-01T00:00:00Z}")
+  done
+  echo "${flags[*]}"
+}
+
 kubernetes_build() {
-  fresh kubernetes "$KUBERNETES_VERSION" kube-apiserver kubectl && return
-  local dir="$SRC/kube" minor="v0.${KUBERNETES_VERSION#v1.}" modfile
-  mkdir -p "$dir"
+  local dir="$SRC/kube" minor="v0.${KUBERNETES_VERSION#v1.}" modfile ldflags version b pkgs=()
   go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
+  ldflags=$(kube_ldflags)
+  # The stamp names the ldflags too, so a binary built without them is rebuilt.
+  version="$KUBERNETES_VERSION+ldflags.$(printf %s "$ldflags" | sha256sum | cut -c1-12)"
+  fresh kubernetes "$version" "${KUBERNETES_BINARIES[@]}" && return
+  mkdir -p "$dir"
   modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod"
   # k8s.io/kubernetes points every k8s.io/* staging module at ./staging; the
   # same code is published as k8s.io/<name> v0.N.x, so replace each with that.
@@ -148,12 +168,12 @@ kubernetes_build() {
     printf ')\n'
   } >"$dir/go.mod"
   echo 'package tools' >"$dir/tools.go"
-  timed kubernetes "$KUBERNETES_VERSION" bash -c "cd '$dir' && \
-    go get k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION \
-      k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION && \
-    go build -o '$BIN/kube-apiserver' k8s.io/kubernetes/cmd/kube-apiserver && \
-    go build -o '$BIN/kubectl' k8s.io/kubernetes/cmd/kubectl"
-  stamp kubernetes "$KUBERNETES_VERSION"
+  for b in "${KUBERNETES_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  # One `go build` for all of them: shared packages compile once, in parallel.
+  timed kubernetes "$version" bash -c "cd '$dir' && \
+    go get ${pkgs[*]/%/@$KUBERNETES_VERSION} && \
+    go build -ldflags '$ldflags' -o '$BIN/' ${pkgs[*]}"
+  stamp kubernetes "$version"
 }
 
 go_tools() {
