@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine or a warm one:
-#   bootstrap (Debian packages, venv, pinned tools) -> ruff -> mypy --strict
+#   bootstrap-tests (Debian packages, venv, pinned tools) -> ruff -> mypy --strict
 #   -> pytest (import layers, stub freshness, unit, FUSE, MinIO, API server,
 #   csi-sanity, chart).
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/engine -x).
@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 step "bootstrap"
-scripts/bootstrap.sh
+scripts/bootstrap-tests.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 step "ruff"

@@ -21,7 +21,7 @@ the whole time: raw GET seconds / (engine path CPU seconds / cores). A bound
 under the issue's 0.70x says that the copies the engine must make (into its
 cache file and into the kernel's page cache of the FUSE file), not waiting,
 hold the cold read back.
-Needs root (FUSE) and the MinIO binary of scripts/bootstrap.sh.
+Needs root (FUSE) and the MinIO binary of scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations

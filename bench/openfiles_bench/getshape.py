@@ -9,7 +9,7 @@ with 2, and 64 MiB with 1. Each line gives the rate, the CPU seconds of this
 process (the client: obstore's runtime and Python) and of MinIO. It shows
 what the network side of a cold read can bring here, apart from FUSE and the
 cache (docs/ENGINE.md, "Cold sequential read").
-Needs the MinIO binary of scripts/bootstrap.sh.
+Needs the MinIO binary of scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations

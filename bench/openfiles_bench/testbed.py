@@ -4,7 +4,7 @@
 few patterned objects, and hands out its pid so that its CPU can be counted;
 :func:`process_cpu` is that count (user plus system seconds, from /proc).
 Unlike ``openfiles bench``, these tools compare one path against another on a
-quiet machine; they need the MinIO binary of scripts/bootstrap.sh.
+quiet machine; they need the MinIO binary of scripts/bootstrap-tests.sh.
 """
 
 from __future__ import annotations

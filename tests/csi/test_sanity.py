@@ -1,4 +1,4 @@
-"""csi-sanity (pinned by scripts/bootstrap.sh) against the real plugin in --mode all.
+"""csi-sanity (pinned by scripts/bootstrap-tests.sh) against the real plugin in --mode all.
 
 Real FUSE mounts through the mounter and the engine, volumes created in a MinIO
 bucket. Zero failures; every skip must be one of ``EXPECTED_SKIPS``, each with the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,3 +50,40 @@ def test_kubeconform_validates_offline(tmp_path: Path) -> None:
     result = check(bad)
     assert result.returncode == 1
     assert "data/a" in result.stdout or "/data/a" in result.stdout, result.stdout
+
+
+def pinned(name: str) -> str:
+    """A version pinned in scripts/bootstrap-tests.sh (NAME="...")."""
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "bootstrap-tests.sh").read_text()
+    match = re.search(rf'^{name}="([^"]+)"$', script, re.MULTILINE)
+    assert match, f"{name} is not pinned in scripts/bootstrap-tests.sh"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("binary", ["kube-apiserver", "kube-controller-manager",
+                                    "kube-scheduler", "kubelet", "kube-proxy"])  # fmt: skip
+def test_kubernetes_binary_reports_the_pinned_version(binary: str) -> None:
+    """Unstamped builds say v0.0.0-master, which kubectl cannot parse and helm refuses."""
+    out = subprocess.run([str(tool(binary)), "--version"], capture_output=True, text=True,
+                         check=True, timeout=30)
+    assert out.stdout.strip() == f"Kubernetes {pinned('KUBERNETES_VERSION')}"
+
+
+def test_kubectl_reports_the_pinned_version() -> None:
+    out = subprocess.run([str(tool("kubectl")), "version", "--client", "-o", "json"],
+                         capture_output=True, text=True, check=True, timeout=30)
+    client = json.loads(out.stdout)["clientVersion"]
+    version = pinned("KUBERNETES_VERSION")
+    assert client["gitVersion"] == version
+    assert (client["major"], client["minor"]) == ("1", version.split(".")[1])
+    assert client["gitTreeState"] == "clean"
+
+
+@pytest.mark.parametrize(("binary", "pin"), [("csi-provisioner", "PROVISIONER_VERSION"),
+                                             ("csi-node-driver-registrar", "SIDECAR_VERSION"),
+                                             ("livenessprobe", "SIDECAR_VERSION")])  # fmt: skip
+def test_sidecar_reports_its_version(binary: str, pin: str) -> None:
+    out = subprocess.run([str(tool(binary)), "--version"], capture_output=True, text=True,
+                         check=True, timeout=30)
+    name, version = out.stdout.split()  # upstream's provisioner prints its argv[0]
+    assert (Path(name).name, version) == (binary, pinned(pin))
