@@ -21,6 +21,8 @@ ROOT = E2E.parent
 CHART = ROOT / "charts" / "openfiles"
 RELEASE = "openfiles"
 SYSTEM_NS = "openfiles-system"
+LOCAL_SIDECARS = "localhost/openfiles-sidecar"
+STAND_IN_VERSION = "v0.1.0"  # tools/sidecar's version (scripts/bootstrap-tests.sh)
 
 
 def chart_app_version() -> str:
@@ -61,6 +63,13 @@ def install_values(cluster: Cluster, extra: dict[str, str] | None = None) -> lis
         "image.repository": "localhost/openfiles",
         "image.tag": chart_app_version(),
         "image.pullPolicy": "Never",
+        # The module proxy here serves no version of node-driver-registrar or livenessprobe,
+        # so the e2e runs the project's own stand-ins (tools/sidecar/, same flags), under
+        # local names; csi-provisioner is the upstream v5.2.0, built here.
+        "sidecars.registrar.repository": f"{LOCAL_SIDECARS}/csi-node-driver-registrar",
+        "sidecars.registrar.tag": STAND_IN_VERSION,
+        "sidecars.livenessProbe.repository": f"{LOCAL_SIDECARS}/livenessprobe",
+        "sidecars.livenessProbe.tag": STAND_IN_VERSION,
         "operator.retryDelaySeconds": "5",
         "node.reports.intervalSeconds": "1",
         "node.stateDir": cluster.node_dir("state"),
