@@ -63,13 +63,6 @@ def install_values(cluster: Cluster, extra: dict[str, str] | None = None) -> lis
         "image.repository": "localhost/openfiles",
         "image.tag": chart_app_version(),
         "image.pullPolicy": "Never",
-        # The module proxy here serves no version of node-driver-registrar or livenessprobe,
-        # so the e2e runs the project's own stand-ins (tools/sidecar/, same flags), under
-        # local names; csi-provisioner is the upstream v5.2.0, built here.
-        "sidecars.registrar.repository": f"{LOCAL_SIDECARS}/csi-node-driver-registrar",
-        "sidecars.registrar.tag": STAND_IN_VERSION,
-        "sidecars.livenessProbe.repository": f"{LOCAL_SIDECARS}/livenessprobe",
-        "sidecars.livenessProbe.tag": STAND_IN_VERSION,
         "operator.retryDelaySeconds": "5",
         "node.reports.intervalSeconds": "1",
         "node.stateDir": cluster.node_dir("state"),
@@ -77,6 +70,19 @@ def install_values(cluster: Cluster, extra: dict[str, str] | None = None) -> lis
         "node.runDir": cluster.node_dir("run"),
         **(extra or {}),
     }
+    if cluster.kind == "local":
+        # The module proxy here serves no version of node-driver-registrar or livenessprobe,
+        # so the local cluster runs the project's stand-ins (tools/sidecar/, same flags) under
+        # local names; csi-provisioner is the upstream v5.2.0, built here. kind pulls the
+        # upstream images the chart names.
+        values.update(
+            {
+                "sidecars.registrar.repository": f"{LOCAL_SIDECARS}/csi-node-driver-registrar",
+                "sidecars.registrar.tag": STAND_IN_VERSION,
+                "sidecars.livenessProbe.repository": f"{LOCAL_SIDECARS}/livenessprobe",
+                "sidecars.livenessProbe.tag": STAND_IN_VERSION,
+            }
+        )
     args: list[str] = []
     for key, value in values.items():
         args += ["--set", f"{key}={value}"]
