@@ -95,7 +95,11 @@ class ScratchContainerd:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ScratchContainerd:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -139,7 +143,11 @@ class ScratchContainerd:
     def stop(self) -> None:
         """Stop containerd and every task it left, unmount and delete its directory."""
         if self.process is not None and self.process.poll() is None:
-            for task in self.ctr("tasks", "ls", "-q").split():
+            try:
+                tasks = self.ctr("tasks", "ls", "-q", timeout=20).split()
+            except (ContainerdError, subprocess.TimeoutExpired):
+                tasks = []
+            for task in tasks:
                 subprocess.run(["ctr", "-a", self.address, "-n", self.namespace, "tasks",
                                 "kill", "-s", "SIGKILL", task], capture_output=True, check=False)
             self.process.send_signal(signal.SIGTERM)

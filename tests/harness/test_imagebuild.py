@@ -146,3 +146,17 @@ def test_the_mirror_comes_from_apt_sources(tmp_path: Path) -> None:
         ("http://sec.example/debian-security", "bookworm-security")]
     with pytest.raises(debian.BuildError, match="no apt source for trixie main"):
         debian.apt_sources("trixie", tmp_path)
+
+
+@pytest.mark.root
+def test_a_build_directory_is_removed_with_the_mounts_inside_it(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "rootfs/proc").mkdir(parents=True)
+    (work / "rootfs/dev").mkdir()
+    subprocess.run(["mount", "-t", "proc", "proc", str(work / "rootfs/proc")], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(work / "rootfs/dev")], check=True)
+    (work / "rootfs/dev/file").write_text("on the tmpfs")
+    assert len(debian.mounts_under(work)) == 2
+    debian.remove_tree(work)
+    assert not work.exists()
+    assert debian.mounts_under(tmp_path) == []
