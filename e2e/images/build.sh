@@ -5,7 +5,8 @@
 #   e2e/images/build.sh --only pause --only openfiles     # build some
 #   e2e/images/build.sh import --address SOCKET           # build, then ctr import
 #   e2e/images/build.sh check                             # import and run in a throwaway containerd
+# Any Python 3.11+ runs it (standard library only; set PYTHON to choose one).
 # The OpenFiles image needs root, debootstrap and a Python 3.11 with pip
-# (bookworm's Python, for the wheels); set PYTHON to pick another interpreter.
+# somewhere (see README.md).
 set -euo pipefail
 exec "${PYTHON:-python3}" "$(dirname "${BASH_SOURCE[0]}")/build.py" "$@"

@@ -98,29 +98,34 @@ def apt_sources(suite: str, etc: Path = Path("/etc/apt")) -> list[tuple[str, str
     return found
 
 
-def _python_check() -> None:
-    if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON:
-        raise BuildError(f"build the image with Python {PYTHON} (the image's), not {sys.version}")
+def pip_python() -> str:
+    """A Python {PYTHON} (the image's) with pip, for ``pip wheel``: the one running
+    this, ``python{PYTHON}`` on PATH, or Debian's (package python3-pip)."""
+    tried = [sys.executable, shutil.which(f"python{PYTHON}"), f"/usr/bin/python{PYTHON}"]
+    probe = f"import sys, pip; assert sys.version_info[:2] == {tuple(map(int, PYTHON.split('.')))}"
+    for python in tried:
+        if python and subprocess.run([python, "-c", probe], capture_output=True,
+                                     check=False).returncode == 0:
+            return python
+    raise BuildError(f"no Python {PYTHON} with pip among {tried}: install python3-pip")
 
 
 def dependency_wheels(context: Path, out: Path, uv: list[str], log: Path) -> None:
     """Build the locked runtime dependencies of the project at ``context`` into
     wheels in ``out`` (pyfuse3 compiles against the host's libfuse3-dev, the
-    same 3.14 as bookworm's), with this Python, which must be the image's."""
-    _python_check()
+    same 3.14 as bookworm's) with a Python of the image's version."""
+    python = pip_python()
     out.mkdir(parents=True, exist_ok=True)
     requirements = out / "requirements.txt"
     run([*uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header",
          "-o", str(requirements)], log=log, cwd=context)
-    run([sys.executable, "-m", "pip", "wheel", "--no-cache-dir", "-q", "-w", str(out),
+    run([python, "-m", "pip", "wheel", "--no-cache-dir", "-q", "-w", str(out),
          "-r", str(requirements)], log=log, cwd=context)
 
 
 def project_wheel(context: Path, out: Path, uv: list[str], log: Path) -> Path:
-    """Build the project's own wheel from ``context`` into ``out``; its path."""
-    _python_check()
-    run([*uv, "build", "--wheel", "--python", sys.executable, "-o", str(out)], log=log,
-        cwd=context)
+    """Build the project's own wheel (pure Python) from ``context`` into ``out``."""
+    run([*uv, "build", "--wheel", "-o", str(out)], log=log, cwd=context)
     (wheel,) = out.glob("openfiles-*.whl")
     return wheel
 
