@@ -25,7 +25,7 @@
 # Environment:
 #   OPENFILES_E2E_STATE       state dir (default /var/lib/openfiles-e2e): certs,
 #                             configs, etcd, containerd, logs/<component>.log
-#   OPENFILES_E2E_IMAGES      OCI archives to import (default
+#   OPENFILES_E2E_IMAGES      image archive cache of e2e/images/build.py (default
 #                             $OPENFILES_TOOLS_DIR/images); each must name its image
 #   OPENFILES_E2E_NETNS       network namespace (default openfiles-e2e)
 #   OPENFILES_E2E_API_PORT    forwarder to the API server (default 16443)
@@ -176,21 +176,10 @@ share_kubelet_dir() { # the kubelet's root on its own shared mount, so mounts pr
   mount --make-rshared "$KUBELET_DIR"
 }
 
-import_images() { # each archive once per containerd root, keyed by its size and mtime
-  local stamps="$STATE/containerd/imported" f key n=0
-  mkdir -p "$stamps"
-  shopt -s nullglob
-  for f in "$IMAGES"/*.tar; do
-    key=$(stat -c '%s %Y' "$f")
-    [[ -f "$stamps/${f##*/}" && "$(cat "$stamps/${f##*/}")" == "$key" ]] && continue
-    ctr -n k8s.io -a "$SOCK" images import "$f" >>"$LOGS/images.log" 2>&1 \
-      || { tail -n 5 "$LOGS/images.log" >&2; die "up: importing $f failed"; }
-    echo "$key" >"$stamps/${f##*/}"
-    n=$((n + 1))
-  done
-  for f in "$stamps"/*; do [[ -e "$IMAGES/${f##*/}" ]] || rm -f "$f"; done
-  shopt -u nullglob
-  echo "up: $n image archive(s) imported from $IMAGES ($(ctr -n k8s.io -a "$SOCK" images ls -q | grep -vc '^sha256:') images in containerd)"
+import_images() { # the images e2e/images/images.toml names, built if missing, each imported once
+  python3 "$HERE/images/build.py" import --cache "$IMAGES" --address "$SOCK" --namespace k8s.io \
+    >>"$LOGS/images.log" 2>&1 || { tail -n 20 "$LOGS/images.log" >&2; die "up: building or importing the images failed (log: $LOGS/images.log)"; }
+  echo "up: images ready ($(ctr -n k8s.io -a "$SOCK" images ls -q | grep -vc '^sha256:') in containerd)"
   ctr -n k8s.io -a "$SOCK" images ls -q | grep -qxF "$PAUSE_IMAGE" \
     || die "up: $PAUSE_IMAGE is not in containerd: no pod can start without it. Build the image archives (into $IMAGES) first."
 }

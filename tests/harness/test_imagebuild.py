@@ -69,7 +69,7 @@ def test_pause_and_a_sidecar_import_and_run_then_come_from_the_cache(
     assert first.returncode == 0, first.stderr
     archives = dict(line.split() for line in first.stdout.splitlines())
     assert set(archives) == {"registry.k8s.io/pause:3.10",
-                             "registry.k8s.io/sig-storage/livenessprobe:v2.15.0"}
+                             "localhost/openfiles-sidecar/livenessprobe:v0.1.0"}
     assert "registry.k8s.io/pause:3.10 pause ran in" in first.stderr
     assert "exit 0 on SIGTERM" in first.stderr
     assert "fake sidecar --version" in first.stderr
@@ -89,7 +89,7 @@ def test_pause_and_a_sidecar_import_and_run_then_come_from_the_cache(
     assert changed.returncode == 0, changed.stderr
     assert "built in" in changed.stderr
     (archive,) = [line.split()[1] for line in changed.stdout.splitlines()]
-    assert archive != archives["registry.k8s.io/sig-storage/livenessprobe:v2.15.0"]
+    assert archive != archives["localhost/openfiles-sidecar/livenessprobe:v0.1.0"]
     assert sorted(p.name for p in cache.glob("*livenessprobe*.tar")) == [Path(archive).name]
     assert not list(cache.glob("work-*"))
     assert not list(Path(tempfile.gettempdir()).glob("openfiles-ctr-*"))
