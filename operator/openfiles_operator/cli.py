@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -106,6 +107,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def in_cluster_login(info: kopf.ConnectionInfo | None) -> kopf.ConnectionInfo | None:
+    """The pod's service account, at the address the kubelet gives every pod.
+
+    kopf's own service-account login names ``https://kubernetes.default.svc``,
+    which needs cluster DNS; the kubelet also sets ``KUBERNETES_SERVICE_HOST``
+    and ``KUBERNETES_SERVICE_PORT`` in every container, with or without DNS
+    (the API server's certificate covers that address). This uses them, as the
+    Kubernetes client's in-cluster configuration does, so the operator runs on
+    a cluster without DNS too.
+    """
+    host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
+    if info is None or not host:
+        return info
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return dataclasses.replace(info, server=f"https://{host}:{port}")
+
+
 def build_registry(kube: Kube, settings: Settings, configuration: Any) -> kopf.OperatorRegistry:
     """Every handler, plus a login with ``configuration`` (None: the pod's service account,
     re-read by kopf as the token rotates)."""
@@ -115,7 +135,7 @@ def build_registry(kube: Kube, settings: Settings, configuration: Any) -> kopf.O
     @kopf.on.login(registry=registry, id="login")
     def login(**kwargs: Any) -> Any:
         if configuration is None:
-            return kopf.login_with_service_account(**kwargs)
+            return in_cluster_login(kopf.login_with_service_account(**kwargs))
         return connection_info(configuration)
 
     return registry

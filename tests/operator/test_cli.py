@@ -105,3 +105,24 @@ def test_leader_serves_a_standby_waits_and_takes_over(
     wait_for(lambda: cluster.volume("data")["status"].get("observedGeneration") == 2,
              timeout=60, what="the new leader reconciles")
     assert "Traceback" not in first.log.read_text()
+
+
+def test_in_cluster_login_uses_the_service_address_the_kubelet_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the e2e: without cluster DNS, kopf's https://kubernetes.default.svc never resolves.
+    import kopf
+
+    from openfiles_operator.cli import in_cluster_login
+
+    info = kopf.ConnectionInfo(server="https://kubernetes.default.svc", token="t", ca_path="/ca")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    moved = in_cluster_login(info)
+    assert moved is not None
+    assert (moved.server, moved.token, moved.ca_path) == ("https://10.96.0.1:443", "t", "/ca")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    assert in_cluster_login(info).server == "https://[fd00::1]:443"  # type: ignore[union-attr]
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert in_cluster_login(info) is info
+    assert in_cluster_login(None) is None
