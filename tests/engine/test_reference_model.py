@@ -82,7 +82,7 @@ from .refviews import bucket_view, lostfound_view, mount_view
 
 pytestmark = [pytest.mark.fuse, pytest.mark.s3, pytest.mark.timeout(1800)]
 
-EXAMPLES = int(os.environ.get("OPENFILES_MODEL_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("OPENFILES_MODEL_EXAMPLES", "30"))
 STEPS = int(os.environ.get("OPENFILES_MODEL_STEPS", "40"))
 SEED = os.environ.get("OPENFILES_MODEL_SEED")
 ARGS = ("--export-delay", "3600", "--metadata-ttl", "0")
