@@ -229,6 +229,11 @@ class Model:
         for path in sorted(self.nodes, key=lambda p: p.count("/")):
             if path in self.nodes:
                 self.export(path)
+        # The flush's check of ``unseen`` (the test copies it first) is the last: from
+        # now on the mount shows those versions (maybe_absent is cleared), so the
+        # engine has seen them, and a later local create at that path after a second
+        # writer's delete is a new key (If-None-Match, SEMANTICS.md), not an overwrite.
+        self.unseen.clear()
         self.maybe_absent.clear()
         self.journaled.clear()
         self.renamed.clear()

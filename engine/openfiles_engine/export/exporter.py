@@ -324,7 +324,7 @@ class Exporter:
                         sc_key, data, if_match=seen, create=not node.sidecar)
                 except Conflict:
                     node.sidecar_etag = await self._after_sidecar_conflict(
-                        sc_key, data, etag if node.kind != "dir" else None)
+                        key, data, etag if node.kind != "dir" else None)
                 node.sidecar = True
             elif node.sidecar:
                 if seen is None:  # not known (SEMANTICS.md): the old unconditional delete
@@ -336,18 +336,20 @@ class Exporter:
             self._clash(Clash("kept", key, "", "its attributes (sidecar) changed in the bucket"))
             node.sidecar, node.sidecar_etag = True, None  # the next listing reads theirs
 
-    async def _after_sidecar_conflict(self, sc_key: str, data: bytes,
+    async def _after_sidecar_conflict(self, key: str, data: bytes,
                                       etag: str | None) -> str | None:
-        """A sidecar PUT was refused. Returns the sidecar's ETag when ours is in place
-        after all; raises Conflict when another writer's attributes must stay.
+        """A sidecar PUT for ``key`` was refused. Returns the sidecar's ETag when ours is
+        in place after all; raises Conflict when another writer's attributes must stay.
 
         - the bucket holds exactly our bytes: our own PUT, whose ETag a crash lost;
-        - the sidecar there describes another version of the object than the one
-          just exported (``etag``): stale by the layout rules (a second writer deleted
-          or replaced the object and left its sidecar), so it is replaced, If-Match
-          that stale sidecar;
+        - the sidecar there is stale by the layout rules, so it is replaced, If-Match
+          that stale sidecar: for a file or symlink (``etag`` the version just
+          exported) it describes another version; for a directory (``etag`` None) it
+          describes a file or symlink version that is no longer at ``key`` (a second
+          writer deleted the object and left its sidecar);
         - otherwise it is another writer's change to this version's attributes.
         """
+        sc_key = sidecar_key(key)
         try:
             info = await self.store.head(sc_key)
             there = await self.store.get(sc_key)
@@ -356,10 +358,22 @@ class Exporter:
         if there == data:
             return info.etag
         theirs = Sidecar.decode(there, sc_key)
-        if etag is not None and (theirs is None or theirs.etag != etag):
+        if etag is not None:
+            stale = theirs is None or theirs.etag != etag
+        else:
+            stale = theirs is not None and theirs.kind != "dir" \
+                and await self._described_version_gone(key, theirs.etag)
+        if stale:
             log.info("replacing the stale sidecar %r (it describes another version)", sc_key)
             return await self.store.put_bytes(sc_key, data, if_match=info.etag, create=False)
         raise Conflict(f"{sc_key} was changed by another writer")
+
+    async def _described_version_gone(self, key: str, etag: str | None) -> bool:
+        """Is the object version ``etag`` no longer at ``key``?"""
+        try:
+            return (await self.store.head(key)).etag != etag
+        except ObjectNotFound:
+            return True
 
     async def _same_bytes(self, node: Node, key: str) -> bool:
         """After a failed precondition: does the bucket already hold exactly our bytes?

@@ -592,3 +592,23 @@ def test_a_stale_sidecar_left_by_another_writer_is_replaced(
     assert m.status()["conflicts"] == 0
     fresh = mounter(backend, *SEEN_ONCE)
     assert os.stat(fresh.path / "a").st_mode & 0o777 == 0o640
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_new_directory_replaces_a_stale_file_sidecar(
+        mounter: MountFactory, backend: Backend) -> None:
+    """A file's sidecar whose object a second writer deleted is stale: a directory made
+    at that path replaces it, instead of counting a conflict and dropping the directory
+    from the mount and the bucket (found by the reference model)."""
+    backend.write(sidecar_key("d"), Sidecar("file", 0o600, 0, 0, 5, etag='"gone"').encode())
+    m = mounter(backend, *SEEN_ONCE)
+    os.mkdir(m.path / "d")
+    os.chmod(m.path / "d", 0o750)
+    assert m.flush()["ok"]
+    sc = Sidecar.decode(backend.read(sidecar_key("d")), "d")
+    assert sc is not None and sc.kind == "dir" and sc.mode == 0o750
+    assert m.status()["conflicts"] == 0
+    assert (m.path / "d").is_dir()
+    fresh = mounter(backend, *SEEN_ONCE)
+    assert os.stat(fresh.path / "d").st_mode & 0o7777 == 0o750
