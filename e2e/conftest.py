@@ -163,6 +163,8 @@ def namespace(release: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     )
     release("create", "namespace", name)
     yield name
+    # Pods first: a volume's deletion rightly waits while a pod (even a Pending one) uses it.
+    release("delete", "pods", "--all", "-n", name, "--wait=true", "--timeout=120s", timeout=150)
     for ofv in release.items("openfilesvolumes", name):
         release.delete("openfilesvolume", ofv["metadata"]["name"], name, timeout=180)
     release.delete("namespace", name, timeout=240)

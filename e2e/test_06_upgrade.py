@@ -33,7 +33,8 @@ def _count(kube: Kubectl, namespace: str) -> int:
 
 
 def _advancing(kube: Kubectl, namespace: str) -> None:
-    start = _count(kube, namespace)
+    # Right after a kubelet restart, exec may briefly answer "pod does not exist": retry.
+    start = wait_for("the loop's count", lambda: _count(kube, namespace), timeout=60)
     wait_for("the loop to advance", lambda: _count(kube, namespace) >= start + 5, timeout=30)
     assert kube.pod_phase("looper", namespace) == "Running"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import obstore
 
-from e2e.kubectl import Kubectl
+from e2e.kubectl import Kubectl, wait_for
 from e2e.release import Cluster, ObjectStore
-from e2e.workload import pod, run_pod, secret, volume, wait_keys, wait_volume_ready
+from e2e.workload import pause, pod, secret, volume, wait_keys, wait_volume_ready
 
 
 def test_deleting_the_pod_exports_before_the_engine_stops(
@@ -25,15 +25,15 @@ def test_deleting_the_pod_exports_before_the_engine_stops(
         volume("slow", namespace, object_store, f"s3://{bucket.name}/t", "creds", export_delay="1h")
     )
     wait_volume_ready(kube, "slow", namespace)
-    run_pod(
-        kube,
-        pod(
-            "writer",
-            namespace,
-            "slow",
-            "head -c 5M /dev/zero | tr '\\0' x > /data/late.bin; echo done > /data/note",
-        ),
+    # The pod keeps running after its writes: the kubelet unpublishes the volume of a pod that
+    # ends at once, and this test wants to start that teardown itself.
+    script = (
+        "head -c 5M /dev/zero | tr '\\0' x > /data/late.bin; echo done > /data/note; "
+        "echo written; sleep 3600"
     )
+    kube.apply(pod("writer", namespace, "slow", script))
+    wait_for("the writes", lambda: "written" in kube.logs("writer", namespace), timeout=180)
+    pause(5)  # longer than the 1 s other volumes wait: nothing may be exported yet
     assert [k for k in bucket.keys("t/") if not k.endswith(".openfiles-volume.json")] == [], (
         "exported before the delay: this test would prove nothing"
     )
