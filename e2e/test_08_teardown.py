@@ -1,7 +1,7 @@
 """Scenario 8: teardown exports first.
 
 With ``export.delay: 1h`` nothing is uploaded while the pod runs. The pod
-writes, finishes and is deleted; NodeUnpublishVolume and NodeUnstageVolume
+writes, keeps running, and is deleted; NodeUnpublishVolume and NodeUnstageVolume
 export the dirty data before the engine stops, so the bytes are in the bucket
 long before the hour.
 """
