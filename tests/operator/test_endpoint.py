@@ -12,6 +12,7 @@ import json
 import secrets
 from collections.abc import Iterator
 
+import obstore
 import pytest
 from operator_cluster import Cluster, OperatorThread, volume_spec, wait_for
 
@@ -105,3 +106,25 @@ def test_a_store_error_reaches_the_status_as_a_reason_only(
         for piece in ("<", "Message", "RequestId", "HostId", "Resource", "signature we",
                       "does not exist"):
             assert piece not in text, (piece, text)
+
+
+def test_data_behind_an_endpoint_no_longer_allowed_is_kept(
+        cluster: Cluster, crds: KubeCluster, s3_bucket: Bucket) -> None:
+    """reclaimPolicy Delete after the policy dropped the endpoint: nothing is sent there."""
+    first = OperatorThread(crds).start()
+    try:
+        cluster.create_volume("old", volume_spec(s3_bucket, "old", reclaimPolicy="Delete"))
+        wait_for(lambda: cluster.ready("old"), what="volume Ready before the policy")
+    finally:
+        first.stop()
+    obstore.put(s3_bucket.store(), "old/file", b"keep")
+    second = OperatorThread(crds, endpoint_policy=EndpointPolicy(["https://s3.example.com"]))
+    second.start()
+    try:
+        cluster.delete_volume("old")
+        wait_for(lambda: cluster.volume_gone("old"), what="volume gone")
+    finally:
+        second.stop()
+    assert s3_bucket.keys("old/") == ["old/file"]
+    kept = [m for r, m in cluster.events("old") if r == "DataKept"]
+    assert kept and "not allowed by the cluster's endpoint policy" in kept[0], kept
