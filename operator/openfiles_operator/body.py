@@ -24,6 +24,7 @@ REPORT_PLURAL = "openfilesnodereports"
 
 class SecretRef(TypedDict):
     name: str
+    namespace: NotRequired[str]
 
 
 class BucketSpec(TypedDict):

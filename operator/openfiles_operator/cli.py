@@ -26,6 +26,7 @@ import kopf
 # tests/operator/test_cli.py, not in production. See docs/OPERATOR.md.
 from kopf._cogs.structs.credentials import Vault
 
+from openfiles_contracts.endpoint import EndpointPatternError, EndpointPolicy
 from openfiles_operator.handler import configure, register
 from openfiles_operator.kube import Kube, api_configuration, connection_info
 from openfiles_operator.lease import LeaderElection, LostLeadershipError
@@ -103,8 +104,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="SECONDS",
         help="period of the full policy resync and the PV/claim check",
     )
+    parser.add_argument(
+        "--allowed-endpoint",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="an endpoint volumes may name: http(s)://HOST[:PORT] or http(s)://*.SUFFIX[:PORT] "
+        "(repeatable; none: every endpoint is allowed)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.endpoint_policy = EndpointPolicy(args.allowed_endpoint)
+    except EndpointPatternError as exc:
+        parser.error(f"--allowed-endpoint: {exc}")
+    return args
 
 
 def in_cluster_login(info: kopf.ConnectionInfo | None) -> kopf.ConnectionInfo | None:
@@ -178,6 +192,7 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings(
         policy_namespace=args.namespace,
         policy_config_map=args.policy_config_map,
+        endpoint_policy=args.endpoint_policy,
         bucket_timeout=args.bucket_timeout,
         retry_delay=args.retry_delay,
         pod_wait_delay=args.pod_wait_delay,

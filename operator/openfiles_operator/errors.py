@@ -2,6 +2,7 @@
 
     OperatorError
     ├── SpecError          the spec cannot be applied as written; kopf.PermanentError
+    │   └── EndpointError  the endpoint is outside the cluster's endpoint policy
     ├── CredentialsError   Secret missing or incomplete; heals when the Secret is fixed
     ├── BucketError        list call failed or timed out; heals when the bucket answers
     ├── ClaimTakenError    a PVC or PV of that name belongs to someone else
@@ -28,6 +29,12 @@ class SpecError(OperatorError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class EndpointError(SpecError):
+    """The spec names an endpoint the endpoint policy does not list; nothing was called."""
+
+    reason = "EndpointNotAllowed"
 
 
 class CredentialsError(OperatorError):

@@ -21,7 +21,7 @@ from openfiles_operator import bucket
 from openfiles_operator.binding import pv_body, pvc_body
 from openfiles_operator.body import Condition, VolumeBody
 from openfiles_operator.condition import BOUND, BUCKET_REACHABLE, READY, find, make, merge
-from openfiles_operator.errors import CredentialsError, OperatorError, SpecError
+from openfiles_operator.errors import CredentialsError, EndpointError, OperatorError, SpecError
 from openfiles_operator.kube import Kube, event
 from openfiles_operator.resync import PolicySync
 from openfiles_operator.settings import Settings
@@ -74,6 +74,11 @@ class VolumeReconciler:
         except SpecError as exc:
             raise failed(exc, READY) from None
         status["volumeHandle"] = volume.handle
+        # Before the Secret is read or the store is called: a refused endpoint sees no request.
+        refusal = self._settings.endpoint_policy.refusal(volume.location.endpoint)
+        if refusal is not None:
+            denied = EndpointError("spec.bucket.endpoint", refusal)
+            raise failed(denied, BUCKET_REACHABLE, READY) from None
         try:
             credentials = await self._kube.read_credentials(ns, volume.secret_name)
             await bucket.check_reachable(
@@ -188,6 +193,14 @@ class VolumeReconciler:
         if volume.reclaim_policy != "Delete":
             return
         url = volume.location.url
+        refusal = self._settings.endpoint_policy.refusal(volume.location.endpoint)
+        if refusal is not None:
+            # The policy changed since the volume was made: calling the endpoint now is what
+            # the policy forbids, and keeping the data is the failure that can be undone.
+            message = f"{refusal}; objects under {url}/ are kept"
+            log.warning("volume %s/%s: %s", ns, name, message)
+            event(body, "DataKept", message, warning=True)
+            return
         try:
             credentials = await self._kube.read_credentials(ns, volume.secret_name)
         except CredentialsError as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from openfiles_contracts.endpoint import EndpointPolicy
 
 
 @dataclass(frozen=True)
@@ -12,6 +14,9 @@ class Settings:
 
     policy_config_map: str = "openfiles-policies"
     """Name of the ConfigMap that carries effective policies to nodes (docs/CONTRACTS.md 4)."""
+
+    endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    """Endpoints volumes may name; the empty default allows every one (docs/OPERATOR.md)."""
 
     bucket_timeout: float = 10.0
     """Seconds allowed for the one list call that proves a bucket reachable, and for each

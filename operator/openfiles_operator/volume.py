@@ -141,7 +141,16 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
     if not isinstance(bucket, dict) or not bucket.get("url"):
         raise SpecError("spec.bucket.url", "is required")
     location = parse_location(bucket["url"], bucket.get("endpoint", ""), bucket.get("region", ""))
-    secret = bucket.get("credentialsSecretRef", {}).get("name", "")
+    ref = bucket.get("credentialsSecretRef", {})
+    secret = ref.get("name", "")
+    # Secrets stay in their namespace: whoever may create a volume here may not make the
+    # operator (which can read every namespace's Secrets) or a node use another's.
+    if ref.get("namespace", namespace) != namespace:
+        raise SpecError(
+            "spec.bucket.credentialsSecretRef.namespace",
+            f"{ref.get('namespace')!r}: a volume can use only a Secret in its own namespace "
+            f"{namespace!r}",
+        )
     if not _SECRET_NAME.fullmatch(secret):
         raise SpecError("spec.bucket.credentialsSecretRef.name", f"{secret!r} is not a Secret name")
     cache, export = spec.get("cache", {}), spec.get("export", {})

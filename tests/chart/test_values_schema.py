@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from openfiles_contracts.endpoint import EndpointPolicy
 from openfiles_contracts.quantity import ARGUMENT, QuantityError
 
 from .template import CHART, run, template_args
@@ -123,6 +124,9 @@ BAD = [
     ("node.metrics.serviceMonitor.interval=30 seconds", "/node/metrics/serviceMonitor/interval"),
     ("node.metrics.service.annotations.a=1", "/node/metrics/service/annotations/a"),
     ("imagePullSecrets[0]=regcred", "/imagePullSecrets/0"),
+    ("endpointPolicy.allowed[0]=minio.storage:9000", "/endpointPolicy/allowed/0"),
+    ("endpointPolicy.allowed[0]=https://minio.storage/path", "/endpointPolicy/allowed/0"),
+    ("endpointPolicy.allow[0]=https://minio", "additional properties 'allow' not allowed"),
 ]
 
 
@@ -185,3 +189,19 @@ def test_engine_patterns_agree_with_the_node(definition: str, parse: Any) -> Non
         except QuantityError:
             node_accepts = False
         assert bool(pattern.search(text)) == node_accepts, text
+
+
+ENDPOINT_PATTERNS = ["https://minio.storage.svc:9000", "http://minio", "https://*.s3.example.com",
+                     "https://*.s3.example.com:8443/", "http://[fd00::1]:9000", "HTTPS://MinIO",
+                     "minio:9000", "https://", "https://a/b", "https://a.*.b", "https://*",
+                     "s3://bucket", "https://u:p@host", "https://host:port", "https://-a"]
+
+
+def test_endpoint_pattern_agrees_with_the_policy() -> None:
+    """What the schema lets through, the operator and the CSI controller accept at start
+    (openfiles_contracts.endpoint), so a value that installs never crash-loops a pod."""
+    item = SCHEMA["properties"]["endpointPolicy"]["properties"]["allowed"]["items"]
+    pattern = re.compile(item["pattern"].replace("$", r"\Z"))
+    for text in ENDPOINT_PATTERNS:
+        if pattern.search(text):
+            EndpointPolicy([text])  # raises EndpointPatternError if the two disagree

@@ -250,6 +250,7 @@ def test_kubectl_explain_reads_well(crds: Any) -> None:
     assert "immutable" in out
     deep = crds.kubectl("explain", "ofv.spec.bucket.credentialsSecretRef").stdout
     assert "accessKeyId" in deep
+    assert "own namespace" in deep  # the cross-namespace refusal is documented
     printed = crds.kubectl("get", "ofv", "-A").stdout + crds.kubectl("get", "ofv", "-A").stderr
     assert "No resources found" in printed or "BUCKET" in printed
 

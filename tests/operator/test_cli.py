@@ -29,6 +29,17 @@ def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert args.namespace == "storage"
     assert args.policy_config_map == "openfiles-policies"
     assert args.liveness == "127.0.0.1:8080"
+    assert not args.endpoint_policy.restricts
+
+
+def test_allowed_endpoints_become_the_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse_args(["--allowed-endpoint=https://minio.storage:9000",
+                       "--allowed-endpoint=https://*.s3.example.com"])
+    assert args.endpoint_policy.refusal("https://eu.s3.example.com") is None
+    assert args.endpoint_policy.refusal("http://169.254.169.254") is not None
+    with pytest.raises(SystemExit):
+        parse_args(["--allowed-endpoint=minio:9000"])
+    assert "--allowed-endpoint: endpoint pattern 'minio:9000'" in capsys.readouterr().err
 
 
 def healthz(port: int) -> int:

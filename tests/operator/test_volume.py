@@ -69,6 +69,8 @@ def test_defaults_apply_when_the_schema_did_not() -> None:
     ({"bucket__endpoint": "http://key@minio"}, "spec.bucket.endpoint"),
     ({"bucket__region": "EU WEST"}, "spec.bucket.region"),
     ({"bucket__credentialsSecretRef__name": "Bad_Name"}, "spec.bucket.credentialsSecretRef.name"),
+    ({"bucket__credentialsSecretRef__namespace": "other"},
+     "spec.bucket.credentialsSecretRef.namespace"),
     ({"cache__size": "lots"}, "spec.cache.size"),
     ({"cache__ttl": "1w"}, "spec.cache.ttl"),
     ({"cache__metadataTTL": "-1"}, "spec.cache.metadataTTL"),
@@ -94,6 +96,13 @@ def test_credentials_in_the_endpoint_are_refused_without_being_quoted() -> None:
     with pytest.raises(SpecError) as err:
         parse_volume(spec(bucket__endpoint="http://key:s3cr3t@minio:99999"), "ns", "v", UID)
     assert "s3cr3t" not in str(err.value) and "credentials" in str(err.value)
+
+
+def test_a_secret_may_be_named_in_the_volumes_own_namespace_only() -> None:
+    own = parse_volume(spec(bucket__credentialsSecretRef__namespace="ns"), "ns", "v", UID)
+    assert own.secret_name == "creds"
+    with pytest.raises(SpecError, match="only a Secret in its own namespace 'ns'"):
+        parse_volume(spec(bucket__credentialsSecretRef__namespace="kube-system"), "ns", "v", UID)
 
 
 def test_validation_does_not_modify_the_spec() -> None:

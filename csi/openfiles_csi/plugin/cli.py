@@ -16,6 +16,7 @@ import grpc
 from prometheus_client import start_http_server
 from prometheus_client.registry import REGISTRY
 
+from openfiles_contracts.endpoint import EndpointPatternError, EndpointPolicy
 from openfiles_csi._proto import csi_pb2_grpc
 from openfiles_csi.logsetup import setup_logging
 from openfiles_csi.plugin.controller import ControllerServicer
@@ -64,6 +65,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="",
         help="HOST:PORT for the Prometheus endpoint (node side; off when empty)",
     )
+    p.add_argument(
+        "--allowed-endpoint",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="an endpoint volumes may name (controller side): http(s)://HOST[:PORT] or "
+        "http(s)://*.SUFFIX[:PORT] (repeatable; none: every endpoint is allowed)",
+    )
     p.add_argument("--policy-dir", default="", help="projected ConfigMap openfiles-policies")
     p.add_argument("--policy-interval", type=float, default=5.0, help="seconds between re-reads")
     reports = p.add_argument_group("export reports (node side; off without --report-namespace)")
@@ -78,6 +87,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--endpoint must be unix:///path")
     if args.mode in {"node", "all"} and not args.node_id:
         p.error("--node-id is required in node and all modes")
+    try:
+        args.endpoint_policy = EndpointPolicy(args.allowed_endpoint)
+    except EndpointPatternError as exc:
+        p.error(f"--allowed-endpoint: {exc}")
     return args
 
 
@@ -93,7 +106,9 @@ async def serve(args: argparse.Namespace) -> None:
         server,
     )
     if args.mode in {"controller", "all"}:
-        csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(), server)
+        csi_pb2_grpc.add_ControllerServicer_to_server(
+            ControllerServicer(args.endpoint_policy), server
+        )
     tasks: list[asyncio.Task[None]] = []
     kube = None
     if node_side:

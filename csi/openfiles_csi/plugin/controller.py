@@ -6,6 +6,12 @@ DeleteVolume; default keeps them), and the engine settings of the volume context
 (``cacheSize``, ``cacheTTL``, ``metadataTTL``, ``exportDelay``, ``uid``, ``gid``,
 ``fileMode``, ``dirMode``), passed through to the node unchanged. Credentials are the
 provisioner secrets ``accessKeyId``/``secretAccessKey`` (optional ``sessionToken``).
+
+The endpoint policy (``--allowed-endpoint``; docs/CSI.md) is asked before any request:
+CreateVolume refuses an endpoint it does not list with INVALID_ARGUMENT, a parameter
+this driver will not accept, final for csi-provisioner, which reports it on the PVC.
+DeleteVolume and ValidateVolumeCapabilities of a volume made before the policy changed
+refuse with FAILED_PRECONDITION and leave the data alone.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from openfiles_contracts.endpoint import EndpointPolicy
 from openfiles_csi import volumecontext, volumeid
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
 from openfiles_csi.logsetup import register_secret
 from openfiles_csi.plugin.bucket import Bucket, MarkerConflict
 from openfiles_csi.plugin.errors import (
     AlreadyExists,
+    CsiError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     OutOfRange,
@@ -123,8 +132,15 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     ControllerGetVolume = unimplemented("ControllerGetVolume")
     ControllerModifyVolume = unimplemented("ControllerModifyVolume")
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint_policy: EndpointPolicy | None = None) -> None:
         self.locks = VolumeLocks()
+        self.endpoint_policy = endpoint_policy or EndpointPolicy()
+
+    def _allowed(self, ref: volumeid.VolumeRef, error: type[CsiError]) -> None:
+        """Raise ``error`` when the policy does not list the volume's endpoint."""
+        refusal = self.endpoint_policy.refusal(ref.endpoint)
+        if refusal is not None:
+            raise error(refusal)
 
     @grpc_errors
     async def CreateVolume(
@@ -137,6 +153,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         capacity = capacity_of(request)
         params = dict(request.parameters)
         ref, volume_context = parse_parameters(name, params)
+        self._allowed(ref, InvalidArgument)
         try:
             volume_id = volumeid.encode(ref)
         except volumeid.VolumeIdError as exc:
@@ -178,6 +195,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         except volumeid.VolumeIdError:
             # We never made such a volume, so it is already gone (the spec's idempotency).
             return csi_pb2.DeleteVolumeResponse()
+        self._allowed(ref, FailedPrecondition)
         register_secret(*request.secrets.values())
         with self.locks.hold(location(ref)):
             bucket = Bucket(ref, request.secrets)
@@ -198,6 +216,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             ref = volumeid.decode(volume_id)
         except volumeid.VolumeIdError:
             raise NotFound(f"volume {volume_id!r} does not exist") from None
+        self._allowed(ref, FailedPrecondition)
         register_secret(*request.secrets.values())
         if await Bucket(ref, request.secrets).read_marker(ref.prefix) is None:
             raise NotFound(f"volume {volume_id!r} does not exist")
