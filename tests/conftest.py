@@ -11,7 +11,8 @@ import pytest
 
 from fixtures.prereq import check_markers
 
-pytest_plugins = ["fixtures.minio", "fixtures.kube", "fixtures.leaks"]
+pytest_plugins = ["fixtures.minio", "fixtures.gcs", "fixtures.azurite", "fixtures.kube",
+                  "fixtures.leaks"]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
