@@ -104,38 +104,22 @@ def _map(exc: Exception, key: str) -> StoreError:
     return StoreError(f"{type(exc).__name__}: {first_line[:300]}")
 
 
-def _gcs(bucket: str, path: str, endpoint: str, creds: Credentials, client: Any,
-         retry: Any) -> Any:
-    """A GCSStore; the service-account JSON key comes from ``creds``, else from
-    the environment obstore reads (``GOOGLE_APPLICATION_CREDENTIALS``, ...)."""
-    kwargs: Any = {}
-    if creds.gcs_service_account_key:
-        kwargs["service_account_key"] = creds.gcs_service_account_key
-    if endpoint:
-        kwargs["base_url"] = endpoint
-    if endpoint.startswith("http://"):
-        client["allow_http"] = True
-    return GCSStore(bucket, prefix=path.strip("/") or None, client_options=client,
-                    retry_config=retry, **kwargs)
+def _gcs_options(creds: Credentials, endpoint: str) -> dict[str, str]:
+    """GCSStore's options: the service-account JSON key from ``creds`` (else obstore
+    looks in the environment: ``GOOGLE_APPLICATION_CREDENTIALS``, ...)."""
+    options = {"service_account_key": creds.gcs_service_account_key, "base_url": endpoint}
+    return {k: v for k, v in options.items() if v}
 
 
-def _azure(container: str, path: str, endpoint: str, creds: Credentials, client: Any,
-           retry: Any) -> Any:
-    """An AzureStore on ``container`` of the account in ``creds``, with its SAS
-    token or account key; ``endpoint`` replaces ``https://ACCOUNT.blob.core.windows.net``."""
+def _azure_options(creds: Credentials, endpoint: str) -> dict[str, str]:
+    """AzureStore's options: the account in ``creds`` with its SAS token (which wins)
+    or account key; ``endpoint`` replaces ``https://ACCOUNT.blob.core.windows.net``."""
     if not creds.azure_account_name:
         raise StoreError("az:// needs the storage account's name (AZURE_STORAGE_ACCOUNT_NAME)")
-    kwargs: Any = {"account_name": creds.azure_account_name}
-    if creds.azure_sas_token:
-        kwargs["sas_key"] = creds.azure_sas_token.lstrip("?")
-    elif creds.azure_account_key:
-        kwargs["account_key"] = creds.azure_account_key
-    if endpoint:
-        kwargs["endpoint"] = endpoint
-    if endpoint.startswith("http://"):
-        client["allow_http"] = True
-    return AzureStore(container, prefix=path.strip("/") or None, client_options=client,
-                      retry_config=retry, **kwargs)
+    secret = ({"sas_key": creds.azure_sas_token.lstrip("?")} if creds.azure_sas_token
+              else {"account_key": creds.azure_account_key})
+    options = {"account_name": creds.azure_account_name, "endpoint": endpoint, **secret}
+    return {k: v for k, v in options.items() if v}
 
 
 class Store:
@@ -196,14 +180,17 @@ class Store:
                     retry_config=retry, conditional_put="etag", **kwargs,
                 )
                 return cls(backend, "s3", safe_url)
-            if scheme == "gs":
-                backend = _gcs(parts.hostname or "", parts.path, endpoint,
-                               credentials or Credentials(), client, retry)
-                return cls(backend, "gs", safe_url)
-            if scheme == "az":
-                backend = _azure(parts.hostname or "", parts.path, endpoint,
-                                 credentials or Credentials(), client, retry)
-                return cls(backend, "az", safe_url)
+            if scheme in ("gs", "az"):
+                creds = credentials or Credentials()
+                builder: Any
+                options: Any
+                builder, options = ((GCSStore, _gcs_options(creds, endpoint)) if scheme == "gs"
+                                    else (AzureStore, _azure_options(creds, endpoint)))
+                if endpoint.startswith("http://"):
+                    client["allow_http"] = True
+                backend = builder(parts.hostname or "", prefix=parts.path.strip("/") or None,
+                                  client_options=client, retry_config=retry, **options)
+                return cls(backend, scheme, safe_url)
         except StoreError:
             raise
         except Exception as exc:
