@@ -165,6 +165,14 @@ def s3_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return make_backend("s3", request, tmp_path)
 
 
+@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.s3),
+                        pytest.param("az", marks=pytest.mark.azure)])
+def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A bucket on a server (MinIO, Azurite): another client writes there with a
+    plain PUT while a mount holds the version it saw."""
+    return make_backend(request.param, request, tmp_path)
+
+
 MountFactory = Callable[..., Mount]
 
 
