@@ -1,7 +1,7 @@
 """Test-suite wiring: markers, shared fixtures, and a check that nothing leaks.
 
 Fixtures live in ``tests/fixtures/`` (``minio``, ``make_minio``, ``s3_bucket``,
-``kube``). ``tests/`` is on ``sys.path`` through ``pythonpath`` in
+``gcs``, ``gcs_bucket``, ``azurite``, ``az_container``, ``kube``). ``tests/`` is on ``sys.path`` through ``pythonpath`` in
 pyproject.toml, so test modules import them as ``fixtures.minio``.
 """
 
