@@ -8,7 +8,9 @@
 #   3. the pinned test tools, built from the Go module proxy into the cache
 #      directory (scripts/toolcache.sh): MinIO, csi-sanity, helm, kubeconform,
 #      etcd, the Kubernetes binaries with their version stamped in, and the
-#      CSI sidecars.
+#      CSI sidecars, and fake-gcs-server (the Google Cloud Storage emulator);
+#   4. Azurite (the Azure Blob emulator) from npm, with the lock file of
+#      tools/azurite/, into $OPENFILES_TOOLS_DIR/azurite.
 # Each tool is skipped when its version stamp matches and its binary exists,
 # so a warm run only checks stamps. One line per tool is printed, with its time.
 set -euo pipefail
@@ -32,6 +34,11 @@ PROVISIONER_VERSION="v5.2.0"
 # The registrar and the liveness probe are OpenFiles' own (tools/sidecar/):
 # the Go module proxy serves no version of the kubernetes-csi modules.
 SIDECAR_VERSION="v0.1.0"
+# The newest release that builds with the Go on the machine.
+FAKE_GCS_VERSION="v1.56.1"
+# Azurite 3.36 and later need Node >= 21; Debian 12's machine image ships Node 20.
+# The same version is in tools/azurite/package.json (test_tools.py checks both).
+AZURITE_VERSION="3.35.0"
 TEST_PACKAGES=(openssl mount psmisc util-linux iproute2 rclone s3fs
   containerd runc containernetworking-plugins iptables conntrack socat debootstrap busybox-static)
 
@@ -162,6 +169,29 @@ go_tools() {
   kubernetes_build
   provisioner_build
   sidecar_build
+  go_install fake-gcs-server "$FAKE_GCS_VERSION" \
+    "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" fake-gcs-server
+}
+
+azurite_compile() { # npm ci of tools/azurite/ in the cache; its script linked into $BIN
+  local dir="$TOOLS_DIR/azurite"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$ROOT/tools/azurite/package.json" "$ROOT/tools/azurite/package-lock.json" "$dir/"
+  npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts
+  ln -sfn "$dir/node_modules/.bin/azurite-blob" "$BIN/azurite-blob"
+}
+
+azurite_install() { # keyed by the lock file, so any change of a dependency reinstalls
+  local version
+  command -v npm >/dev/null 2>&1 || {
+    echo "bootstrap-tests: Node.js and npm are required for Azurite (the machine image ships them)" >&2
+    exit 1
+  }
+  version="$AZURITE_VERSION+lock.$(sha256sum "$ROOT/tools/azurite/package-lock.json" | cut -c1-12)"
+  fresh azurite "$version" azurite-blob && return
+  timed azurite "$version" azurite_compile
+  stamp azurite "$version"
 }
 
 main() {
@@ -171,6 +201,7 @@ main() {
   echo "bootstrap-tests: the test tools (cache $TOOLS_DIR)"
   apt_packages debian-tests "${TEST_PACKAGES[@]}"
   go_tools
+  azurite_install
   echo "bootstrap-tests: done in $(($(date +%s) - start))s"
 }
 

@@ -58,7 +58,19 @@ SECRET_ENV = {
     "accessKeyId": "AWS_ACCESS_KEY_ID",
     "secretAccessKey": "AWS_SECRET_ACCESS_KEY",
     "sessionToken": "AWS_SESSION_TOKEN",
+    "serviceAccountKey": "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "accountName": "AZURE_STORAGE_ACCOUNT_NAME",
+    "accountKey": "AZURE_STORAGE_ACCOUNT_KEY",
+    "sasToken": "AZURE_STORAGE_SAS_TOKEN",
 }
+"""Secret key -> the engine's environment variable (docs/CONTRACTS.md)."""
+SECRET_KEYS = {
+    "s3": frozenset({"accessKeyId", "secretAccessKey", "sessionToken"}),
+    "gs": frozenset({"serviceAccountKey"}),
+    "az": frozenset({"accountName", "accountKey", "sasToken"}),
+}
+"""The secret keys each store takes: a service-account JSON key for GCS; for Azure
+the storage account's name with its account key or a SAS token."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +153,16 @@ def parse(
     if unknown:
         # Name the keys, never the values.
         raise InvalidArgument(f"secrets have unknown keys {unknown}")
+    scheme = urlsplit(url).scheme
+    foreign = sorted(set(secrets) - SECRET_KEYS.get(scheme, frozenset(SECRET_ENV)))
+    if foreign:
+        raise InvalidArgument(f"secrets have keys {foreign} that a {scheme}:// url does not take")
     env = {SECRET_ENV[k]: v for k, v in secrets.items() if v}
     if ("AWS_ACCESS_KEY_ID" in env) != ("AWS_SECRET_ACCESS_KEY" in env):
         raise InvalidArgument("secrets need both accessKeyId and secretAccessKey")
+    if scheme == "az" and env and ("AZURE_STORAGE_ACCOUNT_NAME" not in env or not (
+            {"AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN"} & set(env))):
+        raise InvalidArgument("secrets need accountName with accountKey or sasToken")
     return MountSpec(source=url, args=tuple(args), env=env)
 
 

@@ -30,7 +30,10 @@ def _mount_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", default="")
     p.add_argument("--region", default="")
     p.add_argument("--credentials-file", default="",
-                   help="JSON with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY[, AWS_SESSION_TOKEN]")
+                   help="JSON with the credentials' environment variables: AWS_ACCESS_KEY_ID, "
+                   "AWS_SECRET_ACCESS_KEY[, AWS_SESSION_TOKEN]; GOOGLE_SERVICE_ACCOUNT_KEY; "
+                   "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or "
+                   "AZURE_STORAGE_SAS_TOKEN (docs/CONTRACTS.md)")
     p.add_argument("--cache-dir", default="")
     p.add_argument("--cache-size", default="10Gi")
     p.add_argument("--cache-ttl", default="24h")
@@ -69,6 +72,10 @@ def _credentials(path: str) -> Credentials:
         access_key_id=str(env.get("AWS_ACCESS_KEY_ID", "")),
         secret_access_key=str(env.get("AWS_SECRET_ACCESS_KEY", "")),
         session_token=str(env.get("AWS_SESSION_TOKEN", "")),
+        gcs_service_account_key=str(env.get("GOOGLE_SERVICE_ACCOUNT_KEY", "")),
+        azure_account_name=str(env.get("AZURE_STORAGE_ACCOUNT_NAME", "")),
+        azure_account_key=str(env.get("AZURE_STORAGE_ACCOUNT_KEY", "")),
+        azure_sas_token=str(env.get("AZURE_STORAGE_SAS_TOKEN", "")),
     )
 
 

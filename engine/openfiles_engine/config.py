@@ -97,11 +97,20 @@ class Policy:
 
 @dataclass
 class Credentials:
-    """S3 credentials; ``repr`` never shows the secret parts."""
+    """Store credentials; ``repr`` never shows the secret parts.
+
+    S3: an access key (and a session token). GCS: a service-account JSON key,
+    the whole document as text. Azure: the storage account's name with its
+    account key or a SAS token (the token wins when both are given).
+    """
 
     access_key_id: str = field(default="", repr=False)
     secret_access_key: str = field(default="", repr=False)
     session_token: str = field(default="", repr=False)
+    gcs_service_account_key: str = field(default="", repr=False)
+    azure_account_name: str = ""
+    azure_account_key: str = field(default="", repr=False)
+    azure_sas_token: str = field(default="", repr=False)
 
 
 @dataclass

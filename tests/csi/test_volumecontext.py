@@ -89,6 +89,29 @@ def test_bad_secrets_name_keys_not_values() -> None:
         parse({"url": "s3://bucket/x"}, {"accessKeyId": "AKIAEXAMPLE"})
 
 
+def test_gcs_and_azure_secrets_become_their_environment() -> None:
+    key = '{"type": "service_account", "private_key": "PEM-VALUE"}'
+    spec = parse({"url": "gs://bucket/x"}, {"serviceAccountKey": key})
+    assert spec.env == {"GOOGLE_SERVICE_ACCOUNT_KEY": key} and "PEM-VALUE" not in repr(spec)
+    for secret, env in (
+        ({"accountName": "acct", "accountKey": "K=="}, "AZURE_STORAGE_ACCOUNT_KEY"),
+        ({"accountName": "acct", "sasToken": "sv=1&sig=S"}, "AZURE_STORAGE_SAS_TOKEN"),
+    ):
+        spec = parse({"url": "az://container/x"}, secret)
+        assert spec.env["AZURE_STORAGE_ACCOUNT_NAME"] == "acct" and env in spec.env
+        assert not set(secret.values()) & set(spec.args)
+    for url, secret, why in (
+        ("az://container/x", {"accountKey": "K=="}, "accountName with"),
+        ("az://container/x", {"accountName": "acct"}, "accountName with"),
+        ("az://container/x", SECRETS, r"\['accessKeyId', 'secretAccessKey'\].*az://"),
+        ("gs://bucket/x", {"accountKey": "K=="}, "gs://"),
+        ("s3://bucket/x", {"serviceAccountKey": key}, "s3://"),
+    ):
+        with pytest.raises(InvalidArgument, match=why) as info:
+            parse({"url": url}, secret)
+        assert not any(v in str(info.value) for v in secret.values())
+
+
 def test_inline_volumes_only_with_their_own_credentials() -> None:
     check_inline(parse({"url": "s3://bucket/x"}, SECRETS))
     for context, secrets, why in (

@@ -2,7 +2,9 @@
 
 ``mounter`` starts engines as subprocesses (exactly as the CSI mounter does:
 ``--foreground --control-socket``) and always unmounts them in teardown.
-``backend`` runs a test against a ``file://`` bucket and a MinIO bucket.
+``backend`` runs a test against a ``file://`` bucket, a MinIO bucket and an
+Azurite container (``gs://`` is not among them: fake-gcs-server takes no
+upload that obstore sends, see fixtures/gcs.py).
 ``memory_downloader``, ``same`` and ``until`` serve the fetch tests
 (test_download.py, test_fetcher.py, test_wholefetch.py).
 """
@@ -82,7 +84,7 @@ class Mount:
 
 @dataclass
 class Backend:
-    """Where a test's bucket lives: ``file`` or ``s3``."""
+    """Where a test's bucket lives: ``file``, ``s3`` or ``az``."""
 
     kind: str
     url: str
@@ -95,6 +97,12 @@ class Backend:
     def on_s3(cls, bucket: Any) -> Backend:
         """A MinIO bucket (fixtures.minio.Bucket) as a test backend."""
         return cls("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint], bucket=bucket)
+
+    @classmethod
+    def on_azure(cls, container: Any) -> Backend:
+        """An Azurite container (fixtures.azurite.Container) as a test backend."""
+        return cls("az", container.url, container.env, ["--endpoint", container.endpoint],
+                   bucket=container)
 
     def keys(self) -> list[str]:
         if self.root is not None:
@@ -136,10 +144,13 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
         root = tmp_path / "bucket"
         root.mkdir()
         return Backend("file", f"file://{root}", {}, [], root=root)
+    if kind == "az":
+        return Backend.on_azure(request.getfixturevalue("az_container"))
     return Backend.on_s3(request.getfixturevalue("s3_bucket"))
 
 
-@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3),
+                        pytest.param("az", marks=pytest.mark.azure)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return make_backend(request.param, request, tmp_path)
 
@@ -152,6 +163,14 @@ def file_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 @pytest.fixture
 def s3_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return make_backend("s3", request, tmp_path)
+
+
+@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.s3),
+                        pytest.param("az", marks=pytest.mark.azure)])
+def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A bucket on a server (MinIO, Azurite): another client writes there with a
+    plain PUT while a mount holds the version it saw."""
+    return make_backend(request.param, request, tmp_path)
 
 
 MountFactory = Callable[..., Mount]
@@ -182,7 +201,8 @@ def mounter(tmp_path: Path) -> Iterator[MountFactory]:
         argv = [sys.executable, "-m", "openfiles_cli", "mount", backend.url, str(path),
                 "--foreground", "--cache-dir", str(cache), "--control-socket", str(sock),
                 "--fsid", "test", "--log-level", "DEBUG", *backend.args, *args]
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        child_env = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("AWS_", "GOOGLE_", "AZURE_"))}
         child_env.update(backend.env)
         child_env.update(env or {})
         with open(log, "ab") as out:

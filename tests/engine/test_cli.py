@@ -42,6 +42,25 @@ def test_credentials_file(tmp_path: Path) -> None:
         parse_mount(["s3://b", str(tmp_path), "--credentials-file", str(creds)])
 
 
+def test_gcs_and_azure_credentials_from_a_file_or_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = json.dumps({"type": "service_account", "private_key": "PEM"})
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"GOOGLE_SERVICE_ACCOUNT_KEY": key,
+                                 "AZURE_STORAGE_ACCOUNT_NAME": "acct",
+                                 "AZURE_STORAGE_ACCOUNT_KEY": "akey",
+                                 "AZURE_STORAGE_SAS_TOKEN": "sv=1&sig=s"}))
+    cfg, _ = parse_mount(["gs://b", str(tmp_path), "--credentials-file", str(creds)])
+    c = cfg.credentials
+    assert (c.gcs_service_account_key, c.azure_account_name, c.azure_account_key,
+            c.azure_sas_token) == (key, "acct", "akey", "sv=1&sig=s")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "fromenv")
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "sv=2&sig=t")
+    cfg, _ = parse_mount(["az://c", str(tmp_path)])
+    assert (cfg.credentials.azure_account_name, cfg.credentials.azure_sas_token) == (
+        "fromenv", "sv=2&sig=t")
+
+
 def test_bad_option_is_a_usage_error(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "openfiles_cli", "mount", "memory://",
                           str(tmp_path), "--export-delay", "soon"],

@@ -87,3 +87,21 @@ def test_sidecar_reports_its_version(binary: str, pin: str) -> None:
                          check=True, timeout=30)
     name, version = out.stdout.split()  # upstream's provisioner prints its argv[0]
     assert (Path(name).name, version) == (binary, pinned(pin))
+
+
+def test_fake_gcs_server_is_the_pinned_version() -> None:
+    # Go writes the main module's version into the binary; `go version -m` reads it.
+    out = subprocess.run(["go", "version", "-m", str(tool("fake-gcs-server"))],
+                         capture_output=True, text=True, check=True, timeout=30)
+    assert f"mod\tgithub.com/fsouza/fake-gcs-server\t{pinned('FAKE_GCS_VERSION')}\t" in out.stdout
+    out = subprocess.run([str(tool("fake-gcs-server")), "-help"], capture_output=True,
+                         text=True, timeout=30)
+    assert "-scheme" in out.stderr + out.stdout  # it runs (flags go to stderr)
+
+
+def test_azurite_reports_the_pinned_version() -> None:
+    out = subprocess.run([str(tool("azurite-blob")), "--version"], capture_output=True,
+                         text=True, check=True, timeout=60)
+    assert out.stdout.strip() == pinned("AZURITE_VERSION")
+    package = Path(__file__).resolve().parents[2] / "tools" / "azurite" / "package.json"
+    assert json.loads(package.read_text())["dependencies"]["azurite"] == pinned("AZURITE_VERSION")

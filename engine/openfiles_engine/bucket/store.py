@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import obstore
 import obstore.exceptions as oberr
-from obstore.store import LocalStore, MemoryStore, S3Store, from_url
+from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
 from openfiles_engine.bucket.layout import META_DIR
 from openfiles_engine.config import Credentials
@@ -39,6 +39,14 @@ STAGING_SUFFIX = ".tmp"
 """Bytes per buffer of a range GET's body (:meth:`Store.get_chunks`)."""
 
 T = TypeVar("T")
+
+QUOTED_IN_LISTS = frozenset({"az", "gs"})
+"""Kinds whose listings give ETags without the quotes of HEAD and PUT (see ``_info``)."""
+CREATE_ONLY = frozenset({"file", "gs"})
+"""Kinds whose PUTs can be conditional on absence only (SEMANTICS.md, "Conditional
+writes per store"): ``file://`` (LocalStore has no If-Match) and ``gs://``
+(obstore's conditional update on GCS needs the object's generation, which the
+engine does not keep). An update there is checked by a HEAD first."""
 
 
 class StoreError(Exception):
@@ -69,11 +77,17 @@ class ObjectInfo:
     mtime_ns: int
 
 
-def _info(meta: Any) -> ObjectInfo:
+def _info(meta: Any, quote: bool = False) -> ObjectInfo:
+    """``quote``: the store lists ETags bare (Azure's List Blobs) but gives them quoted
+    on HEAD, GET and PUT; the listing's are quoted here, so that one object has one
+    ETag whichever request saw it."""
+    etag = meta.get("e_tag")
+    if quote and etag and not etag.startswith(('"', "W/")):
+        etag = f'"{etag}"'
     return ObjectInfo(
         key=meta["path"],
         size=int(meta["size"]),
-        etag=meta.get("e_tag"),
+        etag=etag,
         mtime_ns=int(meta["last_modified"].timestamp() * 1e9),
     )
 
@@ -90,6 +104,24 @@ def _map(exc: Exception, key: str) -> StoreError:
     return StoreError(f"{type(exc).__name__}: {first_line[:300]}")
 
 
+def _gcs_options(creds: Credentials, endpoint: str) -> dict[str, str]:
+    """GCSStore's options: the service-account JSON key from ``creds`` (else obstore
+    looks in the environment: ``GOOGLE_APPLICATION_CREDENTIALS``, ...)."""
+    options = {"service_account_key": creds.gcs_service_account_key, "base_url": endpoint}
+    return {k: v for k, v in options.items() if v}
+
+
+def _azure_options(creds: Credentials, endpoint: str) -> dict[str, str]:
+    """AzureStore's options: the account in ``creds`` with its SAS token (which wins)
+    or account key; ``endpoint`` replaces ``https://ACCOUNT.blob.core.windows.net``."""
+    if not creds.azure_account_name:
+        raise StoreError("az:// needs the storage account's name (AZURE_STORAGE_ACCOUNT_NAME)")
+    secret = ({"sas_key": creds.azure_sas_token.lstrip("?")} if creds.azure_sas_token
+              else {"account_key": creds.azure_account_key})
+    options = {"account_name": creds.azure_account_name, "endpoint": endpoint, **secret}
+    return {k: v for k, v in options.items() if v}
+
+
 class Store:
     """Synchronous object access for one volume (bucket + prefix)."""
 
@@ -97,8 +129,9 @@ class Store:
         self._backend = backend
         self.kind = kind
         self.url = url
+        self._quote = kind in QUOTED_IN_LISTS
         self.conditional: Literal["full", "create-only"] = (
-            "create-only" if kind == "file" else "full"
+            "create-only" if kind in CREATE_ONLY else "full"
         )
 
     @classmethod
@@ -106,7 +139,8 @@ class Store:
         cls, url: str, *, endpoint: str = "", region: str = "",
         credentials: Credentials | None = None,
     ) -> Store:
-        """Build a store from ``s3://b/p``, ``gs://``, ``az://``, ``file:///dir``, ``memory://``.
+        """Build a store from ``s3://b/p``, ``gs://b/p``, ``az://container/p``,
+        ``file:///dir``, ``memory://``.
 
         Raises StoreError with a message naming the problem (never a secret).
         """
@@ -146,9 +180,17 @@ class Store:
                     retry_config=retry, conditional_put="etag", **kwargs,
                 )
                 return cls(backend, "s3", safe_url)
-            if scheme in ("gs", "az", "azure", "abfs"):
-                other = from_url(url, client_options=client, retry_config=retry)
-                return cls(other, scheme, safe_url)
+            if scheme in ("gs", "az"):
+                creds = credentials or Credentials()
+                builder: Any
+                options: Any
+                builder, options = ((GCSStore, _gcs_options(creds, endpoint)) if scheme == "gs"
+                                    else (AzureStore, _azure_options(creds, endpoint)))
+                if endpoint.startswith("http://"):
+                    client["allow_http"] = True
+                backend = builder(parts.hostname or "", prefix=parts.path.strip("/") or None,
+                                  client_options=client, retry_config=retry, **options)
+                return cls(backend, scheme, safe_url)
         except StoreError:
             raise
         except Exception as exc:
@@ -171,7 +213,7 @@ class Store:
         res = self._call(
             prefix, lambda: obstore.list_with_delimiter(self._backend, prefix or None)
         )
-        objects = sorted((_info(m) for m in res["objects"]), key=lambda o: o.key)
+        objects = sorted((_info(m, self._quote) for m in res["objects"]), key=lambda o: o.key)
         return objects, sorted(p.rstrip("/") for p in res["common_prefixes"])
 
     def list_all(self, prefix: str) -> list[ObjectInfo]:
@@ -180,7 +222,7 @@ class Store:
 
         def run() -> None:
             for chunk in obstore.list(self._backend, prefix or None):
-                out.extend(_info(m) for m in chunk)
+                out.extend(_info(m, self._quote) for m in chunk)
 
         self._call(prefix, run)
         return out

@@ -148,9 +148,15 @@ class OpenFileHandlers(pyfuse3.Operations):
         node = self._node(inode)
         if flags & os.O_ACCMODE != os.O_RDONLY:
             self._writable()
+        seen = node.etag
         if not await self.lister.revalidate(node, self.cfg.policy.metadata_ttl):
             fail(errno.ENOENT)
-        return self._open_node(node, flags)
+        info = self._open_node(node, flags)
+        if node.etag != seen:
+            # Another version: the kernel drops its pages of the old one now. It would
+            # keep them when size and mtime (whole seconds on Azure) look the same.
+            info.keep_cache = False
+        return info
 
     def _open_node(self, node: Node, flags: int) -> Any:
         """A handle on ``node`` for ``flags`` (open, or a create of an existing name)."""

@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from openfiles_engine.bucket.layout import META_DIR, META_SUFFIX, sidecar_key
+from openfiles_engine.bucket.layout import META_DIR, META_SUFFIX, Sidecar, sidecar_key
 from openfiles_engine.bucket.store import Conflict, ObjectInfo, ObjectNotFound, Store
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import Node
@@ -329,8 +329,7 @@ def _move(store: Store, src: str, dst: str, seen: Version, out: Replayed) -> Non
     new_sc = None
     if sc_now is not None:
         # The target's object was absent: a sidecar there is stale, and replaced.
-        store.copy(src_sc, dst_sc)
-        new_sc = store.etag_or_none(dst_sc)
+        new_sc = _copy_sidecar(store, src_sc, dst_sc, new_etag if data else None)
     elif data:
         store.delete(dst_sc)
     try:
@@ -341,6 +340,19 @@ def _move(store: Store, src: str, dst: str, seen: Version, out: Replayed) -> Non
     except Conflict:
         out.clashes.append(Clash("kept", src, "", "changed in the bucket while moved away"))
     out.written[dst] = Version(new_etag, new_sc is not None, new_sc)
+
+
+def _copy_sidecar(store: Store, src_sc: str, dst_sc: str, etag: str | None) -> str | None:
+    """Copy a sidecar; returns the copy's ETag. ``etag``: the ETag of the data object's
+    copy. Where a copy gets an ETag of its own (Azure), the sidecar would describe the
+    source's version, and be ignored: it is written anew with ``etag`` instead."""
+    doc = Sidecar.decode(store.get(src_sc), src_sc) if etag is not None else None
+    if doc is None or doc.etag in (None, etag):
+        store.copy(src_sc, dst_sc)
+    else:
+        doc.etag = etag
+        store.put_bytes(dst_sc, doc.encode(), if_match=None, create=False)
+    return store.etag_or_none(dst_sc)
 
 
 def _move_dir(store: Store, src: str, dst: str, seen: dict[str, Version],

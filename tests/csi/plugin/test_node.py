@@ -11,6 +11,7 @@ import grpc
 import obstore
 import pytest
 
+from fixtures.azurite import Container
 from fixtures.minio import Bucket
 from openfiles_csi._proto import csi_pb2
 
@@ -76,6 +77,26 @@ def test_lifecycle_moves_data_to_the_bucket(node_env: Node, s3_bucket: Bucket) -
     assert not os.path.ismount(vol.staging)
     # Flushed and stopped cleanly: the cache is deleted (by then, not in the background).
     assert os.listdir(node_env.root / "state" / "cache") == []
+
+
+@pytest.mark.azure
+def test_lifecycle_on_an_azure_container(node_env: Node, az_container: Container) -> None:
+    """Stage, publish, write, unpublish, unstage with an account key from the secrets:
+    the file reaches the container."""
+    plugin = node_env.start_plugin("node")
+    vol = volume_on(node_env, plugin, az_container, "azlife", exportDelay="1h")
+    vol.stage()
+    target = str(node_env.kubelet / "pods" / "az" / "mount")
+    os.makedirs(os.path.dirname(target))
+    vol.publish(target)
+    with open(os.path.join(target, "hello.txt"), "w") as f:
+        f.write("hello from a pod")
+    assert "azlife/hello.txt" not in az_container.keys()
+    vol.unpublish(target)
+    vol.unstage()
+    assert az_container.keys() == ["azlife/hello.txt"]
+    assert bytes(obstore.get(az_container.store(), "azlife/hello.txt").bytes()) == (
+        b"hello from a pod")
 
 
 def test_bad_requests(node_env: Node, s3_bucket: Bucket) -> None:

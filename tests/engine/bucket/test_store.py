@@ -1,7 +1,9 @@
-"""store.py against obstore's MemoryStore and LocalStore (no server; one FUSE test)."""
+"""store.py against obstore's MemoryStore and LocalStore, and a container on a real
+Azurite (marker ``azure``); one FUSE test. The GCS store: test_store_gcs.py."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,18 @@ from openfiles_engine.config import Credentials
 from ..conftest import Backend, MountFactory, fresh
 
 
-@pytest.fixture(params=["memory", "file"])
+def az_store(container: Any) -> Store:
+    """The engine's store on a fixtures.azurite.Container, with the account key."""
+    env = container.env
+    return Store.open(container.url, endpoint=container.endpoint,
+                      credentials=Credentials(azure_account_name=env["AZURE_STORAGE_ACCOUNT_NAME"],
+                                              azure_account_key=env["AZURE_STORAGE_ACCOUNT_KEY"]))
+
+
+@pytest.fixture(params=["memory", "file", pytest.param("az", marks=pytest.mark.azure)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "az":
+        return az_store(request.getfixturevalue("az_container"))
     url = "memory://" if request.param == "memory" else f"file://{tmp_path}/bucket"
     return Store.open(url)
 
@@ -100,7 +112,7 @@ def _chunks_of(store: Store, streamed: bool) -> None:
 
 
 def test_a_range_comes_in_buffers_of_a_chunk(store: Store) -> None:
-    _chunks_of(store, streamed=store.url.startswith("file:"))
+    _chunks_of(store, streamed=store.kind != "memory")
 
 
 @pytest.mark.s3
@@ -118,6 +130,42 @@ def test_bad_urls_fail_clearly() -> None:
         Store.open("ftp://host/x")
     with pytest.raises(StoreError, match="absolute path"):
         Store.open("file://relative/dir")
+
+
+def test_az_needs_the_account_name() -> None:
+    with pytest.raises(StoreError, match="AZURE_STORAGE_ACCOUNT_NAME"):
+        Store.open("az://container/prefix", credentials=Credentials(azure_account_key="K"))
+
+
+def test_credentials_repr_shows_no_secret() -> None:
+    creds = Credentials("AKID", "S3-SECRET", "S3-TOKEN", gcs_service_account_key="GCS-KEY",
+                        azure_account_name="acct", azure_account_key="AZ-KEY",
+                        azure_sas_token="AZ-SAS")
+    for secret in ("AKID", "S3-SECRET", "S3-TOKEN", "GCS-KEY", "AZ-KEY", "AZ-SAS"):
+        assert secret not in repr(creds)
+
+
+@pytest.mark.azure
+def test_az_with_a_sas_token(az_container: Any) -> None:
+    """A SAS token instead of the account key; Azurite checks its signature and rights."""
+    def with_sas(token: str) -> Store:
+        return Store.open(az_container.url, endpoint=az_container.endpoint, credentials=Credentials(
+            azure_account_name="devstoreaccount1", azure_account_key="bm90IHRoZSBrZXk=",
+            azure_sas_token=token))
+
+    store = with_sas("?" + az_container.sas_token())  # as the portal shows it
+    etag = store.put_bytes("k", b"v1", if_match=None, create=True)
+    with pytest.raises(Conflict):
+        store.put_bytes("k", b"v2", if_match='"stale"', create=False)
+    assert store.get("k") == b"v1" and store.head("k").etag == etag
+    read_only = with_sas(az_container.sas_token("rl"))
+    assert read_only.get("k") == b"v1"
+    with pytest.raises(StoreError, match="PermissionDenied") as info:
+        read_only.put_bytes("k", b"v3", if_match=etag, create=False)
+    assert "sig=" not in str(info.value)
+    forged = with_sas(az_container.sas_token(key=base64.b64encode(b"x" * 64).decode()))
+    with pytest.raises(StoreError, match="PermissionDenied"):
+        forged.head("k")
 
 
 def test_s3_url_never_carries_secrets() -> None:
@@ -162,11 +210,15 @@ def test_a_255_byte_name_exports_to_a_file_bucket(mounter: MountFactory,
     assert (other.path / name).read_bytes() == b"long name"
 
 
-@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3),
+                        pytest.param("az", marks=pytest.mark.azure)])
 def real_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A file:// store and a MinIO bucket: the two whose delete and copy take no If-Match."""
+    """A file:// store, a MinIO bucket and an Azurite container: stores whose delete
+    and copy the engine sends without If-Match."""
     if request.param == "file":
         return Store.open(f"file://{tmp_path}/bucket")
+    if request.param == "az":
+        return az_store(request.getfixturevalue("az_container"))
     bucket = request.getfixturevalue("s3_bucket")
     return Store.open(bucket.url, endpoint=bucket.endpoint, region="us-east-1",
                       credentials=Credentials(bucket.env["AWS_ACCESS_KEY_ID"],

@@ -266,7 +266,7 @@ def test_a_file_open_for_writing_waits_for_close_or_a_pause(mounter: MountFactor
 
 
 # Every change of the bucket is conditional on the version last seen (issue 12,
-# defect 4). The second writer is a plain PUT straight into MinIO; a long
+# defect 4). The second writer is a plain PUT straight into MinIO or Azurite; a long
 # metadata TTL keeps the engine from re-listing, so it still holds the old ETag.
 SEEN_ONCE = ("--export-delay", "3600", "--metadata-ttl", "3600")
 
@@ -286,11 +286,11 @@ def seen_then_replaced(mounter: MountFactory, backend: Backend, objects: dict[st
 @pytest.mark.fuse
 @pytest.mark.timeout(120)
 def test_unlink_of_an_object_replaced_elsewhere_keeps_the_bucket_version(
-        mounter: MountFactory, s3_backend: Backend) -> None:
-    m = seen_then_replaced(mounter, s3_backend, {"f": b"v1"}, "f")
+        mounter: MountFactory, server_backend: Backend) -> None:
+    m = seen_then_replaced(mounter, server_backend, {"f": b"v1"}, "f")
     (m.path / "f").unlink()
     assert m.flush()["ok"]
-    assert s3_backend.read("f") == b"theirs"
+    assert server_backend.read("f") == b"theirs"
     assert m.status()["conflicts"] == 1
     assert "conflict: kept 'f' replaced in the bucket" in m.log_text()
 
@@ -309,31 +309,32 @@ def test_unlink_of_an_object_replaced_elsewhere_keeps_the_bucket_version(
      {"d/x": b"theirs", "e/keep": b"k", "d/keep": None}, 1),
 ], ids=["source", "target", "directory"])
 def test_rename_never_moves_or_overwrites_a_version_replaced_elsewhere(
-        mounter: MountFactory, s3_backend: Backend, objects: dict[str, bytes], replaced: str,
+        mounter: MountFactory, server_backend: Backend, objects: dict[str, bytes], replaced: str,
         move: tuple[str, str], after: dict[str, bytes | None], conflicts: int) -> None:
-    m = seen_then_replaced(mounter, s3_backend, objects, replaced)
+    m = seen_then_replaced(mounter, server_backend, objects, replaced)
     (m.path / move[0]).rename(m.path / move[1])
     assert m.flush()["ok"]
-    assert {k: s3_backend.read(k) if k in s3_backend.keys() else None for k in after} == after
+    there = server_backend.keys()
+    assert {k: server_backend.read(k) if k in there else None for k in after} == after
     assert m.status()["conflicts"] == conflicts
 
 
 @pytest.mark.fuse
 @pytest.mark.timeout(120)
 def test_sidecar_changed_elsewhere_is_not_overwritten(
-        mounter: MountFactory, s3_backend: Backend) -> None:
-    m = mounter(s3_backend, *SEEN_ONCE)
+        mounter: MountFactory, server_backend: Backend) -> None:
+    m = mounter(server_backend, *SEEN_ONCE)
     (m.path / "s").write_bytes(b"x")
     os.chmod(m.path / "s", 0o600)
     assert m.flush()["ok"]
-    sc = Sidecar.decode(s3_backend.read(sidecar_key("s")), "s")
+    sc = Sidecar.decode(server_backend.read(sidecar_key("s")), "s")
     assert sc is not None and sc.mode == 0o600
     sc.mode = 0o640
     theirs = sc.encode()
-    s3_backend.write(sidecar_key("s"), theirs)
+    server_backend.write(sidecar_key("s"), theirs)
     os.chmod(m.path / "s", 0o604)
     assert m.flush()["ok"]
-    assert s3_backend.read(sidecar_key("s")) == theirs
+    assert server_backend.read(sidecar_key("s")) == theirs
     assert m.status()["conflicts"] == 1
 
 
