@@ -1,0 +1,58 @@
+"""A sidecar left behind by a second writer must never describe a new local file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from openfiles_engine.bucket.layout import sidecar_key
+
+from ..conftest import Backend, MountFactory
+
+FRESH_LOOKS = ("--export-delay", "3600", "--metadata-ttl", "0")
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_recreated_file_with_the_same_bytes_does_not_take_a_stale_sidecar(
+        mounter: MountFactory, backend: Backend) -> None:
+    """A second writer deletes an object and leaves its sidecar; a new local file at that
+    path with the same bytes has the same ETag, so the stale sidecar would describe it.
+    Its export removes the stale sidecar, so a fresh mount shows the new file with the
+    defaults, as the mount did (found by the reference model)."""
+    m = mounter(backend, *FRESH_LOOKS)
+    (m.path / "a").write_bytes(b"")
+    os.setxattr(m.path / "a", "user.k1", b"old")
+    assert m.flush()["ok"]
+    assert sidecar_key("a") in backend.keys()
+    backend.delete("a")  # the second writer: the object goes, its sidecar stays
+    assert not (m.path / "a").exists()
+    (m.path / "a").write_bytes(b"")
+    assert os.listxattr(m.path / "a") == []
+    assert m.flush()["ok"]
+    assert backend.keys() == ["a"]
+    assert m.status()["conflicts"] == 0
+    fresh = mounter(backend, *FRESH_LOOKS)
+    assert os.listxattr(fresh.path / "a") == []
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_recreated_file_with_the_same_bytes_replaces_a_stale_sidecar(
+        mounter: MountFactory, backend: Backend) -> None:
+    """The same, for a new file that needs a sidecar of its own: the stale one (which
+    names the new file's ETag) is replaced, not taken for another writer's change."""
+    m = mounter(backend, *FRESH_LOOKS)
+    (m.path / "a").write_bytes(b"same")
+    os.setxattr(m.path / "a", "user.k1", b"old")
+    assert m.flush()["ok"]
+    backend.delete("a")
+    assert not (m.path / "a").exists()
+    (m.path / "a").write_bytes(b"same")
+    os.chmod(m.path / "a", 0o600)
+    assert m.flush()["ok"]
+    assert m.status()["conflicts"] == 0
+    fresh = mounter(backend, *FRESH_LOOKS)
+    assert os.listxattr(fresh.path / "a") == []
+    assert os.stat(fresh.path / "a").st_mode & 0o777 == 0o600
