@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -56,3 +57,32 @@ def test_a_recreated_file_with_the_same_bytes_replaces_a_stale_sidecar(
     fresh = mounter(backend, *FRESH_LOOKS)
     assert os.listxattr(fresh.path / "a") == []
     assert os.stat(fresh.path / "a").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_a_recreated_file_renamed_after_a_stale_sidecar_moves_whole(
+        mounter: MountFactory, backend: Backend) -> None:
+    """A stale sidecar left at a recreated file's key would make the rename's journal
+    entry see "attributes changed in the bucket" (its version had none): the copy was
+    refused, the object stayed at the old key and the mount showed both names (found by
+    the reference model, after a kill -9)."""
+    m = mounter(backend, *FRESH_LOOKS)
+    (m.path / "a").write_bytes(b"old")
+    os.setxattr(m.path / "a", "user.k1", b"old")
+    assert m.flush()["ok"]
+    backend.delete("a")
+    assert not (m.path / "a").exists()
+    fd = os.open(m.path / "a", os.O_CREAT | os.O_WRONLY, 0o644)
+    m.kill9()  # the file is created, never closed
+    try:
+        os.close(fd)
+    except OSError as exc:
+        assert exc.errno == errno.ENOTCONN
+    m = mounter(backend, *FRESH_LOOKS, mountpoint=m.path, cache=m.cache)
+    assert m.flush()["ok"]
+    os.rename(m.path / "a", m.path / "c")
+    assert m.flush()["ok"]
+    assert backend.keys() == ["c"]
+    assert sorted(n for n in os.listdir(m.path) if not n.startswith(".")) == ["c"]
+    assert m.status()["conflicts"] == 0
