@@ -9,9 +9,20 @@ import pytest
 
 from openfiles_engine.bucket.layout import sidecar_key
 
-from ..conftest import Backend, MountFactory
+from ..conftest import Backend, Mount, MountFactory
 
 FRESH_LOOKS = ("--export-delay", "3600", "--metadata-ttl", "0")
+
+
+def leave_stale_sidecar(m: Mount, backend: Backend, data: bytes) -> None:
+    """Export ``a`` with an xattr (so a sidecar), then delete the object as a second
+    writer does, leaving the sidecar; the mount no longer shows ``a``."""
+    (m.path / "a").write_bytes(data)
+    os.setxattr(m.path / "a", "user.k1", b"old")
+    assert m.flush()["ok"]
+    assert sidecar_key("a") in backend.keys()
+    backend.delete("a")
+    assert not (m.path / "a").exists()
 
 
 @pytest.mark.fuse
@@ -23,12 +34,7 @@ def test_a_recreated_file_with_the_same_bytes_does_not_take_a_stale_sidecar(
     Its export removes the stale sidecar, so a fresh mount shows the new file with the
     defaults, as the mount did (found by the reference model)."""
     m = mounter(backend, *FRESH_LOOKS)
-    (m.path / "a").write_bytes(b"")
-    os.setxattr(m.path / "a", "user.k1", b"old")
-    assert m.flush()["ok"]
-    assert sidecar_key("a") in backend.keys()
-    backend.delete("a")  # the second writer: the object goes, its sidecar stays
-    assert not (m.path / "a").exists()
+    leave_stale_sidecar(m, backend, b"")
     (m.path / "a").write_bytes(b"")
     assert os.listxattr(m.path / "a") == []
     assert m.flush()["ok"]
@@ -45,11 +51,7 @@ def test_a_recreated_file_with_the_same_bytes_replaces_a_stale_sidecar(
     """The same, for a new file that needs a sidecar of its own: the stale one (which
     names the new file's ETag) is replaced, not taken for another writer's change."""
     m = mounter(backend, *FRESH_LOOKS)
-    (m.path / "a").write_bytes(b"same")
-    os.setxattr(m.path / "a", "user.k1", b"old")
-    assert m.flush()["ok"]
-    backend.delete("a")
-    assert not (m.path / "a").exists()
+    leave_stale_sidecar(m, backend, b"same")
     (m.path / "a").write_bytes(b"same")
     os.chmod(m.path / "a", 0o600)
     assert m.flush()["ok"]
@@ -68,11 +70,7 @@ def test_a_recreated_file_renamed_after_a_stale_sidecar_moves_whole(
     refused, the object stayed at the old key and the mount showed both names (found by
     the reference model, after a kill -9)."""
     m = mounter(backend, *FRESH_LOOKS)
-    (m.path / "a").write_bytes(b"old")
-    os.setxattr(m.path / "a", "user.k1", b"old")
-    assert m.flush()["ok"]
-    backend.delete("a")
-    assert not (m.path / "a").exists()
+    leave_stale_sidecar(m, backend, b"old")
     fd = os.open(m.path / "a", os.O_CREAT | os.O_WRONLY, 0o644)
     m.kill9()  # the file is created, never closed
     try:
