@@ -279,6 +279,7 @@ class Exporter:
         key = self.tree.path(node)
         changes = node.changes
         etag = node.etag
+        created = False  # a create-only PUT made the key: any sidecar there is stale
         if node.kind != "dir" and node.data_dirty:
             try:
                 if node.kind == "symlink":
@@ -290,6 +291,7 @@ class Exporter:
                     etag = await self.store.put_file(key, self.data.path(node.ino),
                                                     if_match=node.etag,
                                                     create=node.etag is None)
+                created = node.etag is None
             except Conflict:
                 if not await self._same_bytes(node, key):
                     self._conflict(node, key)
@@ -297,7 +299,7 @@ class Exporter:
                 etag = (await self.store.head(key)).etag
             node.etag = etag
             self.tree.save(node)  # the new ETag must survive a crash before the sidecar
-        await self._export_sidecar(node, key, etag)
+        await self._export_sidecar(node, key, etag, created)
         # A change made while this export was in flight keeps the node dirty.
         if node.exported(changes) and node.kind == "file":
             node.ranges, node.full = [[0, node.size]] if node.size else [], True
@@ -305,8 +307,14 @@ class Exporter:
         self.tree.save(node)
         log.debug("exported %r", key)
 
-    async def _export_sidecar(self, node: Node, key: str, etag: str | None) -> None:
+    async def _export_sidecar(self, node: Node, key: str, etag: str | None,
+                              created: bool) -> None:
         """PUT or delete the sidecar, If-Match the one last seen (create-only if none).
+
+        ``created``: this export's create-only PUT made the object, so a sidecar found
+        at its key was left by a deleted version (stale, SEMANTICS.md): it is replaced,
+        or removed when the file needs none. The same bytes have the same ETag, so
+        otherwise it would describe the new file.
 
         On a conflict the bucket's attributes stay and the local change is dropped
         (counted, logged): the next listing reads theirs into the node.
@@ -324,7 +332,7 @@ class Exporter:
                         sc_key, data, if_match=seen, create=not node.sidecar)
                 except Conflict:
                     node.sidecar_etag = await self._after_sidecar_conflict(
-                        key, data, etag if node.kind != "dir" else None)
+                        key, data, etag if node.kind != "dir" else None, created)
                 node.sidecar = True
             elif node.sidecar:
                 if seen is None:  # not known (SEMANTICS.md): the old unconditional delete
@@ -332,12 +340,25 @@ class Exporter:
                 else:
                     await self.store.delete_if(sc_key, seen)
                 node.sidecar, node.sidecar_etag = False, None
+            elif created:
+                await self._drop_stale_sidecar(sc_key)
         except Conflict:
             self._clash(Clash("kept", key, "", "its attributes (sidecar) changed in the bucket"))
             node.sidecar, node.sidecar_etag = True, None  # the next listing reads theirs
 
-    async def _after_sidecar_conflict(self, key: str, data: bytes,
-                                      etag: str | None) -> str | None:
+    async def _drop_stale_sidecar(self, sc_key: str) -> None:
+        """Delete the sidecar at ``sc_key`` if there is one (a HEAD, then the delete)."""
+        try:
+            info = await self.store.head(sc_key)
+        except ObjectNotFound:
+            return
+        if info.etag is None:
+            return
+        log.info("removing the stale sidecar %r (its object was deleted)", sc_key)
+        await self.store.delete_if(sc_key, info.etag)
+
+    async def _after_sidecar_conflict(self, key: str, data: bytes, etag: str | None,
+                                      created: bool = False) -> str | None:
         """A sidecar PUT for ``key`` was refused. Returns the sidecar's ETag when ours is
         in place after all; raises Conflict when another writer's attributes must stay.
 
@@ -358,7 +379,9 @@ class Exporter:
         if there == data:
             return info.etag
         theirs = Sidecar.decode(there, sc_key)
-        if etag is not None:
+        if created:
+            stale = True  # the object did not exist before this export's PUT
+        elif etag is not None:
             stale = theirs is None or theirs.etag != etag
         else:
             stale = theirs is not None and theirs.kind != "dir" \
