@@ -16,6 +16,7 @@ Keys are volume-relative ("a/b.txt"); the store adds the volume prefix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,8 +93,11 @@ def _info(meta: Any, quote: bool = False) -> ObjectInfo:
     )
 
 
-def _map(exc: Exception, key: str) -> StoreError:
-    """One table from obstore's exceptions to ours, most specific first."""
+def _map(exc: Exception, key: str, lookup: bool = False) -> StoreError:
+    """One table from obstore's exceptions to ours, most specific first.
+
+    ``lookup``: a read or delete of ``key``, where a name too long to exist is
+    ObjectNotFound (for a write it stays an error)."""
     if isinstance(exc, FileNotFoundError | oberr.NotFoundError):
         return ObjectNotFound(f"not found: {key}")
     if isinstance(exc, oberr.PreconditionError | oberr.AlreadyExistsError):
@@ -101,6 +105,10 @@ def _map(exc: Exception, key: str) -> StoreError:
     if isinstance(exc, NotImplementedError | oberr.NotSupportedError):
         return Unsupported(f"not supported by this store: {key}")
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if lookup and f"(os error {errno.ENAMETOOLONG})" in first_line:
+        # A file:// key whose name is too long for the local file system cannot
+        # exist there (a 255-byte name's sidecar, ``<name>.meta``): nothing to find.
+        return ObjectNotFound(f"not found (name too long for the file system): {key}")
     return StoreError(f"{type(exc).__name__}: {first_line[:300]}")
 
 
@@ -197,13 +205,13 @@ class Store:
             raise StoreError(f"cannot open {safe_url}: {_map(exc, '')}") from None
         raise StoreError(f"unsupported URL scheme {scheme!r} (use s3, gs, az, file, memory)")
 
-    def _call(self, key: str, fn: Callable[[], T]) -> T:
+    def _call(self, key: str, fn: Callable[[], T], *, lookup: bool = False) -> T:
         try:
             return fn()
         except StoreError:
             raise
         except Exception as exc:
-            raise _map(exc, key) from None
+            raise _map(exc, key, lookup) from None
 
     def list_dir(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
         """One level under ``prefix`` ("" or "a/b/"): (objects, child prefixes), sorted.
@@ -228,7 +236,7 @@ class Store:
         return out
 
     def head(self, key: str) -> ObjectInfo:
-        return self._call(key, lambda: _info(obstore.head(self._backend, key)))
+        return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)
 
     def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
                    chunk: int = CHUNK) -> list[memoryview]:
@@ -257,7 +265,8 @@ class Store:
             raise Changed(f"changed in the bucket while it was read: {key}") from None
 
     def get(self, key: str) -> bytes:
-        return self._call(key, lambda: bytes(obstore.get(self._backend, key).bytes()))
+        return self._call(key, lambda: bytes(obstore.get(self._backend, key).bytes()),
+                          lookup=True)
 
     def put_bytes(self, key: str, data: bytes, *, if_match: str | None, create: bool) -> str | None:
         """Conditional single-request PUT; returns the new ETag.
@@ -351,7 +360,7 @@ class Store:
     def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is not an error (idempotent)."""
         try:
-            self._call(key, lambda: obstore.delete(self._backend, key))
+            self._call(key, lambda: obstore.delete(self._backend, key), lookup=True)
         except ObjectNotFound:
             pass
 

@@ -199,6 +199,22 @@ def test_a_name_of_255_bytes_is_written_copied_and_kept_conditional(store: Store
     assert store.list_all(".openfiles-meta/") == []  # no temporary object is left behind
 
 
+def test_a_key_too_long_for_a_file_bucket_is_not_found(tmp_path: Path) -> None:
+    """A 255-byte name's sidecar key (``<name>.meta``) cannot exist on file://: a HEAD,
+    GET or delete finds nothing; a PUT there is still an error."""
+    store = Store.open(f"file://{tmp_path}/bucket")
+    store.put_bytes(".openfiles-meta/x.meta", b"{}", if_match=None, create=True)
+    key = ".openfiles-meta/" + "é" * 127 + "x.meta"
+    for read in (store.head, store.get):
+        with pytest.raises(ObjectNotFound):
+            read(key)
+    store.delete(key)
+    store.delete_if(key, '"any"')
+    with pytest.raises(StoreError) as exc:
+        store.put_bytes(key, b"{}", if_match=None, create=True)
+    assert not isinstance(exc.value, ObjectNotFound)
+
+
 @pytest.mark.fuse
 def test_a_255_byte_name_exports_to_a_file_bucket(mounter: MountFactory,
                                                   file_backend: Backend) -> None:
