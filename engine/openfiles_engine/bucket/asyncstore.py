@@ -56,6 +56,10 @@ class AsyncStore:
         """:meth:`Store.list_all`."""
         return await self._run(lambda: self.sync.list_all(prefix))
 
+    async def any_under(self, prefix: str) -> bool:
+        """:meth:`Store.any_under`."""
+        return await self._run(lambda: self.sync.any_under(prefix))
+
     async def head(self, key: str) -> ObjectInfo:
         """:meth:`Store.head`."""
         return await self._run(lambda: self.sync.head(key))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -234,6 +235,17 @@ class Store:
 
         self._call(prefix, run)
         return out
+
+    def any_under(self, prefix: str) -> bool:
+        """Is there an object under ``prefix`` ("a/b/")? One LIST request."""
+        def run() -> bool:
+            return any(len(chunk) for chunk in
+                       itertools.islice(obstore.list(self._backend, prefix, chunk_size=1), 1))
+
+        try:
+            return self._call(prefix, run, lookup=True)
+        except ObjectNotFound:
+            return False
 
     def head(self, key: str) -> ObjectInfo:
         return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)

@@ -13,7 +13,9 @@ Merge rules (bucket wins, local work is never dropped):
   a directory the tree already has) shows as the directory, and the object is
   hidden with a log line and counted in ``hidden``. A store that lists only
   the object (MinIO) and gives no other sign shows the file: nothing under it
-  can be listed there.
+  can be listed there. A prefix that is the only sign of a new directory
+  counts only if a listing under it finds an object (MinIO lists an object
+  being written or deleted as a prefix for a moment).
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class Lister:
             log.info("listing %r raced the journal %d times; merging it as read",
                      path, RELIST_TRIES)
         objects, prefixes, sidecars, with_sidecar, marked_dirs = read
+        prefixes = await self._confirmed(node, prefixes, sidecars)
         files: dict[str, ObjectInfo] = {}
         for info in objects:
             if info.key == path:
@@ -161,6 +164,31 @@ class Lister:
                     self._maybe_gone(child)
             node.listed = time.time()
             self.tree.save(node)
+
+    async def _confirmed(self, node: Node, prefixes: list[str],
+                         sidecars: dict[str, tuple[Sidecar, str | None]]) -> list[str]:
+        """``prefixes`` without those of new directories that hold nothing when listed.
+
+        MinIO lists an object being written or deleted as a prefix for a moment
+        (``f0/`` for ``f0``; measured: 12 of 1500 listings during PUTs and
+        DELETEs of ``f0``). Taken for a directory, it shadowed the object for good
+        and a chmod exported it as a directory sidecar. So a prefix that is the
+        only sign of a directory the tree does not have yet is listed once more
+        (one request of up to 1000 keys, only on its first sight) and kept if anything is under it.
+        """
+        async def check(key: str) -> None:
+            if not await self.store.any_under(f"{key}/"):
+                log.info("ignoring the prefix %r: nothing is under it", key)
+                empty.add(key)
+
+        empty: set[str] = set()
+        async with trio.open_nursery() as nursery:
+            for key in prefixes:
+                name = key.rsplit("/", 1)[-1]
+                if self.tree.child(node.ino, name) is None and self._visible(node, name, key) \
+                        and (name not in sidecars or sidecars[name][0].kind != "dir"):
+                    nursery.start_soon(check, key)
+        return [key for key in prefixes if key not in empty]
 
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,
                              out: dict[str, tuple[Sidecar, str | None]]) -> None:

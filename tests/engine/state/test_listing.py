@@ -101,8 +101,8 @@ def test_large_directory_listing(mounter: MountFactory, s3_backend: Backend) -> 
 class Rig:
     """A Lister on a MemoryStore (no FUSE)."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.store = Store.open("memory://")
+    def __init__(self, tmp_path: Path, url: str = "memory://") -> None:
+        self.store = Store.open(url)
         self.tree = Tree(StateDB(str(tmp_path / "m.sqlite")), Defaults(1, 2, 0o644, 0o755), "t")
         self.pending: set[str] = set()
         self.gone: list[str] = []
@@ -142,6 +142,22 @@ def test_listing_imports_objects_prefixes_and_sidecars(tmp_path: Path) -> None:
     assert link is not None and link.kind == "symlink" and link.target == "plain.txt"
     empty = rig.tree.find("empty")
     assert empty is not None and empty.kind == "dir" and (empty.mode, empty.uid) == (0o700, 3)
+
+
+def test_a_prefix_with_nothing_under_it_is_not_a_directory(tmp_path: Path) -> None:
+    """MinIO lists an object being written or deleted as a prefix for a moment ("f0/"
+    for "f0"); an empty directory of a file:// bucket lists the same way. Taken for a
+    directory, it hid the object "f0" once it was there, for good."""
+    rig = Rig(tmp_path, f"file://{tmp_path}/bucket")
+    rig.put("real/inner")
+    (tmp_path / "bucket" / "f0").mkdir()
+    assert "f0" in rig.store.list_dir("")[1]  # the store lists it as a prefix
+    assert "f0" not in rig.list() and "real" in rig.list()
+    (tmp_path / "bucket" / "f0").rmdir()
+    rig.put("f0", b"object")
+    assert "f0" in rig.list()
+    f0 = rig.tree.find("f0")
+    assert f0 is not None and f0.kind == "file" and rig.lister.hidden == set()
 
 
 def test_a_stale_sidecar_is_ignored(tmp_path: Path) -> None:
