@@ -68,11 +68,14 @@ def test_running_pods_keep_their_mounts(
             *install_values(cluster, {"node.logLevel": "DEBUG"}),
             timeout=400,
         )
-        after = {
-            p["metadata"]["name"]
-            for p in kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
-        }
-        assert before.isdisjoint(after), "the upgrade did not replace the node plugin"
+        # helm's --wait can return before the DaemonSet controller has replaced the pod.
+        def replaced() -> bool:
+            pods = kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
+            names = {p["metadata"]["name"] for p in pods}
+            running = all(p["status"].get("phase") == "Running" for p in pods)
+            return bool(names) and before.isdisjoint(names) and running
+
+        wait_for("the upgrade to replace the node plugin", replaced, timeout=180)
         _advancing(kube, namespace)
 
         subprocess.run(_restart_kubelet(cluster), check=True, timeout=180)
