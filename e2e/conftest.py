@@ -28,7 +28,7 @@ import pytest
 
 from e2e.kubectl import CommandError, Kubectl
 from e2e.minio import ClusterMinio
-from e2e.release import CHART, E2E, RELEASE, SYSTEM_NS, Cluster, ObjectStore, install_values
+from e2e.release import E2E, RELEASE, SYSTEM_NS, Cluster, ObjectStore, helm_release
 from fixtures.prereq import missing, tool
 
 ARTIFACTS = Path(os.environ.get("OPENFILES_E2E_ARTIFACTS", "/tmp/openfiles-e2e-artifacts"))
@@ -124,19 +124,7 @@ def object_store(cluster: Cluster) -> Iterator[ObjectStore]:
 def release(cluster: Cluster) -> Iterator[Kubectl]:
     """The chart installed with ``helm install --wait`` (scenario 1 checks what it made)."""
     kube = cluster.kube
-    kube.helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "-n",
-        SYSTEM_NS,
-        "--create-namespace",
-        "--wait",
-        "--timeout",
-        "5m",
-        *install_values(cluster),
-        timeout=400,
-    )
+    helm_release(cluster, "install")
     try:
         yield kube
     finally:

@@ -87,3 +87,9 @@ def install_values(cluster: Cluster, extra: dict[str, str] | None = None) -> lis
     for key, value in values.items():
         args += ["--set", f"{key}={value}"]
     return args
+
+
+def helm_release(cluster: Cluster, verb: str, extra: dict[str, str] | None = None) -> None:
+    """``helm install`` or ``helm upgrade`` of the e2e's release, waiting until it is ready."""
+    cluster.kube.helm(verb, RELEASE, str(CHART), "-n", SYSTEM_NS, "--create-namespace", "--wait",
+                      "--timeout", "5m", *install_values(cluster, extra), timeout=400)

@@ -13,7 +13,7 @@ import shlex
 import subprocess
 
 from e2e.kubectl import Kubectl, wait_for
-from e2e.release import CHART, E2E, RELEASE, SYSTEM_NS, Cluster, ObjectStore, install_values
+from e2e.release import E2E, SYSTEM_NS, Cluster, ObjectStore, helm_release
 from e2e.workload import pod, secret, volume, wait_volume_ready
 
 LOOP = """
@@ -56,23 +56,15 @@ def test_running_pods_keep_their_mounts(
         for p in kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
     }
     try:
-        kube.helm(
-            "upgrade",
-            RELEASE,
-            str(CHART),
-            "-n",
-            SYSTEM_NS,
-            "--wait",
-            "--timeout",
-            "5m",
-            *install_values(cluster, {"node.logLevel": "DEBUG"}),
-            timeout=400,
-        )
-        after = {
-            p["metadata"]["name"]
-            for p in kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
-        }
-        assert before.isdisjoint(after), "the upgrade did not replace the node plugin"
+        helm_release(cluster, "upgrade", {"node.logLevel": "DEBUG"})
+        # helm's --wait can return before the DaemonSet controller has replaced the pod.
+        def replaced() -> bool:
+            pods = kube.items("pods", SYSTEM_NS, "app.kubernetes.io/component=csi-node")
+            names = {p["metadata"]["name"] for p in pods}
+            running = all(p["status"].get("phase") == "Running" for p in pods)
+            return bool(names) and before.isdisjoint(names) and running
+
+        wait_for("the upgrade to replace the node plugin", replaced, timeout=180)
         _advancing(kube, namespace)
 
         subprocess.run(_restart_kubelet(cluster), check=True, timeout=180)
@@ -81,18 +73,7 @@ def test_running_pods_keep_their_mounts(
         kube.exec("looper", namespace, "bash", "-c", "echo after > /data/after.txt")
         assert kube.exec("looper", namespace, "cat", "/data/after.txt") == "after\n"
     finally:
-        kube.helm(
-            "upgrade",
-            RELEASE,
-            str(CHART),
-            "-n",
-            SYSTEM_NS,
-            "--wait",
-            "--timeout",
-            "5m",
-            *install_values(cluster),
-            timeout=400,
-        )
+        helm_release(cluster, "upgrade")
 
 
 def _node_ready(kube: Kubectl) -> bool:
