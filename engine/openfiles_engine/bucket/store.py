@@ -19,7 +19,8 @@ import contextlib
 import errno
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -309,20 +310,50 @@ class Store:
             with open(path, "rb") as f:
                 data = f.read()
             return self.put_bytes(key, data, if_match=if_match, create=create)
-        if create:
-            try:
-                self.head(key)
-            except ObjectNotFound:
-                pass
-            else:
-                raise Conflict(f"precondition failed: {key}")
-        elif if_match is not None:
-            self._check_etag(key, if_match)
-
+        self.check(key, if_match=if_match, create=create)
         with open(path, "rb") as f:
             # A multipart upload cannot be conditional: the HEAD above checked.
             return self._put(key, f, "overwrite", create=create, use_multipart=True,
                              chunk_size=PART_SIZE, max_concurrency=4)
+
+    def put_parts(self, key: str, parts: Iterable[bytes], *, if_match: str | None,
+                  create: bool, part_size: int, concurrency: int) -> str | None:
+        """A multipart upload of the bytes ``parts`` yields, sent as they come; returns
+        the ETag. For a file uploaded while it is written (``export/stream.py``).
+
+        ``parts`` may block until it has more; up to ``concurrency`` parts of
+        ``part_size`` bytes are in flight and held in memory. Once ``parts`` is
+        exhausted, the precondition (as :meth:`put_bytes`) is checked with a HEAD,
+        then the last part and the complete are sent: obstore's multipart upload
+        takes no condition, so a change landing in that window (one part upload and
+        the complete) is overwritten. An exception from ``parts``, or Conflict from
+        the check, aborts the upload (nothing at ``key`` changes) and is raised.
+        S3 only: other stores raise Unsupported before anything is sent.
+        """
+        if self.kind != "s3":
+            raise Unsupported(f"uploads while written are for s3:// only: {key}")
+
+        with ThreadPoolExecutor(1) as other:
+            def checked() -> Iterator[bytes]:
+                yield from parts
+                # From another thread: this one runs obstore's runtime, and a call
+                # of obstore here would start a runtime inside it (a panic).
+                other.submit(self.check, key, if_match=if_match, create=create).result()
+
+            return self._call(key, lambda: obstore.put(
+                self._backend, key, checked(), use_multipart=True, chunk_size=part_size,
+                max_concurrency=concurrency)["e_tag"])
+
+    def check(self, key: str, *, if_match: str | None, create: bool) -> None:
+        """Conflict unless ``key`` is absent (``create``) or at ETag ``if_match``: a HEAD."""
+        if create:
+            try:
+                self.head(key)
+            except ObjectNotFound:
+                return
+            raise Conflict(f"precondition failed: {key}")
+        if if_match is not None:
+            self._check_etag(key, if_match)
 
     def _put(self, key: str, body: Any, mode: Any, *, create: bool,
              **options: Any) -> str | None:

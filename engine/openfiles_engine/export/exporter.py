@@ -24,6 +24,7 @@ from openfiles_engine.bucket.store import Conflict, ObjectNotFound, StoreError
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound
+from openfiles_engine.export.stream import Streams
 from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import (
     Clash,
@@ -74,6 +75,8 @@ class Exporter:
         self.exports = 0
         """Moves whenever an export may have changed the bucket (a listing that read it
         before then is read again: see ``Lister``)."""
+        self.streams = Streams(store, data.path, tree.path)
+        """Files uploaded while they are written (``export/stream.py``)."""
 
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
@@ -83,6 +86,7 @@ class Exporter:
         lock = self._locks.get(ino)
         if lock is not None and not lock.locked():
             del self._locks[ino]
+        self.streams.stop(ino, "the file is gone")
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,17 +95,24 @@ class Exporter:
         return [n for n in self.tree.nodes.values() if n.dirty and not n.lost and n.parent]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Export loop; runs until cancelled."""
-        task_status.started()
-        while True:
+        """Export loop; runs until cancelled (which aborts the uploads while written)."""
+        async with trio.open_nursery() as nursery:
+            self.streams.nursery = nursery
+            task_status.started()
             try:
-                await self.export_due(force=False)
-                self._backoff = 0.0
-                self.last_error = None
-            except StoreError as exc:
-                self._backoff = min(max(self._backoff * 2, 1.0), MAX_BACKOFF)
-                log.warning("export failed, retrying in %.0f s: %s", self._backoff, exc)
-            await self._sleep()
+                while True:
+                    try:
+                        await self.export_due(force=False)
+                        self._backoff = 0.0
+                        self.last_error = None
+                    except StoreError as exc:
+                        self._backoff = min(max(self._backoff * 2, 1.0), MAX_BACKOFF)
+                        log.warning("export failed, retrying in %.0f s: %s", self._backoff,
+                                    exc)
+                    await self._sleep()
+            finally:
+                self.streams.nursery = None
+                self.streams.stop_all()
 
     async def _sleep(self) -> None:
         delay = self._backoff or 5.0
@@ -131,6 +142,7 @@ class Exporter:
             await self.replay_journal()
         except StoreError as exc:
             errors.append(exc)
+        self.streams.prune(self._exported)
         now = time.monotonic()
         due = [n for n in self.dirty() if force or now - n.last_write >= self._delay(n)]
         limiter = trio.CapacityLimiter(CONCURRENCY)
@@ -287,10 +299,12 @@ class Exporter:
                     etag = await self.store.put_bytes(key, data, if_match=node.etag,
                                                      create=node.etag is None)
                 else:
-                    self.data.fd(node.ino)  # a never-written file has no data file yet
-                    etag = await self.store.put_file(key, self.data.path(node.ino),
-                                                    if_match=node.etag,
-                                                    create=node.etag is None)
+                    streamed, etag = await self.streams.finish(node, key)
+                    if not streamed:
+                        self.data.fd(node.ino)  # a never-written file has no data file yet
+                        etag = await self.store.put_file(key, self.data.path(node.ino),
+                                                        if_match=node.etag,
+                                                        create=node.etag is None)
                 created = node.etag is None
             except Conflict:
                 if not await self._same_bytes(node, key):
@@ -417,6 +431,11 @@ class Exporter:
         if parent is not None:
             parent.listed = 0.0  # the next lookup imports the bucket's version
             self.tree.save(parent)
+
+    def _exported(self, ino: int) -> bool:
+        """Is ``ino`` a node the export loop still sends (not gone, not in lost+found)?"""
+        node = self.tree.get(ino)
+        return node is not None and not node.lost and bool(node.parent)
 
     def _record(self, exc: StoreError) -> None:
         self.errors += 1

@@ -95,6 +95,7 @@ class OpenFileHandlers(pyfuse3.Operations):
         """Set the size (the caller fetched the bytes first unless ``size`` is 0)."""
         if not size:
             node.full, node.ranges = True, []
+        self.exporter.streams.stop(node.ino, "truncated")
         self.data.invalidate(node.ino)  # no fetched byte may land after this
         self.data.truncate(node.ino, size)
         node.size = size
@@ -185,7 +186,9 @@ class OpenFileHandlers(pyfuse3.Operations):
         node.mtime_ns = time.time_ns()
         node.last_access = time.time()
         first = not node.data_dirty
+        before = node.data_change
         self._mark_dirty(node, data=True)
+        self.exporter.streams.wrote(node, off, written, before)
         if first:
             self.tree.save(node)
         else:
@@ -204,6 +207,8 @@ class OpenFileHandlers(pyfuse3.Operations):
         node = self._node(handle.ino)
         node.opens -= 1
         node.writers -= handle.writer
+        if node.writers <= 0:
+            self.exporter.streams.closed(node.ino)
         if node.opens <= 0:
             self.downloader.closed(node)
         if node.unsaved:

@@ -221,6 +221,7 @@ class Operations(OpenFileHandlers):
 
     async def _remove(self, parent: Node, node: Node) -> None:
         """Unlink or rmdir: the entry goes now, its objects through the journal."""
+        self.exporter.streams.stop(node.ino, "unlinked")
         async with self.exporter.lock(node.ino):
             with self.tree.db.transaction():
                 self._forget_remote(node)
@@ -321,6 +322,8 @@ class Operations(OpenFileHandlers):
                     continue  # the tree changed while this waited: look again
                 rename.check(self.tree, node, new_dir, target, flags)
                 dst_key = self._new_key(new_dir, new_name)
+                for ino in held:  # their keys change: an upload while written is void
+                    self.exporter.streams.stop(ino, "renamed")
                 with self.tree.db.transaction():
                     if target is not None:
                         self._forget_remote(target)

@@ -1,0 +1,234 @@
+"""Upload while written: a file written from its start, in order, goes up in parts
+as it grows, so that its export sends only the last part and the complete.
+
+:class:`Streams` watches every write (:meth:`Streams.wrote`). A file whose bytes
+have all come in order from offset 0 becomes a :class:`Stream` once it passes
+``START`` bytes (bigger than ``MULTIPART_THRESHOLD``: a file that stays smaller
+keeps its one conditional PUT): one multipart upload, in a worker thread, that
+reads whole parts from the cache file as soon as they are written
+(``Store.put_parts``). At most ``LIMIT`` streams run at once, each holding at most
+``CONCURRENCY + 2`` parts of ``PART`` bytes in memory.
+
+The export of the file (:meth:`Streams.finish`, called by the exporter with the
+file's export lock held) uses the stream only if it holds exactly what the export
+would send: the same key and expected ETag, every byte of the file, and no change
+of the bytes since the last one it took (``Node.data_change``). Then the stream
+reads the rest, checks the precondition with a HEAD and completes; a refused
+precondition is a Conflict as for a PUT. Otherwise the stream is aborted and the
+export PUTs the cache file as before.
+
+A stream is aborted (its parts deleted by an AbortMultipartUpload) when the file
+is written out of order, truncated, unlinked or renamed, when its export cannot
+use it, and when the engine stops. The node stays dirty the whole time: nothing of
+a stream is persisted, so after a crash the next mount exports the file from the
+cache as any other. The upload a crash interrupts stays in the bucket, invisible,
+until the bucket's lifecycle rule for incomplete multipart uploads removes it
+(docs/SEMANTICS.md, "Crash safety").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+
+import trio
+
+from openfiles_engine.bucket.asyncstore import AsyncStore
+from openfiles_engine.bucket.store import MULTIPART_THRESHOLD, Conflict
+from openfiles_engine.state.inode import Node
+
+log = logging.getLogger(__name__)
+
+PART = 16 * 2**20
+"""Bytes per part of an upload while written."""
+CONCURRENCY = 4
+"""Parts of one stream in flight at once."""
+LIMIT = 2
+"""Streams at once per engine: with ``CONCURRENCY`` they bound the memory (about
+``LIMIT * (CONCURRENCY + 2) * PART`` bytes, 192 MiB) and the worker threads."""
+START = MULTIPART_THRESHOLD + PART
+"""Bytes written in order from offset 0 before a file is uploaded while written."""
+MAX_PARTS = 9000
+"""A stream that would need more parts (S3 allows 10,000) is aborted: the export PUTs."""
+
+
+class Stopped(Exception):
+    """Raised inside a stream's part iterator: the upload is aborted."""
+
+
+@dataclass
+class Stream:
+    """One multipart upload of one file while it is written (see the module doc)."""
+
+    ino: int
+    key: str
+    etag: str | None
+    """The ETag the export would send as If-Match (None: If-None-Match)."""
+    path: str
+    end: int
+    """Bytes [0, end) of the file are what the stream may send."""
+    change: int
+    """``Node.data_change`` after the last write the stream took."""
+    final: int | None = None
+    """Set by :meth:`Streams.finish`: the size to send; then the upload completes."""
+    stopped: str | None = None
+    """Why the upload is aborted (None: it is not)."""
+    result: str | None = None
+    error: Exception | None = None
+    done: trio.Event = field(default_factory=trio.Event)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def feed(self, end: int, change: int) -> None:
+        with self.cond:
+            self.end, self.change = end, change
+            self.cond.notify()
+
+    def stop(self, why: str, *, even_final: bool = False) -> None:
+        """Abort the upload (not once it is completing, unless ``even_final``)."""
+        with self.cond:
+            if self.stopped is None and (self.final is None or even_final):
+                self.stopped = why
+                self.cond.notify()
+
+    def parts(self) -> Iterator[bytes]:
+        """Whole parts of the cache file as they are written, then the rest once final.
+
+        Runs in the upload's worker thread; blocks while a part is not yet written.
+        Raises Stopped once the stream is stopped: obstore then aborts the upload.
+        """
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            sent = 0
+            while True:
+                with self.cond:
+                    while (self.stopped is None and self.final is None
+                           and self.end - sent < PART):
+                        self.cond.wait()
+                    if self.stopped is not None:
+                        raise Stopped(self.stopped)
+                    limit = self.end if self.final is None else self.final
+                if sent >= limit:
+                    return
+                size = min(PART, limit - sent)
+                data = os.pread(fd, size, sent)
+                if len(data) != size:
+                    raise Stopped("the cache file is shorter than its writes")
+                sent += size
+                yield data
+        finally:
+            os.close(fd)
+
+
+class Streams:
+    """The streams of one engine; their tasks run on the export loop's nursery."""
+
+    def __init__(self, store: AsyncStore, path: Callable[[int], str],
+                 key: Callable[[Node], str]) -> None:
+        self.store = store
+        self.path = path
+        """The cache file of an inode."""
+        self.key = key
+        """The key an export of a node would write."""
+        self.nursery: trio.Nursery | None = None
+        """Set while the export loop runs; no stream starts without it."""
+        self.live: dict[int, Stream] = {}
+        self._tails: dict[int, tuple[int, int]] = {}
+        """ino -> (bytes written in order from 0, ``data_change`` after the last)."""
+        self._limiter = trio.CapacityLimiter(LIMIT)
+
+    def wrote(self, node: Node, off: int, size: int, before: int) -> None:
+        """A write of ``size`` bytes at ``off`` made ``node`` ``node.size`` bytes long.
+
+        ``before``: ``node.data_change`` before the write. A change of the bytes
+        since the last write seen here (a truncate, say) ends a run in order.
+        """
+        stream = self.live.get(node.ino)
+        if stream is not None:
+            if (off, before) == (stream.end, stream.change) and off + size <= MAX_PARTS * PART:
+                stream.feed(off + size, node.data_change)
+            else:
+                self.stop(node.ino, "written out of order")
+            return
+        if off == 0 and node.size == size:
+            end = size
+        elif self._tails.get(node.ino) == (off, before):
+            end = off + size
+        else:
+            self._tails.pop(node.ino, None)
+            return
+        if end < START or self.nursery is None or self.store.sync.kind != "s3" \
+                or len(self.live) >= LIMIT:
+            self._tails[node.ino] = (end, node.data_change)
+            return
+        self._tails.pop(node.ino, None)
+        stream = Stream(node.ino, self.key(node), node.etag, self.path(node.ino), end,
+                        node.data_change)
+        self.live[node.ino] = stream
+        self.nursery.start_soon(self._run, stream)
+
+    async def _run(self, stream: Stream) -> None:
+        upload = partial(self.store.sync.put_parts, stream.key, stream.parts(),
+                         if_match=stream.etag, create=stream.etag is None, part_size=PART,
+                         concurrency=CONCURRENCY)
+        try:
+            stream.result = await trio.to_thread.run_sync(upload, limiter=self._limiter,
+                                                          abandon_on_cancel=True)
+        except Stopped as exc:
+            stream.error = exc
+        except Exception as exc:  # never the engine's end: the export PUTs instead
+            stream.error = exc
+            log.info("upload of %r while written failed: %s", stream.key, exc)
+        finally:
+            # Cancelled (the engine stops): the abandoned thread aborts the upload.
+            stream.stop("the engine stops", even_final=True)
+            stream.done.set()
+            if self.live.get(stream.ino) is stream:
+                del self.live[stream.ino]
+
+    def stop(self, ino: int, why: str) -> None:
+        """Abort the stream of ``ino`` (if any) and forget its run of writes."""
+        self._tails.pop(ino, None)
+        stream = self.live.pop(ino, None)
+        if stream is not None:
+            log.debug("upload of %r while written aborted: %s", stream.key, why)
+            stream.stop(why)
+
+    def closed(self, ino: int) -> None:
+        """No handle writes ``ino`` any more: a run of writes not yet a stream ends."""
+        self._tails.pop(ino, None)
+
+    def stop_all(self) -> None:
+        """Abort every stream (the export loop ends)."""
+        for ino in list(self.live):
+            self.stop(ino, "the engine stops")
+
+    def prune(self, keep: Callable[[int], bool]) -> None:
+        """Abort the streams of inodes for which ``keep`` is false (gone, in lost+found)."""
+        for ino in [ino for ino in self.live if not keep(ino)]:
+            self.stop(ino, "the file is no longer exported")
+
+    async def finish(self, node: Node, key: str) -> tuple[bool, str | None]:
+        """Complete ``node``'s stream if it holds exactly what an export of ``key`` sends.
+
+        Returns (True, the new ETag) when it did, (False, None) when there is no
+        usable stream (the caller PUTs the file; an unusable stream is aborted, and
+        so is one that failed). Raises Conflict when the precondition failed.
+        """
+        stream = self.live.pop(node.ino, None)
+        if stream is None:
+            return False, None
+        if (stream.key, stream.etag, stream.end, stream.change) != (
+                key, node.etag, node.size, node.data_change):
+            stream.stop("the file changed since it was uploaded")
+            return False, None
+        with stream.cond:
+            stream.final = stream.end
+            stream.cond.notify()
+        await stream.done.wait()
+        if isinstance(stream.error, Conflict):
+            raise stream.error
+        return stream.error is None, stream.result
