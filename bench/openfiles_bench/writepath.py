@@ -1,7 +1,8 @@
 """The write path, the engine beside its peers, in turns: big writes and small creates.
 
     .venv/bin/python -m openfiles_bench.writepath [--rounds N] [--size MiB] [--files N]
-        [--targets openfiles,s3fs,mountpoint,mountpoint-cache]
+        [--targets openfiles,s3fs,mountpoint,mountpoint-cache,openfiles-base]
+        [--base-python OTHER/.venv/bin/python] [--workloads write+fsync,write,creates]
 
 A private MinIO (the bench's). Each round runs every target in a new order; each
 workload of a target gets a fresh mount with an empty cache, so that the peak RSS
@@ -57,10 +58,14 @@ def mountpoint_spec(site: S3Site, mnt: Path, cache: Path, cached: bool) -> Mount
     return MountSpec(name, argv, env, unset_env=("AWS_CA_BUNDLE",))
 
 
-def spec(target: str, site: S3Site, run: Path) -> MountSpec:
+def spec(target: str, site: S3Site, run: Path, base: str) -> MountSpec:
     mnt, cache = run / "mnt", run / "cache"
     if target == "openfiles":
         return engine_spec(site, mnt, cache, run)
+    if target == "openfiles-base":  # another checkout's engine: A/B in the same turns
+        engine = engine_spec(site, mnt, cache, run)
+        return MountSpec(target, [base, *engine.argv[1:]], engine.env,
+                         available=None if base else "no --base-python")
     if target == "s3fs":
         return s3fs_spec(site, mnt, cache, run)
     return mountpoint_spec(site, mnt, cache, target == "mountpoint-cache")
@@ -99,12 +104,12 @@ def create_files(directory: Path, count: int) -> None:
 
 
 def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path,
-            size: int, files: int) -> tuple[float, float, float, int] | str:
+            size: int, files: int, base: str) -> tuple[float, float, float, int] | str:
     """(rate until close, rate until in bucket, CPU s per GiB, peak RSS) or why not."""
     run = Path(tempfile.mkdtemp(dir=work))
     (run / "cache").mkdir()
     rel = f"out/{target}/{run.name}"  # s3fs leaves a marker object of a directory
-    mount_spec = spec(target, site, run)
+    mount_spec = spec(target, site, run, base)
     if mount_spec.available:
         return mount_spec.available
     try:
@@ -145,6 +150,8 @@ def main() -> None:
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--targets", default=",".join(TARGETS))
     p.add_argument("--workloads", default="write+fsync,write,creates")
+    p.add_argument("--base-python", default="",
+                   help="the python of another checkout: its engine is target openfiles-base")
     args = p.parse_args()
     targets = args.targets.split(",")
     workloads = args.workloads.split(",")
@@ -156,7 +163,7 @@ def main() -> None:
             for target in order.sample(targets, len(targets)):
                 for workload in workloads:
                     got = measure(target, workload, site, bucket, work, args.size * MiB,
-                                  args.files)
+                                  args.files, args.base_python)
                     if isinstance(got, str):
                         print(f"  {target:17} {workload:12} n/a ({got})", flush=True)
                         continue
