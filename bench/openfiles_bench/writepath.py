@@ -14,12 +14,17 @@ of the file system's process (``VmHWM``) is that workload's:
 - ``creates``: ``--files`` files of 4 KiB (create, write, close): files/s until the
   last close, and until a LIST sees every file at 4 KiB.
 
-Each line also gives the process's CPU seconds (user plus system) per GiB written
-and its peak RSS. Medians per target and workload close the run. Mountpoint for
-S3 is ``../shared/anchors/mount-s3`` (see its README); without it that target is
-skipped. Needs root (FUSE) and the MinIO binary of scripts/bootstrap-tests.sh.
-It is how the write-path figures of docs/ENGINE.md, "Upload while written", were
-taken; ``openfiles bench`` remains the judge of the issue's goals.
+Each line also gives the process's CPU seconds (user plus system) per GiB written,
+its peak RSS, and MinIO's CPU seconds per GiB meanwhile (on a 2-core machine the
+two share the cores, so what one client costs MinIO counts too). Medians per
+target and workload close the run. Mountpoint for S3 is
+``../shared/anchors/mount-s3`` (``OPENFILES_MOUNT_S3`` overrides; see its README);
+without it that target is skipped. ``--base-python`` names the python of another
+checkout: its engine runs as ``openfiles-base`` in the same turns (before/after
+pairs on a busy machine). Needs root (FUSE) and the MinIO binary of
+scripts/bootstrap-tests.sh. It is how the write-path figures of docs/ENGINE.md,
+"Upload while written", were taken; ``openfiles bench`` remains the judge of the
+issue's goals.
 """
 
 from __future__ import annotations
@@ -104,8 +109,10 @@ def create_files(directory: Path, count: int) -> None:
 
 
 def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path,
-            size: int, files: int, base: str) -> tuple[float, float, float, int] | str:
-    """(rate until close, rate until in bucket, CPU s per GiB, peak RSS) or why not."""
+            size: int, files: int, base: str, minio: int
+            ) -> tuple[float, float, float, int, float] | str:
+    """(rate until close, rate until in bucket, CPU s per GiB, peak RSS, MinIO's CPU s
+    per GiB) or why not."""
     run = Path(tempfile.mkdtemp(dir=work))
     (run / "cache").mkdir()
     rel = f"out/{target}/{run.name}"  # s3fs leaves a marker object of a directory
@@ -118,7 +125,7 @@ def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path
             assert mount.process is not None
             pid = mount.process.pid
             (run / "mnt" / "out" / target).mkdir(parents=True, exist_ok=True)
-            cpu = process_cpu(pid)
+            cpu, minio_cpu = process_cpu(pid), process_cpu(minio)
             start = time.monotonic()
             amount, action, durable = _workload(workload, run / "mnt" / rel, rel, bucket,
                                                 size, files)
@@ -127,7 +134,8 @@ def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path
             seen = durable(closed + 600)
             gib = (size if workload != "creates" else files * 4096) / 2**30
             return (amount / (closed - start), amount / (seen - start),
-                    (process_cpu(pid) - cpu) / gib, peak_rss(pid))
+                    (process_cpu(pid) - cpu) / gib, peak_rss(pid),
+                    (process_cpu(minio) - minio_cpu) / gib)
     finally:
         shutil.rmtree(run, ignore_errors=True)
         bucket.delete_under(f"out/{target}")
@@ -155,15 +163,15 @@ def main() -> None:
     args = p.parse_args()
     targets = args.targets.split(",")
     workloads = args.workloads.split(",")
-    results: dict[tuple[str, str], list[tuple[float, float, float, int]]] = {}
-    with private_minio("write-path", MiB, {}) as (site, bucket, _minio_pid, work):
+    results: dict[tuple[str, str], list[tuple[float, float, float, int, float]]] = {}
+    with private_minio("write-path", MiB, {}) as (site, bucket, minio_pid, work):
         order = random.Random(17)
         for number in range(args.rounds):
             print(f"round {number + 1}, load {os.getloadavg()[0]:.2f}", flush=True)
             for target in order.sample(targets, len(targets)):
                 for workload in workloads:
                     got = measure(target, workload, site, bucket, work, args.size * MiB,
-                                  args.files, args.base_python)
+                                  args.files, args.base_python, minio_pid)
                     if isinstance(got, str):
                         print(f"  {target:17} {workload:12} n/a ({got})", flush=True)
                         continue
@@ -171,7 +179,7 @@ def main() -> None:
                     unit = "files/s" if workload == "creates" else "MiB/s"
                     print(f"  {target:17} {workload:12} close {got[0]:8.1f}  bucket "
                           f"{got[1]:8.1f} {unit:7}  cpu {got[2]:6.1f} s/GiB  "
-                          f"rss {got[3] / MiB:5.0f} MiB", flush=True)
+                          f"rss {got[3] / MiB:5.0f} MiB  minio {got[4]:6.1f} s/GiB", flush=True)
     print("medians (until close / until in bucket)")
     for (target, workload), rows in sorted(results.items(), key=lambda kv: kv[0][::-1]):
         print(f"  {workload:12} {target:17} {statistics.median(r[0] for r in rows):8.1f} "

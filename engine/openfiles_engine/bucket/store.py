@@ -37,9 +37,15 @@ MULTIPART_THRESHOLD = 64 * 2**20
 """Bytes: bigger files go up in parts (never conditional; see SEMANTICS.md)."""
 PART_SIZE = 16 * 2**20
 CHUNK = 2**20
+"""Bytes per buffer of a range GET's body (:meth:`Store.get_chunks`)."""
+UNSIGNED_PAYLOAD = True
+"""S3 requests sign ``UNSIGNED-PAYLOAD`` instead of the body's SHA-256, as Mountpoint
+for S3 does: hashing every uploaded byte cost the engine a third of its CPU and
+MinIO a fifth of its own (docs/ENGINE.md, "Upload while written"). Over https, TLS
+guards the body; over plain http, an attacker on the path could change an upload,
+as it can change every download, which no signature covers either."""
 STAGING_SUFFIX = ".tmp"
 """``file://`` PUTs and copies are written at ``.openfiles-meta/<digits>.tmp`` first."""
-"""Bytes per buffer of a range GET's body (:meth:`Store.get_chunks`)."""
 
 T = TypeVar("T")
 
@@ -185,9 +191,11 @@ class Store:
                 if creds.session_token:
                     kwargs["token"] = creds.session_token
                 prefix = parts.path.strip("/") or None
+                # UNSIGNED_PAYLOAD: the body is not hashed into the signature (see there).
                 backend = S3Store(
                     parts.hostname, prefix=prefix, client_options=client,
-                    retry_config=retry, conditional_put="etag", **kwargs,
+                    retry_config=retry, conditional_put="etag",
+                    unsigned_payload=UNSIGNED_PAYLOAD, **kwargs,
                 )
                 return cls(backend, "s3", safe_url)
             if scheme in ("gs", "az"):
