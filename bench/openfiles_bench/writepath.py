@@ -1,7 +1,7 @@
 """The write path, the engine beside its peers, in turns: big writes and small creates.
 
     .venv/bin/python -m openfiles_bench.writepath [--rounds N] [--size MiB] [--files N]
-        [--targets openfiles,s3fs,mountpoint,mountpoint-cache,openfiles-base]
+        [--targets openfiles,s3fs,rclone,mountpoint,mountpoint-cache,openfiles-base]
         [--base-python OTHER/.venv/bin/python] [--workloads write+fsync,write,creates]
 
 A private MinIO (the bench's). Each round runs every target in a new order; each
@@ -14,7 +14,8 @@ of the file system's process (``VmHWM``) is that workload's:
 - ``creates``: ``--files`` files of 4 KiB (create, write, close): files/s until the
   last close, and until a LIST sees every file at 4 KiB.
 
-Each line also gives the process's CPU seconds (user plus system) per GiB written,
+Each line also gives the process's CPU seconds (user plus system) per GiB written
+(for the engine also a line of its threads' CPU seconds by name),
 its peak RSS, and MinIO's CPU seconds per GiB meanwhile (on a 2-core machine the
 two share the cores, so what one client costs MinIO counts too). Medians per
 target and workload close the run. Mountpoint for S3 is
@@ -40,12 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from openfiles_bench.bucket import Bucket, MiB, pattern_block
+from openfiles_bench.coldread import by_name, threads
 from openfiles_bench.server import S3Site
-from openfiles_bench.target import Mount, MountSpec, engine_spec, s3fs_spec
+from openfiles_bench.target import Mount, MountSpec, engine_spec, rclone_spec, s3fs_spec
 from openfiles_bench.testbed import private_minio, process_cpu
 
 ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "mount-s3"
-TARGETS = ("openfiles", "s3fs", "mountpoint", "mountpoint-cache")
+TARGETS = ("openfiles", "s3fs", "rclone", "mountpoint", "mountpoint-cache")
 
 
 def mountpoint_spec(site: S3Site, mnt: Path, cache: Path, cached: bool) -> MountSpec:
@@ -73,6 +75,8 @@ def spec(target: str, site: S3Site, run: Path, base: str) -> MountSpec:
                          available=None if base else "no --base-python")
     if target == "s3fs":
         return s3fs_spec(site, mnt, cache, run)
+    if target == "rclone":  # full cache, written back at once (as in openfiles bench)
+        return rclone_spec(site, mnt, cache, run)
     return mountpoint_spec(site, mnt, cache, target == "mountpoint-cache")
 
 
@@ -125,7 +129,7 @@ def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path
             assert mount.process is not None
             pid = mount.process.pid
             (run / "mnt" / "out" / target).mkdir(parents=True, exist_ok=True)
-            cpu, minio_cpu = process_cpu(pid), process_cpu(minio)
+            cpu, minio_cpu, before = process_cpu(pid), process_cpu(minio), threads(pid)
             start = time.monotonic()
             amount, action, durable = _workload(workload, run / "mnt" / rel, rel, bucket,
                                                 size, files)
@@ -133,6 +137,9 @@ def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path
             closed = time.monotonic()
             seen = durable(closed + 600)
             gib = (size if workload != "creates" else files * 4096) / 2**30
+            if target.startswith("openfiles"):
+                print(f"  {target:17} {workload:12} threads (CPU s): "
+                      f"{by_name(before, threads(pid))}", flush=True)
             return (amount / (closed - start), amount / (seen - start),
                     (process_cpu(pid) - cpu) / gib, peak_rss(pid),
                     (process_cpu(minio) - minio_cpu) / gib)
