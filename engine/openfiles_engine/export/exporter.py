@@ -12,6 +12,7 @@ errors are retried with exponential backoff (1 s to 30 s).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from functools import partial
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 COMPARE_LIMIT = 64 * 2**20
 """Bytes: on a failed precondition, files up to this size are compared with the bucket."""
 CONCURRENCY = 8
+BIG = 8 * 2**20
+"""Bytes: a file at least this big is a big export. Its body is in memory for the one
+PUT of a file up to 64 MiB, and its parts in flight above (``bucket/store.py``)."""
+BIG_AT_ONCE = 2
+"""Big exports at once per pass: 8 files of 64 MiB closed together held 512 MiB."""
 MAX_BACKOFF = 30.0
 """Seconds: the longest wait between export retries while the bucket is unreachable."""
 OPEN_WRITER_DELAY = 5.0
@@ -146,9 +152,12 @@ class Exporter:
         now = time.monotonic()
         due = [n for n in self.dirty() if force or now - n.last_write >= self._delay(n)]
         limiter = trio.CapacityLimiter(CONCURRENCY)
+        big = trio.CapacityLimiter(BIG_AT_ONCE)
 
         async def one(node: Node) -> None:
-            async with limiter:
+            heavy = node.kind == "file" and node.data_dirty and node.size >= BIG
+            # The big slot first: small files never wait behind big ones for a slot.
+            async with big if heavy else contextlib.nullcontext(), limiter:
                 try:
                     await self.export(node)
                 except StoreError as exc:

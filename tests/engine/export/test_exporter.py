@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,30 @@ def test_a_change_during_an_export_keeps_the_node_dirty(tmp_path: Path, during: 
     else:
         assert store.puts == ["p", sidecar_key("p"), "p", sidecar_key("p")]
         assert rig.store.get("p") == b"two" and sc.etag == node.etag
+
+
+def test_big_exports_take_turns_and_small_ones_do_not_wait_for_them(tmp_path: Path) -> None:
+    """At most BIG_AT_ONCE files of BIG bytes or more are uploaded at once (each holds
+    its body, up to 64 MiB, in memory); a small file due in the same pass goes at once."""
+    rig = Rig(tmp_path)
+    for n in range(export.BIG_AT_ONCE + 2):
+        rig.new_file(f"big{n}", bytes([n]) * export.BIG)
+    rig.new_file("small", b"s")
+    store = PausedStore(rig.store)
+    rig.exporter.store = store
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(rig.exporter.export_due, force=True))
+            await store.waiting.wait()
+            await trio.sleep(0.2)  # every export that may start has reached the gate
+            assert len(store.puts) == export.BIG_AT_ONCE + 1 and "small" in store.puts
+            store.go.set()
+
+    trio.run(main)
+    assert sorted(store.puts) == sorted([*(f"big{n}" for n in range(export.BIG_AT_ONCE + 2)),
+                                         "small"])
+    assert not rig.exporter.dirty()
 
 
 def test_store_errors_are_recorded_and_leave_the_file_dirty(tmp_path: Path) -> None:
