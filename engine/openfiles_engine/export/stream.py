@@ -161,7 +161,7 @@ class Streams:
             self._tails.pop(node.ino, None)
             return
         if end < START or self.nursery is None or self.store.sync.kind != "s3" \
-                or len(self.live) >= LIMIT:
+                or len(self.live) >= LIMIT or node.lost or not node.parent:
             self._tails[node.ino] = (end, node.data_change)
             return
         self._tails.pop(node.ino, None)
