@@ -6,6 +6,11 @@
   If-Match the ETag last seen, If-None-Match for a new key; its sidecar (when it
   needs one) follows. The journal of renames and deletes (``state/journal.py``)
   is replayed first. Store errors are retried with backoff.
+- ``stream.py``: :class:`~openfiles_engine.export.stream.Streams`, uploads while
+  written. A file written in order from offset 0 goes up in parts of one multipart
+  upload once it passes 80 MiB (``s3://`` only); its export then sends the last
+  part and the complete (precondition checked by a HEAD right before), or, if
+  the file changed otherwise meanwhile, aborts the upload and PUTs as above.
 - ``lostfound.py``: :class:`~openfiles_engine.export.lostfound.LostFound`. On a
   conflict the bucket wins: the local version moves to
   ``.openfiles-lost+found-<fsid>/`` with its original path in an xattr, and is
