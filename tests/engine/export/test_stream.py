@@ -18,7 +18,7 @@ import pytest
 
 from fixtures.minio import Bucket
 from fixtures.net import wait_for
-from openfiles_engine.export.stream import PART, START
+from openfiles_engine.export.stream import LIMIT, PART, START
 
 from ..conftest import Backend, Mount, MountFactory
 
@@ -167,3 +167,39 @@ def test_kill_9_mid_upload_then_the_next_mount_exports_from_the_cache(
     assert again.flush()["ok"], again.log_text()[-3000:]
     assert backend.read("big") == expected(SIZE)
     assert again.status()["conflicts"] == 0
+
+
+def test_a_rewrite_from_its_start_goes_up_if_match_the_version_seen(
+        quiet: tuple[Mount, Backend, Bucket]) -> None:
+    """``O_TRUNC`` and a new content in order: the stream's complete replaces the
+    version the mount exported (If-Match, checked by the HEAD), no conflict."""
+    m, backend, bucket = quiet
+    with written(m.path / "big", SIZE):
+        pass
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    with written(m.path / "big", SIZE + 2) as fd:
+        in_flight(bucket, "big", 2)
+        os.fsync(fd)
+    assert backend.read("big") == expected(SIZE + 2)
+    assert m.status()["conflicts"] == 0 and not uploads(bucket, "big")
+
+
+def test_files_past_the_limit_of_streams_are_exported_whole(
+        quiet: tuple[Mount, Backend, Bucket]) -> None:
+    """LIMIT files stream at once; one more written meanwhile goes the old way."""
+    m, backend, bucket = quiet
+    names = [f"f{n}" for n in range(LIMIT + 1)]
+    fds = [os.open(m.path / name, os.O_WRONLY | os.O_CREAT, 0o644) for name in names]
+    try:
+        for n in range(SIZE):
+            for fd in fds:
+                os.write(fd, block(n))
+        wait_for(lambda: sum(1 for name in names if uploads(bucket, name)) == LIMIT,
+                 timeout=30, what=f"{LIMIT} uploads while written")
+        assert not uploads(bucket, names[-1])  # the last to pass START came too late
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert m.flush()["ok"], m.log_text()[-3000:]
+    for name in names:
+        assert backend.read(name) == expected(SIZE) and not uploads(bucket, name)
