@@ -1,0 +1,44 @@
+"""``python -m openfiles_bench.writepath``: big writes and small creates through mounts.
+
+Like the bench's own tests, these check the shape of the output and that the
+figures agree with each other, never a speed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LINE = re.compile(r"  (\S+) +(\S+) +close +([\d.]+) +bucket +([\d.]+) (MiB/s|files/s) +"
+                  r"cpu +([\d.]+) s/GiB +rss +(\d+) MiB +minio +([\d.]+) s/GiB")
+
+
+@pytest.mark.fuse
+@pytest.mark.root
+@pytest.mark.s3
+def test_each_workload_gives_both_rates_and_a_missing_peer_is_named(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENFILES_MOUNT_S3": str(tmp_path / "no-mount-s3")}
+    run = subprocess.run(
+        [sys.executable, "-m", "openfiles_bench.writepath", "--rounds", "1", "--size", "96",
+         "--files", "20", "--targets", "openfiles,mountpoint"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False, env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    rows = {(m[1], m[2]): m for m in LINE.finditer(out)}
+    assert set(rows) == {("openfiles", w) for w in ("write+fsync", "write", "creates")}
+    for (_, workload), m in rows.items():
+        close, bucket, unit = float(m[3]), float(m[4]), m[5]
+        assert unit == ("files/s" if workload == "creates" else "MiB/s")
+        assert 0 < bucket <= close * 1.01  # in the bucket never before the close
+        assert float(m[6]) > 0 and int(m[7]) > 0
+    fsynced = rows[("openfiles", "write+fsync")]
+    assert float(fsynced[4]) >= 0.5 * float(fsynced[3])  # fsync: in the bucket at close
+    assert re.search(r"openfiles +write +threads \(CPU s\): .*python", out)
+    assert re.search(r"mountpoint +write\+fsync +n/a \(.*no-mount-s3 is missing\)", out)
+    assert "medians (until close / until in bucket)" in out
