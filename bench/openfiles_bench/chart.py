@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from openfiles_bench.goal import not_comparable
+from openfiles_bench.goal import goal_rows, not_comparable
 from openfiles_bench.result import TARGETS, TargetResult
 from openfiles_bench.workload import METRICS
 
@@ -24,6 +24,7 @@ def plot(results: dict[str, TargetResult], path: Path, title: str = "") -> str |
     except ImportError:
         return "matplotlib is not installed"
     names = [n for n in TARGETS if n in results and results[n].status == "ok"]
+    bars = {row["metric"]: row for row in goal_rows(results)}
     columns = 5
     fig, axes = plt.subplots((len(METRICS) + columns - 1) // columns, columns, figsize=(22, 11))
     for axis in axes.flat[len(METRICS):]:
@@ -37,11 +38,14 @@ def plot(results: dict[str, TargetResult], path: Path, title: str = "") -> str |
                 else ("*" if not_comparable(name, key) else "")
             if mark:
                 axis.text(index, rate or 0, mark, ha="center", va="bottom", fontsize=8)
+        best = bars[key]["best_peer"]
+        if best is not None:  # the bar OpenFiles has to reach
+            axis.axhline(bars[key]["peers"][best], color="grey", linestyle="--", linewidth=0.8)
         axis.set_title(label, fontsize=9)
         axis.set_ylabel(unit, fontsize=8)
         axis.tick_params(axis="x", labelrotation=45, labelsize=7)
-    fig.suptitle(title or "openfiles bench (higher is better; * not comparable, "
-                 "n/s not supported)")
+    fig.suptitle(title or "openfiles bench (higher is better; dashed: the best peer; "
+                 "* not comparable, n/s not supported)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
