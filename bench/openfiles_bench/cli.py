@@ -50,9 +50,9 @@ from openfiles_bench.target import ANCHORS
 from openfiles_bench.workload import Plan
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-# (size, files, random reads) of a full run and of --quick.
-FULL = ("1GiB", 1000, 2000)
-QUICK = ("64MiB", 200, 500)
+# (size, files, random reads, stat seconds) of a full run and of --quick.
+FULL = ("1GiB", 1000, 2000, 10.0)
+QUICK = ("64MiB", 200, 500, 2.0)
 
 
 def parse_size(text: str) -> int:
@@ -73,6 +73,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openfiles bench", description=__doc__.splitlines()[0])
     p.add_argument("--size", type=parse_size, help=f"big object size (default {FULL[0]})")
@@ -87,10 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--stat-seconds",
-        type=float,
-        default=10.0,
-        help="stop the stat rounds after the one that ends past this many seconds "
-        "(a target that sends each stat to the bucket would take minutes)",
+        type=_seconds,
+        help=f"stop the stat rounds after the one that ends past this many seconds "
+        f"(default {FULL[3]:g}; a target that sends each stat to the bucket would take minutes)",
     )
     p.add_argument(
         "--repeat",
@@ -101,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help=f"defaults {QUICK[0]}, {QUICK[1]} files, {QUICK[2]} random reads",
+        help=f"defaults {QUICK[0]}, {QUICK[1]} files, {QUICK[2]} random reads, "
+        f"{QUICK[3]:g} s of stats",
     )
     p.add_argument(
         "--targets",
@@ -159,13 +169,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _plan(args: argparse.Namespace) -> Plan:
-    size_default, files_default, reads_default = QUICK if args.quick else FULL
+    size_default, files_default, reads_default, stat_default = QUICK if args.quick else FULL
     return Plan(
         size=args.size or parse_size(size_default),
         files=args.files or files_default,
         random_reads=args.random_reads or reads_default,
         stat_rounds=args.stat_rounds,
-        stat_seconds=args.stat_seconds,
+        stat_seconds=args.stat_seconds or stat_default,
         block=pattern_block(),
         durable_timeout=args.durable_timeout,
         drop_caches=args.drop_caches,

@@ -124,6 +124,16 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "openfiles-bench.json").exists()
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_bad_stat_time_is_refused(tmp_path: Path, value: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "openfiles_cli", "bench", "--stat-seconds", value],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )
+    assert run.returncode == 2 and "--stat-seconds" in run.stderr
+    assert not (tmp_path / "openfiles-bench.json").exists()
+
+
 @pytest.mark.s3
 def test_repeated_rounds_report_medians_and_every_round(tmp_path: Path) -> None:
     run, doc = bench(tmp_path, "--targets", "raw", "--repeat", "3")
