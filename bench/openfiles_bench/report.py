@@ -110,7 +110,7 @@ def _rss_line(rss: dict[str, Any]) -> str:
     if rss["met"]:
         return (f"OpenFiles's peak RSS: {rss['peak_mib']:,.0f} MiB ({where}), "
                 f"under the {rss['bound_mib']} MiB bound in every workload")
-    over = ", ".join(METRICS[m][0] for m in rss["over"])
+    over = "; ".join(METRICS[m][0] for m in rss["over"])
     return f"OpenFiles's peak RSS: {rss['peak_mib']:,.0f} MiB, OVER the " \
            f"{rss['bound_mib']} MiB bound in: {over}"
 

@@ -29,7 +29,7 @@ TARGETS: dict[str, str] = {
     "openfiles": "openfiles",
 }
 SCHEMA = "openfiles-bench/2"
-PER_ROUND_NOTES = ("reclaim_seconds", "settle_seconds", "get_shape", "get_shapes")
+PER_ROUND_NOTES = ("seconds", "reclaim_seconds", "settle_seconds", "get_shape", "get_shapes")
 """Notes that differ from round to round: a list, one per round, after :func:`combine`."""
 MiB = 1 << 20
 

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -219,7 +220,9 @@ def run_rounds(
                 # out) is flushed and reclaimed before, not on this target's time.
                 waited = settle()
                 reclaim = reclaim_seconds()
+                began = time.monotonic()
                 result = run_target(name, site, plan, args, run_dir)
+                result.notes["seconds"] = round(time.monotonic() - began, 1)
                 result.notes["reclaim_seconds"] = round(reclaim_seconds() - reclaim, 2)
                 result.notes["settle_seconds"] = round(waited, 1)
                 rounds[name].append(result)

@@ -144,6 +144,7 @@ def test_repeated_rounds_report_medians_and_every_round(tmp_path: Path) -> None:
         assert len(rates) == 3 and all(r > 0 for r in rates)
         assert raw["metrics"][key]["value"] == sorted(rates)[1]
     assert run.stderr.count("running raw (round") == 3
+    assert len(raw["notes"]["seconds"]) == 3 and all(s > 0 for s in raw["notes"]["seconds"])
     assert "the median of 3 rounds" in run.stdout
     no_leftovers(tmp_path)
 
