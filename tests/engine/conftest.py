@@ -3,8 +3,8 @@
 ``mounter`` starts engines as subprocesses (exactly as the CSI mounter does:
 ``--foreground --control-socket``) and always unmounts them in teardown.
 ``backend`` runs a test against a ``file://`` bucket, a MinIO bucket and an
-Azurite container (``gs://`` is not among them: fake-gcs-server takes no
-upload that obstore sends, see fixtures/gcs.py).
+Azurite container (``gs://`` is tested at the store level, bucket/test_store_gcs.py,
+on the GCS emulator of fixtures/gcs.py).
 ``memory_downloader``, ``same`` and ``until`` serve the fetch tests
 (test_download.py, test_fetcher.py, test_wholefetch.py).
 """
