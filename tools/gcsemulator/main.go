@@ -6,7 +6,9 @@
 //   - x-goog-if-generation-match on both (0: only if absent; N: only over generation N),
 //     answered 412 when it does not hold;
 //   - If-Match on GET and HEAD of /BUCKET/OBJECT (the emulator ignores it), answered 412
-//     when the object's ETag differs.
+//     when the object's ETag differs;
+//   - an XML API listing (GET /BUCKET) of a bucket that does not exist: 404 NoSuchBucket,
+//     as GCS answers (the emulator answers 500).
 //
 // A stand-in extension of the emulator for OpenFiles' tests, not a GCS implementation:
 // every other request goes to fake-gcs-server unchanged. Conditional writes are checked
@@ -47,12 +49,20 @@ type emulator struct {
 // for a bare bucket.
 func object(r *http.Request) (bucket, name string, ok bool) {
 	path := r.URL.EscapedPath()
-	for _, prefix := range jsonPrefixes {
-		if strings.HasPrefix(path, prefix) {
-			return "", "", false
-		}
+	if ownPath(path) {
+		return "", "", false
 	}
 	return split(strings.TrimPrefix(path, "/"))
+}
+
+// ownPath is true for the emulator's JSON API and internal paths.
+func ownPath(path string) bool {
+	for _, prefix := range jsonPrefixes {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // split parses "BUCKET/OBJECT", each part percent-encoded.
@@ -84,9 +94,29 @@ func (e *emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		e.inner.ServeHTTP(w, r)
+	case r.Method == http.MethodGet && isBucketPath(r):
+		name, err := url.PathUnescape(strings.Trim(r.URL.EscapedPath(), "/"))
+		if _, missing := e.server.Backend().GetBucket(name); err == nil && missing != nil {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, "<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchBucket</Code>"+
+				"<Message>The specified bucket does not exist.</Message></Error>")
+			return
+		}
+		e.inner.ServeHTTP(w, r)
 	default:
 		e.inner.ServeHTTP(w, r)
 	}
+}
+
+// isBucketPath is true for "/BUCKET" and "/BUCKET/" outside the emulator's own paths.
+func isBucketPath(r *http.Request) bool {
+	path := r.URL.EscapedPath()
+	if ownPath(path) {
+		return false
+	}
+	trimmed := strings.Trim(path, "/")
+	return trimmed != "" && !strings.Contains(trimmed, "/")
 }
 
 // matches answers 404 or 412 and returns false unless the object's ETag is one of `want`.
