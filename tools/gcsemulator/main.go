@@ -8,13 +8,13 @@
 //   - If-Match on GET and HEAD of /BUCKET/OBJECT (the emulator ignores it), answered 412
 //     when the object's ETag differs;
 //   - an XML API listing (GET /BUCKET) of a bucket that does not exist: 404 NoSuchBucket,
-//     as GCS answers (the emulator answers 500).
+//     as GCS answers (the emulator answers 500);
+//   - XML API multipart uploads (multipart.go), which obstore uses for large objects.
 //
 // A stand-in extension of the emulator for OpenFiles' tests, not a GCS implementation:
 // every other request goes to fake-gcs-server unchanged. Conditional writes are checked
 // and applied under one lock, so they are atomic among themselves (as on GCS); the
-// emulator's own JSON API uploads do not take that lock. XML multipart uploads (obstore
-// uses them above 64 MiB) are not added. The answers carry what obstore reads: ETag
+// emulator's own JSON API uploads do not take that lock. The answers carry what obstore reads: ETag
 // (quoted, as fake-gcs-server's own GET gives it) and x-goog-generation.
 package main
 
@@ -39,9 +39,10 @@ var version = "dev"
 var jsonPrefixes = []string{"/storage/", "/upload/", "/download/", "/batch/", "/_internal/"}
 
 type emulator struct {
-	server *fakestorage.Server
-	inner  http.Handler
-	writes sync.Mutex
+	server  *fakestorage.Server
+	inner   http.Handler
+	writes  sync.Mutex
+	uploads uploads
 }
 
 // object splits an XML API path "/BUCKET/OBJECT" (both percent-encoded: obstore sends
@@ -84,6 +85,9 @@ func quoted(etag string) string { return strconv.Quote(etag) }
 func (e *emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, name, ok := object(r)
 	query := r.URL.Query()
+	if ok && e.multipart(w, r, bucket, name) {
+		return
+	}
 	switch {
 	case ok && r.Method == http.MethodPut && query.Get("uploadType") == "" &&
 		query.Get("X-Goog-Algorithm") == "" && query.Get("uploadId") == "":
@@ -185,6 +189,11 @@ func (e *emulator) write(r *http.Request, bucket, name string) (fakestorage.Obje
 				"x-goog-if-generation-match does not hold"}
 		}
 	}
+	return e.store(bucket, name, contentType, body)
+}
+
+// store writes body at bucket/name (the caller holds the write lock) and reads it back.
+func (e *emulator) store(bucket, name, contentType string, body []byte) (fakestorage.Object, *refusal) {
 	created := fakestorage.Object{
 		ObjectAttrs: fakestorage.ObjectAttrs{BucketName: bucket, Name: name, ContentType: contentType},
 		Content:     body,
@@ -217,7 +226,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("gcs-emulator: %v", err)
 	}
-	handler := &emulator{server: server, inner: server.HTTPHandler()}
+	handler := &emulator{server: server, inner: server.HTTPHandler(),
+		uploads: uploads{pending: map[string]*upload{}}}
 	log.Printf("gcs-emulator %s listening on %s", version, address)
 	log.Fatal(http.ListenAndServe(address, handler))
 }
