@@ -14,8 +14,8 @@
 // A stand-in extension of the emulator for OpenFiles' tests, not a GCS implementation:
 // every other request goes to fake-gcs-server unchanged. Conditional writes are checked
 // and applied under one lock, so they are atomic among themselves (as on GCS); the
-// emulator's own JSON API uploads do not take that lock. The answers carry what obstore reads: ETag
-// (quoted, as fake-gcs-server's own GET gives it) and x-goog-generation.
+// emulator's own JSON API uploads do not take that lock. The answers carry what obstore
+// reads: ETag (quoted, as fake-gcs-server's own GET gives it) and x-goog-generation.
 package main
 
 import (
