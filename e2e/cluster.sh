@@ -110,7 +110,7 @@ wait_for() { # wait_for SECONDS WHAT LOG CMD...: retry CMD until it succeeds; fa
 }
 
 # shellcheck disable=SC2317  # called by minio_up and azurite_up, in the sourced files
-preflight() { # preflight NAME BINARY HOST_PORT SETTING: false when NAME runs already; dies when it cannot start
+server_preflight() { # server_preflight NAME BINARY HOST_PORT SETTING: false when NAME runs already; dies when it cannot start
   local name=$1 binary=$2 port=$3 setting=$4
   [[ -e "/run/netns/$NETNS" ]] || die "$name-up: the cluster is not up (run: $0 up)"
   if running "$name" && running "$name-forward"; then

@@ -13,7 +13,7 @@ AZURITE_PORT=10000
 AZURITE_ACCOUNT=ofe2e
 
 azurite_up() {
-  preflight azurite azurite-blob "$HOST_AZURITE_PORT" OPENFILES_E2E_AZURITE_PORT || return 0
+  server_preflight azurite azurite-blob "$HOST_AZURITE_PORT" OPENFILES_E2E_AZURITE_PORT || return 0
   local dir="$STATE/azurite" key
   rm -rf "$dir"
   mkdir -p "$dir/data"

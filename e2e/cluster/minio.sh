@@ -8,7 +8,7 @@
 # wiped at every minio-up.
 
 minio_up() {
-  preflight minio minio "$HOST_MINIO_PORT" OPENFILES_E2E_MINIO_PORT || return 0
+  server_preflight minio minio "$HOST_MINIO_PORT" OPENFILES_E2E_MINIO_PORT || return 0
   local dir="$STATE/minio" user secret
   rm -rf "$dir"
   mkdir -p "$dir/data"
