@@ -29,6 +29,9 @@ def _mount_parser() -> argparse.ArgumentParser:
     p.add_argument("mountpoint")
     p.add_argument("--endpoint", default="")
     p.add_argument("--region", default="")
+    p.add_argument("--account", default="",
+                   help="az:// only: the storage account's name (not a secret; else "
+                   "AZURE_STORAGE_ACCOUNT_NAME from the credentials)")
     p.add_argument("--credentials-file", default="",
                    help="JSON with the credentials' environment variables: AWS_ACCESS_KEY_ID, "
                    "AWS_SECRET_ACCESS_KEY[, AWS_SESSION_TOKEN]; GOOGLE_SERVICE_ACCOUNT_KEY; "
@@ -58,7 +61,10 @@ def _mount_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _credentials(path: str) -> Credentials:
+def _credentials(path: str, account: str = "") -> Credentials:
+    """The credentials from the environment or ``path``; ``account`` (``--account``) is
+    the Azure account's name, which needs no secret and wins over none, but a different
+    AZURE_STORAGE_ACCOUNT_NAME is refused."""
     env: dict[str, Any] = dict(os.environ)
     if path:
         try:
@@ -68,12 +74,15 @@ def _credentials(path: str) -> Credentials:
             raise ConfigError(f"--credentials-file {path}: cannot read JSON ({exc})") from None
         if not isinstance(env, dict):
             raise ConfigError(f"--credentials-file {path}: must hold a JSON object")
+    named = str(env.get("AZURE_STORAGE_ACCOUNT_NAME", ""))
+    if account and named and named != account:
+        raise ConfigError("--account differs from AZURE_STORAGE_ACCOUNT_NAME")
     return Credentials(
         access_key_id=str(env.get("AWS_ACCESS_KEY_ID", "")),
         secret_access_key=str(env.get("AWS_SECRET_ACCESS_KEY", "")),
         session_token=str(env.get("AWS_SESSION_TOKEN", "")),
         gcs_service_account_key=str(env.get("GOOGLE_SERVICE_ACCOUNT_KEY", "")),
-        azure_account_name=str(env.get("AZURE_STORAGE_ACCOUNT_NAME", "")),
+        azure_account_name=account or named,
         azure_account_key=str(env.get("AZURE_STORAGE_ACCOUNT_KEY", "")),
         azure_sas_token=str(env.get("AZURE_STORAGE_SAS_TOKEN", "")),
     )
@@ -93,7 +102,7 @@ def parse_mount(argv: list[str]) -> tuple[MountConfig, argparse.Namespace]:
     cfg = MountConfig(
         source=args.source, mountpoint=mountpoint, cache_dir=os.path.abspath(cache_dir),
         endpoint=args.endpoint, region=args.region,
-        credentials=_credentials(args.credentials_file), policy=policy, uid=args.uid,
+        credentials=_credentials(args.credentials_file, args.account), policy=policy, uid=args.uid,
         gid=args.gid, file_mode=parse_mode(args.file_mode, "--file-mode"),
         dir_mode=parse_mode(args.dir_mode, "--dir-mode"), read_only=args.read_only,
         allow_other=args.allow_other,

@@ -45,6 +45,7 @@ def volume_attributes(volume: Volume) -> dict[str, str]:
         "url": volume.location.url,
         "endpoint": volume.location.endpoint,
         "region": volume.location.region,
+        "account": volume.location.account,
         "cacheSize": size,
         "cacheTTL": ttl,
         "metadataTTL": metadata_ttl,

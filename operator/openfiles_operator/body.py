@@ -31,6 +31,7 @@ class BucketSpec(TypedDict):
     url: str
     endpoint: NotRequired[str]
     region: NotRequired[str]
+    account: NotRequired[str]
     credentialsSecretRef: SecretRef
 
 

@@ -3,9 +3,10 @@
 ``parse_volume`` is the one place that decides whether a spec can be applied.
 It checks everything the CRD schema checks (so a body that skipped the schema,
 for instance from an older CRD, is still caught) and what a schema cannot
-express: ports in range, a bucket name S3 accepts, no ``.``/``..`` segments in
-the prefix. It raises SpecError naming the field; nothing is created before it
-returns.
+express: ports in range, a bucket name its store accepts, no ``.``/``..``
+segments in the prefix, the Azure account (``openfiles_contracts.store``, the
+node's and the CSI controller's judge too). It raises SpecError naming the field;
+nothing is created before it returns.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from openfiles_contracts.store import StoreSpecError, check_account, parse_url
 from openfiles_operator.body import VolumeSpec
 from openfiles_operator.errors import SpecError
 from openfiles_operator.quantity import parse_duration, parse_size
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _MODE = re.compile(r"^0?[0-7]{3}$")
 _REGION = re.compile(r"^[a-z0-9-]*$")
@@ -31,16 +32,23 @@ MAX_HANDLE = 128
 
 @dataclass(frozen=True)
 class Location:
-    """Where the data lives. ``prefix`` has no leading or trailing slash; "" is the whole bucket."""
+    """Where the data lives. ``prefix`` has no leading or trailing slash; "" is the whole bucket.
+
+    ``scheme`` is ``s3``, ``gs`` or ``az``; ``account`` is the Azure storage account
+    (``az`` only, where it is required), ``region`` S3's.
+    """
 
     bucket: str
     prefix: str
     endpoint: str
     region: str
+    scheme: str = "s3"
+    account: str = ""
 
     @property
     def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        base = f"{self.scheme}://{self.bucket}"
+        return f"{base}/{self.prefix}" if self.prefix else base
 
 
 @dataclass(frozen=True)
@@ -91,17 +99,19 @@ def volume_handle(namespace: str, name: str, uid: str) -> str:
     return f"ofv-{readable}-{digest}"
 
 
-def parse_location(url: str, endpoint: str, region: str) -> Location:
-    """Validate ``s3://bucket[/prefix]`` plus endpoint and region. Raises SpecError."""
-    if not url.startswith("s3://"):
-        raise SpecError("spec.bucket.url", f"{url!r} must start with s3://")
-    bucket, _, prefix = url[len("s3://") :].partition("/")
-    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
-        raise SpecError("spec.bucket.url", f"{bucket!r} is not a valid S3 bucket name")
-    prefix = prefix.rstrip("/")
-    segments = prefix.split("/") if prefix else []
-    if any(seg in {"", ".", ".."} for seg in segments):
-        raise SpecError("spec.bucket.url", "the prefix must not contain empty, '.' or '..' parts")
+def parse_location(url: str, endpoint: str, region: str, account: str = "") -> Location:
+    """Validate ``s3://``, ``gs://`` or ``az://`` ``bucket[/prefix]`` plus endpoint, region
+    and account. Raises SpecError."""
+    try:
+        where = parse_url(url)
+    except StoreSpecError as exc:
+        raise SpecError("spec.bucket.url", str(exc)) from None
+    try:
+        check_account(where.scheme, account)
+    except StoreSpecError as exc:
+        raise SpecError("spec.bucket.account", str(exc)) from None
+    if region and where.scheme != "s3":
+        raise SpecError("spec.bucket.region", f"is for s3:// only, not {where.scheme}://")
     if endpoint:
         try:
             parts = urlsplit(endpoint)
@@ -125,7 +135,14 @@ def parse_location(url: str, endpoint: str, region: str) -> Location:
             raise SpecError("spec.bucket.endpoint", f"{endpoint!r} must be http(s)://HOST[:PORT]")
     if not _REGION.fullmatch(region):
         raise SpecError("spec.bucket.region", f"{region!r} is not a region name")
-    return Location(bucket=bucket, prefix=prefix, endpoint=endpoint, region=region)
+    return Location(
+        bucket=where.bucket,
+        prefix=where.prefix,
+        endpoint=endpoint,
+        region=region,
+        scheme=where.scheme,
+        account=account,
+    )
 
 
 def _field(path: str, parse: Callable[[str], int], text: str) -> int:
@@ -140,7 +157,12 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
     bucket = spec.get("bucket")
     if not isinstance(bucket, dict) or not bucket.get("url"):
         raise SpecError("spec.bucket.url", "is required")
-    location = parse_location(bucket["url"], bucket.get("endpoint", ""), bucket.get("region", ""))
+    location = parse_location(
+        bucket["url"],
+        bucket.get("endpoint", ""),
+        bucket.get("region", ""),
+        bucket.get("account", ""),
+    )
     ref = bucket.get("credentialsSecretRef", {})
     secret = ref.get("name", "")
     # Secrets stay in their namespace: whoever may create a volume here may not make the

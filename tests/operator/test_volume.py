@@ -58,7 +58,14 @@ def test_defaults_apply_when_the_schema_did_not() -> None:
 
 
 @pytest.mark.parametrize(("changes", "field"), [
-    ({"bucket__url": "gs://data"}, "spec.bucket.url"),
+    ({"bucket__url": "file:///data"}, "spec.bucket.url"),
+    ({"bucket__url": "gs://data"}, "spec.bucket.region"),  # S3's only
+    ({"bucket__url": "az://data", "bucket__region": None}, "spec.bucket.account"),
+    ({"bucket__url": "az://da--ta", "bucket__region": None, "bucket__account": "acct"},
+     "spec.bucket.url"),
+    ({"bucket__url": "az://data", "bucket__region": None, "bucket__account": "Acct_1"},
+     "spec.bucket.account"),
+    ({"bucket__account": "acct"}, "spec.bucket.account"),  # s3:// takes none
     ({"bucket__url": "s3://Data"}, "spec.bucket.url"),
     ({"bucket__url": "s3://data/a//b"}, "spec.bucket.url"),
     ({"bucket__url": "s3://data/a/../b"}, "spec.bucket.url"),
@@ -123,6 +130,15 @@ def test_handle_folds_and_truncates() -> None:
     assert len(handle) <= 128
     assert re.fullmatch(r"[a-z0-9-]+", handle)
     assert "--" not in handle[-10:]  # no empty part before the hash
+
+
+def test_gcs_and_azure_locations() -> None:
+    gs = parse_volume(spec(bucket__url="gs://my_data/team", bucket__region=None), "ns", "v", UID)
+    assert gs.location == Location("my_data", "team", "http://minio:9000", "", scheme="gs")
+    assert gs.location.url == "gs://my_data/team"
+    az = parse_volume(spec(bucket__url="az://data/team/", bucket__region=None,
+                           bucket__account="devstoreaccount1"), "ns", "v", UID)
+    assert (az.location.url, az.location.account) == ("az://data/team", "devstoreaccount1")
 
 
 def test_location_strips_trailing_slash() -> None:

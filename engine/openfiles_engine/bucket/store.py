@@ -124,7 +124,8 @@ def _azure_options(creds: Credentials, endpoint: str) -> dict[str, str]:
     """AzureStore's options: the account in ``creds`` with its SAS token (which wins)
     or account key; ``endpoint`` replaces ``https://ACCOUNT.blob.core.windows.net``."""
     if not creds.azure_account_name:
-        raise StoreError("az:// needs the storage account's name (AZURE_STORAGE_ACCOUNT_NAME)")
+        raise StoreError("az:// needs the storage account's name (--account or "
+                         "AZURE_STORAGE_ACCOUNT_NAME)")
     secret = ({"sas_key": creds.azure_sas_token.lstrip("?")} if creds.azure_sas_token
               else {"account_key": creds.azure_account_key})
     options = {"account_name": creds.azure_account_name, "endpoint": endpoint, **secret}
