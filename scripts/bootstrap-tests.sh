@@ -8,7 +8,8 @@
 #   3. the pinned test tools, built from the Go module proxy into the cache
 #      directory (scripts/toolcache.sh): MinIO, csi-sanity, helm, kubeconform,
 #      etcd, the Kubernetes binaries with their version stamped in, and the
-#      CSI sidecars, and fake-gcs-server (the Google Cloud Storage emulator);
+#      CSI sidecars, fake-gcs-server (the Google Cloud Storage emulator) and
+#      nats-server (the broker of the mutation-event tests);
 #   4. Azurite (the Azure Blob emulator) from npm, with the lock file of
 #      tools/azurite/, into $OPENFILES_TOOLS_DIR/azurite.
 # Each tool is skipped when its version stamp matches and its binary exists,
@@ -39,6 +40,8 @@ FAKE_GCS_VERSION="v1.56.1"
 # Azurite 3.36 and later need Node >= 21; Debian 12's machine image ships Node 20.
 # The same version is in tools/azurite/package.json (test_tools.py checks both).
 AZURITE_VERSION="3.35.0"
+# The NATS broker the mutation-event tests start on 127.0.0.1 (issue 15).
+NATS_SERVER_VERSION="v2.15.3"
 TEST_PACKAGES=(openssl mount psmisc util-linux iproute2 rclone s3fs
   containerd runc containernetworking-plugins iptables conntrack socat debootstrap busybox-static)
 
@@ -171,6 +174,8 @@ go_tools() {
   sidecar_build
   go_install fake-gcs-server "$FAKE_GCS_VERSION" \
     "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" fake-gcs-server
+  go_install nats-server "$NATS_SERVER_VERSION" \
+    "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" nats-server
 }
 
 azurite_compile() { # npm ci of tools/azurite/ in the cache; its script linked into $BIN
