@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from openfiles_contracts.event import ENV_PASSWORD, ENV_TOKEN, ENV_USER, EventError
+from openfiles_contracts.event import check_url as check_events_url
 from openfiles_contracts.quantity import ARGUMENT
 from openfiles_csi.plugin.errors import InvalidArgument
 from openfiles_csi.volumeid import VolumeIdError, check_bucket, check_endpoint, check_region
@@ -62,8 +64,15 @@ SECRET_ENV = {
     "accountName": "AZURE_STORAGE_ACCOUNT_NAME",
     "accountKey": "AZURE_STORAGE_ACCOUNT_KEY",
     "sasToken": "AZURE_STORAGE_SAS_TOKEN",
+    "natsUser": ENV_USER,
+    "natsPassword": ENV_PASSWORD,
+    "natsToken": ENV_TOKEN,
 }
 """Secret key -> the engine's environment variable (docs/CONTRACTS.md)."""
+EVENT_SECRET_KEYS = frozenset({"natsUser", "natsPassword", "natsToken"})
+"""The NATS credentials of mutation events: allowed with every store."""
+EVENTS_OFF = "off"
+"""``eventsURL`` that turns the node's default events off for one volume."""
 SECRET_KEYS = {
     "s3": frozenset({"accessKeyId", "secretAccessKey", "sessionToken"}),
     "gs": frozenset({"serviceAccountKey"}),
@@ -71,6 +80,23 @@ SECRET_KEYS = {
 }
 """The secret keys each store takes: a service-account JSON key for GCS; for Azure
 the storage account's name with its account key or a SAS token."""
+
+
+@dataclass(frozen=True)
+class NodeEvents:
+    """The node plugin's mutation-event default (the chart's ``events.nats.url``), for
+    volumes whose context names no ``eventsURL``, and the NATS credentials the node was
+    given for it (``OPENFILES_NATS_*``: the chart's Secret). A volume's own secrets win."""
+
+    url: str = ""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def node_events(url: str, environ: Mapping[str, str]) -> NodeEvents:
+    """The node's default from ``--events-url`` and its environment; EventError for a
+    bad URL (never quoting a credential)."""
+    env = {k: environ[k] for k in (ENV_USER, ENV_PASSWORD, ENV_TOKEN) if environ.get(k)}
+    return NodeEvents(check_events_url(url) if url else "", env)
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,7 @@ def parse(
     *,
     read_only: bool = False,
     mount_group: str = "",
+    events: NodeEvents | None = None,
 ) -> MountSpec:
     """Build the engine invocation; raise INVALID_ARGUMENT naming the bad key."""
     url = context.get("url", "")
@@ -125,7 +152,8 @@ def parse(
             raise InvalidArgument(f"volume_context.{key}: {exc}") from None
         args += [f"--{key}", value]
     for key, value in sorted(context.items()):
-        if key in {"url", "endpoint", "region"} or key.startswith(IGNORED_PREFIXES):
+        if key in {"url", "endpoint", "region", "eventsURL"} or \
+                key.startswith(IGNORED_PREFIXES):
             continue
         if key not in OPTIONS:
             raise InvalidArgument(f"volume_context has unknown key {key!r}")
@@ -154,7 +182,8 @@ def parse(
         # Name the keys, never the values.
         raise InvalidArgument(f"secrets have unknown keys {unknown}")
     scheme = urlsplit(url).scheme
-    foreign = sorted(set(secrets) - SECRET_KEYS.get(scheme, frozenset(SECRET_ENV)))
+    foreign = sorted(set(secrets) - SECRET_KEYS.get(scheme, frozenset(SECRET_ENV))
+                     - EVENT_SECRET_KEYS)
     if foreign:
         raise InvalidArgument(f"secrets have keys {foreign} that a {scheme}:// url does not take")
     env = {SECRET_ENV[k]: v for k, v in secrets.items() if v}
@@ -163,6 +192,17 @@ def parse(
     if scheme == "az" and env and ("AZURE_STORAGE_ACCOUNT_NAME" not in env or not (
             {"AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN"} & set(env))):
         raise InvalidArgument("secrets need accountName with accountKey or sasToken")
+    node = events or NodeEvents()
+    events_url = context.get("eventsURL", "") or node.url
+    if events_url and events_url != EVENTS_OFF:
+        try:
+            args += ["--events", check_events_url(events_url)]
+        except EventError as exc:
+            raise InvalidArgument(f"volume_context.eventsURL: {exc}") from None
+        if not EVENT_SECRET_KEYS & set(secrets):
+            env.update(node.env)
+    else:
+        env = {k: v for k, v in env.items() if k not in (ENV_USER, ENV_PASSWORD, ENV_TOKEN)}
     return MountSpec(source=url, args=tuple(args), env=env)
 
 

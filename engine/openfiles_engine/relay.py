@@ -170,7 +170,9 @@ class Relay:
 
     # the relay process
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENFILES_NATS_")}
+        # The store's credentials stay with the engine: the relay needs NATS's only.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OPENFILES_NATS_", "AWS_", "GOOGLE_", "AZURE_"))}
         c = self.cfg
         env.update(wire.RelaySettings(c.url, self.subject, c.user, c.password, c.token,
                                       c.creds, c.ca).env())
