@@ -31,6 +31,7 @@ from pathlib import Path
 from openfiles_bench.server import DEFAULT_MINIO, S3Site
 from openfiles_bench.target import Mount, engine_spec
 from openfiles_bench.testbed import private_minio
+from openfiles_contracts.jsonline import request
 
 NATS_SERVER = DEFAULT_MINIO.parent / "nats-server"
 POLL = 0.005
@@ -77,6 +78,16 @@ def start(stack: ExitStack, site: S3Site, work: Path, name: str, extra: list[str
     return run / "mnt"
 
 
+def wait_connected(sock: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = request(str(sock), {"op": "status"}, timeout=10).get("status") or {}
+        if (status.get("events") or {}).get("connected"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"events of {sock} not connected after {timeout:.0f} s")
+
+
 def read_until(path: Path, want: bytes) -> float:
     """Read ``path`` until it holds ``want``; returns when it did (monotonic seconds)."""
     deadline = time.monotonic() + GIVE_UP
@@ -95,7 +106,9 @@ def measure(site: S3Site, work: Path, mode: str, runs: int, ttl: str, url: str) 
     with ExitStack() as stack:
         one = start(stack, site, work, f"{mode}-one", extra)
         two = start(stack, site, work, f"{mode}-two", extra)
-        time.sleep(2)  # both relays connected (a run that starts earlier only looks slower)
+        if mode == "events":  # a run before both relays are connected would see the TTL
+            for run in (one, two):
+                wait_connected(run.parent / "engine.sock")
         name = f"f-{mode}"
         latencies = []
         for i in range(runs + 1):
@@ -111,7 +124,7 @@ def measure(site: S3Site, work: Path, mode: str, runs: int, ttl: str, url: str) 
 
 def line(mode: str, values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
-    deciles = statistics.quantiles(ms, n=10) if len(ms) > 1 else ms * 9
+    deciles = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else ms * 9
     return (f"{mode:<7} runs {len(ms):3d}  median {statistics.median(ms):8.0f} ms  "
             f"p10 {deciles[0]:7.0f}  p90 {deciles[-1]:7.0f}  min {ms[0]:7.0f}  "
             f"max {ms[-1]:7.0f}")
