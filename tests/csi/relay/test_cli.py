@@ -121,6 +121,24 @@ def test_a_server_that_is_not_there_yet(tmp_path: Any) -> None:
         late.stop()
 
 
+def test_tls_with_the_servers_ca_and_not_without(tmp_path: Any) -> None:
+    server = NatsServer(tmp_path)
+    ca = server.self_signed()
+    server.start()
+    try:
+        trusted = RelayProcess(RelaySettings(server.url, subject("s3://b/vol"), ca=str(ca)))
+        untrusted = RelayProcess(RelaySettings(server.url, subject("s3://b/vol")))
+        try:
+            trusted.until(connected)
+            down = untrusted.until(lambda d: d.get("state") == "disconnected")
+            assert "certificate" in down["error"].lower(), down
+        finally:
+            trusted.close()
+            untrusted.close()
+    finally:
+        server.stop()
+
+
 def test_bad_settings_exit_2_without_quoting_secrets() -> None:
     env = {**os.environ, "OPENFILES_EVENTS_URL": "nats://u:hunter22@h:4222",
            "OPENFILES_EVENTS_SUBJECT": subject("s3://b/v")}
