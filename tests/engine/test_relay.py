@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,14 @@ def size(path: Path) -> int | None:
         return path.stat().st_size
     except FileNotFoundError:
         return None
+
+
+def status_text(m: Mount) -> str:
+    """What ``openfiles status`` prints for ``m``."""
+    out = subprocess.run([sys.executable, "-m", "openfiles_cli", "status", str(m.path),
+                          "--control-socket", str(m.sock)], capture_output=True, text=True,
+                         timeout=60, check=True)
+    return out.stdout
 
 
 def names(path: Path) -> list[str]:
@@ -166,6 +176,9 @@ def test_a_nats_outage_falls_back_to_the_ttl_and_events_resume(
         wait_for(lambda m=m: not m.status()["events"]["connected"], 20, f"{m.path} notices")
     st = m2.status()["events"]
     assert st["error"], st
+    shown = status_text(m2)
+    assert f"events:            {nats_server.url} disconnected (" in shown, shown
+    assert "the metadata TTL applies" in shown
     # Both mounts keep working, file operations do not wait for NATS.
     start = time.monotonic()
     write(m1.path / "f", b"two, in the outage")
@@ -180,6 +193,7 @@ def test_a_nats_outage_falls_back_to_the_ttl_and_events_resume(
     for m in (m1, m2):
         wait_for(lambda m=m: m.status()["events"]["connected"], 30, f"{m.path} reconnects")
     assert m2.status()["events"]["error"] is None
+    assert f"events:            {nats_server.url} connected" in status_text(m2)
     # What changed in the outage: m2's engine revalidates at the next open (its
     # kernel may keep the old size until the TTL; the bytes are the new ones).
     assert (m2.path / "f").read_bytes() == b"two, in the outage"
@@ -217,9 +231,6 @@ def test_credentials_come_from_the_environment_and_never_show(
 
 def test_bad_events_settings_are_refused(mounter: MountFactory, s3_backend: Backend,
                                          tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     for args, why in ((["--events", "nats://u:p@127.0.0.1:4222"], "credentials in the URL"),
                       (["--events", "http://127.0.0.1:4222"], "nats:// or tls://"),
                       (["--events-ca", "/ca.pem"], "need --events")):
