@@ -95,9 +95,9 @@ class Relay:
         if not self.connected:
             self.dropped += 1  # the peers' TTL covers it
             return
+        event = wire.Event(key, None if gone else etag, gone, self.fsid, self.origin)
         try:
-            self._send.send_nowait(wire.Event(key, None if gone else etag, gone, self.fsid,
-                                         self.origin))
+            self._send.send_nowait(event)
         except trio.WouldBlock:
             self.dropped += 1
 

@@ -20,6 +20,7 @@ import pytest
 
 from fixtures.nats import NatsServer
 from fixtures.net import wait_for
+from fixtures.prereq import child_pids
 
 from .conftest import Backend, Mount, MountFactory
 
@@ -201,6 +202,23 @@ def test_a_nats_outage_falls_back_to_the_ttl_and_events_resume(
     exported(m1)
     wait_for(lambda: (m2.path / "h").exists(), SEEN_WITHIN, "an event after the outage")
     assert (m2.path / "h").read_bytes() == b"after the outage"
+
+
+def test_a_relay_that_dies_is_started_again(
+        mounter: MountFactory, s3_backend: Backend, nats_server: NatsServer) -> None:
+    m1, m2 = pair(mounter, s3_backend, nats_server)
+    write(m1.path / "f", b"before")
+    exported(m1)
+    wait_for(lambda: size(m2.path / "f") == 6, 20, "m2 sees f")  # and caches it for 60 s
+    (relay,) = [pid for pid in child_pids(m2.proc.pid)
+                if b"events" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    assert Path(f"/proc/{relay}/cmdline").read_bytes().split(b"\0")[-2] == b"events"
+    os.kill(relay, 9)  # no argument carries a setting: the whole argv ends in "events"
+    wait_for(lambda: m2.status()["events"]["restarts"] == 1, 20, "the engine notices")
+    wait_for(lambda: m2.status()["events"]["connected"], 30, "a new relay connects")
+    write(m1.path / "f", b"after the restart")
+    exported(m1)
+    wait_for(lambda: size(m2.path / "f") == 17, SEEN_WITHIN, "an event through the new relay")
 
 
 def test_credentials_come_from_the_environment_and_never_show(
