@@ -110,14 +110,16 @@ def test_an_outage_is_reported_and_healed(nats_server: NatsServer) -> None:
 
 def test_a_server_that_is_not_there_yet(tmp_path: Any) -> None:
     late = NatsServer(tmp_path)
-    relay = RelayProcess(RelaySettings(late.url, subject("s3://b/vol")))
     try:
-        down = relay.until(lambda d: d.get("state") == "disconnected")
-        assert "refused" in down["error"].lower() or "connect" in down["error"].lower(), down
-        late.start()
-        relay.until(connected, timeout=30)
+        relay = RelayProcess(RelaySettings(late.url, subject("s3://b/vol")))
+        try:
+            down = relay.until(lambda d: d.get("state") == "disconnected")
+            assert "refused" in down["error"].lower() or "connect" in down["error"].lower()
+            late.start()
+            relay.until(connected, timeout=30)
+        finally:
+            relay.close()
     finally:
-        relay.close()
         late.stop()
 
 
@@ -133,8 +135,8 @@ def test_tls_with_the_servers_ca_and_not_without(tmp_path: Any) -> None:
             down = untrusted.until(lambda d: d.get("state") == "disconnected")
             assert "certificate" in down["error"].lower(), down
         finally:
-            trusted.close()
-            untrusted.close()
+            for relay in (trusted, untrusted):
+                relay.close()
     finally:
         server.stop()
 
