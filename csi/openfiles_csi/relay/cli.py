@@ -83,6 +83,8 @@ class Relay:
 
         async def on_error(exc: Exception) -> None:
             before = self.last_error
+            if isinstance(exc, ConnectionError) and before and "nats: " in before:
+                return  # the server said why before it closed the connection: keep that
             text = self._error(exc)
             if text != before:  # nats-py retries every second: say each error once
                 log.warning("NATS: %s", text)
