@@ -8,8 +8,9 @@
 #   3. the pinned test tools, built from the Go module proxy into the cache
 #      directory (scripts/toolcache.sh): MinIO, csi-sanity, helm, kubeconform,
 #      etcd, the Kubernetes binaries with their version stamped in, and the
-#      CSI sidecars, and the Google Cloud Storage emulator (fake-gcs-server's
-#      library with the XML API uploads obstore sends, tools/gcsemulator/);
+#      CSI sidecars, the Google Cloud Storage emulator (fake-gcs-server's
+#      library with the XML API uploads obstore sends, tools/gcsemulator/) and
+#      nats-server (the broker of the mutation-event tests);
 #   4. Azurite (the Azure Blob emulator) from npm, with the lock file of
 #      tools/azurite/, into $OPENFILES_TOOLS_DIR/azurite.
 # Each tool is skipped when its version stamp matches and its binary exists,
@@ -42,6 +43,8 @@ FAKE_GCS_VERSION="v1.56.1"
 # Azurite 3.36 and later need Node >= 21; Debian 12's machine image ships Node 20.
 # The same version is in tools/azurite/package.json (test_tools.py checks both).
 AZURITE_VERSION="3.35.0"
+# The NATS broker the mutation-event tests start on 127.0.0.1 (issue 15).
+NATS_SERVER_VERSION="v2.15.3"
 TEST_PACKAGES=(openssl mount psmisc util-linux iproute2 rclone s3fs
   containerd runc containernetworking-plugins iptables conntrack socat debootstrap busybox-static)
 
@@ -188,6 +191,8 @@ go_tools() {
   provisioner_build
   sidecar_build
   gcs_emulator_build
+  go_install nats-server "$NATS_SERVER_VERSION" \
+    "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" nats-server
 }
 
 azurite_compile() { # npm ci of tools/azurite/ in the cache; its script linked into $BIN

@@ -36,6 +36,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from openfiles_contracts.event import SECRET_ENV as EVENT_SECRET_ENV
+
 SCHEMES = ("s3", "gs", "az")
 """The stores a volume from Kubernetes may use (``file://`` and ``memory://`` are the
 engine's own, for tests and single machines)."""
@@ -143,8 +145,8 @@ def check_secret(
     the store client use the node's own identity) an empty ``data`` passes, but a
     partial one does not. ``endpoint`` and ``account`` are the volume's.
     """
-    keys = {k for k, v in data.items() if v}
-    foreign = sorted(set(data) - SECRET_KEYS[scheme])
+    keys = {k for k, v in data.items() if v and k not in EVENT_SECRET_ENV}
+    foreign = sorted(set(data) - SECRET_KEYS[scheme] - set(EVENT_SECRET_ENV))
     if foreign:
         raise StoreSpecError(f"keys {foreign} are not taken by a {scheme}:// volume "
                              f"(it takes {sorted(SECRET_KEYS[scheme])})")

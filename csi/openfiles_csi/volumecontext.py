@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from openfiles_contracts import store
+from openfiles_contracts.event import ENV_PASSWORD, ENV_TOKEN, ENV_USER, EventError
+from openfiles_contracts.event import SECRET_ENV as EVENT_SECRET_ENV
+from openfiles_contracts.event import check_url as check_events_url
 from openfiles_contracts.quantity import ARGUMENT
 from openfiles_csi.plugin.errors import InvalidArgument
 from openfiles_csi.volumeid import VolumeIdError, check_endpoint, check_region
@@ -57,6 +60,25 @@ SCHEMES = frozenset({"s3", "gs", "az", "file", "memory"})
 IGNORED_PREFIXES = ("csi.storage.k8s.io/", "storage.kubernetes.io/")
 LOCATION_KEYS = frozenset({"url", "endpoint", "region", "account"})
 """Context keys that say where the data is (the rest are engine settings, OPTIONS)."""
+EVENTS_OFF = "off"
+"""``eventsURL`` that turns the node's default events off for one volume."""
+
+
+@dataclass(frozen=True)
+class NodeEvents:
+    """The node plugin's mutation-event default (the chart's ``events.nats.url``), for
+    volumes whose context names no ``eventsURL``, and the NATS credentials the node was
+    given for it (``OPENFILES_NATS_*``: the chart's Secret). A volume's own secrets win."""
+
+    url: str = ""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def node_events(url: str, environ: Mapping[str, str]) -> NodeEvents:
+    """The node's default from ``--events-url`` and its environment; EventError for a
+    bad URL (never quoting a credential)."""
+    env = {k: environ[k] for k in (ENV_USER, ENV_PASSWORD, ENV_TOKEN) if environ.get(k)}
+    return NodeEvents(check_events_url(url) if url else "", env)
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,7 @@ def parse(
     *,
     read_only: bool = False,
     mount_group: str = "",
+    events: NodeEvents | None = None,
 ) -> MountSpec:
     """Build the engine invocation; raise INVALID_ARGUMENT naming the bad key."""
     url = context.get("url", "")
@@ -149,7 +172,7 @@ def parse(
             raise InvalidArgument(f"volume_context.{key}: {exc}") from None
         args += [f"--{key}", value]
     for key, value in sorted(context.items()):
-        if key in LOCATION_KEYS or key.startswith(IGNORED_PREFIXES):
+        if key in LOCATION_KEYS or key == "eventsURL" or key.startswith(IGNORED_PREFIXES):
             continue
         if key not in OPTIONS:
             raise InvalidArgument(f"volume_context has unknown key {key!r}")
@@ -173,7 +196,18 @@ def parse(
     args.append("--allow-other")
     if read_only:
         args.append("--read-only")
-    env = _secret_env(scheme, context, secrets)
+    env = _secret_env(scheme, context,
+                      {k: v for k, v in secrets.items() if k not in EVENT_SECRET_ENV})
+    event_env = {EVENT_SECRET_ENV[k]: v for k, v in secrets.items()
+                 if k in EVENT_SECRET_ENV and v}
+    node = events or NodeEvents()
+    events_url = context.get("eventsURL", "") or node.url
+    if events_url and events_url != EVENTS_OFF:
+        try:
+            args += ["--events", check_events_url(events_url)]
+        except EventError as exc:
+            raise InvalidArgument(f"volume_context.eventsURL: {exc}") from None
+        env.update(event_env or node.env)
     return MountSpec(source=url, args=tuple(args), env=env)
 
 

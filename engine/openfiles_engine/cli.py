@@ -10,10 +10,19 @@ import sys
 from typing import Any
 
 from openfiles_contracts import readiness
+from openfiles_contracts.event import (
+    ENV_CREDS,
+    ENV_PASSWORD,
+    ENV_TOKEN,
+    ENV_USER,
+    EventError,
+    check_url,
+)
 from openfiles_contracts.jsonline import request
 from openfiles_engine.config import (
     ConfigError,
     Credentials,
+    EventsConfig,
     MountConfig,
     Policy,
     parse_duration,
@@ -57,6 +66,18 @@ def _mount_parser() -> argparse.ArgumentParser:
                    help="mount nothing: export what the cache dir holds (at most "
                    "--unmount-timeout), print what is left as JSON, exit 0 if nothing is, "
                    "3 if something stays in the cache")
+    p.add_argument("--events", default="",
+                   help="nats://host:port (or tls://, several with commas): publish this "
+                   "mount's changes and drop peers' changes from the cache at once "
+                   "(docs/SEMANTICS.md, Consistency). Credentials from "
+                   "--events-credentials-file or the environment: OPENFILES_NATS_USER and "
+                   "OPENFILES_NATS_PASSWORD, OPENFILES_NATS_TOKEN, or OPENFILES_NATS_CREDS "
+                   "(the path of a NATS .creds file)")
+    p.add_argument("--events-credentials-file", default="",
+                   help="JSON with OPENFILES_NATS_USER, OPENFILES_NATS_PASSWORD, "
+                   "OPENFILES_NATS_TOKEN or OPENFILES_NATS_CREDS (instead of the environment)")
+    p.add_argument("--events-ca", default="",
+                   help="CA bundle of the NATS server's certificate (implies TLS)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -88,6 +109,40 @@ def _credentials(path: str, account: str = "") -> Credentials:
     )
 
 
+def _events(args: argparse.Namespace) -> EventsConfig | None:
+    if not args.events:
+        if args.events_credentials_file or args.events_ca:
+            raise ConfigError("--events-credentials-file and --events-ca need --events")
+        return None
+    try:
+        url = check_url(args.events)
+    except EventError as exc:
+        raise ConfigError(f"--events: {exc}") from None
+    env: dict[str, Any] = dict(os.environ)
+    path = args.events_credentials_file
+    if path:
+        try:
+            with open(path) as f:
+                env = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--events-credentials-file {path}: cannot read JSON "
+                              f"({type(exc).__name__})") from None
+        if not isinstance(env, dict):
+            raise ConfigError(f"--events-credentials-file {path}: must hold a JSON object")
+    cfg = EventsConfig(url=url, user=str(env.get(ENV_USER, "")),
+                       password=str(env.get(ENV_PASSWORD, "")),
+                       token=str(env.get(ENV_TOKEN, "")), creds=str(env.get(ENV_CREDS, "")),
+                       ca=os.path.abspath(args.events_ca) if args.events_ca else "")
+    if cfg.password and not cfg.user:
+        raise ConfigError(f"--events: {ENV_PASSWORD} needs {ENV_USER}")
+    for file, name in ((cfg.creds, ENV_CREDS), (cfg.ca, "--events-ca")):
+        if file and not os.path.isfile(file):
+            raise ConfigError(f"--events: {name}: no file at {file}")
+    if cfg.creds:
+        cfg.creds = os.path.abspath(cfg.creds)
+    return cfg
+
+
 def parse_mount(argv: list[str]) -> tuple[MountConfig, argparse.Namespace]:
     args = _mount_parser().parse_args(argv)
     mountpoint = os.path.abspath(args.mountpoint)
@@ -108,6 +163,7 @@ def parse_mount(argv: list[str]) -> tuple[MountConfig, argparse.Namespace]:
         allow_other=args.allow_other,
         control_socket=args.control_socket or default_socket(mountpoint),
         unmount_timeout=parse_duration(args.unmount_timeout, "--unmount-timeout"),
+        events=_events(args),
     )
     if args.fsid:
         cfg.fsid = args.fsid
@@ -274,6 +330,13 @@ def _print_status(args: argparse.Namespace, st: dict[str, Any]) -> None:
         if key == "hit_ratio" and isinstance(value, float):
             value = f"{value:.1%}"
         print(f"{key + ':':<19}{value}")
+    events = st.get("events")
+    if isinstance(events, dict):
+        state = "connected" if events.get("connected") else \
+            f"disconnected ({events.get('error')}); the metadata TTL applies"
+        print(f"{'events:':<19}{events.get('url')} {state}")
+    else:
+        print(f"{'events:':<19}off (the metadata TTL bounds staleness)")
 
 
 def main(argv: list[str]) -> int:

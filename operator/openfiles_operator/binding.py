@@ -54,6 +54,7 @@ def volume_attributes(volume: Volume) -> dict[str, str]:
         "gid": str(volume.gid_owner),
         "fileMode": volume.file_mode,
         "dirMode": volume.dir_mode,
+        "eventsURL": volume.events_url,
     }
     return {key: value for key, value in attrs.items() if value}
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from openfiles_contracts.event import EventError
+from openfiles_contracts.event import check_url as check_events_url
 from openfiles_contracts.store import StoreSpecError, check_account, parse_url
 from openfiles_operator.body import VolumeSpec
 from openfiles_operator.errors import SpecError
@@ -80,6 +82,8 @@ class Volume:
     dir_mode: str
     # The spec's own text for sizes and durations, passed on to the node unchanged.
     cache_text: tuple[str, str, str, str]
+    events_url: str = ""
+    """NATS server(s) for mutation events; "" leaves the node's default, "off" none."""
 
     @property
     def handle(self) -> str:
@@ -208,6 +212,12 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
     for key, mode in (("fileMode", file_mode), ("dirMode", dir_mode)):
         if not _MODE.fullmatch(mode):
             raise SpecError(f"spec.mountOptions.{key}", f"{mode!r} is not an octal mode like 0644")
+    events_url = (spec.get("events") or {}).get("natsURL", "")
+    if events_url and events_url != "off":
+        try:
+            events_url = check_events_url(events_url)
+        except EventError as exc:
+            raise SpecError("spec.events.natsURL", str(exc)) from None
     return Volume(
         namespace=namespace,
         name=name,
@@ -223,4 +233,5 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
         file_mode=file_mode.zfill(4),
         dir_mode=dir_mode.zfill(4),
         cache_text=text,
+        events_url=events_url,
     )

@@ -77,7 +77,7 @@ def test_the_schema_declares_every_value_and_only_those() -> None:
     assert value_paths(VALUES) <= declared
     optional = {f"storageClass.parameters.{k}" for k in
                 ("cacheSize", "cacheTTL", "metadataTTL", "exportDelay", "uid", "gid",
-                 "fileMode", "dirMode")} | {"resources.claims"}
+                 "fileMode", "dirMode", "eventsURL")} | {"resources.claims"}
     missing = {p for p in declared - value_paths(VALUES)
                if p not in optional and not p.endswith((".requests", ".limits", ".claims"))}
     assert not missing, f"declared in the schema but not in values.yaml: {sorted(missing)}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from openfiles_contracts.event import EventError
 from openfiles_csi.plugin.errors import InvalidArgument
-from openfiles_csi.volumecontext import check_inline, parse
+from openfiles_csi.volumecontext import NodeEvents, check_inline, node_events, parse
 
 SECRETS = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3cr3t-value"}
 
@@ -141,3 +142,39 @@ def test_inline_volumes_only_with_their_own_credentials() -> None:
     ):
         with pytest.raises(InvalidArgument, match=why):
             check_inline(parse(context, secrets))
+
+
+def test_events_come_from_the_volume_or_the_node_default() -> None:
+    node = NodeEvents("nats://node-default:4222", {"OPENFILES_NATS_USER": "node-user",
+                                                   "OPENFILES_NATS_PASSWORD": "node-pw"})
+    url = {"url": "s3://bucket/p"}
+    spec = parse(url, {}, events=node)
+    assert spec.args[-2:] == ("--events", "nats://node-default:4222")
+    assert spec.env == {"OPENFILES_NATS_USER": "node-user", "OPENFILES_NATS_PASSWORD": "node-pw"}
+    assert "node-pw" not in repr(spec) and "node-pw" not in str(spec.fingerprint())
+    # The volume's own URL and credentials win; the node's credentials do not leak to it.
+    spec = parse({**url, "eventsURL": "tls://vol:4222"}, {"natsToken": "vol-token"},
+                 events=node)
+    assert spec.args[-2:] == ("--events", "tls://vol:4222")
+    assert spec.env == {"OPENFILES_NATS_TOKEN": "vol-token"}
+    # off: no events, and no NATS credentials in the engine's environment.
+    spec = parse({**url, "eventsURL": "off"}, {"natsToken": "t"}, events=node)
+    assert "--events" not in spec.args and spec.env == {}
+    assert "--events" not in parse(url, {}).args  # no default, no key: no events
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("nats://user:pw@h:4222", "credentials in the URL"),
+    ("http://h", "nats:// or tls://"),
+])
+def test_bad_events_url(value: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message) as info:
+        parse({"url": "s3://bucket/p", "eventsURL": value}, {})
+    assert "pw" not in str(info.value)
+
+
+def test_the_node_default_is_checked() -> None:
+    assert node_events("", {"OPENFILES_NATS_TOKEN": "t", "OTHER": "x"}) == \
+        NodeEvents("", {"OPENFILES_NATS_TOKEN": "t"})
+    with pytest.raises(EventError, match="credentials in the URL"):
+        node_events("nats://a:b@h", {})

@@ -107,3 +107,9 @@ def test_azurite_reports_the_pinned_version() -> None:
     assert out.stdout.strip() == pinned("AZURITE_VERSION")
     package = Path(__file__).resolve().parents[2] / "tools" / "azurite" / "package.json"
     assert json.loads(package.read_text())["dependencies"]["azurite"] == pinned("AZURITE_VERSION")
+
+
+def test_nats_server_reports_the_pinned_version() -> None:
+    out = subprocess.run([str(tool("nats-server")), "--version"], capture_output=True,
+                         text=True, check=True, timeout=30)
+    assert out.stdout.split()[-1] == pinned("NATS_SERVER_VERSION")

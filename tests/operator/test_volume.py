@@ -144,3 +144,20 @@ def test_gcs_and_azure_locations() -> None:
 def test_location_strips_trailing_slash() -> None:
     assert parse_location("s3://data/p/", "", "").prefix == "p"
     assert parse_location("s3://data/", "", "").prefix == ""
+
+
+def test_the_events_url_reaches_the_volume_attributes() -> None:
+    from openfiles_operator.binding import volume_attributes
+
+    base = spec()
+    assert parse_volume(base, "ns", "v", UID).events_url == ""
+    assert "eventsURL" not in volume_attributes(parse_volume(base, "ns", "v", UID))
+    base["events"] = {"natsURL": "nats://nats.messaging:4222"}
+    volume = parse_volume(base, "ns", "v", UID)
+    assert volume_attributes(volume)["eventsURL"] == "nats://nats.messaging:4222"
+    base["events"] = {"natsURL": "off"}
+    assert volume_attributes(parse_volume(base, "ns", "v", UID))["eventsURL"] == "off"
+    base["events"] = {"natsURL": "nats://user:s3cr3t@nats:4222"}
+    with pytest.raises(SpecError) as err:
+        parse_volume(base, "ns", "v", UID)
+    assert err.value.field == "spec.events.natsURL" and "s3cr3t" not in str(err.value)

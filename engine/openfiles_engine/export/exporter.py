@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 
 import trio
@@ -74,6 +75,9 @@ class Exporter:
         self.exports = 0
         """Moves whenever an export may have changed the bucket (a listing that read it
         before then is read again: see ``Lister``)."""
+        self.announce: Callable[[str, str | None, bool], None] = lambda key, etag, gone: None
+        """Called with (key, new ETag or None, gone) once a change of ours reached the
+        bucket: the mutation events (``relay.Relay.announce``). Must not block."""
 
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
@@ -195,6 +199,11 @@ class Exporter:
                     self._written(entry.id, key, now)
                 for clash in result.clashes:
                     self._clash(clash, entry.id)
+            if result.written or not result.clashes:
+                self.announce(entry.src, None, True)
+                if entry.dst:
+                    moved = result.written.get(entry.dst)
+                    self.announce(entry.dst, moved.etag if moved else None, False)
         if first is not None:
             raise first
 
@@ -305,6 +314,7 @@ class Exporter:
             node.ranges, node.full = [[0, node.size]] if node.size else [], True
         node.validated = time.time()
         self.tree.save(node)
+        self.announce(key, etag if node.kind != "dir" else None, False)
         log.debug("exported %r", key)
 
     async def _export_sidecar(self, node: Node, key: str, etag: str | None,
