@@ -13,6 +13,8 @@
 #   e2e/cluster.sh env         shell lines to eval: KUBECONFIG and the addresses
 #   e2e/cluster.sh minio-up    a MinIO for the pods (see e2e/cluster/minio.sh)
 #   e2e/cluster.sh minio-down
+#   e2e/cluster.sh azurite-up  an Azurite for the az:// scenario (see e2e/cluster/azurite.sh)
+#   e2e/cluster.sh azurite-down
 #   e2e/cluster.sh restart-kubelet   stop the kubelet and start it again (pods keep running)
 #   e2e/cluster.sh purge       down, then delete the state dir (certs, images)
 #
@@ -30,6 +32,7 @@
 #   OPENFILES_E2E_NETNS       network namespace (default openfiles-e2e)
 #   OPENFILES_E2E_API_PORT    forwarder to the API server (default 16443)
 #   OPENFILES_E2E_MINIO_PORT  forwarder to MinIO (default 19000)
+#   OPENFILES_E2E_AZURITE_PORT  forwarder to Azurite (default 19100)
 #   OPENFILES_E2E_KEEP_ON_FAIL=1  leave a failed `up` running for inspection
 #   OPENFILES_TOOLS_DIR       where scripts/bootstrap.sh put the binaries
 set -euo pipefail
@@ -42,6 +45,7 @@ IMAGES="${OPENFILES_E2E_IMAGES:-$TOOLS_DIR/images}"
 NETNS="${OPENFILES_E2E_NETNS:-openfiles-e2e}"
 HOST_API_PORT="${OPENFILES_E2E_API_PORT:-16443}"
 HOST_MINIO_PORT="${OPENFILES_E2E_MINIO_PORT:-19000}"
+HOST_AZURITE_PORT="${OPENFILES_E2E_AZURITE_PORT:-19100}"
 
 NODE_NAME=openfiles-e2e
 NODE_IP=10.200.0.1
@@ -81,6 +85,8 @@ source "$HERE/cluster/config.sh"
 source "$HERE/cluster/teardown.sh"
 # shellcheck source=e2e/cluster/minio.sh
 source "$HERE/cluster/minio.sh"
+# shellcheck source=e2e/cluster/azurite.sh
+source "$HERE/cluster/azurite.sh"
 
 die() { echo "$*" >&2; exit 1; }
 
@@ -101,6 +107,19 @@ wait_for() { # wait_for SECONDS WHAT LOG CMD...: retry CMD until it succeeds; fa
     fi
     sleep 0.2
   done
+}
+
+# shellcheck disable=SC2317  # called by minio_up and azurite_up, in the sourced files
+server_preflight() { # server_preflight NAME BINARY HOST_PORT SETTING: false when NAME runs already; dies when it cannot start
+  local name=$1 binary=$2 port=$3 setting=$4
+  [[ -e "/run/netns/$NETNS" ]] || die "$name-up: the cluster is not up (run: $0 up)"
+  if running "$name" && running "$name-forward"; then
+    echo "$name-up: already running (pid $(recorded_pid "$name"))"
+    return 1
+  fi
+  "${name}_down" quiet
+  [[ -x "$BIN/$binary" ]] || die "$name-up: $BIN/$binary missing: run scripts/bootstrap-tests.sh"
+  port_free "$port" || die "$name-up: 127.0.0.1:$port is taken (set $setting)"
 }
 
 start_forwarder() { # start_forwarder NAME HOST_PORT NODE_PORT: 127.0.0.1:HOST_PORT -> NODE_IP:NODE_PORT
@@ -327,12 +346,12 @@ cmd_down() {
 
 cmd_status() {
   local d pid rc=0
-  for d in "${DAEMONS[@]}" minio minio-forward; do
+  for d in "${DAEMONS[@]}" minio minio-forward azurite azurite-forward; do
     if pid=$(recorded_pid "$d") && alive "$pid"; then
       printf '%-24s running (pid %s)\n' "$d" "$pid"
     elif [[ -f "$RUN/$d.pid" ]]; then
       printf '%-24s DEAD (log: %s)\n' "$d" "$LOGS/$d.log"; rc=1
-    elif [[ "$d" != minio* ]]; then
+    elif [[ "$d" != minio* && "$d" != azurite* ]]; then
       printf '%-24s not running\n' "$d"; rc=1
     fi
   done
@@ -356,6 +375,9 @@ cmd_env() {
   echo "export OPENFILES_E2E_MINIO_ENDPOINT=http://127.0.0.1:$HOST_MINIO_PORT"
   echo "export OPENFILES_E2E_MINIO_POD_ENDPOINT=http://$NODE_IP:$MINIO_PORT"
   echo "export OPENFILES_E2E_MINIO_CREDENTIALS=$STATE/minio/credentials"
+  echo "export OPENFILES_E2E_AZURITE_ENDPOINT=http://127.0.0.1:$HOST_AZURITE_PORT/$AZURITE_ACCOUNT"
+  echo "export OPENFILES_E2E_AZURITE_POD_ENDPOINT=http://$NODE_IP:$AZURITE_PORT/$AZURITE_ACCOUNT"
+  echo "export OPENFILES_E2E_AZURITE_CREDENTIALS=$STATE/azurite/credentials"
 }
 
 cmd_restart_kubelet() { # what a node reboot or kubelet upgrade does to running pods
@@ -378,7 +400,9 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   minio-up) minio_up ;;
-  minio-down) minio_down ;;
+  minio-down) minio_down loud ;;
+  azurite-up) azurite_up ;;
+  azurite-down) azurite_down loud ;;
   restart-kubelet) cmd_restart_kubelet ;;
   purge) cmd_purge ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from e2e.azurite import ClusterAzurite
 from e2e.kubectl import CommandError, Kubectl
 from e2e.minio import ClusterMinio
 from e2e.release import E2E, RELEASE, SYSTEM_NS, Cluster, ObjectStore, helm_release
@@ -67,7 +68,7 @@ def _local_prerequisites() -> None:
         missing("the local e2e cluster needs root (network namespace, kubelet, containerd)")
     absent = [
         n
-        for n in ("kubectl", "helm", "kubelet", "kube-apiserver", "etcd", "minio")
+        for n in ("kubectl", "helm", "kubelet", "kube-apiserver", "etcd", "minio", "azurite-blob")
         if not os.access(tool(n), os.X_OK)
     ]
     if absent:
@@ -118,6 +119,18 @@ def object_store(cluster: Cluster) -> Iterator[ObjectStore]:
         yield ObjectStore(minio, minio.cluster_endpoint)
     finally:
         _run([str(E2E / "cluster.sh"), "minio-down"], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def azurite(cluster: Cluster) -> Iterator[ClusterAzurite]:
+    """The Azurite of the az:// scenario (``e2e/cluster.sh azurite-up``), local cluster only."""
+    if cluster.kind == "kind":
+        pytest.skip("e2e/kind.sh runs no Azurite: the az:// scenario is the local cluster's")
+    _run([str(E2E / "cluster.sh"), "azurite-up"], timeout=120)
+    try:
+        yield ClusterAzurite(cluster.env)
+    finally:
+        _run([str(E2E / "cluster.sh"), "azurite-down"], timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from typing import Any
 
 from e2e.kubectl import Kubectl, wait_for
 from e2e.release import SYSTEM_NS, ObjectStore, chart_app_version
-from fixtures.minio import REGION, Bucket
+from fixtures.minio import REGION
+from fixtures.server import ServerBucket
 
 DRIVER = "csi.openfiles.io"
 
@@ -22,7 +23,7 @@ def image() -> str:
     return f"localhost/openfiles:{chart_app_version()}"
 
 
-def secret(name: str, namespace: str, bucket: Bucket, **override: str) -> dict[str, Any]:
+def secret(name: str, namespace: str, bucket: ServerBucket, **override: str) -> dict[str, Any]:
     """The bucket's credentials under the keys the operator and the CSI plugin read."""
     return {
         "apiVersion": "v1",
@@ -43,8 +44,11 @@ def volume(
     reclaim: str = "Retain",
     labels: dict[str, str] | None = None,
     endpoint: str | None = None,
+    location: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An OpenFilesVolume on ``bucket_url`` (``s3://bucket/prefix``)."""
+    """An OpenFilesVolume on ``bucket_url`` (``s3://bucket/prefix``); ``location``, when
+    given, replaces the endpoint and region of MinIO (``az://``: endpoint and account)."""
+    where = location or {"endpoint": endpoint or store.cluster_endpoint, "region": REGION}
     return {
         "apiVersion": "openfiles.io/v1alpha1",
         "kind": "OpenFilesVolume",
@@ -52,8 +56,7 @@ def volume(
         "spec": {
             "bucket": {
                 "url": bucket_url,
-                "endpoint": endpoint or store.cluster_endpoint,
-                "region": REGION,
+                **where,
                 "credentialsSecretRef": {"name": secret_name},
             },
             "cache": {"size": "2Gi", "ttl": "1h", "metadataTTL": "2s"},
@@ -122,7 +125,7 @@ def run_pod(kube: Kubectl, manifest: dict[str, Any], timeout: float = 300) -> st
 
 
 def wait_keys(
-    bucket: Bucket, expected: set[str], prefix: str = "", timeout: float = 120
+    bucket: ServerBucket, expected: set[str], prefix: str = "", timeout: float = 120
 ) -> list[str]:
     """Wait until every key of ``expected`` is in the bucket; return all keys under ``prefix``."""
     return wait_for(

@@ -8,7 +8,9 @@
 #   3. the pinned test tools, built from the Go module proxy into the cache
 #      directory (scripts/toolcache.sh): MinIO, csi-sanity, helm, kubeconform,
 #      etcd, the Kubernetes binaries with their version stamped in, and the
-#      CSI sidecars, and fake-gcs-server (the Google Cloud Storage emulator);
+#      CSI sidecars, the Google Cloud Storage emulator (fake-gcs-server's
+#      library with the XML API uploads obstore sends, tools/gcsemulator/) and
+#      nats-server (the broker of the mutation-event tests);
 #   4. Azurite (the Azure Blob emulator) from npm, with the lock file of
 #      tools/azurite/, into $OPENFILES_TOOLS_DIR/azurite.
 # Each tool is skipped when its version stamp matches and its binary exists,
@@ -34,11 +36,15 @@ PROVISIONER_VERSION="v5.2.0"
 # The registrar and the liveness probe are OpenFiles' own (tools/sidecar/):
 # the Go module proxy serves no version of the kubernetes-csi modules.
 SIDECAR_VERSION="v0.1.0"
-# The newest release that builds with the Go on the machine.
+# The newest release on the Go module proxy (checked 2026-12-04: v1.56.1 is the
+# latest). It serves no XML API upload, so tools/gcsemulator/ wraps its library
+# and adds them; its go.mod requires this same version (test_tools.py checks).
 FAKE_GCS_VERSION="v1.56.1"
 # Azurite 3.36 and later need Node >= 21; Debian 12's machine image ships Node 20.
 # The same version is in tools/azurite/package.json (test_tools.py checks both).
 AZURITE_VERSION="3.35.0"
+# The NATS broker the mutation-event tests start on 127.0.0.1 (issue 15).
+NATS_SERVER_VERSION="v2.15.3"
 TEST_PACKAGES=(openssl mount psmisc util-linux iproute2 rclone s3fs
   containerd runc containernetworking-plugins iptables conntrack socat debootstrap busybox-static)
 
@@ -154,6 +160,21 @@ sidecar_build() { # the registrar and the liveness probe of tools/sidecar, keyed
   stamp sidecar "$version"
 }
 
+gcs_emulator_compile() {
+  cd "$ROOT/tools/gcsemulator"
+  CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$FAKE_GCS_VERSION" -o "$BIN/gcs-emulator" .
+}
+
+gcs_emulator_build() { # fake-gcs-server plus obstore's XML API writes, keyed by its sources
+  local version
+  version="$FAKE_GCS_VERSION+src.$(cd "$ROOT/tools/gcsemulator" &&
+    find . -type f \( -name '*.go' -o -name 'go.*' \) | LC_ALL=C sort | xargs sha256sum | sha256sum |
+    cut -c1-12)"
+  fresh gcs-emulator "$version" gcs-emulator && return
+  timed gcs-emulator "$version" gcs_emulator_compile
+  stamp gcs-emulator "$version"
+}
+
 go_tools() {
   command -v go >/dev/null 2>&1 || {
     echo "bootstrap-tests: Go >= 1.24 is required to build the test tools (the machine image ships it)" >&2
@@ -169,8 +190,9 @@ go_tools() {
   kubernetes_build
   provisioner_build
   sidecar_build
-  go_install fake-gcs-server "$FAKE_GCS_VERSION" \
-    "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" fake-gcs-server
+  gcs_emulator_build
+  go_install nats-server "$NATS_SERVER_VERSION" \
+    "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" nats-server
 }
 
 azurite_compile() { # npm ci of tools/azurite/ in the cache; its script linked into $BIN

@@ -21,7 +21,11 @@ Run:
 Modules: ``cli`` (options, report output) and ``run`` (the targets in turns)
 make the command; ``server`` (the S3 site), ``bucket`` (every obstore call),
 ``target`` (the FUSE file systems, mounted and taken down), ``memfs`` (the FUSE
-ceiling), ``workload``, ``report`` and ``reclaim`` (the kernel's reclaim
-during a round) serve it; ``testbed`` is the private MinIO and CPU accounting
-of ``coldread`` and ``getshape``.
+ceiling), ``workload`` (what is measured), ``tree`` and ``raw`` (the workloads
+through a mount and as plain object-store calls), ``meter`` (peak RSS and CPU
+of a process tree), ``result`` (rounds, medians, JSON), ``goal`` (the issue's
+goal: the best peer, like with like), ``report`` (the text), ``chart`` (the
+PNG) and ``reclaim`` (the kernel's reclaim during a round) serve it;
+``testbed`` is the private MinIO and CPU accounting of ``coldread`` and
+``getshape``.
 """

@@ -47,7 +47,11 @@ def chunks(block: bytes, size: int) -> Iterator[bytes | memoryview]:
 
 
 class Bucket:
-    """Synchronous obstore access to one :class:`S3Site`. Not thread-safe by contract."""
+    """Synchronous obstore access to one :class:`S3Site`.
+
+    It holds no state of its own beyond obstore's store, which is safe to use
+    from several threads at once: the parallel workloads share one Bucket.
+    """
 
     def __init__(self, site: S3Site) -> None:
         self.site = site

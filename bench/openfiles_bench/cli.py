@@ -1,20 +1,24 @@
-"""``openfiles bench``: the engine's benchmark against its anchors (issue 3).
+"""``openfiles bench``: the engine side by side with its peers and ceilings (issue 17).
 
 On one machine, against one S3 server (a private MinIO started for the run on
 127.0.0.1, or ``--endpoint``), the same workloads run one target after the
 other:
 
-- ``raw``: obstore GET/PUT/LIST/HEAD of the same bytes, no FUSE;
+- ``raw``: obstore GET/PUT/LIST/HEAD of the same bytes, no FUSE; the
+  sequential read in the best GET shape found (a ceiling);
 - ``fuse``: a trivial in-memory pyfuse3 file system (memfs.py), the FUSE ceiling;
-- ``rclone``: ``rclone mount --vfs-cache-mode full``;
-- ``s3fs``: s3fs-fuse with a local cache;
+- ``rclone``: ``rclone mount --vfs-cache-mode full`` (a peer);
+- ``s3fs``: s3fs-fuse with a local cache (a peer);
+- ``mount-s3``, ``mount-s3-cache``: Mountpoint for S3, without and with
+  ``--cache`` (peers; prebuilt in ``../shared/anchors/``);
 - ``openfiles``: ``openfiles mount``, as the CSI mounter runs it.
 
 A target that is not installed (or, for the engine, not in this build) is
 reported as ``n/a (reason)``; one that breaks is ``failed (reason)``; the run
-goes on. It prints a table with absolute figures and the ratios to each
-anchor, writes JSON, and draws a PNG when asked and matplotlib is present.
-See docs/BENCHMARKS.md for what each figure means and why.
+goes on. It prints the figures, the goal (OpenFiles's median at least the
+best peer's, workload by workload), each target's peak RSS and CPU per GiB,
+writes JSON, and draws a PNG when asked and matplotlib is present. See
+docs/BENCHMARKS.md for what each figure means and why.
 
 Every mount is taken down and the private MinIO stopped on the way out, also
 on Ctrl-C or SIGTERM. Credentials are never printed.
@@ -35,16 +39,20 @@ from types import FrameType
 from typing import Any
 
 from openfiles_bench.bucket import MiB, StoreError, pattern_block
+from openfiles_bench.chart import plot
+from openfiles_bench.goal import goal_rows, rss_bound
 from openfiles_bench.reclaim import damon_schemes
-from openfiles_bench.report import TARGETS, combine, plot, render, to_json, write_json
+from openfiles_bench.report import render
+from openfiles_bench.result import TARGETS, combine, to_json, write_json
 from openfiles_bench.run import remove_run_dir, run_rounds
 from openfiles_bench.server import DEFAULT_MINIO, ServerError
+from openfiles_bench.target import ANCHORS
 from openfiles_bench.workload import Plan
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-# (size, files, random reads) of a full run and of --quick.
-FULL = ("1GiB", 1000, 2000)
-QUICK = ("64MiB", 200, 500)
+# (size, files, random reads, stat seconds) of a full run and of --quick.
+FULL = ("1GiB", 1000, 2000, 10.0)
+QUICK = ("64MiB", 200, 500, 2.0)
 
 
 def parse_size(text: str) -> int:
@@ -65,6 +73,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openfiles bench", description=__doc__.splitlines()[0])
     p.add_argument("--size", type=parse_size, help=f"big object size (default {FULL[0]})")
@@ -78,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         "100 rounds of 1000 files take about 0.4 s, so one stall of the VM does not decide it)",
     )
     p.add_argument(
+        "--stat-seconds",
+        type=_seconds,
+        help=f"stop the stat rounds after the one that ends past this many seconds "
+        f"(default {FULL[3]:g}; a target that sends each stat to the bucket would take minutes)",
+    )
+    p.add_argument(
         "--repeat",
         type=_positive,
         default=1,
@@ -86,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help=f"defaults {QUICK[0]}, {QUICK[1]} files, {QUICK[2]} random reads",
+        help=f"defaults {QUICK[0]}, {QUICK[1]} files, {QUICK[2]} random reads, "
+        f"{QUICK[3]:g} s of stats",
     )
     p.add_argument(
         "--targets",
@@ -97,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", default="openfiles-bench", help="bucket (created if missing)")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--minio", type=Path, default=DEFAULT_MINIO, help="MinIO server binary")
+    p.add_argument(
+        "--mount-s3",
+        type=Path,
+        default=ANCHORS / "mount-s3",
+        help="Mountpoint for S3 binary (default: ../shared/anchors/mount-s3 beside the "
+        "repository; the mount-s3 targets are n/a without it)",
+    )
     p.add_argument("--workdir", type=Path, help="parent of the run's temporary directory")
     p.add_argument("--json", type=Path, default=Path("openfiles-bench.json"), help="results file")
     p.add_argument("--plot", type=Path, help="also draw a PNG here (needs matplotlib)")
@@ -109,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--drop-caches",
         action="store_true",
-        help="drop the page cache before cold steps (root; affects the whole machine)",
+        help="drop the page cache before each read workload and re-read "
+        "(root; affects the whole machine)",
     )
     p.add_argument("--logs", type=Path, help="keep each file system's log in this directory")
     p.add_argument("--durable-timeout", type=float, default=600.0, help="seconds")
@@ -136,12 +169,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _plan(args: argparse.Namespace) -> Plan:
-    size_default, files_default, reads_default = QUICK if args.quick else FULL
+    size_default, files_default, reads_default, stat_default = QUICK if args.quick else FULL
     return Plan(
         size=args.size or parse_size(size_default),
         files=args.files or files_default,
         random_reads=args.random_reads or reads_default,
         stat_rounds=args.stat_rounds,
+        stat_seconds=args.stat_seconds or stat_default,
         block=pattern_block(),
         durable_timeout=args.durable_timeout,
         drop_caches=args.drop_caches,
@@ -193,6 +227,7 @@ def main(argv: list[str]) -> int:
         "files": plan.files,
         "random_reads": plan.random_reads,
         "stat_rounds": plan.stat_rounds,
+        "stat_seconds": plan.stat_seconds,
         "repeat": args.repeat,
         "read_ahead_kb": args.read_ahead_kb,
         "drop_caches": plan.drop_caches,
@@ -207,10 +242,12 @@ def main(argv: list[str]) -> int:
             "minio": None if args.endpoint else _version([str(args.minio), "--version"]),
             "rclone": _version(["rclone", "version"]),
             "s3fs": _version(["s3fs", "--version"]),
+            "mount-s3": _version([str(args.mount_s3), "--version"]),
         },
     }
+    rows, rss = goal_rows(results), rss_bound(results)
     # Results first: a closed stdout (``| head``) must not lose them.
-    write_json(args.json, to_json(results, options))
+    write_json(args.json, to_json(results, options, rows, rss))
     print(
         f"openfiles bench: {plan.size / MiB:g} MiB objects, {plan.files} files of 4 KiB, "
         f"{plan.random_reads} random reads, {plan.stat_rounds} stat rounds, "
@@ -218,7 +255,7 @@ def main(argv: list[str]) -> int:
         f"read-ahead {args.read_ahead_kb or 'default'} KiB, {options['endpoint']}, "
         f"load average {load_at_start[0]:.1f} at start\n"
     )
-    print(render(results))
+    print(render(results, rows, rss))
     print(f"\nresults: {args.json}")
     if args.plot is not None:
         why_not = plot(results, args.plot)

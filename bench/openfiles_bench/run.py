@@ -15,17 +15,21 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from openfiles_bench import target as bench_mount
 from openfiles_bench.bucket import Bucket
+from openfiles_bench.meter import Meter
+from openfiles_bench.raw import run_raw
 from openfiles_bench.reclaim import reclaim_seconds, settle
-from openfiles_bench.report import TARGETS, TargetResult
+from openfiles_bench.result import TARGETS, TargetResult
 from openfiles_bench.server import S3Site, ServerError, create_bucket, delete_markers, start_minio
 from openfiles_bench.target import Mount, MountSpec, TargetError, Watchdog
-from openfiles_bench.workload import FILES, Plan, populate_bucket, populate_tree, run_raw, run_tree
+from openfiles_bench.tree import run_tree
+from openfiles_bench.workload import FILES, Plan, populate_bucket, populate_tree
 
 
 @contextmanager
@@ -53,7 +57,7 @@ def _site(args: argparse.Namespace, workdir: Path) -> Iterator[S3Site]:
             print(f"openfiles bench: could not clean up {prefix}/: {exc}", file=sys.stderr)
 
 
-def _spec(name: str, site: S3Site, run_dir: Path) -> MountSpec:
+def _spec(name: str, site: S3Site, run_dir: Path, args: argparse.Namespace) -> MountSpec:
     mountpoint, cache = run_dir / "mnt" / name, run_dir / "cache" / name
     cache.mkdir(parents=True, exist_ok=True)
     if name == "fuse":
@@ -62,7 +66,21 @@ def _spec(name: str, site: S3Site, run_dir: Path) -> MountSpec:
         return bench_mount.rclone_spec(site, mountpoint, cache, run_dir)
     if name == "s3fs":
         return bench_mount.s3fs_spec(site, mountpoint, cache, run_dir)
+    if name.startswith("mount-s3"):
+        return bench_mount.mount_s3_spec(
+            site, mountpoint, cache if name == "mount-s3-cache" else None, args.mount_s3)
     return bench_mount.engine_spec(site, mountpoint, cache, run_dir)
+
+
+def _empty_out(name: str, site: S3Site) -> None:
+    """Delete what the target wrote, so that the next round writes new keys again
+    (and a durability poll cannot see the last round's object)."""
+    try:
+        Bucket(site).delete_under(f"out/{name}")
+        delete_markers(site, [f"out/{name}/files", f"out/{name}", "out"])
+    except Exception as exc:  # the next round's stale-object check will say so
+        print(f"openfiles bench: could not empty out/{name}: {site.redact(str(exc))}",
+              file=sys.stderr)
 
 
 def run_target(
@@ -75,10 +93,14 @@ def run_target(
     """
     bucket = Bucket(site)
     if name == "raw":
-        outcome = run_raw(bucket, plan)
-        errors = {key: site.redact(why) for key, why in outcome.errors.items()}
-        return TargetResult(name, figures=outcome.figures, errors=errors)
-    spec = _spec(name, site, run_dir)
+        try:
+            outcome = run_raw(bucket, plan, Meter(os.getpid(), descendants=False))
+        finally:
+            _empty_out(name, site)
+        result = TargetResult.of(name, outcome)
+        result.errors = {key: site.redact(why) for key, why in result.errors.items()}
+        return result
+    spec = _spec(name, site, run_dir, args)
     if spec.available is not None:
         return TargetResult(name, "n/a", spec.available)
     mountpoint = run_dir / "mnt" / name
@@ -88,9 +110,7 @@ def run_target(
     try:
         with watchdog:
             mount.start(args.read_ahead_kb)
-            result.notes["read_ahead_kb"] = (
-                args.read_ahead_kb if mount.read_ahead_before is not None else "default"
-            )
+            assert mount.process is not None
             if name == "fuse":
                 populate_tree(mountpoint, plan)
             outcome = run_tree(
@@ -99,10 +119,16 @@ def run_target(
                 plan,
                 None if name == "fuse" else bucket,
                 mounted=lambda: bench_mount.is_mounted(mountpoint),
+                meter=Meter(mount.process.pid),
+                lacks=spec.lacks,
             )
-            result.figures = outcome.figures
-            result.errors = dict(outcome.errors)
-            code = mount.process.poll() if mount.process is not None else None
+            result = TargetResult.of(name, outcome)
+            result.notes["read_ahead_kb"] = (
+                args.read_ahead_kb if mount.read_ahead_before is not None else "default"
+            )
+            if spec.lacks:
+                result.notes["lacks"] = sorted(spec.lacks)
+            code = mount.process.poll()
             if watchdog.fired or code is not None:
                 # Later workloads saw only ENOTCONN or an empty directory: say why.
                 why = (
@@ -124,6 +150,8 @@ def run_target(
             result.notes["stop_error"] = str(exc)
             print(f"openfiles bench: {exc}", file=sys.stderr)
         shutil.rmtree(run_dir / "cache" / name, ignore_errors=True)
+        if name != "fuse":
+            _empty_out(name, site)
         if args.logs is not None and mount.log_path.exists():
             args.logs.mkdir(parents=True, exist_ok=True)
             (args.logs / f"{name}.log").write_text(mount.log_tail(lines=10_000_000) + "\n")
@@ -192,7 +220,9 @@ def run_rounds(
                 # out) is flushed and reclaimed before, not on this target's time.
                 waited = settle()
                 reclaim = reclaim_seconds()
+                began = time.monotonic()
                 result = run_target(name, site, plan, args, run_dir)
+                result.notes["seconds"] = round(time.monotonic() - began, 1)
                 result.notes["reclaim_seconds"] = round(reclaim_seconds() - reclaim, 2)
                 result.notes["settle_seconds"] = round(waited, 1)
                 rounds[name].append(result)

@@ -28,6 +28,13 @@ from openfiles_contracts import mountinfo
 
 # Remote name in rclone's RCLONE_CONFIG_<NAME>_* variables.
 _RCLONE_REMOTE = "OFBENCH"
+# Where the prebuilt peers live: ../shared/anchors/ next to the repository,
+# unless OPENFILES_ANCHORS names the folder (a worktree elsewhere, a test).
+ANCHORS = Path(os.environ.get("OPENFILES_ANCHORS")
+               or Path(__file__).resolve().parents[2].parent / "shared" / "anchors")
+# From Mountpoint's SEMANTICS.md: what it refuses. Writes reach the bucket at close.
+MOUNT_S3_LACKS = frozenset({"random write", "append", "rename", "symlink", "chmod", "chown",
+                            "directory rename"})
 
 
 class TargetError(RuntimeError):
@@ -45,6 +52,8 @@ class MountSpec:
     """None when it can run here, else why not (shown as ``n/a (...)``)."""
     unset_env: tuple[str, ...] = ()
     """Variables of the benchmark's environment the child must not see."""
+    lacks: frozenset[str] = frozenset()
+    """Operations it does not support (workload.OPERATIONS names them)."""
 
 
 def is_mounted(mountpoint: Path) -> bool:
@@ -228,6 +237,30 @@ def s3fs_spec(site: S3Site, mountpoint: Path, cache_dir: Path, run_dir: Path) ->
     source = f"{site.bucket}:/{site.prefix}" if site.prefix else site.bucket
     argv = [binary, source, str(mountpoint), "-f", "-o", ",".join(options)]
     return MountSpec("s3fs", argv)
+
+
+def mount_s3_spec(site: S3Site, mountpoint: Path, cache_dir: Path | None,
+                  binary: Path | None) -> MountSpec:
+    """Mountpoint for S3 (prebuilt, ``../shared/anchors/mount-s3``), with ``--cache``
+    when ``cache_dir`` is given; credentials in its environment only.
+
+    ``AWS_EC2_METADATA_DISABLED`` keeps it from probing the instance metadata
+    address, and ``--maximum-throughput-gbps`` then stands in for the instance
+    type's default. Overwrite and delete are allowed, as the other targets allow.
+    """
+    name = "mount-s3" if cache_dir is None else "mount-s3-cache"
+    binary = binary or ANCHORS / "mount-s3"
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        return MountSpec(name, [], available=f"not found: {binary} (give --mount-s3 PATH)")
+    argv = [str(binary), site.bucket, str(mountpoint), "--endpoint-url", site.endpoint]
+    argv += ["--prefix", site.prefix + "/"] if site.prefix else []
+    argv += ["--force-path-style", "--region", site.region, "--allow-overwrite",
+             "--allow-delete", "--maximum-throughput-gbps", "10", "--foreground"]
+    argv += ["--cache", str(cache_dir)] if cache_dir is not None else []
+    env = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": site.access_key,
+           "AWS_SECRET_ACCESS_KEY": site.secret_key}
+    return MountSpec(name, argv, env, unset_env=("AWS_CA_BUNDLE", "AWS_SESSION_TOKEN",
+                                                 "AWS_PROFILE"), lacks=MOUNT_S3_LACKS)
 
 
 def engine_available() -> str | None:

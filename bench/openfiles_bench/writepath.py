@@ -19,7 +19,7 @@ Each line also gives the process's CPU seconds (user plus system) per GiB writte
 its peak RSS, and MinIO's CPU seconds per GiB meanwhile (on a 2-core machine the
 two share the cores, so what one client costs MinIO counts too). Medians per
 target and workload close the run. Mountpoint for S3 is
-``../shared/anchors/mount-s3`` (``OPENFILES_MOUNT_S3`` overrides; see its README);
+``../shared/anchors/mount-s3`` (``--mount-s3`` overrides; see its README);
 without it that target is skipped. ``--base-python`` names the python of another
 checkout: its engine runs as ``openfiles-base`` in the same turns (before/after
 pairs on a busy machine). Needs root (FUSE) and the MinIO binary of
@@ -43,29 +43,21 @@ from pathlib import Path
 from openfiles_bench.bucket import Bucket, MiB, pattern_block
 from openfiles_bench.coldread import by_name, threads
 from openfiles_bench.server import S3Site
-from openfiles_bench.target import Mount, MountSpec, engine_spec, rclone_spec, s3fs_spec
+from openfiles_bench.target import (
+    Mount,
+    MountSpec,
+    engine_spec,
+    mount_s3_spec,
+    rclone_spec,
+    s3fs_spec,
+)
 from openfiles_bench.testbed import private_minio, process_cpu
 
-ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "mount-s3"
 TARGETS = ("openfiles", "s3fs", "rclone", "mountpoint", "mountpoint-cache")
 
 
-def mountpoint_spec(site: S3Site, mnt: Path, cache: Path, cached: bool) -> MountSpec:
-    """Mountpoint for S3 as its README runs it against MinIO (credentials in env)."""
-    binary = Path(os.environ.get("OPENFILES_MOUNT_S3", ANCHOR))
-    name = "mountpoint-cache" if cached else "mountpoint"
-    if not binary.exists():
-        return MountSpec(name, [], available=f"{binary} is missing")
-    argv = [str(binary), site.bucket, str(mnt), "--prefix", f"{site.prefix}/",
-            "--endpoint-url", site.endpoint, "--force-path-style", "--region", site.region,
-            "--allow-overwrite", "--allow-delete", "--maximum-throughput-gbps", "10",
-            "--foreground", *(["--cache", str(cache)] if cached else [])]
-    env = {"AWS_ACCESS_KEY_ID": site.access_key, "AWS_SECRET_ACCESS_KEY": site.secret_key,
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    return MountSpec(name, argv, env, unset_env=("AWS_CA_BUNDLE",))
-
-
-def spec(target: str, site: S3Site, run: Path, base: str) -> MountSpec:
+def spec(target: str, site: S3Site, run: Path, base: str, mount_s3: Path | None
+         ) -> MountSpec:
     mnt, cache = run / "mnt", run / "cache"
     if target == "openfiles":
         return engine_spec(site, mnt, cache, run)
@@ -77,7 +69,7 @@ def spec(target: str, site: S3Site, run: Path, base: str) -> MountSpec:
         return s3fs_spec(site, mnt, cache, run)
     if target == "rclone":  # full cache, written back at once (as in openfiles bench)
         return rclone_spec(site, mnt, cache, run)
-    return mountpoint_spec(site, mnt, cache, target == "mountpoint-cache")
+    return mount_s3_spec(site, mnt, cache if target == "mountpoint-cache" else None, mount_s3)
 
 
 def peak_rss(pid: int) -> int:
@@ -113,14 +105,14 @@ def create_files(directory: Path, count: int) -> None:
 
 
 def measure(target: str, workload: str, site: S3Site, bucket: Bucket, work: Path,
-            size: int, files: int, base: str, minio: int
+            size: int, files: int, base: str, minio: int, mount_s3: Path | None
             ) -> tuple[float, float, float, int, float] | str:
     """(rate until close, rate until in bucket, CPU s per GiB, peak RSS, MinIO's CPU s
     per GiB) or why not."""
     run = Path(tempfile.mkdtemp(dir=work))
     (run / "cache").mkdir()
     rel = f"out/{target}/{run.name}"  # s3fs leaves a marker object of a directory
-    mount_spec = spec(target, site, run, base)
+    mount_spec = spec(target, site, run, base, mount_s3)
     if mount_spec.available:
         return mount_spec.available
     try:
@@ -165,6 +157,8 @@ def main() -> None:
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--targets", default=",".join(TARGETS))
     p.add_argument("--workloads", default="write+fsync,write,creates")
+    p.add_argument("--mount-s3", type=Path, help="Mountpoint for S3's binary "
+                   "(default ../shared/anchors/mount-s3)")
     p.add_argument("--base-python", default="",
                    help="the python of another checkout: its engine is target openfiles-base")
     args = p.parse_args()
@@ -178,7 +172,7 @@ def main() -> None:
             for target in order.sample(targets, len(targets)):
                 for workload in workloads:
                     got = measure(target, workload, site, bucket, work, args.size * MiB,
-                                  args.files, args.base_python, minio_pid)
+                                  args.files, args.base_python, minio_pid, args.mount_s3)
                     if isinstance(got, str):
                         print(f"  {target:17} {workload:12} n/a ({got})", flush=True)
                         continue

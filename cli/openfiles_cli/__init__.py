@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "csi": ("openfiles_csi.plugin.cli", "run the CSI identity/controller/node gRPC server"),
     "mounter": ("openfiles_csi.mounter.cli", "run the per-node mounter that owns the engines"),
     "operator": ("openfiles_operator.cli", "run the kopf operator"),
+    "events": ("openfiles_csi.relay.cli", "relay a mount's mutation events to NATS "
+               "(the engine starts it)"),
 }
 
 # Packages that ship apart from the runtime wheel -> how a user gets them.

@@ -14,9 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from openfiles_contracts import store
+from openfiles_contracts.event import ENV_PASSWORD, ENV_TOKEN, ENV_USER, EventError
+from openfiles_contracts.event import SECRET_ENV as EVENT_SECRET_ENV
+from openfiles_contracts.event import check_url as check_events_url
 from openfiles_contracts.quantity import ARGUMENT
 from openfiles_csi.plugin.errors import InvalidArgument
-from openfiles_csi.volumeid import VolumeIdError, check_bucket, check_endpoint, check_region
+from openfiles_csi.volumeid import VolumeIdError, check_endpoint, check_region
 
 _ID = re.compile(r"^\d{1,10}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
@@ -54,23 +58,27 @@ DEFAULT_DIR_MODE = "0755"
 SETGID = 0o2000
 SCHEMES = frozenset({"s3", "gs", "az", "file", "memory"})
 IGNORED_PREFIXES = ("csi.storage.k8s.io/", "storage.kubernetes.io/")
-SECRET_ENV = {
-    "accessKeyId": "AWS_ACCESS_KEY_ID",
-    "secretAccessKey": "AWS_SECRET_ACCESS_KEY",
-    "sessionToken": "AWS_SESSION_TOKEN",
-    "serviceAccountKey": "GOOGLE_SERVICE_ACCOUNT_KEY",
-    "accountName": "AZURE_STORAGE_ACCOUNT_NAME",
-    "accountKey": "AZURE_STORAGE_ACCOUNT_KEY",
-    "sasToken": "AZURE_STORAGE_SAS_TOKEN",
-}
-"""Secret key -> the engine's environment variable (docs/CONTRACTS.md)."""
-SECRET_KEYS = {
-    "s3": frozenset({"accessKeyId", "secretAccessKey", "sessionToken"}),
-    "gs": frozenset({"serviceAccountKey"}),
-    "az": frozenset({"accountName", "accountKey", "sasToken"}),
-}
-"""The secret keys each store takes: a service-account JSON key for GCS; for Azure
-the storage account's name with its account key or a SAS token."""
+LOCATION_KEYS = frozenset({"url", "endpoint", "region", "account"})
+"""Context keys that say where the data is (the rest are engine settings, OPTIONS)."""
+EVENTS_OFF = "off"
+"""``eventsURL`` that turns the node's default events off for one volume."""
+
+
+@dataclass(frozen=True)
+class NodeEvents:
+    """The node plugin's mutation-event default (the chart's ``events.nats.url``), for
+    volumes whose context names no ``eventsURL``, and the NATS credentials the node was
+    given for it (``OPENFILES_NATS_*``: the chart's Secret). A volume's own secrets win."""
+
+    url: str = ""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def node_events(url: str, environ: Mapping[str, str]) -> NodeEvents:
+    """The node's default from ``--events-url`` and its environment; EventError for a
+    bad URL (never quoting a credential)."""
+    env = {k: environ[k] for k in (ENV_USER, ENV_PASSWORD, ENV_TOKEN) if environ.get(k)}
+    return NodeEvents(check_events_url(url) if url else "", env)
 
 
 @dataclass(frozen=True)
@@ -86,20 +94,46 @@ class MountSpec:
         return {"source": self.source, "args": list(self.args)}
 
 
-def check_url(url: str) -> None:
-    """Raise INVALID_ARGUMENT unless ``url`` is a store URL the engine accepts."""
+def check_url(url: str) -> str:
+    """Raise INVALID_ARGUMENT unless ``url`` is a store URL the engine accepts; its scheme.
+
+    ``s3://``, ``gs://`` and ``az://`` follow their store's naming rules
+    (:func:`openfiles_contracts.store.parse_url`); ``file://`` and ``memory://`` (static
+    volumes of one machine) only refuse credentials, queries and ``..``.
+    """
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise InvalidArgument(f"url scheme must be one of {sorted(SCHEMES)}")
+    if parts.scheme in store.SCHEMES:
+        try:
+            store.parse_url(url)
+        except store.StoreSpecError as exc:
+            raise InvalidArgument(f"url: {exc}") from None
+        return parts.scheme
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidArgument("url must not carry credentials, a query or a fragment")
-    if parts.scheme == "s3":
-        try:
-            check_bucket(parts.netloc)
-        except VolumeIdError as exc:
-            raise InvalidArgument(f"url: {exc}") from None
     if ".." in parts.path.split("/"):
         raise InvalidArgument("url path must not contain '..'")
+    return parts.scheme
+
+
+def _secret_env(
+    scheme: str, context: Mapping[str, str], secrets: Mapping[str, str]
+) -> dict[str, str]:
+    """The engine's environment from the secrets; refuses keys of another store, a
+    partial set and malformed values (naming keys, never values)."""
+    if scheme not in store.SCHEMES:
+        known = set().union(*store.SECRET_KEYS.values())
+        unknown = sorted(set(secrets) - known)
+        if unknown:
+            raise InvalidArgument(f"secrets have unknown keys {unknown}")
+        return store.engine_env(secrets)
+    try:
+        store.check_secret(scheme, secrets, endpoint=context.get("endpoint", ""),
+                           account=context.get("account", ""), required=False)
+    except store.StoreSpecError as exc:
+        raise InvalidArgument(f"secrets: {exc}") from None
+    return store.engine_env(secrets)
 
 
 def parse(
@@ -108,13 +142,26 @@ def parse(
     *,
     read_only: bool = False,
     mount_group: str = "",
+    events: NodeEvents | None = None,
 ) -> MountSpec:
     """Build the engine invocation; raise INVALID_ARGUMENT naming the bad key."""
     url = context.get("url", "")
     if not url:
         raise InvalidArgument("volume_context.url is required")
-    check_url(url)
+    scheme = check_url(url)
     args: list[str] = []
+    account = context.get("account", "")
+    if scheme in store.SCHEMES:
+        try:
+            store.check_account(scheme, account)
+        except store.StoreSpecError as exc:
+            raise InvalidArgument(f"volume_context.account: {exc}") from None
+    elif account:
+        raise InvalidArgument(f"volume_context.account is for az:// only, not {scheme}://")
+    if account:
+        # Not a secret: an engine started without the Secret (a flush-only recovery by a
+        # restarted mounter) still knows its store.
+        args += ["--account", account]
     for key in ("endpoint", "region"):
         value = context.get(key, "")
         if not value:
@@ -125,7 +172,7 @@ def parse(
             raise InvalidArgument(f"volume_context.{key}: {exc}") from None
         args += [f"--{key}", value]
     for key, value in sorted(context.items()):
-        if key in {"url", "endpoint", "region"} or key.startswith(IGNORED_PREFIXES):
+        if key in LOCATION_KEYS or key == "eventsURL" or key.startswith(IGNORED_PREFIXES):
             continue
         if key not in OPTIONS:
             raise InvalidArgument(f"volume_context has unknown key {key!r}")
@@ -149,20 +196,18 @@ def parse(
     args.append("--allow-other")
     if read_only:
         args.append("--read-only")
-    unknown = sorted(set(secrets) - set(SECRET_ENV))
-    if unknown:
-        # Name the keys, never the values.
-        raise InvalidArgument(f"secrets have unknown keys {unknown}")
-    scheme = urlsplit(url).scheme
-    foreign = sorted(set(secrets) - SECRET_KEYS.get(scheme, frozenset(SECRET_ENV)))
-    if foreign:
-        raise InvalidArgument(f"secrets have keys {foreign} that a {scheme}:// url does not take")
-    env = {SECRET_ENV[k]: v for k, v in secrets.items() if v}
-    if ("AWS_ACCESS_KEY_ID" in env) != ("AWS_SECRET_ACCESS_KEY" in env):
-        raise InvalidArgument("secrets need both accessKeyId and secretAccessKey")
-    if scheme == "az" and env and ("AZURE_STORAGE_ACCOUNT_NAME" not in env or not (
-            {"AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN"} & set(env))):
-        raise InvalidArgument("secrets need accountName with accountKey or sasToken")
+    env = _secret_env(scheme, context,
+                      {k: v for k, v in secrets.items() if k not in EVENT_SECRET_ENV})
+    event_env = {EVENT_SECRET_ENV[k]: v for k, v in secrets.items()
+                 if k in EVENT_SECRET_ENV and v}
+    node = events or NodeEvents()
+    events_url = context.get("eventsURL", "") or node.url
+    if events_url and events_url != EVENTS_OFF:
+        try:
+            args += ["--events", check_events_url(events_url)]
+        except EventError as exc:
+            raise InvalidArgument(f"volume_context.eventsURL: {exc}") from None
+        env.update(event_env or node.env)
     return MountSpec(source=url, args=tuple(args), env=env)
 
 

@@ -1,11 +1,13 @@
 """Volume IDs made by the controller: stable, parseable, no traversal, no secret.
 
-Format (version 1), fields joined by ``,`` and each percent-encoded so that no field
-can hold the separator::
+Format, fields joined by ``,`` and each percent-encoded so that no field can hold the
+separator: version 1 for ``s3://``, version 2 for ``gs://`` and ``az://``::
 
     of1,<k|d>,<endpoint>,<region>,<bucket>,<prefix>
+    of2,<k|d>,<gs|az>,<endpoint>,<account>,<bucket>,<prefix>
 
-``k`` keeps the data on DeleteVolume, ``d`` deletes it (the class's ``deleteData``).
+``k`` keeps the data on DeleteVolume, ``d`` deletes it (the class's ``deleteData``);
+``account`` is the Azure storage account (empty for ``gs``).
 ``prefix`` is the volume's key prefix inside the bucket, without leading or trailing
 ``/``. DeleteVolume receives only the ID and the secrets, so everything it needs to
 find the prefix is in the ID; credentials never are (an endpoint with user info is
@@ -22,9 +24,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+from openfiles_contracts import store
+
 VERSION = "of1"
+VERSION_STORES = "of2"
+"""The version of IDs of ``gs://`` and ``az://`` volumes (``s3://`` ones stay ``of1``)."""
 MAX_LENGTH = 128
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z0-9-]{0,32}$")
 _SEGMENT_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -42,17 +47,13 @@ class VolumeRef:
     endpoint: str = ""
     region: str = ""
     delete_data: bool = False
+    scheme: str = "s3"
+    account: str = ""
 
     @property
     def url(self) -> str:
         """The store URL of the volume, as the node receives it in the volume context."""
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-def check_bucket(bucket: str) -> None:
-    """Raise :class:`VolumeIdError` unless ``bucket`` is a valid S3 bucket name."""
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise VolumeIdError(f"invalid bucket name {bucket!r}")
+        return f"{self.scheme}://{self.bucket}/{self.prefix}"
 
 
 def check_prefix(prefix: str, *, allow_empty: bool = False) -> None:
@@ -85,23 +86,33 @@ def check_region(region: str) -> None:
 
 
 def _check(ref: VolumeRef) -> None:
-    check_bucket(ref.bucket)
+    if ref.scheme not in store.SCHEMES:
+        raise VolumeIdError(f"invalid store {ref.scheme!r}")
+    problem = store.bucket_problem(ref.scheme, ref.bucket)
+    if problem:
+        raise VolumeIdError(problem)
     check_prefix(ref.prefix)
     check_endpoint(ref.endpoint)
     check_region(ref.region)
+    try:
+        store.check_account(ref.scheme, ref.account)
+    except store.StoreSpecError as exc:
+        raise VolumeIdError(str(exc)) from None
+    if ref.region and ref.scheme != "s3":
+        raise VolumeIdError("a region is for s3:// only")
 
 
 def encode(ref: VolumeRef) -> str:
     """Return the ID of ``ref``; raise :class:`VolumeIdError` if invalid or too long."""
     _check(ref)
-    fields = [
-        VERSION,
-        "d" if ref.delete_data else "k",
-        quote(ref.endpoint, safe="/:"),
-        quote(ref.region, safe=""),
-        quote(ref.bucket, safe=""),
-        quote(ref.prefix, safe="/"),
-    ]
+    where = (
+        [VERSION, "d" if ref.delete_data else "k", quote(ref.endpoint, safe="/:"),
+         quote(ref.region, safe="")]
+        if ref.scheme == "s3"
+        else [VERSION_STORES, "d" if ref.delete_data else "k", ref.scheme,
+              quote(ref.endpoint, safe="/:"), quote(ref.account, safe="")]
+    )
+    fields = [*where, quote(ref.bucket, safe=""), quote(ref.prefix, safe="/")]
     text = ",".join(fields)
     if len(text.encode()) > MAX_LENGTH:
         raise VolumeIdError(
@@ -116,14 +127,19 @@ def decode(text: str) -> VolumeRef:
     if len(text.encode()) > MAX_LENGTH:
         raise VolumeIdError("volume id too long")
     fields = text.split(",")
-    if len(fields) != 6 or fields[0] != VERSION:
+    if fields[0] == VERSION and len(fields) == 6:
+        flag, endpoint, region, bucket, prefix = (unquote(f, errors="strict") for f in fields[1:])
+        scheme, account = "s3", ""
+    elif fields[0] == VERSION_STORES and len(fields) == 7:
+        flag, scheme, endpoint, account, bucket, prefix = (
+            unquote(f, errors="strict") for f in fields[1:])
+        region = ""
+    else:
         raise VolumeIdError("not a volume id made by this driver")
-    flag, endpoint, region, bucket, prefix = (unquote(f, errors="strict") for f in fields[1:])
     if flag not in {"k", "d"}:
         raise VolumeIdError("invalid deletion flag")
-    ref = VolumeRef(
-        bucket=bucket, prefix=prefix, endpoint=endpoint, region=region, delete_data=flag == "d"
-    )
+    ref = VolumeRef(bucket=bucket, prefix=prefix, endpoint=endpoint, region=region,
+                    delete_data=flag == "d", scheme=scheme, account=account)
     _check(ref)
     if encode(ref) != text:
         # Only the canonical spelling is accepted, so one volume has exactly one ID.

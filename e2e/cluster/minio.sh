@@ -8,14 +8,7 @@
 # wiped at every minio-up.
 
 minio_up() {
-  [[ -e "/run/netns/$NETNS" ]] || die "minio-up: the cluster is not up (run: $0 up)"
-  if running minio && running minio-forward; then
-    echo "minio-up: already running (pid $(recorded_pid minio))"
-    return 0
-  fi
-  minio_down quiet
-  [[ -x "$BIN/minio" ]] || die "minio-up: $BIN/minio missing: run scripts/bootstrap.sh"
-  port_free "$HOST_MINIO_PORT" || die "minio-up: 127.0.0.1:$HOST_MINIO_PORT is taken (set OPENFILES_E2E_MINIO_PORT)"
+  server_preflight minio minio "$HOST_MINIO_PORT" OPENFILES_E2E_MINIO_PORT || return 0
   local dir="$STATE/minio" user secret
   rm -rf "$dir"
   mkdir -p "$dir/data"

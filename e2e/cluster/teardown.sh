@@ -194,7 +194,7 @@ leftovers() { # print one line per thing the cluster left behind; silent when cl
 teardown() { # stop everything, undo every change to the machine, then check
   echo "down: stopping the daemons"
   local d
-  for d in minio-forward minio api-forward kube-proxy kube-scheduler kube-controller-manager; do
+  for d in azurite-forward azurite minio-forward minio api-forward kube-proxy kube-scheduler kube-controller-manager; do
     stop_daemon "$d" 10
   done
   stop_daemon kubelet 10

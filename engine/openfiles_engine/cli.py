@@ -10,10 +10,19 @@ import sys
 from typing import Any
 
 from openfiles_contracts import readiness
+from openfiles_contracts.event import (
+    ENV_CREDS,
+    ENV_PASSWORD,
+    ENV_TOKEN,
+    ENV_USER,
+    EventError,
+    check_url,
+)
 from openfiles_contracts.jsonline import request
 from openfiles_engine.config import (
     ConfigError,
     Credentials,
+    EventsConfig,
     MountConfig,
     Policy,
     parse_duration,
@@ -29,6 +38,9 @@ def _mount_parser() -> argparse.ArgumentParser:
     p.add_argument("mountpoint")
     p.add_argument("--endpoint", default="")
     p.add_argument("--region", default="")
+    p.add_argument("--account", default="",
+                   help="az:// only: the storage account's name (not a secret; else "
+                   "AZURE_STORAGE_ACCOUNT_NAME from the credentials)")
     p.add_argument("--credentials-file", default="",
                    help="JSON with the credentials' environment variables: AWS_ACCESS_KEY_ID, "
                    "AWS_SECRET_ACCESS_KEY[, AWS_SESSION_TOKEN]; GOOGLE_SERVICE_ACCOUNT_KEY; "
@@ -54,11 +66,26 @@ def _mount_parser() -> argparse.ArgumentParser:
                    help="mount nothing: export what the cache dir holds (at most "
                    "--unmount-timeout), print what is left as JSON, exit 0 if nothing is, "
                    "3 if something stays in the cache")
+    p.add_argument("--events", default="",
+                   help="nats://host:port (or tls://, several with commas): publish this "
+                   "mount's changes and drop peers' changes from the cache at once "
+                   "(docs/SEMANTICS.md, Consistency). Credentials from "
+                   "--events-credentials-file or the environment: OPENFILES_NATS_USER and "
+                   "OPENFILES_NATS_PASSWORD, OPENFILES_NATS_TOKEN, or OPENFILES_NATS_CREDS "
+                   "(the path of a NATS .creds file)")
+    p.add_argument("--events-credentials-file", default="",
+                   help="JSON with OPENFILES_NATS_USER, OPENFILES_NATS_PASSWORD, "
+                   "OPENFILES_NATS_TOKEN or OPENFILES_NATS_CREDS (instead of the environment)")
+    p.add_argument("--events-ca", default="",
+                   help="CA bundle of the NATS server's certificate (implies TLS)")
     p.add_argument("--log-level", default="INFO")
     return p
 
 
-def _credentials(path: str) -> Credentials:
+def _credentials(path: str, account: str = "") -> Credentials:
+    """The credentials from the environment or ``path``; ``account`` (``--account``) is
+    the Azure account's name, which needs no secret and wins over none, but a different
+    AZURE_STORAGE_ACCOUNT_NAME is refused."""
     env: dict[str, Any] = dict(os.environ)
     if path:
         try:
@@ -68,15 +95,52 @@ def _credentials(path: str) -> Credentials:
             raise ConfigError(f"--credentials-file {path}: cannot read JSON ({exc})") from None
         if not isinstance(env, dict):
             raise ConfigError(f"--credentials-file {path}: must hold a JSON object")
+    named = str(env.get("AZURE_STORAGE_ACCOUNT_NAME", ""))
+    if account and named and named != account:
+        raise ConfigError("--account differs from AZURE_STORAGE_ACCOUNT_NAME")
     return Credentials(
         access_key_id=str(env.get("AWS_ACCESS_KEY_ID", "")),
         secret_access_key=str(env.get("AWS_SECRET_ACCESS_KEY", "")),
         session_token=str(env.get("AWS_SESSION_TOKEN", "")),
         gcs_service_account_key=str(env.get("GOOGLE_SERVICE_ACCOUNT_KEY", "")),
-        azure_account_name=str(env.get("AZURE_STORAGE_ACCOUNT_NAME", "")),
+        azure_account_name=account or named,
         azure_account_key=str(env.get("AZURE_STORAGE_ACCOUNT_KEY", "")),
         azure_sas_token=str(env.get("AZURE_STORAGE_SAS_TOKEN", "")),
     )
+
+
+def _events(args: argparse.Namespace) -> EventsConfig | None:
+    if not args.events:
+        if args.events_credentials_file or args.events_ca:
+            raise ConfigError("--events-credentials-file and --events-ca need --events")
+        return None
+    try:
+        url = check_url(args.events)
+    except EventError as exc:
+        raise ConfigError(f"--events: {exc}") from None
+    env: dict[str, Any] = dict(os.environ)
+    path = args.events_credentials_file
+    if path:
+        try:
+            with open(path) as f:
+                env = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--events-credentials-file {path}: cannot read JSON "
+                              f"({type(exc).__name__})") from None
+        if not isinstance(env, dict):
+            raise ConfigError(f"--events-credentials-file {path}: must hold a JSON object")
+    cfg = EventsConfig(url=url, user=str(env.get(ENV_USER, "")),
+                       password=str(env.get(ENV_PASSWORD, "")),
+                       token=str(env.get(ENV_TOKEN, "")), creds=str(env.get(ENV_CREDS, "")),
+                       ca=os.path.abspath(args.events_ca) if args.events_ca else "")
+    if cfg.password and not cfg.user:
+        raise ConfigError(f"--events: {ENV_PASSWORD} needs {ENV_USER}")
+    for file, name in ((cfg.creds, ENV_CREDS), (cfg.ca, "--events-ca")):
+        if file and not os.path.isfile(file):
+            raise ConfigError(f"--events: {name}: no file at {file}")
+    if cfg.creds:
+        cfg.creds = os.path.abspath(cfg.creds)
+    return cfg
 
 
 def parse_mount(argv: list[str]) -> tuple[MountConfig, argparse.Namespace]:
@@ -93,12 +157,13 @@ def parse_mount(argv: list[str]) -> tuple[MountConfig, argparse.Namespace]:
     cfg = MountConfig(
         source=args.source, mountpoint=mountpoint, cache_dir=os.path.abspath(cache_dir),
         endpoint=args.endpoint, region=args.region,
-        credentials=_credentials(args.credentials_file), policy=policy, uid=args.uid,
+        credentials=_credentials(args.credentials_file, args.account), policy=policy, uid=args.uid,
         gid=args.gid, file_mode=parse_mode(args.file_mode, "--file-mode"),
         dir_mode=parse_mode(args.dir_mode, "--dir-mode"), read_only=args.read_only,
         allow_other=args.allow_other,
         control_socket=args.control_socket or default_socket(mountpoint),
         unmount_timeout=parse_duration(args.unmount_timeout, "--unmount-timeout"),
+        events=_events(args),
     )
     if args.fsid:
         cfg.fsid = args.fsid
@@ -265,6 +330,13 @@ def _print_status(args: argparse.Namespace, st: dict[str, Any]) -> None:
         if key == "hit_ratio" and isinstance(value, float):
             value = f"{value:.1%}"
         print(f"{key + ':':<19}{value}")
+    events = st.get("events")
+    if isinstance(events, dict):
+        state = "connected" if events.get("connected") else \
+            f"disconnected ({events.get('error')}); the metadata TTL applies"
+        print(f"{'events:':<19}{events.get('url')} {state}")
+    else:
+        print(f"{'events:':<19}off (the metadata TTL bounds staleness)")
 
 
 def main(argv: list[str]) -> int:

@@ -114,6 +114,23 @@ class Credentials:
 
 
 @dataclass
+class EventsConfig:
+    """Mutation events over NATS (``--events``); ``repr`` never shows a secret.
+
+    ``url`` is checked by :func:`openfiles_contracts.event.check_url` (no
+    credentials in it). ``creds`` and ``ca`` are paths: a NATS ``.creds`` file and
+    the CA bundle of the server's certificate (TLS).
+    """
+
+    url: str
+    user: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+    creds: str = ""
+    ca: str = ""
+
+
+@dataclass
 class MountConfig:
     """Everything ``openfiles mount`` needs, validated."""
 
@@ -134,6 +151,8 @@ class MountConfig:
     control_socket: str = ""
     unmount_timeout: float = 30.0
     """Seconds SIGTERM/SIGINT may spend exporting before the unmount goes ahead."""
+    events: EventsConfig | None = None
+    """Publish and receive mutation events over NATS; None: the metadata TTL alone."""
 
 
 def default_fsid() -> str:

@@ -34,6 +34,7 @@ from openfiles_engine.fuse.errors import FUSE_LATENCY
 from openfiles_engine.fuse.operations import Operations
 from openfiles_engine.mountpoint import prepare, raise_read_ahead
 from openfiles_engine.read import Downloader
+from openfiles_engine.relay import Relay
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import Journal
@@ -98,6 +99,11 @@ class Engine:
         self.downloader.window_cap = lambda: cfg.policy.cache_size // 4
         self.fs = Operations(cfg, self.tree, self.data, self.lister, self.downloader,
                              self.exporter, self.journal, self.notify)
+        self.relay: Relay | None = None
+        if cfg.events is not None:
+            self.relay = Relay(cfg.events, store.url, cfg.fsid, self.tree, self.lister,
+                               self.notify)
+            self.exporter.announce = self.relay.announce
         self._stop = trio.Event()
         self._signalled: list[int] = []
         """SIGTERM/SIGINT received: the first stops the engine, the next ends the process."""
@@ -147,6 +153,7 @@ class Engine:
             "fuse_latency": FUSE_LATENCY.as_dict(),
             "source": self.store.sync.url,
             "hidden_keys": len(self.lister.hidden),
+            "events": self.relay.status() if self.relay is not None else None,
             "pid": os.getpid(),
         }
 
@@ -274,6 +281,8 @@ class Engine:
                 if not cfg.read_only:
                     await nursery.start(self.exporter.run)
                 nursery.start_soon(self._evict_loop)
+                if self.relay is not None:
+                    await nursery.start(self.relay.run)
                 self.downloader.nursery = nursery
                 # In a thread: stat() on our own mount needs this thread to answer it.
                 await trio.to_thread.run_sync(raise_read_ahead, cfg.mountpoint)

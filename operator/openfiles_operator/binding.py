@@ -45,6 +45,7 @@ def volume_attributes(volume: Volume) -> dict[str, str]:
         "url": volume.location.url,
         "endpoint": volume.location.endpoint,
         "region": volume.location.region,
+        "account": volume.location.account,
         "cacheSize": size,
         "cacheTTL": ttl,
         "metadataTTL": metadata_ttl,
@@ -53,6 +54,7 @@ def volume_attributes(volume: Volume) -> dict[str, str]:
         "gid": str(volume.gid_owner),
         "fileMode": volume.file_mode,
         "dirMode": volume.dir_mode,
+        "eventsURL": volume.events_url,
     }
     return {key: value for key, value in attrs.items() if value}
 

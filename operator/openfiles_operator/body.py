@@ -31,6 +31,7 @@ class BucketSpec(TypedDict):
     url: str
     endpoint: NotRequired[str]
     region: NotRequired[str]
+    account: NotRequired[str]
     credentialsSecretRef: SecretRef
 
 
@@ -51,6 +52,10 @@ class MountOptionsSpec(TypedDict):
     dirMode: NotRequired[str]
 
 
+class EventsSpec(TypedDict):
+    natsURL: NotRequired[str]
+
+
 class VolumeSpec(TypedDict):
     bucket: BucketSpec
     cache: NotRequired[CacheSpec]
@@ -59,6 +64,7 @@ class VolumeSpec(TypedDict):
     capacity: NotRequired[str]
     reclaimPolicy: NotRequired[Literal["Retain", "Delete"]]
     mountOptions: NotRequired[MountOptionsSpec]
+    events: NotRequired[EventsSpec]
 
 
 class Condition(TypedDict):
@@ -90,7 +96,15 @@ class KeptCacheFields(TypedDict):
     strandedError: NotRequired[str]
 
 
-class NodeExportStatus(KeptCacheFields):
+class EventsFields(TypedDict):
+    """What a node's report and its line in the volume's status say about mutation
+    events (present only when the volume has them)."""
+
+    eventsConnected: NotRequired[bool]
+    eventsError: NotRequired[str]
+
+
+class NodeExportStatus(KeptCacheFields, EventsFields):
     """One node's line in an OpenFilesVolume's status, from its OpenFilesNodeReport."""
 
     node: str
@@ -176,7 +190,7 @@ class ObjectRef(TypedDict):
     name: str
 
 
-class NodeReportSpec(KeptCacheFields):
+class NodeReportSpec(KeptCacheFields, EventsFields):
     """Written by the CSI node plugin (csi/openfiles_csi/plugin/report.py builds it)."""
 
     nodeName: str

@@ -2,7 +2,10 @@
 
 Two operations, both bounded and both confined to the volume's prefix: the
 store is opened *at* the prefix, so no path it lists or deletes can lie outside
-it.
+it. The store is S3, GCS or Azure Blob after the volume's URL, with the Secret's
+keys (docs/CONTRACTS.md section 3) and the volume's endpoint: for GCS the base URL
+(also when the service-account key names one, which must then be that endpoint),
+for Azure the blob endpoint (``https://ACCOUNT.blob.core.windows.net`` without it).
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import asyncio
 import logging
 import re
 from datetime import timedelta
+from typing import Any
 
 import obstore
-from obstore.store import S3Store
+from obstore.store import AzureStore, GCSStore, S3Store
 
 from openfiles_operator.credentials import Credentials
 from openfiles_operator.errors import BucketError
@@ -27,7 +31,7 @@ DELETE_BATCH = 1000
 
 #: obstore's text for an HTTP error answer: "...status code: 403 Forbidden: <body>".
 _ANSWER = re.compile(r"(non-2xx status code: \d{3}[^:\n]*): .*", re.DOTALL)
-#: The S3 error code inside an error body (<Code>NoSuchBucket</Code>).
+#: The error code inside an S3, GCS XML or Azure error body (<Code>NoSuchBucket</Code>).
 _S3_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
 
@@ -47,27 +51,45 @@ def _describe(exc: Exception, credentials: Credentials) -> str:
     return credentials.scrub(text)
 
 
-def _store(location: Location, credentials: Credentials, timeout: float) -> S3Store:
-    config: dict[str, str] = {
-        "access_key_id": credentials.access_key_id,
-        "secret_access_key": credentials.secret_access_key,
+def _store(location: Location, credentials: Credentials, timeout: float) -> Any:
+    client: Any = {
+        "allow_http": location.endpoint.startswith("http://"),
+        "connect_timeout": timedelta(seconds=timeout),
+        "timeout": timedelta(seconds=timeout),
+    }
+    # One attempt: the caller retries with backoff and reports each failure.
+    retry: Any = {"max_retries": 0, "retry_timeout": timedelta(seconds=timeout)}
+    prefix = location.prefix or None
+    config: Any  # the store's own config keys, as plain dicts
+    if location.scheme == "gs":
+        config = {"service_account_key": credentials.get("serviceAccountKey")}
+        if location.endpoint:
+            config["base_url"] = location.endpoint
+        return GCSStore(location.bucket, prefix=prefix, client_options=client,
+                        retry_config=retry, **config)
+    if location.scheme == "az":
+        sas = credentials.get("sasToken")
+        config = ({"sas_key": sas.lstrip("?")} if sas
+                  else {"account_key": credentials.get("accountKey")})
+        if location.endpoint:
+            config["endpoint"] = location.endpoint
+        return AzureStore(location.bucket, prefix=prefix, account_name=location.account,
+                          client_options=client, retry_config=retry, **config)
+    config = {
+        "access_key_id": credentials.get("accessKeyId"),
+        "secret_access_key": credentials.get("secretAccessKey"),
         "region": location.region or "us-east-1",
     }
-    if credentials.session_token:
-        config["session_token"] = credentials.session_token
+    if credentials.get("sessionToken"):
+        config["session_token"] = credentials.get("sessionToken")
     if location.endpoint:
         config["endpoint"] = location.endpoint
     return S3Store(
         location.bucket,
-        prefix=location.prefix or None,
-        config=config,  # type: ignore[arg-type]  # a plain dict of S3Config keys
-        client_options={
-            "allow_http": location.endpoint.startswith("http://"),
-            "connect_timeout": timedelta(seconds=timeout),
-            "timeout": timedelta(seconds=timeout),
-        },
-        # One attempt: the caller retries with backoff and reports each failure.
-        retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=timeout)},
+        prefix=prefix,
+        config=config,
+        client_options=client,
+        retry_config=retry,
     )
 
 

@@ -4,35 +4,51 @@ Credentials live in memory only for the duration of one check or one prefix
 deletion. ``repr`` hides them, and ``scrub`` removes them from any text
 (error messages from the store, for instance) before it reaches a log, an
 Event or a status condition.
+
+Which keys each store takes, and what makes them malformed, is
+:mod:`openfiles_contracts.store`'s (the CSI node judges the same Secret with it):
+``accessKeyId``, ``secretAccessKey`` and optionally ``sessionToken`` for ``s3://``;
+``serviceAccountKey`` for ``gs://``; ``accountKey`` or ``sasToken`` (and optionally
+``accountName``, equal to the volume's account) for ``az://``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
-#: Secret keys of docs/CONTRACTS.md section 3.
-ACCESS_KEY, SECRET_KEY, SESSION_TOKEN = "accessKeyId", "secretAccessKey", "sessionToken"
+from openfiles_contracts.store import check_secret
+
 _MAX_MESSAGE = 400
 
 
 @dataclass(frozen=True)
 class Credentials:
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
-    session_token: str = field(default="", repr=False)
+    """The decoded keys of a volume's Secret, checked for the volume's store."""
+
+    data: Mapping[str, str] = field(repr=False)
+
+    def get(self, key: str) -> str:
+        """The value of ``key``, or "" when the Secret does not hold it."""
+        return self.data.get(key, "")
 
     def scrub(self, text: str) -> str:
         """``text`` with every credential value replaced by ``***``, cut to one short paragraph."""
-        for secret in (self.access_key_id, self.secret_access_key, self.session_token):
-            if secret:
-                text = text.replace(secret, "***")
+        # Longest first: a value that contains another is replaced whole.
+        for secret in sorted(filter(None, self.data.values()), key=len, reverse=True):
+            text = text.replace(secret, "***")
         text = " ".join(text.split())
         return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def credentials_from_data(data: dict[str, str]) -> Credentials:
-    """Build Credentials from decoded Secret data. Raises KeyError naming the missing key."""
-    for key in (ACCESS_KEY, SECRET_KEY):
-        if not data.get(key):
-            raise KeyError(key)
-    return Credentials(data[ACCESS_KEY], data[SECRET_KEY], data.get(SESSION_TOKEN, ""))
+def credentials_from_data(
+    data: Mapping[str, str], scheme: str = "s3", *, endpoint: str = "", account: str = ""
+) -> Credentials:
+    """Build Credentials from decoded Secret data for a ``scheme`` volume.
+
+    Raises :class:`openfiles_contracts.store.StoreSpecError` naming the missing, foreign
+    or malformed key (never a value).
+    """
+    check_secret(scheme, data, endpoint=endpoint, account=account)
+    return Credentials(MappingProxyType(dict(data)))

@@ -75,12 +75,16 @@ def node_line(report: NodeReportBody, now: float) -> NodeExportStatus:
         parts.append("engine up" if spec["engineAlive"] else "engine DOWN")
     if spec.get("lastExportError"):
         parts.append(f"export failing: {spec['lastExportError']}")
+    if "eventsConnected" in spec:
+        parts.append("events connected" if spec["eventsConnected"] else
+                     f"events DOWN ({spec.get('eventsError', 'no reason')}), TTL applies")
     line: NodeExportStatus = {"node": spec["nodeName"], "summary": ", ".join(parts),
                               "engineAlive": spec["engineAlive"],
                               "reportTime": spec["reportTime"]}
     for key in ("dirtyFiles", "dirtyBytes", "dirtySince", "journalEntries", "conflicts",
                 "lastExportError", "lastExportErrorTime", "cacheBytes", "lostFoundFiles",
-                "lostFoundBytes", "cacheKept", "stranded", "strandedSince", "strandedError"):
+                "lostFoundBytes", "cacheKept", "stranded", "strandedSince", "strandedError",
+                "eventsConnected", "eventsError"):
         if key in spec:
             line[key] = spec[key]
     return line

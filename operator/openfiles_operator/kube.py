@@ -29,6 +29,7 @@ from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
+from openfiles_contracts.store import StoreSpecError
 from openfiles_operator.binding import belongs_to
 from openfiles_operator.body import (
     GROUP,
@@ -42,6 +43,7 @@ from openfiles_operator.body import (
 )
 from openfiles_operator.credentials import Credentials, credentials_from_data
 from openfiles_operator.errors import ClaimTakenError, ConflictError, CredentialsError
+from openfiles_operator.volume import Location
 
 # See the module docstring: the client's DEBUG lines carry response bodies, Secrets included.
 logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
@@ -147,8 +149,9 @@ class Kube:
 
     # --- Secrets -------------------------------------------------------------------------
 
-    async def read_credentials(self, namespace: str, name: str) -> Credentials:
-        """Decode the bucket credentials from Secret ``namespace/name``. Raises CredentialsError."""
+    async def read_credentials(self, namespace: str, name: str, location: Location) -> Credentials:
+        """Decode the bucket credentials from Secret ``namespace/name`` and check them for
+        ``location``'s store. Raises CredentialsError naming the Secret and the key."""
         secret = await self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if secret is None:
             raise CredentialsError(f"Secret {namespace}/{name} not found")
@@ -158,9 +161,11 @@ class Kube:
         }
         data.update(secret.get("stringData") or {})
         try:
-            return credentials_from_data(data)
-        except KeyError as exc:
-            raise CredentialsError(f"Secret {namespace}/{name} has no key {exc.args[0]}") from None
+            return credentials_from_data(
+                data, location.scheme, endpoint=location.endpoint, account=location.account
+            )
+        except StoreSpecError as exc:
+            raise CredentialsError(f"Secret {namespace}/{name}: {exc}") from None
 
     # --- PV and PVC ----------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ class VolumeReconciler:
             denied = EndpointError("spec.bucket.endpoint", refusal)
             raise failed(denied, BUCKET_REACHABLE, READY) from None
         try:
-            credentials = await self._kube.read_credentials(ns, volume.secret_name)
+            credentials = await self._kube.read_credentials(ns, volume.secret_name, volume.location)
             await bucket.check_reachable(
                 volume.location, credentials, self._settings.bucket_timeout
             )
@@ -202,7 +202,7 @@ class VolumeReconciler:
             event(body, "DataKept", message, warning=True)
             return
         try:
-            credentials = await self._kube.read_credentials(ns, volume.secret_name)
+            credentials = await self._kube.read_credentials(ns, volume.secret_name, volume.location)
         except CredentialsError as exc:
             if not await self._kube.namespace_terminating(ns):
                 raise report(exc) from None

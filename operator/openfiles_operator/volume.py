@@ -3,9 +3,10 @@
 ``parse_volume`` is the one place that decides whether a spec can be applied.
 It checks everything the CRD schema checks (so a body that skipped the schema,
 for instance from an older CRD, is still caught) and what a schema cannot
-express: ports in range, a bucket name S3 accepts, no ``.``/``..`` segments in
-the prefix. It raises SpecError naming the field; nothing is created before it
-returns.
+express: ports in range, a bucket name its store accepts, no ``.``/``..``
+segments in the prefix, the Azure account (``openfiles_contracts.store``, the
+node's and the CSI controller's judge too). It raises SpecError naming the field;
+nothing is created before it returns.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from openfiles_contracts.event import EventError
+from openfiles_contracts.event import check_url as check_events_url
+from openfiles_contracts.store import StoreSpecError, check_account, parse_url
 from openfiles_operator.body import VolumeSpec
 from openfiles_operator.errors import SpecError
 from openfiles_operator.quantity import parse_duration, parse_size
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _MODE = re.compile(r"^0?[0-7]{3}$")
 _REGION = re.compile(r"^[a-z0-9-]*$")
@@ -31,16 +34,23 @@ MAX_HANDLE = 128
 
 @dataclass(frozen=True)
 class Location:
-    """Where the data lives. ``prefix`` has no leading or trailing slash; "" is the whole bucket."""
+    """Where the data lives. ``prefix`` has no leading or trailing slash; "" is the whole bucket.
+
+    ``scheme`` is ``s3``, ``gs`` or ``az``; ``account`` is the Azure storage account
+    (``az`` only, where it is required), ``region`` S3's.
+    """
 
     bucket: str
     prefix: str
     endpoint: str
     region: str
+    scheme: str = "s3"
+    account: str = ""
 
     @property
     def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        base = f"{self.scheme}://{self.bucket}"
+        return f"{base}/{self.prefix}" if self.prefix else base
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class Volume:
     dir_mode: str
     # The spec's own text for sizes and durations, passed on to the node unchanged.
     cache_text: tuple[str, str, str, str]
+    events_url: str = ""
+    """NATS server(s) for mutation events; "" leaves the node's default, "off" none."""
 
     @property
     def handle(self) -> str:
@@ -91,17 +103,19 @@ def volume_handle(namespace: str, name: str, uid: str) -> str:
     return f"ofv-{readable}-{digest}"
 
 
-def parse_location(url: str, endpoint: str, region: str) -> Location:
-    """Validate ``s3://bucket[/prefix]`` plus endpoint and region. Raises SpecError."""
-    if not url.startswith("s3://"):
-        raise SpecError("spec.bucket.url", f"{url!r} must start with s3://")
-    bucket, _, prefix = url[len("s3://") :].partition("/")
-    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
-        raise SpecError("spec.bucket.url", f"{bucket!r} is not a valid S3 bucket name")
-    prefix = prefix.rstrip("/")
-    segments = prefix.split("/") if prefix else []
-    if any(seg in {"", ".", ".."} for seg in segments):
-        raise SpecError("spec.bucket.url", "the prefix must not contain empty, '.' or '..' parts")
+def parse_location(url: str, endpoint: str, region: str, account: str = "") -> Location:
+    """Validate ``s3://``, ``gs://`` or ``az://`` ``bucket[/prefix]`` plus endpoint, region
+    and account. Raises SpecError."""
+    try:
+        where = parse_url(url)
+    except StoreSpecError as exc:
+        raise SpecError("spec.bucket.url", str(exc)) from None
+    try:
+        check_account(where.scheme, account)
+    except StoreSpecError as exc:
+        raise SpecError("spec.bucket.account", str(exc)) from None
+    if region and where.scheme != "s3":
+        raise SpecError("spec.bucket.region", f"is for s3:// only, not {where.scheme}://")
     if endpoint:
         try:
             parts = urlsplit(endpoint)
@@ -125,7 +139,14 @@ def parse_location(url: str, endpoint: str, region: str) -> Location:
             raise SpecError("spec.bucket.endpoint", f"{endpoint!r} must be http(s)://HOST[:PORT]")
     if not _REGION.fullmatch(region):
         raise SpecError("spec.bucket.region", f"{region!r} is not a region name")
-    return Location(bucket=bucket, prefix=prefix, endpoint=endpoint, region=region)
+    return Location(
+        bucket=where.bucket,
+        prefix=where.prefix,
+        endpoint=endpoint,
+        region=region,
+        scheme=where.scheme,
+        account=account,
+    )
 
 
 def _field(path: str, parse: Callable[[str], int], text: str) -> int:
@@ -140,7 +161,12 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
     bucket = spec.get("bucket")
     if not isinstance(bucket, dict) or not bucket.get("url"):
         raise SpecError("spec.bucket.url", "is required")
-    location = parse_location(bucket["url"], bucket.get("endpoint", ""), bucket.get("region", ""))
+    location = parse_location(
+        bucket["url"],
+        bucket.get("endpoint", ""),
+        bucket.get("region", ""),
+        bucket.get("account", ""),
+    )
     ref = bucket.get("credentialsSecretRef", {})
     secret = ref.get("name", "")
     # Secrets stay in their namespace: whoever may create a volume here may not make the
@@ -186,6 +212,12 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
     for key, mode in (("fileMode", file_mode), ("dirMode", dir_mode)):
         if not _MODE.fullmatch(mode):
             raise SpecError(f"spec.mountOptions.{key}", f"{mode!r} is not an octal mode like 0644")
+    events_url = (spec.get("events") or {}).get("natsURL", "")
+    if events_url and events_url != "off":
+        try:
+            events_url = check_events_url(events_url)
+        except EventError as exc:
+            raise SpecError("spec.events.natsURL", str(exc)) from None
     return Volume(
         namespace=namespace,
         name=name,
@@ -201,4 +233,5 @@ def parse_volume(spec: VolumeSpec, namespace: str, name: str, uid: str) -> Volum
         file_mode=file_mode.zfill(4),
         dir_mode=dir_mode.zfill(4),
         cache_text=text,
+        events_url=events_url,
     )

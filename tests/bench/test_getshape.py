@@ -18,7 +18,7 @@ def test_every_get_shape_is_read(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     shapes = [line.split()[0] for line in run.stdout.splitlines()]
-    assert shapes == ["whole", "8MiBx4", "32MiBx2", "64MiBx1"]
+    assert shapes == ["whole", "8MiBx4", "16MiBx4", "32MiBx2", "64MiBx1"]
     for line in run.stdout.splitlines():
         rate, client, minio = re.fullmatch(
             r"\S+\s+(\d+) MiB/s  client ([\d.]+) s  minio ([\d.]+) s", line).groups()

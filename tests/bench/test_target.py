@@ -20,6 +20,7 @@ from openfiles_bench.target import (
     engine_spec,
     is_mounted,
     memfs_spec,
+    mount_s3_spec,
     rclone_spec,
     s3fs_spec,
 )
@@ -126,3 +127,26 @@ def test_engine_is_started_as_the_contract_says(tmp_path: Path) -> None:
         "AWS_SECRET_ACCESS_KEY": SITE.secret_key,
     }
     assert spec.available == engine_available()
+
+
+def test_mount_s3_gets_credentials_through_its_environment_only(tmp_path: Path) -> None:
+    binary = tmp_path / "mount-s3"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    plain = mount_s3_spec(SITE, tmp_path / "mnt", None, binary)
+    cached = mount_s3_spec(SITE, tmp_path / "mnt", tmp_path / "cache", binary)
+    assert (plain.name, cached.name) == ("mount-s3", "mount-s3-cache")
+    assert plain.available is None and "--cache" not in plain.argv
+    assert cached.argv[cached.argv.index("--cache") + 1] == str(tmp_path / "cache")
+    assert plain.argv[plain.argv.index("--prefix") + 1] == "p/"
+    assert SITE.secret_key not in " ".join(cached.argv)
+    assert SITE.access_key not in " ".join(cached.argv)
+    assert cached.env["AWS_SECRET_ACCESS_KEY"] == SITE.secret_key
+    assert cached.env["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert "AWS_CA_BUNDLE" in cached.unset_env
+    assert {"rename", "random write"} <= cached.lacks
+
+
+def test_a_missing_mount_s3_is_not_available_with_the_reason(tmp_path: Path) -> None:
+    spec = mount_s3_spec(SITE, tmp_path / "mnt", None, tmp_path / "nowhere" / "mount-s3")
+    assert spec.available == f"not found: {tmp_path}/nowhere/mount-s3 (give --mount-s3 PATH)"

@@ -77,7 +77,7 @@ def test_the_schema_declares_every_value_and_only_those() -> None:
     assert value_paths(VALUES) <= declared
     optional = {f"storageClass.parameters.{k}" for k in
                 ("cacheSize", "cacheTTL", "metadataTTL", "exportDelay", "uid", "gid",
-                 "fileMode", "dirMode")} | {"resources.claims"}
+                 "fileMode", "dirMode", "eventsURL")} | {"resources.claims"}
     missing = {p for p in declared - value_paths(VALUES)
                if p not in optional and not p.endswith((".requests", ".limits", ".claims"))}
     assert not missing, f"declared in the schema but not in values.yaml: {sorted(missing)}"
@@ -114,6 +114,8 @@ BAD = [
     ("csiDriver.fsGroupPolicy=Auto", "/csiDriver/fsGroupPolicy"),
     ("storageClass.reclaimPolicy=Recycle", "/storageClass/reclaimPolicy"),
     ("storageClass.url=https://bucket/x", "/storageClass/url"),
+    ("storageClass.url=file:///data", "/storageClass/url"),
+    ("storageClass.account=Company_Data", "/storageClass/account"),
     ("storageClass.endpoint=https://user:pw@s3.example.com", "/storageClass/endpoint"),
     ("storageClass.secret.name=S3_Credentials", "/storageClass/secret/name"),
     ("storageClass.parameters.cacheSize=10GB", "/storageClass/parameters/cacheSize"),
@@ -205,3 +207,18 @@ def test_endpoint_pattern_agrees_with_the_policy() -> None:
     for text in ENDPOINT_PATTERNS:
         if pattern.search(text):
             EndpointPolicy([text])  # raises EndpointPatternError if the two disagree
+
+
+def test_a_storage_class_of_each_store() -> None:
+    """gs:// and az:// classes render with their parameters (the account for Azure)."""
+    for url, extra, expected in (
+        ("gs://company_data/volumes", [], {}),
+        ("az://volumes/base", ["storageClass.account=companydata"], {"account": "companydata"}),
+    ):
+        code, out = template("storageClass.create=true", f"storageClass.url={url}",
+                             "storageClass.secret.name=creds", *extra)
+        assert code == 0, out
+        (sc,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "StorageClass"]
+        assert sc["parameters"]["url"] == url
+        assert {k: sc["parameters"][k] for k in expected} == expected
+        assert "region" not in sc["parameters"]

@@ -26,8 +26,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fixtures.minio import REGION, Bucket
 from fixtures.net import stop, wait_until
+from fixtures.server import ServerBucket
 from openfiles_contracts import mountinfo
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
 from openfiles_csi.mounter import process
@@ -266,10 +266,10 @@ class Volume:
             timeout=30)  # fmt: skip
 
 
-def volume_on(node: Node, plugin: Plugin, bucket: Bucket, name: str, **context: str) -> Volume:
+def volume_on(node: Node, plugin: Plugin, bucket: ServerBucket, name: str,
+              **context: str) -> Volume:
     """A volume of ``bucket`` under prefix ``name``, addressed by an operator-style handle."""
-    ctx = {"url": f"{bucket.url}/{name}", "endpoint": bucket.endpoint, "region": REGION,
-           **context}  # fmt: skip
+    ctx = {"url": f"{bucket.url}/{name}", **bucket.context, **context}
     staging = node.kubelet / "plugins" / name / "globalmount"
     staging.mkdir(parents=True, exist_ok=True)
     return Volume(plugin, f"ofv-test-{name}-0a1b2c3d", str(staging), ctx, dict(bucket.secret))

@@ -1,8 +1,10 @@
 """csi-sanity (pinned by scripts/bootstrap-tests.sh) against the real plugin in --mode all.
 
 Real FUSE mounts through the mounter and the engine, volumes created in a MinIO
-bucket. Zero failures; every skip must be one of ``EXPECTED_SKIPS``, each with the
-reason this driver does not offer that feature.
+bucket, a bucket of the GCS emulator and an Azurite container (the controller's
+CreateVolume and DeleteVolume, the node's whole lifecycle, for each store). Zero
+failures; every skip must be one of ``EXPECTED_SKIPS``, each with the reason this
+driver does not offer that feature.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from fixtures.minio import REGION, Bucket
 from fixtures.prereq import tool
+from fixtures.server import ServerBucket
 
 from .conftest import Node
 
@@ -44,17 +46,21 @@ EXPECTED_SKIPS = {
 
 @pytest.mark.fuse
 @pytest.mark.root
-@pytest.mark.s3
 @pytest.mark.tools
 @pytest.mark.timeout(900)
-def test_csi_sanity(node_env: Node, s3_bucket: Bucket) -> None:
+@pytest.mark.parametrize("store", [
+    pytest.param("s3_bucket", marks=pytest.mark.s3, id="s3"),
+    pytest.param("gcs_bucket", marks=pytest.mark.gcs, id="gs"),
+    pytest.param("az_container", marks=pytest.mark.azure, id="az"),
+])  # fmt: skip
+def test_csi_sanity(node_env: Node, store: str, request: pytest.FixtureRequest) -> None:
+    bucket: ServerBucket = request.getfixturevalue(store)
     plugin = node_env.start_plugin("all")
     root = node_env.root
-    secrets = {"accessKeyId": s3_bucket.server.access_key,
-               "secretAccessKey": s3_bucket.server.secret_key}  # fmt: skip
+    secrets = bucket.secret
     (root / "params.yaml").write_text(yaml.safe_dump({
-        "url": f"{s3_bucket.url}/sanity", "endpoint": s3_bucket.endpoint, "region": REGION,
-        "deleteData": "true", "exportDelay": "1s",
+        "url": f"{bucket.url}/sanity", **bucket.context, "deleteData": "true",
+        "exportDelay": "1s",
     }))  # fmt: skip
     (root / "secrets.yaml").write_text(yaml.safe_dump({
         key: secrets for key in (

@@ -25,6 +25,17 @@ def test_round_trip_and_stable() -> None:
     assert REF.url == "s3://my-bucket/team/pvc-0f1e2d3c"
 
 
+def test_gcs_and_azure_ids_are_version_2() -> None:
+    az = VolumeRef(bucket="container", prefix="team/pvc-1", endpoint="http://127.0.0.1:10000/acct",
+                   scheme="az", account="acct")
+    assert encode(az) == "of2,k,az,http://127.0.0.1:10000/acct,acct,container,team/pvc-1"
+    gs = VolumeRef(bucket="my_bucket", prefix="pvc-1", scheme="gs")
+    assert encode(gs) == "of2,k,gs,,,my_bucket,pvc-1"
+    for ref in (az, gs):
+        assert decode(encode(ref)) == ref
+    assert az.url == "az://container/team/pvc-1" and gs.url == "gs://my_bucket/pvc-1"
+
+
 def test_defaults_round_trip() -> None:
     ref = VolumeRef(bucket="abc", prefix="v")
     assert decode(encode(ref)) == ref
@@ -53,6 +64,12 @@ def test_defaults_round_trip() -> None:
         "of1,k,,,bucket,a\\b",
         "of1,k,,,bucket,v%6Fl",  # not canonical: 'o' needs no escape
         "of1,k,,,bucket," + "x" * 200,
+        "of2,k,az,,,container,vol",  # no account
+        "of2,k,gs,,acct,bucket,vol",  # an account for gs
+        "of2,k,s3,,,bucket,vol",  # s3 is version 1
+        "of2,k,file,,,bucket,vol",
+        "of2,k,az,,acct,con--tainer,vol",
+        "of2,k,az,,acct,container",
     ],
 )
 def test_decode_refuses(text: str) -> None:

@@ -2,9 +2,9 @@
 
 ``mounter`` starts engines as subprocesses (exactly as the CSI mounter does:
 ``--foreground --control-socket``) and always unmounts them in teardown.
-``backend`` runs a test against a ``file://`` bucket, a MinIO bucket and an
-Azurite container (``gs://`` is not among them: fake-gcs-server takes no
-upload that obstore sends, see fixtures/gcs.py).
+``backend`` runs a test against a ``file://`` bucket, a MinIO bucket, an Azurite
+container and a bucket of the GCS emulator (fixtures/gcs.py); ``server_backend``
+against the three servers.
 ``memory_downloader``, ``same`` and ``until`` serve the fetch tests
 (test_download.py, test_fetcher.py, test_wholefetch.py).
 """
@@ -84,7 +84,7 @@ class Mount:
 
 @dataclass
 class Backend:
-    """Where a test's bucket lives: ``file``, ``s3`` or ``az``."""
+    """Where a test's bucket lives: ``file``, ``s3``, ``az`` or ``gs``."""
 
     kind: str
     url: str
@@ -97,6 +97,11 @@ class Backend:
     def on_s3(cls, bucket: Any) -> Backend:
         """A MinIO bucket (fixtures.minio.Bucket) as a test backend."""
         return cls("s3", bucket.url, bucket.env, ["--endpoint", bucket.endpoint], bucket=bucket)
+
+    @classmethod
+    def on_gcs(cls, bucket: Any) -> Backend:
+        """A bucket of the GCS emulator (fixtures.gcs.Bucket) as a test backend."""
+        return cls("gs", bucket.url, bucket.env, ["--endpoint", bucket.endpoint], bucket=bucket)
 
     @classmethod
     def on_azure(cls, container: Any) -> Backend:
@@ -146,11 +151,14 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
         return Backend("file", f"file://{root}", {}, [], root=root)
     if kind == "az":
         return Backend.on_azure(request.getfixturevalue("az_container"))
+    if kind == "gs":
+        return Backend.on_gcs(request.getfixturevalue("gcs_bucket"))
     return Backend.on_s3(request.getfixturevalue("s3_bucket"))
 
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3),
-                        pytest.param("az", marks=pytest.mark.azure)])
+                        pytest.param("az", marks=pytest.mark.azure),
+                        pytest.param("gs", marks=pytest.mark.gcs)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return make_backend(request.param, request, tmp_path)
 
@@ -166,10 +174,11 @@ def s3_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 @pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.s3),
-                        pytest.param("az", marks=pytest.mark.azure)])
+                        pytest.param("az", marks=pytest.mark.azure),
+                        pytest.param("gs", marks=pytest.mark.gcs)])
 def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """A bucket on a server (MinIO, Azurite): another client writes there with a
-    plain PUT while a mount holds the version it saw."""
+    """A bucket on a server (MinIO, Azurite, the GCS emulator): another client writes
+    there with a plain PUT while a mount holds the version it saw."""
     return make_backend(request.param, request, tmp_path)
 
 

@@ -100,6 +100,12 @@ class Model:
     # local operations (all acknowledged: they return, and files are closed or fsynced)
     def create(self, path: str, kind: str, data: bytes = b"") -> None:
         mode = DIR_MODE if kind == "dir" else FILE_MODE if kind == "file" else 0o777
+        if path in self.unseen and self.unseen[path] is GONE:
+            # A second writer deleted the key and the mount then dropped its own entry
+            # (an unlink or a rename away): a new entry here is a new key, exported
+            # create-only (If-None-Match, SEMANTICS.md). It fills the absence the second
+            # writer left and overwrites nothing.
+            del self.unseen[path]
         self.nodes[path] = Node(kind, data, mode)
         self._touch_parent(path)
 

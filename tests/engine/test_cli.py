@@ -61,6 +61,21 @@ def test_gcs_and_azure_credentials_from_a_file_or_the_environment(
         "fromenv", "sv=2&sig=t")
 
 
+def test_the_azure_account_comes_from_the_command_line_without_credentials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account's name is no secret: a flush-only engine started with no credentials
+    still opens its az:// store (docs/CONTRACTS.md section 1)."""
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    cfg, _ = parse_mount(["az://c", str(tmp_path), "--account", "acct"])
+    assert cfg.credentials.azure_account_name == "acct"
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "acct")
+    cfg, _ = parse_mount(["az://c", str(tmp_path), "--account", "acct"])
+    assert cfg.credentials.azure_account_name == "acct"
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "other")
+    with pytest.raises(ConfigError, match="--account differs"):
+        parse_mount(["az://c", str(tmp_path), "--account", "acct"])
+
+
 def test_bad_option_is_a_usage_error(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "openfiles_cli", "mount", "memory://",
                           str(tmp_path), "--export-delay", "soon"],

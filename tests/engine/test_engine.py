@@ -127,7 +127,7 @@ def test_status_and_policy(mounter: MountFactory, backend: Backend) -> None:
     (m.path / "d.txt").write_bytes(b"12345")
     st = m.status()
     assert (st["dirty_files"], st["dirty_bytes"], st["pending_exports"]) == (1, 5, 1)
-    assert st["conditional_writes"] == ("create-only" if backend.kind == "file" else "full")
+    assert st["conditional_writes"] == ("create-only" if backend.kind in ("file", "gs") else "full")
     assert st["source"] == backend.url
     assert st["fuse_latency"]["count"] > 0
     for secret in backend.env.values():

@@ -40,7 +40,7 @@ THREE = {"openfiles_engine", "openfiles_csi", "openfiles_operator"}
 FORBIDDEN = {
     "openfiles_cli": THREE | {"openfiles_bench"},
     "openfiles_engine": {"openfiles_csi", "openfiles_operator", "openfiles_bench", "asyncio",
-                         "grpc", "kopf", "kubernetes"},
+                         "grpc", "kopf", "kubernetes", "nats"},
     "openfiles_csi": {"openfiles_engine", "openfiles_operator", "openfiles_bench", "trio",
                       "pyfuse3"},
     "openfiles_operator": {"openfiles_engine", "openfiles_csi", "openfiles_bench", "trio",
@@ -61,7 +61,7 @@ LAYERS = [
     {"openfiles_engine.read", "openfiles_engine.export"},
     {"openfiles_engine.fuse"},
     {"openfiles_engine.engine", "openfiles_engine.control", "openfiles_engine.cli",
-     "openfiles_engine.demo"},
+     "openfiles_engine.demo", "openfiles_engine.relay"},
 ]
 
 

@@ -89,14 +89,16 @@ def test_sidecar_reports_its_version(binary: str, pin: str) -> None:
     assert (Path(name).name, version) == (binary, pinned(pin))
 
 
-def test_fake_gcs_server_is_the_pinned_version() -> None:
-    # Go writes the main module's version into the binary; `go version -m` reads it.
-    out = subprocess.run(["go", "version", "-m", str(tool("fake-gcs-server"))],
+def test_the_gcs_emulator_wraps_the_pinned_fake_gcs_server() -> None:
+    # tools/gcsemulator requires the pinned release; Go records it in the binary.
+    gomod = Path(__file__).resolve().parents[2] / "tools" / "gcsemulator" / "go.mod"
+    assert f"github.com/fsouza/fake-gcs-server {pinned('FAKE_GCS_VERSION')}\n" in gomod.read_text()
+    out = subprocess.run(["go", "version", "-m", str(tool("gcs-emulator"))],
                          capture_output=True, text=True, check=True, timeout=30)
-    assert f"mod\tgithub.com/fsouza/fake-gcs-server\t{pinned('FAKE_GCS_VERSION')}\t" in out.stdout
-    out = subprocess.run([str(tool("fake-gcs-server")), "-help"], capture_output=True,
-                         text=True, timeout=30)
-    assert "-scheme" in out.stderr + out.stdout  # it runs (flags go to stderr)
+    assert f"dep\tgithub.com/fsouza/fake-gcs-server\t{pinned('FAKE_GCS_VERSION')}\t" in out.stdout
+    out = subprocess.run([str(tool("gcs-emulator")), "-version"], capture_output=True,
+                         text=True, check=True, timeout=30)
+    assert out.stdout.strip() == pinned("FAKE_GCS_VERSION")
 
 
 def test_azurite_reports_the_pinned_version() -> None:
@@ -105,3 +107,9 @@ def test_azurite_reports_the_pinned_version() -> None:
     assert out.stdout.strip() == pinned("AZURITE_VERSION")
     package = Path(__file__).resolve().parents[2] / "tools" / "azurite" / "package.json"
     assert json.loads(package.read_text())["dependencies"]["azurite"] == pinned("AZURITE_VERSION")
+
+
+def test_nats_server_reports_the_pinned_version() -> None:
+    out = subprocess.run([str(tool("nats-server")), "--version"], capture_output=True,
+                         text=True, check=True, timeout=30)
+    assert out.stdout.split()[-1] == pinned("NATS_SERVER_VERSION")

@@ -15,6 +15,7 @@ from operator_cluster import POLICY_NAMESPACE, Cluster, OperatorThread, strip_fi
 
 from fixtures.kube import KubeCluster
 from fixtures.minio import Bucket
+from fixtures.net import Trap
 
 CRDS = Path(__file__).resolve().parents[2] / "charts" / "openfiles" / "crds"
 
@@ -41,6 +42,14 @@ def cluster(crds: KubeCluster, s3_bucket: Bucket) -> Iterator[Cluster]:
     yield env
     strip_finalizers(env)
     env.api.close()
+
+
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    """A listening socket on 127.0.0.1 that counts connections (fixtures/net.py)."""
+    listener = Trap()
+    yield listener
+    listener.close()
 
 
 @pytest.fixture

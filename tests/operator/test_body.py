@@ -146,7 +146,16 @@ def _bad_specs() -> list[tuple[str, dict[str, Any], str]]:
         ("no bucket", {}, "spec.bucket: Required value"),
         ("no url", {"bucket": {"credentialsSecretRef": {"name": "c"}}}, "spec.bucket.url"),
         ("no secret", {"bucket": {"url": "s3://bucket"}}, "spec.bucket.credentialsSecretRef"),
-        ("gcs url", {"bucket": {**ok, "url": "gs://bucket"}}, "spec.bucket.url"),
+        ("file url", {"bucket": {**ok, "url": "file:///data"}}, "spec.bucket.url"),
+        ("az container name", {"bucket": {**ok, "url": "az://Bucket", "account": "acct"}},
+         "spec.bucket.url"),
+        ("az without account", {"bucket": {**ok, "url": "az://bucket"}},
+         "account (the Azure storage account) is required for az://"),
+        ("account for s3", {"bucket": {**ok, "account": "acct"}}, "taken by az:// only"),
+        ("bad account", {"bucket": {**ok, "url": "az://bucket", "account": "Acct"}},
+         "spec.bucket.account"),
+        ("region for gs", {"bucket": {**ok, "url": "gs://bucket", "region": "eu"}},
+         "region is for s3:// only"),
         ("double slash", {"bucket": {**ok, "url": "s3://bucket/a//b"}}, "spec.bucket.url"),
         ("endpoint", {"bucket": {**ok, "endpoint": "minio:9000"}}, "spec.bucket.endpoint"),
         ("endpoint credentials", {"bucket": {**ok, "endpoint": "http://k:s@minio:9000"}},
@@ -180,6 +189,32 @@ def test_api_server_rejects_bad_volumes(crds: Any, what: str, spec: dict[str, An
                                                "openfilesvolumes", volume)
     assert err.value.status == 422, what
     assert message in str(err.value.body), err.value.body
+
+
+@pytest.mark.cluster
+def test_api_server_takes_each_store_and_explains_its_credentials(crds: Any) -> None:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(crds.api_client())
+    for name, bucket in (
+        ("s3", {"url": "s3://bucket/p", "region": "eu-west-1"}),
+        ("gs", {"url": "gs://my_bucket/p", "endpoint": "https://gcs.example"}),
+        ("az", {"url": "az://container/p/", "account": "devstoreaccount1"}),
+    ):
+        volume = {"apiVersion": "openfiles.io/v1alpha1", "kind": "OpenFilesVolume",
+                  "metadata": {"name": f"store-{name}"},
+                  "spec": {"bucket": {**bucket, "credentialsSecretRef": {"name": "c"}},
+                           "reclaimPolicy": "Delete"}}
+        custom.create_namespaced_custom_object("openfiles.io", "v1alpha1", "default",
+                                               "openfilesvolumes", volume)
+        custom.delete_namespaced_custom_object("openfiles.io", "v1alpha1", "default",
+                                               "openfilesvolumes", f"store-{name}")
+    text = " ".join(crds.kubectl("explain", "openfilesvolume.spec.bucket", "--recursive=false")
+                    .stdout.split())
+    for form in ("gs://BUCKET[/PREFIX]", "az://CONTAINER[/PREFIX]", "account <string>",
+                 "serviceAccountKey, the service account's JSON key", "accountKey", "sasToken",
+                 "accessKeyId and secretAccessKey"):
+        assert form in text, form
 
 
 @pytest.mark.cluster
@@ -263,7 +298,7 @@ def test_the_documented_examples_are_accepted(crds: Any) -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "OPERATOR.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
     kinds = [yaml.safe_load(block)["kind"] for block in blocks]
-    assert kinds == ["Secret", "OpenFilesVolume", "Pod", "OpenFilesCachePolicy"]
+    assert kinds == ["Secret", "OpenFilesVolume"] * 3 + ["Pod", "OpenFilesCachePolicy"]
     crds.kubectl("create", "namespace", "ml", check=False)
     for block in blocks:
         out = crds.kubectl("apply", "--dry-run=server", "-f", "-", input=block, check=False)

@@ -33,13 +33,6 @@ def guarded(crds: KubeCluster, s3_bucket: Bucket) -> Iterator[OperatorThread]:
     running.stop()
 
 
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    listener = Trap()
-    yield listener
-    listener.close()
-
-
 def test_a_refused_endpoint_is_never_called(cluster: Cluster, guarded: OperatorThread,
                                             s3_bucket: Bucket,
                                             trap: Trap) -> None:

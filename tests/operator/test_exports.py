@@ -276,3 +276,11 @@ def test_summary_reasons() -> None:
                           60, now, 30, 600, 1)
     assert (fields["dirtyBytes"], fields["conflicts"], fields["nodeCount"]) == (5, 1, 2)
     assert [line["node"] for line in fields["nodes"]] == ["a", "b"]  # type: ignore[attr-defined]
+    fields, _ = summarize([_report("a", eventsConnected=True),
+                           _report("b", eventsConnected=False, eventsError="refused")],
+                          60, now, 30, 600, 1)
+    a, b = fields["nodes"]  # type: ignore[misc]
+    assert "events connected" in a["summary"] and a["eventsConnected"] is True
+    assert "events DOWN (refused)" in b["summary"] and b["eventsError"] == "refused"
+    fields, _ = summarize([_report("a")], 60, now, 30, 600, 1)
+    assert "events" not in fields["nodes"][0]["summary"]  # type: ignore[index]

@@ -14,7 +14,10 @@ from fixtures.kube import KubeCluster
 from openfiles_operator.binding import pv_body, pvc_body
 from openfiles_operator.errors import ClaimTakenError, ConflictError, CredentialsError
 from openfiles_operator.kube import Kube
-from openfiles_operator.volume import parse_volume
+from openfiles_operator.volume import Location, parse_volume
+
+S3 = Location("bucket", "", "", "")
+AZ = Location("container", "", "", "", scheme="az", account="acct")
 
 pytestmark = pytest.mark.cluster
 SPEC: Any = {"bucket": {"url": "s3://bucket/p", "credentialsSecretRef": {"name": "creds"}}}
@@ -38,16 +41,24 @@ def test_read_credentials(kube: KubeCluster, namespace: str) -> None:
 
     api = Kube(kube.api_client())
     with pytest.raises(CredentialsError, match=f"Secret {namespace}/creds not found"):
-        run(api.read_credentials(namespace, "creds"))
+        run(api.read_credentials(namespace, "creds", S3))
     core = client.CoreV1Api(kube.api_client())
     core.create_namespaced_secret(namespace, {"metadata": {"name": "creds"}, "data": {
         "accessKeyId": base64.b64encode(b"AK").decode()}})
     with pytest.raises(CredentialsError, match="no key secretAccessKey") as err:
-        run(api.read_credentials(namespace, "creds"))
+        run(api.read_credentials(namespace, "creds", S3))
     assert "AK" not in str(err.value)
     core.patch_namespaced_secret("creds", namespace, {"stringData": {"secretAccessKey": "SK"}})
-    creds = run(api.read_credentials(namespace, "creds"))
-    assert (creds.access_key_id, creds.secret_access_key) == ("AK", "SK")
+    creds = run(api.read_credentials(namespace, "creds", S3))
+    assert (creds.get("accessKeyId"), creds.get("secretAccessKey")) == ("AK", "SK")
+    # The same Secret for an az:// volume: the keys are another store's.
+    with pytest.raises(CredentialsError, match=r"creds: keys \['accessKeyId'"):
+        run(api.read_credentials(namespace, "creds", AZ))
+    core.replace_namespaced_secret("creds", namespace, {"metadata": {"name": "creds"},
+                                                        "stringData": {"accountKey": "SK%"}})
+    with pytest.raises(CredentialsError, match="accountKey is not base64") as err:
+        run(api.read_credentials(namespace, "creds", AZ))
+    assert "SK%" not in str(err.value)
 
 
 def test_ensure_is_idempotent_and_guards_foreign_objects(kube: KubeCluster,

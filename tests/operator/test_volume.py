@@ -58,7 +58,14 @@ def test_defaults_apply_when_the_schema_did_not() -> None:
 
 
 @pytest.mark.parametrize(("changes", "field"), [
-    ({"bucket__url": "gs://data"}, "spec.bucket.url"),
+    ({"bucket__url": "file:///data"}, "spec.bucket.url"),
+    ({"bucket__url": "gs://data"}, "spec.bucket.region"),  # S3's only
+    ({"bucket__url": "az://data", "bucket__region": None}, "spec.bucket.account"),
+    ({"bucket__url": "az://da--ta", "bucket__region": None, "bucket__account": "acct"},
+     "spec.bucket.url"),
+    ({"bucket__url": "az://data", "bucket__region": None, "bucket__account": "Acct_1"},
+     "spec.bucket.account"),
+    ({"bucket__account": "acct"}, "spec.bucket.account"),  # s3:// takes none
     ({"bucket__url": "s3://Data"}, "spec.bucket.url"),
     ({"bucket__url": "s3://data/a//b"}, "spec.bucket.url"),
     ({"bucket__url": "s3://data/a/../b"}, "spec.bucket.url"),
@@ -125,6 +132,32 @@ def test_handle_folds_and_truncates() -> None:
     assert "--" not in handle[-10:]  # no empty part before the hash
 
 
+def test_gcs_and_azure_locations() -> None:
+    gs = parse_volume(spec(bucket__url="gs://my_data/team", bucket__region=None), "ns", "v", UID)
+    assert gs.location == Location("my_data", "team", "http://minio:9000", "", scheme="gs")
+    assert gs.location.url == "gs://my_data/team"
+    az = parse_volume(spec(bucket__url="az://data/team/", bucket__region=None,
+                           bucket__account="devstoreaccount1"), "ns", "v", UID)
+    assert (az.location.url, az.location.account) == ("az://data/team", "devstoreaccount1")
+
+
 def test_location_strips_trailing_slash() -> None:
     assert parse_location("s3://data/p/", "", "").prefix == "p"
     assert parse_location("s3://data/", "", "").prefix == ""
+
+
+def test_the_events_url_reaches_the_volume_attributes() -> None:
+    from openfiles_operator.binding import volume_attributes
+
+    base = spec()
+    assert parse_volume(base, "ns", "v", UID).events_url == ""
+    assert "eventsURL" not in volume_attributes(parse_volume(base, "ns", "v", UID))
+    base["events"] = {"natsURL": "nats://nats.messaging:4222"}
+    volume = parse_volume(base, "ns", "v", UID)
+    assert volume_attributes(volume)["eventsURL"] == "nats://nats.messaging:4222"
+    base["events"] = {"natsURL": "off"}
+    assert volume_attributes(parse_volume(base, "ns", "v", UID))["eventsURL"] == "off"
+    base["events"] = {"natsURL": "nats://user:s3cr3t@nats:4222"}
+    with pytest.raises(SpecError) as err:
+        parse_volume(base, "ns", "v", UID)
+    assert err.value.field == "spec.events.natsURL" and "s3cr3t" not in str(err.value)

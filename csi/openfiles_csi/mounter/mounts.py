@@ -194,10 +194,8 @@ class Mounter:
         existing = self._by_mountpoint.get(mountpoint)
         if existing is not None:
             info = self.describe(existing)
-            same = existing.volume_id == volume_id and existing.fingerprint() == {
-                "source": source,
-                "args": args,
-            }
+            same = existing.volume_id == volume_id and existing.source == source and \
+                without_events(existing.args) == without_events(args)
             if info["alive"] and info["mounted"]:
                 if same:
                     return {"ok": True, "mount": info}
@@ -399,3 +397,18 @@ class Mounter:
         for task in list(self._watchers):
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+def without_events(args: list[str]) -> list[str]:
+    """``args`` without ``--events URL``: a re-stage of a live volume whose events URL
+    changed (the node's default, after a chart upgrade) is the same volume; the engine
+    keeps the URL it has until the next stage, as it keeps its credentials."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--events":
+            skip = True
+        else:
+            out.append(arg)
+    return out

@@ -24,7 +24,7 @@ from obstore.exceptions import (
     PreconditionError,
     UnauthenticatedError,
 )
-from obstore.store import S3Store
+from obstore.store import AzureStore, GCSStore, S3Store
 
 from openfiles_contracts.name import VOLUME_MARKER
 from openfiles_csi.plugin.errors import CsiError, FailedPrecondition, Internal, Unavailable
@@ -57,10 +57,34 @@ def _mapped(exc: Exception, what: str) -> CsiError:
 
 
 class Bucket:
-    """One bucket reached with the given credentials (or obstore's environment if none)."""
+    """One bucket reached with the given credentials (or obstore's environment if none).
+
+    S3, GCS or an Azure container after the volume's scheme; the secrets are the
+    provisioner secrets, already checked (``controller.check_secrets``).
+    """
 
     def __init__(self, ref: VolumeRef, secrets: Mapping[str, str]) -> None:
-        config: dict[str, Any] = {}
+        client: Any = {"allow_http": ref.endpoint.startswith("http://"), "timeout": "30s"}
+        self.name = f"{ref.scheme}://{ref.bucket}"
+        """The bucket's URL without the prefix (``s3://b``), for messages."""
+        config: Any = {}
+        if ref.scheme == "gs":
+            if ref.endpoint:
+                config["base_url"] = ref.endpoint
+            if secrets.get("serviceAccountKey"):
+                config["service_account_key"] = secrets["serviceAccountKey"]
+            self.store: Any = GCSStore(ref.bucket, client_options=client, **config)
+            return
+        if ref.scheme == "az":
+            if ref.endpoint:
+                config["endpoint"] = ref.endpoint
+            if secrets.get("sasToken"):
+                config["sas_key"] = secrets["sasToken"].lstrip("?")
+            elif secrets.get("accountKey"):
+                config["account_key"] = secrets["accountKey"]
+            self.store = AzureStore(ref.bucket, account_name=ref.account, client_options=client,
+                                    **config)
+            return
         if ref.endpoint:
             config["endpoint"] = ref.endpoint
         if ref.region:
@@ -70,12 +94,7 @@ class Bucket:
             config["secret_access_key"] = secrets.get("secretAccessKey", "")
         if secrets.get("sessionToken"):
             config["token"] = secrets["sessionToken"]
-        self.name = ref.bucket
-        self.store = S3Store(
-            ref.bucket,
-            config=config,  # type: ignore[arg-type]
-            client_options={"allow_http": ref.endpoint.startswith("http://"), "timeout": "30s"},
-        )
+        self.store = S3Store(ref.bucket, config=config, client_options=client)
 
     async def read_marker(self, prefix: str) -> dict[str, Any] | None:
         """The marker of the volume at ``prefix``, or None if it has none."""
@@ -86,13 +105,13 @@ class Bucket:
         except MISSING:
             return None
         except Exception as exc:
-            raise _mapped(exc, f"reading s3://{self.name}/{key}") from None
+            raise _mapped(exc, f"reading {self.name}/{key}") from None
         try:
             marker = json.loads(bytes(data))
         except ValueError:
-            raise FailedPrecondition(f"s3://{self.name}/{key} is not a valid marker") from None
+            raise FailedPrecondition(f"{self.name}/{key} is not a valid marker") from None
         if not isinstance(marker, dict):
-            raise FailedPrecondition(f"s3://{self.name}/{key} is not a valid marker")
+            raise FailedPrecondition(f"{self.name}/{key} is not a valid marker")
         return marker
 
     async def create_marker(self, prefix: str, marker: Mapping[str, Any]) -> None:
@@ -104,7 +123,7 @@ class Bucket:
         except EXISTING:
             raise MarkerConflict(key) from None
         except Exception as exc:
-            raise _mapped(exc, f"creating s3://{self.name}/{key}") from None
+            raise _mapped(exc, f"creating {self.name}/{key}") from None
 
     async def delete_marker(self, prefix: str) -> None:
         """Remove only the marker (idempotent); the volume's data stays."""
@@ -114,7 +133,7 @@ class Bucket:
         except MISSING:
             return
         except Exception as exc:
-            raise _mapped(exc, f"deleting s3://{self.name}/{key}") from None
+            raise _mapped(exc, f"deleting {self.name}/{key}") from None
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix/`` (and nothing else); return how many."""
@@ -131,5 +150,5 @@ class Bucket:
         except MISSING:
             return count
         except Exception as exc:
-            raise _mapped(exc, f"deleting s3://{self.name}/{root}") from None
+            raise _mapped(exc, f"deleting {self.name}/{root}") from None
         return count

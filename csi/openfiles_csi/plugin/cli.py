@@ -17,8 +17,9 @@ from prometheus_client import start_http_server
 from prometheus_client.registry import REGISTRY
 
 from openfiles_contracts.endpoint import EndpointPatternError, EndpointPolicy
+from openfiles_contracts.event import EventError
 from openfiles_csi._proto import csi_pb2_grpc
-from openfiles_csi.logsetup import setup_logging
+from openfiles_csi.logsetup import register_secret, setup_logging
 from openfiles_csi.plugin.controller import ControllerServicer
 from openfiles_csi.plugin.identity import IdentityServicer
 from openfiles_csi.plugin.kube import KubeClient, api_configuration
@@ -27,6 +28,7 @@ from openfiles_csi.plugin.mounterclient import MounterClient
 from openfiles_csi.plugin.node import NodeServicer
 from openfiles_csi.plugin.policy import PolicyWatcher
 from openfiles_csi.plugin.reporter import Reporter
+from openfiles_csi.volumecontext import node_events
 
 log = logging.getLogger("openfiles_csi")
 
@@ -73,6 +75,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="an endpoint volumes may name (controller side): http(s)://HOST[:PORT] or "
         "http(s)://*.SUFFIX[:PORT] (repeatable; none: every endpoint is allowed)",
     )
+    p.add_argument(
+        "--events-url",
+        default="",
+        help="NATS server(s) for the mutation events of volumes whose context names no "
+        "eventsURL (node side; credentials from OPENFILES_NATS_USER/PASSWORD/TOKEN)",
+    )
     p.add_argument("--policy-dir", default="", help="projected ConfigMap openfiles-policies")
     p.add_argument("--policy-interval", type=float, default=5.0, help="seconds between re-reads")
     reports = p.add_argument_group("export reports (node side; off without --report-namespace)")
@@ -91,6 +99,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.endpoint_policy = EndpointPolicy(args.allowed_endpoint)
     except EndpointPatternError as exc:
         p.error(f"--allowed-endpoint: {exc}")
+    try:
+        args.node_events = node_events(args.events_url, os.environ)
+    except EventError as exc:
+        p.error(f"--events-url: {exc}")
     return args
 
 
@@ -130,6 +142,7 @@ async def serve(args: argparse.Namespace) -> None:
             allowed_roots=args.allowed_root or ["/var/lib/kubelet"],
             flush_timeout=args.flush_timeout,
             reporter=reporter,
+            events=args.node_events,
         )
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)
         if args.metrics_address:
@@ -163,5 +176,6 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str]) -> int:
     args = parse_args(argv[1:])
     setup_logging(args.log_level)
+    register_secret(*args.node_events.env.values())
     asyncio.run(serve(args))
     return 0

@@ -1,11 +1,14 @@
 """CSI Controller service: one bucket prefix per volume, made from StorageClass parameters.
 
-Parameters (StorageClass ``parameters``): ``url`` = ``s3://bucket[/base]`` (required),
-``endpoint``, ``region``, ``deleteData`` (``"true"`` deletes the prefix's objects on
-DeleteVolume; default keeps them), and the engine settings of the volume context
-(``cacheSize``, ``cacheTTL``, ``metadataTTL``, ``exportDelay``, ``uid``, ``gid``,
-``fileMode``, ``dirMode``), passed through to the node unchanged. Credentials are the
-provisioner secrets ``accessKeyId``/``secretAccessKey`` (optional ``sessionToken``).
+Parameters (StorageClass ``parameters``): ``url`` = ``s3://bucket[/base]``,
+``gs://bucket[/base]`` or ``az://container[/base]`` (required), ``endpoint``, ``region``
+(S3 only), ``account`` (the Azure storage account; az:// only, required there),
+``deleteData`` (``"true"`` deletes the prefix's objects on DeleteVolume; default keeps
+them), and the engine settings of the volume context (``cacheSize``, ``cacheTTL``,
+``metadataTTL``, ``exportDelay``, ``uid``, ``gid``, ``fileMode``, ``dirMode``), passed
+through to the node unchanged. Credentials are the provisioner secrets, the keys of the
+store (``openfiles_contracts.store``): ``accessKeyId``/``secretAccessKey`` (optional
+``sessionToken``), ``serviceAccountKey``, or ``accountKey``/``sasToken``.
 
 The endpoint policy (``--allowed-endpoint``; docs/CSI.md) is asked before any request:
 CreateVolume refuses an endpoint it does not list with INVALID_ARGUMENT, a parameter
@@ -20,10 +23,10 @@ import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 
+from openfiles_contracts import store
 from openfiles_contracts.endpoint import EndpointPolicy
 from openfiles_csi import volumecontext, volumeid
 from openfiles_csi._proto import csi_pb2, csi_pb2_grpc
@@ -43,7 +46,7 @@ from openfiles_csi.plugin.validation import capability_problem, check_capabiliti
 from openfiles_csi.plugin.volumelock import VolumeLocks
 
 Context = grpc.aio.ServicerContext[Any, Any]
-CONTROLLER_PARAMETERS = frozenset({"url", "endpoint", "region", "deleteData"})
+CONTROLLER_PARAMETERS = frozenset({"url", "endpoint", "region", "account", "deleteData"})
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
@@ -64,38 +67,48 @@ def parse_parameters(
     url = params.get("url", "")
     if not url:
         raise InvalidArgument("parameters.url is required (s3://bucket[/base])")
-    parts = urlsplit(url)
-    if parts.scheme != "s3":
-        raise InvalidArgument("parameters.url must be an s3:// URL")
-    volumecontext.check_url(url)
-    base = parts.path.strip("/")
     try:
-        volumeid.check_prefix(base, allow_empty=True)
-    except volumeid.VolumeIdError as exc:
+        where = store.parse_url(url)
+    except store.StoreSpecError as exc:
         raise InvalidArgument(f"parameters.url: {exc}") from None
+    base = where.prefix
     delete = params.get("deleteData", "false").lower()
     if delete not in {"true", "false"}:
         raise InvalidArgument('parameters.deleteData must be "true" or "false"')
     segment = prefix_segment(name)
     ref = volumeid.VolumeRef(
-        bucket=parts.netloc,
+        bucket=where.bucket,
         prefix=f"{base}/{segment}" if base else segment,
         endpoint=params.get("endpoint", ""),
         region=params.get("region", ""),
         delete_data=delete == "true",
+        scheme=where.scheme,
+        account=params.get("account", ""),
     )
     context = {"url": ref.url}
-    if ref.endpoint:
-        context["endpoint"] = ref.endpoint
-    if ref.region:
-        context["region"] = ref.region
+    for key, value in (("endpoint", ref.endpoint), ("region", ref.region),
+                       ("account", ref.account)):
+        if value:
+            context[key] = value
     for key, value in params.items():
         if key in CONTROLLER_PARAMETERS or key.startswith(volumecontext.IGNORED_PREFIXES):
             continue
         context[key] = value
     # The node will parse this context; refuse now what it would refuse then.
     volumecontext.parse(context, {})
+    if ref.region and ref.scheme != "s3":
+        raise InvalidArgument(f"parameters.region is for s3:// only, not {ref.scheme}://")
     return ref, context
+
+
+def check_secrets(ref: volumeid.VolumeRef, secrets: Mapping[str, str]) -> None:
+    """Refuse provisioner secrets of another store, partial or malformed (naming keys only);
+    none at all is allowed (the store client then uses the controller's own identity)."""
+    try:
+        store.check_secret(ref.scheme, secrets, endpoint=ref.endpoint, account=ref.account,
+                           required=False)
+    except store.StoreSpecError as exc:
+        raise InvalidArgument(f"secrets: {exc}") from None
 
 
 def location(ref: volumeid.VolumeRef) -> str:
@@ -167,6 +180,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             },
         }
         register_secret(*request.secrets.values())
+        check_secrets(ref, request.secrets)
         with self.locks.hold(location(ref)):
             bucket = Bucket(ref, request.secrets)
             existing = await bucket.read_marker(ref.prefix)
@@ -197,6 +211,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             return csi_pb2.DeleteVolumeResponse()
         self._allowed(ref, FailedPrecondition)
         register_secret(*request.secrets.values())
+        check_secrets(ref, request.secrets)
         with self.locks.hold(location(ref)):
             bucket = Bucket(ref, request.secrets)
             if ref.delete_data:
@@ -218,6 +233,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise NotFound(f"volume {volume_id!r} does not exist") from None
         self._allowed(ref, FailedPrecondition)
         register_secret(*request.secrets.values())
+        check_secrets(ref, request.secrets)
         if await Bucket(ref, request.secrets).read_marker(ref.prefix) is None:
             raise NotFound(f"volume {volume_id!r} does not exist")
         problems = [p for p in map(capability_problem, request.volume_capabilities) if p]

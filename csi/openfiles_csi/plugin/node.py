@@ -57,6 +57,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         health: VolumeHealth | None = None,
         ephemeral_root: str = "",
         reporter: Reporter | None = None,
+        events: volumecontext.NodeEvents | None = None,
     ) -> None:
         self.node_id = node_id
         self.mounter = mounter
@@ -68,6 +69,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self.health = health or VolumeHealth(mounter)
         self.locks = VolumeLocks()
         self.reporter = reporter
+        self.events = events
 
     @grpc_errors
     async def NodeStageVolume(
@@ -81,9 +83,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             await self.mounter.mount(volume_id, staging, spec)
         return csi_pb2.NodeStageVolumeResponse()
 
-    @staticmethod
     def _mount_spec(
-        request: csi_pb2.NodeStageVolumeRequest | csi_pb2.NodePublishVolumeRequest,
+        self, request: csi_pb2.NodeStageVolumeRequest | csi_pb2.NodePublishVolumeRequest,
     ) -> volumecontext.MountSpec:
         register_secret(*request.secrets.values())
         cap = request.volume_capability
@@ -93,6 +94,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             request.secrets,
             read_only=cap.access_mode.mode in READ_ONLY_MODES,
             mount_group=cap.mount.volume_mount_group,
+            events=self.events,
         )
 
     def _ephemeral_staging(self, volume_id: str) -> str:

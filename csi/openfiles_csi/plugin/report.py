@@ -140,6 +140,11 @@ def report_spec(node: str, volume_handle: str, target: Target, status: Mapping[s
         spec["lastConflictTime"] = rfc3339(float(recent[-1]["time"]))
     elif prev.get("lastConflictTime"):
         spec["lastConflictTime"] = prev["lastConflictTime"]
+    events = status.get("events")
+    if isinstance(events, dict):
+        spec["eventsConnected"] = bool(events.get("connected"))
+        if not spec["eventsConnected"] and events.get("error"):
+            spec["eventsError"] = clean(str(events["error"]))
     error = status.get("last_export_error")
     if error:
         spec["lastExportError"] = clean(str(error))

@@ -65,10 +65,12 @@ class AsyncStore:
         return await self._run(lambda: self.sync.head(key))
 
     async def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
-                         chunk: int = CHUNK) -> list[memoryview]:
-        """:meth:`Store.get_chunks`."""
-        return await self._run(
-            lambda: self.sync.get_chunks(key, start, end, if_match=if_match, chunk=chunk))
+                         chunk: int = CHUNK,
+                         sink: Callable[[int, memoryview], object] | None = None,
+                         ) -> list[memoryview]:
+        """:meth:`Store.get_chunks`; ``sink`` runs in the worker thread."""
+        return await self._run(lambda: self.sync.get_chunks(
+            key, start, end, if_match=if_match, chunk=chunk, sink=sink))
 
     async def get(self, key: str) -> bytes:
         """:meth:`Store.get`."""

@@ -131,7 +131,8 @@ def _azure_options(creds: Credentials, endpoint: str) -> dict[str, str]:
     """AzureStore's options: the account in ``creds`` with its SAS token (which wins)
     or account key; ``endpoint`` replaces ``https://ACCOUNT.blob.core.windows.net``."""
     if not creds.azure_account_name:
-        raise StoreError("az:// needs the storage account's name (AZURE_STORAGE_ACCOUNT_NAME)")
+        raise StoreError("az:// needs the storage account's name (--account or "
+                         "AZURE_STORAGE_ACCOUNT_NAME)")
     secret = ({"sas_key": creds.azure_sas_token.lstrip("?")} if creds.azure_sas_token
               else {"account_key": creds.azure_account_key})
     options = {"account_name": creds.azure_account_name, "endpoint": endpoint, **secret}
@@ -260,7 +261,8 @@ class Store:
         return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)
 
     def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
-                   chunk: int = CHUNK) -> list[memoryview]:
+                   chunk: int = CHUNK,
+                   sink: Callable[[int, memoryview], object] | None = None) -> list[memoryview]:
         """Bytes [start, end) of ``key`` as consecutive buffers of ``chunk`` bytes (the
         last may be shorter; fewer bytes at the end of the object), not copied.
 
@@ -268,22 +270,40 @@ class Store:
         buffer of the whole range would be fresh memory for every GET
         (docs/ENGINE.md, "Cold sequential read"). With ``if_match``, only of that
         version: Changed if the object was replaced, so that pieces of two versions
-        never make one file.
+        never make one file. ``sink(offset, buffer)`` is called with each buffer as
+        it arrives, in the calling thread (the read path writes it into the cache
+        there); what it raises ends the GET and leaves as it is, unmapped.
         """
         if end <= start:
             return [memoryview(b"")]
         options: Any = {"range": (start, end)}
         if if_match is not None:
             options["if_match"] = if_match
+        raised: list[BaseException] = []
 
         def run() -> list[memoryview]:
             result = obstore.get(self._backend, key, options=options)
-            return [memoryview(part) for part in result.stream(min_chunk_size=chunk)]
+            parts, pos = [], start
+            for part in result.stream(min_chunk_size=chunk):
+                view = memoryview(part)
+                if sink is not None:
+                    try:
+                        sink(pos, view)
+                    except BaseException as exc:
+                        raised.append(exc)
+                        raise
+                parts.append(view)
+                pos += len(view)
+            return parts
 
         try:
             return self._call(key, run)
         except Conflict:
             raise Changed(f"changed in the bucket while it was read: {key}") from None
+        except StoreError:
+            if raised:
+                raise raised[0] from None
+            raise
 
     def get(self, key: str) -> bytes:
         return self._call(key, lambda: bytes(obstore.get(self._backend, key).bytes()),

@@ -4,11 +4,10 @@ It owns:
 
 - :mod:`.datafile`: one sparse data file per inode under ``<cache>/data``,
   written with pwrite, with a bounded set of open fds; the generation that
-  stops fetched bytes still on their way once a file changes;
+  stops fetched bytes still on their way once a file changes; the writer a
+  GET's worker thread puts its buffers into the file with;
 - :mod:`.byterange`: the byte-range arithmetic of ``Node.ranges`` (sorted,
   disjoint ``[start, end)`` lists: merge, gaps, the range holding a byte);
-- :mod:`.pace`: whether fetched data is written on the event loop or in a
-  worker thread (the disk keeps up, or not);
 - :mod:`.eviction`: which clean files lose their cached data (TTL, then LRU
   under the size bound);
 - :mod:`.malloc`: glibc's malloc tuning, so freed GET buffers are reused.

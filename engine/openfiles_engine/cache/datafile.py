@@ -17,16 +17,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 WRITE_CHUNK = 2**20
-"""Bytes of fetched data written per hold of the lock below."""
-WRITE_SIZE = 32 * 2**10
-"""Bytes per pwrite of fetched data.
+"""Bytes of fetched data per pwrite, each under one hold of :attr:`DataFiles.lock`.
 
-The kernel sizes the page-cache folios of a buffered write by its length:
-1 MiB writes take large folios, small writes single pages. On the dev VM,
-whose freed memory goes back to the host, large folios come from memory
-the host must fault in again: writing 1 GiB in 1 MiB pwrites cost 2.7-3.0 s
-of kernel time right after another process freed its cache, in 32 KiB
-pwrites 0.3 s (16 KiB: 0.4-0.6 s); with memory in use, both about 0.3-0.5 s."""
+One pwrite per MiB takes the GIL back once per MiB in the GET's worker thread
+(32 KiB pwrites needed it 32 times, and starved behind the event loop). On
+the firecracker VM of session 5, 1 GiB into the page cache after a cache drop:
+1 MiB pwrites 0.27-0.50 s (0.17-0.20 s of kernel time), 32 KiB pwrites
+0.43-0.51 s (0.31-0.33 s); the large-folio slowness the 2-core dev VM of
+session 3 showed for 1 MiB writes did not appear."""
 MAX_OPEN_FDS = 2048
 """Open data files kept (opening one costs more than a small read)."""
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
@@ -75,31 +73,11 @@ class DataFiles:
     def write(self, ino: int, offset: int, data: bytes | memoryview) -> int:
         return os.pwrite(self.fd(ino), data, offset)
 
-    def writer(self, ino: int) -> int:
-        """A private fd for :meth:`write_fetched` in a worker thread (which closes it)."""
-        return os.dup(self.fd(ino))
-
-    def write_fetched(self, ino: int, fd: int, offset: int, data: memoryview, generation: int,
-                      still_wanted: Callable[[], bool]) -> bool:
-        """pwrite fetched bytes unless the file changed generation; closes ``fd``.
-
-        Runs in a worker thread. Each chunk is written under :attr:`lock` after
-        checking the generation and ``still_wanted()``, so once :meth:`invalidate`
-        (or punch, drop) has returned, no fetched byte of an older generation can
-        land on top of what the caller writes next. Returns False if stopped.
-        """
-        try:
-            for pos in range(0, len(data), WRITE_CHUNK):
-                with self.lock:
-                    if self.generation(ino) != generation or not still_wanted():
-                        return False
-                    for at in range(pos, min(pos + WRITE_CHUNK, len(data)), WRITE_SIZE):
-                        piece = data[at:min(at + WRITE_SIZE, pos + WRITE_CHUNK)]
-                        if os.pwrite(fd, piece, offset + at) != len(piece):
-                            raise OSError(errno.ENOSPC, "short write to the cache")
-            return True
-        finally:
-            os.close(fd)
+    def writer(self, ino: int, generation: int, still_wanted: Callable[[], bool],
+               ) -> FetchedWriter:
+        """A sink for one GET's buffers into the data file of ``ino``, for its worker
+        thread; close it on the event loop once the GET has ended."""
+        return FetchedWriter(self, ino, os.dup(self.fd(ino)), generation, still_wanted)
 
     def generation(self, ino: int) -> int:
         return self._generations.get(ino, 0)
@@ -151,3 +129,66 @@ class DataFiles:
             return os.stat(self.path(ino)).st_blocks * 512
         except FileNotFoundError:
             return 0
+
+
+class FetchedWriter:
+    """Writes the buffers of one range GET into a data file, as they arrive, from the
+    GET's worker thread (``Store.get_chunks``'s ``sink``); the event loop never
+    copies them.
+
+    Each WRITE_CHUNK is written in one pwrite under :attr:`DataFiles.lock`, after
+    checking the file's generation and ``still_wanted()``: once
+    :meth:`DataFiles.invalidate` (or punch, drop) has returned, no fetched byte of
+    an older generation can land on top of what the caller writes next. A write
+    that fails (a full disk: a short write is ENOSPC) ends the writing; the error
+    is kept in :attr:`error`, never raised into the GET. :attr:`landed` names the
+    bytes that reached the file, for ``Node.ranges``.
+    """
+
+    def __init__(self, files: DataFiles, ino: int, fd: int, generation: int,
+                 still_wanted: Callable[[], bool]) -> None:
+        self._files = files
+        self._ino = ino
+        self._fd = fd
+        self._generation = generation
+        self._still_wanted = still_wanted
+        self._closed = False
+        self.landed: list[tuple[int, int]] = []
+        """(start, end) of each buffer written whole, in order."""
+        self.error: OSError | None = None
+        self.stopped = False
+        """The file changed (or the bytes are no longer wanted): nothing more is written."""
+
+    def __call__(self, offset: int, data: memoryview) -> None:
+        if self.error is not None or self.stopped:
+            return
+        files = self._files
+        try:
+            for pos in range(0, len(data), WRITE_CHUNK):
+                with files.lock:
+                    if (self._closed or files.generation(self._ino) != self._generation
+                            or not self._still_wanted()):
+                        self.stopped = True
+                        return
+                    piece = data[pos:pos + WRITE_CHUNK]
+                    if os.pwrite(self._fd, piece, offset + pos) != len(piece):
+                        raise OSError(errno.ENOSPC, "short write to the cache")
+        except OSError as exc:
+            self.error = exc
+            return
+        self.landed.append((offset, offset + len(data)))
+
+    def close(self, thread_done: bool = False) -> None:
+        """No write after this returns; idempotent. ``thread_done``: the GET's thread
+        has ended (it returned or raised), so the lock is not needed; else a thread
+        still running the GET (cancelled, abandoned) stops at its next buffer."""
+        if self._closed:
+            return
+        if thread_done:
+            self._closed = True
+            os.close(self._fd)
+            return
+        with self._files.lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 
 import trio
@@ -83,6 +84,9 @@ class Exporter:
         before then is read again: see ``Lister``)."""
         self.streams = Streams(store, data.path, tree.path)
         """Files uploaded while they are written (``export/stream.py``)."""
+        self.announce: Callable[[str, str | None, bool], None] = lambda key, etag, gone: None
+        """Called with (key, new ETag or None, gone) once a change of ours reached the
+        bucket: the mutation events (``relay.Relay.announce``). Must not block."""
 
     def lock(self, ino: int) -> trio.Lock:
         return self._locks.setdefault(ino, trio.Lock())
@@ -216,6 +220,11 @@ class Exporter:
                     self._written(entry.id, key, now)
                 for clash in result.clashes:
                     self._clash(clash, entry.id)
+            if result.written or not result.clashes:
+                self.announce(entry.src, None, True)
+                if entry.dst:
+                    moved = result.written.get(entry.dst)
+                    self.announce(entry.dst, moved.etag if moved else None, False)
         if first is not None:
             raise first
 
@@ -328,6 +337,7 @@ class Exporter:
             node.ranges, node.full = [[0, node.size]] if node.size else [], True
         node.validated = time.time()
         self.tree.save(node)
+        self.announce(key, etag if node.kind != "dir" else None, False)
         log.debug("exported %r", key)
 
     async def _export_sidecar(self, node: Node, key: str, etag: str | None,

@@ -7,15 +7,12 @@ first *claimed* (:meth:`Fetcher.claim`: its bytes count as busy at once, so no
 one else asks for them), then run (:meth:`Fetcher.fetch`, in any nursery);
 whoever needs those bytes waits for its :class:`Flight` instead of issuing a
 GET of its own (:meth:`Fetcher.wait`). A fetched piece arrives as buffers of
-about 1 MiB (store.CHUNK). Either each buffer is written into the data file
-before the flight ends (small reads, fills, whole fetches), or, for a
-sequential stream, it is *held* in memory (:class:`piece.HeldPieces`, bounded
-by piece.HELD_MAX), read() replies are views of it, and its write into the
-data file happens behind the reader: on the event loop while the disk keeps up
-(:class:`cache.pace.WritePace`), else in a worker thread, where, when more
-than WRITE_BEHIND bytes wait for the disk, a new buffer is not written at all
-(dropped: clean bytes can be fetched again). :meth:`Fetcher.assemble` answers
-from held buffers and the data file.
+about 1 MiB (store.CHUNK), and the GET's worker thread writes each into the
+data file as it arrives (``cache.datafile.FetchedWriter``, one pwrite per MiB),
+so the event loop never copies fetched bytes into the cache. For a sequential
+stream the buffers are also *held* in memory (:class:`piece.HeldPieces`,
+bounded by piece.HELD_MAX) and read() replies are views of them, which spares
+the pread. :meth:`Fetcher.assemble` answers from held buffers and the data file.
 
 ``Node.ranges`` only ever names bytes that are in the data file; it is
 committed to SQLite at most every SAVE_INTERVAL, and at once when the file is
@@ -36,8 +33,7 @@ import trio
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.store import Changed, ObjectNotFound, StoreError
 from openfiles_engine.cache.byterange import add_range, covering, missing
-from openfiles_engine.cache.datafile import DataFiles
-from openfiles_engine.cache.pace import WritePace
+from openfiles_engine.cache.datafile import DataFiles, FetchedWriter
 from openfiles_engine.read.piece import HeldPieces
 from openfiles_engine.read.readahead import MAX_WINDOW
 from openfiles_engine.state.inode import Node
@@ -46,12 +42,6 @@ from openfiles_engine.state.tree import Tree
 
 log = logging.getLogger(__name__)
 
-WRITE_BEHIND = 192 * 2**20
-"""Bytes of fetched pieces that may wait for the disk; beyond it new pieces are dropped.
-
-Measured on the 2-core VM: with 64 MiB, a cold 1 GiB read dropped about half
-its pieces and the re-read fell to 0.4x of the FUSE ceiling; 192 MiB keeps it
-above 0.5x while the cold read stays at network speed."""
 SAVE_INTERVAL = 1.0
 """Seconds: fetched ranges of a file are committed to SQLite at most this often.
 
@@ -67,7 +57,7 @@ class Stats:
     fetched_bytes: int = 0
     """Bytes written into the cache from the bucket, prefetches included."""
     dropped_bytes: int = 0
-    """Fetched bytes not written to the cache because the disk fell behind."""
+    """Fetched bytes that could not be written to the cache (a full disk)."""
 
     @property
     def hit_ratio(self) -> float:
@@ -110,11 +100,7 @@ class Fetcher:
         """Called after fetched data reached the cache (the engine enforces the cache bound)."""
         self.filling: set[int] = set()
         """Inodes being filled before a write: eviction must leave their data alone."""
-        self.disk = trio.CapacityLimiter(1)
-        """One write at a time: parallel writes of fresh pages do not go faster."""
         self._inflight: dict[int, dict[tuple[int, int], trio.Event]] = {}
-        self._queued_bytes = 0
-        self._pace = WritePace()
         self._errors: dict[int, Exception] = {}
         self._saved: dict[int, float] = {}
 
@@ -208,34 +194,42 @@ class Fetcher:
     # one GET
     async def fetch(self, node: Node, key: str, flight: Flight, behind: bool) -> None:
         """Run the claimed GET ``flight`` of ``key``; never raises StoreError or OSError
-        (see :meth:`failure`). ``behind``: hold the buffers and write them behind
-        (needs a nursery); else each is in the data file before ``flight.done``."""
+        (see :meth:`failure`). Its worker thread writes each buffer into the data
+        file as it arrives; ``behind``: the buffers are also held for readers
+        (needs a nursery). The bytes in the file are named in ``Node.ranges``
+        before ``flight.done``."""
         start, end = flight.start, flight.end
         etag, generation = node.etag, self.data.generation(node.ino)
+        writer = self.data.writer(node.ino, generation,
+                                  lambda: node.etag == etag and not node.full)
         try:
-            chunks = await self.get(node, key, start, end, etag)
-            if node.etag != etag or node.full or self.data.generation(node.ino) != generation:
+            try:
+                chunks = await self.get(node, key, start, end, etag, writer)
+            except (StoreError, OSError):
+                writer.close(thread_done=True)
+                raise
+            writer.close(thread_done=True)  # else (cancelled) the finally below waits
+            if node.etag != etag or node.full:
                 return  # replaced while we waited
-            pos = start
-            for chunk in chunks:  # each buffer is held and written on its own
-                if behind and self.nursery is not None:
+            if behind and self.nursery is not None and node.opens > 0:
+                pos = start
+                for chunk in chunks:
                     self.held.hold(node.ino, etag, pos, chunk)
-                    self._queue(node, pos, chunk, etag, generation)
-                else:  # small reads and fills: in the file before anyone is told
-                    await self._write(node, pos, chunk, etag, generation)
-                pos += len(chunk)
+                    pos += len(chunk)
+            self._landed(node, writer, generation, sum(map(len, chunks)))
         except (StoreError, OSError) as exc:
             log.debug("fetch of inode %d [%d, %d) failed: %s", node.ino, start, end, exc)
             self._errors[node.ino] = exc
         finally:
+            writer.close()
             # Its table is still the inode's: forget() drops only an empty one.
             self._inflight.get(node.ino, {}).pop((start, end), None)
             flight.done.set()
 
-    async def get(self, node: Node, key: str, start: int, end: int,
-                  etag: str | None) -> list[memoryview]:
+    async def get(self, node: Node, key: str, start: int, end: int, etag: str | None,
+                  sink: FetchedWriter | None = None) -> list[memoryview]:
         """Range GET of version ``etag``, looking under the old key while a rename is
-        not yet replayed. Nothing is cached.
+        not yet replayed; ``sink`` gets each buffer in the worker thread.
 
         If the bucket's object was replaced, raises Changed and makes the next
         open ask the bucket (the kernel's copy is dropped there): a file is never
@@ -243,7 +237,7 @@ class Fetcher:
         """
         remote = self.journal.remote_key(key)
         try:
-            return await self.store.get_chunks(remote, start, end, if_match=etag)
+            return await self.store.get_chunks(remote, start, end, if_match=etag, sink=sink)
         except Changed:
             node.validated = 0.0
             log.warning("%r changed in the bucket while it was read; reads of this open "
@@ -254,60 +248,38 @@ class Fetcher:
                 raise
             # The rename was replayed while we asked: the bytes are at the new key now,
             # whose ETag the copy may have changed (refreshed once the replay is done).
-            return await self.store.get_chunks(key, start, end)
+            return await self.store.get_chunks(key, start, end, sink=sink)
 
-    # writes into the data file
-    def _queue(self, node: Node, start: int, chunk: memoryview, etag: str | None,
-               generation: int) -> None:
-        """Write ``chunk`` behind, or drop it if the disk is already WRITE_BEHIND behind."""
-        if self._queued_bytes + len(chunk) > WRITE_BEHIND:
-            self.stats.dropped_bytes += len(chunk)
+    def _landed(self, node: Node, writer: FetchedWriter, generation: int, size: int) -> None:
+        """Name in ``Node.ranges`` what ``writer`` put in the file (if the file is still
+        of ``generation``); count it; the file may now be whole."""
+        if writer.error is not None:
+            log.debug("cache write of inode %d failed: %s", node.ino, writer.error)
+        written = sum(b - a for a, b in writer.landed)
+        self.stats.dropped_bytes += size - written
+        if not written or self.data.generation(node.ino) != generation:
             return
-        self._queued_bytes += len(chunk)
-
-        async def behind() -> None:
-            try:
-                await self._write(node, start, chunk, etag, generation)
-            except OSError as exc:  # a full cache disk: the bytes are fetched again
-                log.debug("cache write of inode %d failed: %s", node.ino, exc)
-                self.stats.dropped_bytes += len(chunk)
-            finally:
-                self._queued_bytes -= len(chunk)
-
-        assert self.nursery is not None
-        self.nursery.start_soon(behind)
-
-    async def _write(self, node: Node, start: int, chunk: memoryview, etag: str | None,
-                     generation: int) -> None:
-        """pwrite, then record the range (only if it is in the file).
-
-        The pwrites run on the event loop while the cache disk keeps up, else
-        in a worker thread for a while (:class:`cache.pace.WritePace`).
-        """
-        def wanted() -> bool:
-            return node.etag == etag and not node.full
-
-        fd = self.data.writer(node.ino)
-        async with self.disk:
-            if self._pace.inline():
-                began = time.monotonic()
-                done = self.data.write_fetched(node.ino, fd, start, chunk, generation, wanted)
-                self._pace.took(time.monotonic() - began)
-            else:
-                done = await trio.to_thread.run_sync(
-                    self.data.write_fetched, node.ino, fd, start, chunk, generation, wanted)
-        if done and wanted() and self.data.generation(node.ino) == generation:
-            node.ranges = add_range(node.ranges, start, start + len(chunk))
-            self.stats.fetched_bytes += len(chunk)
-            if node.opens <= 0:  # else readers of the open file are answered from memory
-                self.held.release(node.ino, lambda a, b: a == start)
-            if node.ranges == [[0, node.size]] and node.ino not in self.filling:
-                self.complete(node)  # the last piece of a stream: the file is whole
-            if node.ino not in self.filling:
-                self.after_fetch()
+        for a, b in writer.landed:
+            node.ranges = add_range(node.ranges, a, b)
+        self.stats.fetched_bytes += written
+        if node.ranges == [[0, node.size]] and node.ino not in self.filling:
+            self.complete(node)  # the last piece of a stream: the file is whole
+        if node.ino not in self.filling:
+            self.after_fetch()
 
     async def write_held(self, node: Node, start: int, end: int) -> None:
-        """Write the held pieces over [start, end) now (a fill needs them in the file)."""
-        for (a, b), chunk in list(self.held.of(node.ino, node.etag).items()):
+        """Write the held pieces over [start, end) that the file lacks now (a fill
+        needs them in the file; the file changed generation since they came)."""
+        etag = node.etag
+        for (a, b), chunk in list(self.held.of(node.ino, etag).items()):
             if a < end and start < b and missing(node.ranges, a, b):
-                await self._write(node, a, chunk, node.etag, self.data.generation(node.ino))
+                generation = self.data.generation(node.ino)
+                writer = self.data.writer(node.ino, generation,
+                                          lambda: node.etag == etag and not node.full)
+                try:
+                    await trio.to_thread.run_sync(writer, a, chunk)
+                finally:
+                    writer.close()
+                if writer.error is not None:
+                    raise writer.error
+                self._landed(node, writer, generation, len(chunk))

@@ -15,8 +15,13 @@ from openfiles_engine.cache.byterange import add_range
 
 PIECE = 8 * 2**20
 """Bytes per range GET (obstore is fastest around 8 MiB)."""
-HELD_MAX = 256 * 2**20
-"""Bytes of fetched pieces kept in memory for readers (oldest released first)."""
+HELD_MAX = 128 * 2**20
+"""Bytes of fetched pieces kept in memory for readers (oldest released first).
+
+Every held piece is in the data file too, so releasing one early costs a pread,
+never a fetch. It was 256 MiB: 4 readers of 4 files then took the engine's
+peak RSS to 441-470 MiB (549 MiB before the GETs' threads wrote the cache);
+with 128 MiB, 302-328 MiB (512 MiB files, 3 runs each)."""
 
 
 class HeldPieces:

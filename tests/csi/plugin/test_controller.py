@@ -49,9 +49,21 @@ def test_parse_parameters() -> None:
     assert (ref.bucket, ref.prefix, ref.delete_data) == ("bkt", "base/pvc-1", True)
     assert context == {"url": "s3://bkt/base/pvc-1", "endpoint": "http://127.0.0.1:9",
                        "cacheSize": "1Gi"}  # fmt: skip
-    for bad in ({}, {"url": "gs://b/x"}, {"url": "s3://bkt", "deleteData": "yes"},
-                {"url": "s3://bkt", "cacheSize": "big"}, {"url": "s3://bkt/a/../b"}):  # fmt: skip
-        with pytest.raises(InvalidArgument):
+    ref, context = parse_parameters("pvc-1", {"url": "az://con/base", "account": "acct"})
+    assert (ref.scheme, ref.account, ref.prefix) == ("az", "acct", "base/pvc-1")
+    assert context == {"url": "az://con/base/pvc-1", "account": "acct"}
+    ref, context = parse_parameters("pvc-1", {"url": "gs://b_1"})
+    assert (ref.scheme, ref.bucket, context) == ("gs", "b_1", {"url": "gs://b_1/pvc-1"})
+    for bad, why in (
+        ({}, "url is required"), ({"url": "file:///x"}, "must start with"),
+        ({"url": "s3://bkt", "deleteData": "yes"}, "deleteData"),
+        ({"url": "s3://bkt", "cacheSize": "big"}, "cacheSize"),
+        ({"url": "s3://bkt/a/../b"}, "bad part"),
+        ({"url": "az://con"}, "needs the storage account"),
+        ({"url": "gs://bkt", "account": "acct"}, "az:// only"),
+        ({"url": "gs://bkt", "region": "eu"}, "region is for s3:// only"),
+    ):  # fmt: skip
+        with pytest.raises(InvalidArgument, match=why):
             parse_parameters("pvc-1", bad)
 
 

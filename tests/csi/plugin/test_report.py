@@ -107,3 +107,16 @@ def test_a_cache_kept_for_lost_and_found_only() -> None:
     reason, message = report.kept_event(None, kept, "n1") or ("", "")
     assert reason == "LostFoundKept" and "1 files (44 bytes)" in message
     assert report.kept_event(kept, kept, "n1") is None
+
+
+def test_events_state_reaches_the_report_without_credentials() -> None:
+    register_secret("nats-secret-pw")
+    assert "eventsConnected" not in report.report_spec("n1", "h", report.Target(), status(),
+                                                       None, NOW)
+    up = report.report_spec("n1", "h", report.Target(), status(
+        events={"connected": True, "error": None}), None, NOW)
+    assert up["eventsConnected"] is True and "eventsError" not in up
+    down = report.report_spec("n1", "h", report.Target(), status(
+        events={"connected": False, "error": "auth nats-secret-pw refused"}), None, NOW)
+    assert down["eventsConnected"] is False
+    assert down["eventsError"] == "auth *** refused"

@@ -103,6 +103,17 @@ def _chunks_of(store: Store, streamed: bool) -> None:
     assert b"".join(chunks) == data[100:5 * 2**20 + 7]
     assert all(len(c) >= 2**20 for c in chunks[:-1])
     assert len(chunks) >= 2 or not streamed  # a memory store has the range in one buffer
+    seen: list[tuple[int, bytes]] = []
+    sunk = store.get_chunks("c", 100, 5 * 2**20 + 7, if_match=etag, chunk=2**20,
+                            sink=lambda at, buf: seen.append((at, bytes(buf))))
+    assert [b for _, b in seen] == [bytes(c) for c in sunk]  # each buffer, as it came
+    assert [at for at, _ in seen] == [100 + sum(map(len, sunk[:i])) for i in range(len(sunk))]
+
+    def full(at: int, buf: memoryview) -> None:
+        raise OSError(28, "no space")
+
+    with pytest.raises(OSError, match="no space"):  # as the sink raised it, not a StoreError
+        store.get_chunks("c", 0, 2**20, sink=full)
     tail = store.get_chunks("c", 11 * 2**20, 99 * 2**20, if_match=etag)  # cut at the end
     assert b"".join(tail) == data[11 * 2**20:]
     assert store.get_chunks("c", 7, 7) == [b""]

@@ -58,8 +58,8 @@ def test_eviction_under_a_small_cache_size(mounter: MountFactory, backend: Backe
 
 def test_cold_read_larger_than_the_cache_then_a_local_write(
         mounter: MountFactory, backend: Backend) -> None:
-    # 48 MiB through a 16 MiB cache: readahead pieces are written behind (or
-    # dropped) while the reader is served from memory; then a write in the
+    # 48 MiB through a 16 MiB cache: readahead pieces are written by the GETs'
+    # threads while the reader is served from memory; then a write in the
     # middle must fill the file from the bucket and lose nothing.
     data = os.urandom(48 * 2**20)
     backend.write("stream.bin", data)

@@ -33,6 +33,28 @@ def test_data_files_are_sparse_and_droppable(tmp_path: Path) -> None:
     files.close_all()
 
 
+def test_fetched_bytes_of_an_older_generation_or_a_closed_writer_never_land(
+        tmp_path: Path) -> None:
+    files = DataFiles(str(tmp_path))
+    old = files.writer(3, files.generation(3), lambda: True)
+    old(0, memoryview(b"f" * 4096))
+    files.invalidate(3)  # the file changes (a truncate, a local write, eviction)
+    files.write(3, 0, b"L" * 10)
+    old(4096, memoryview(b"f" * 4096))
+    assert old.landed == [(0, 4096)] and old.stopped
+    assert files.read(3, 0, 8192) == b"L" * 10 + b"f" * 4086
+    old.close()
+
+    closed = files.writer(3, files.generation(3), lambda: True)
+    closed.close()  # what a cancelled fetch does while its thread still runs
+    closed(0, memoryview(b"x" * 10))
+    unwanted = files.writer(3, files.generation(3), lambda: False)
+    unwanted(0, memoryview(b"x" * 10))
+    unwanted.close(thread_done=True)
+    assert closed.landed == unwanted.landed == [] and files.read(3, 0, 10) == b"L" * 10
+    files.close_all()
+
+
 @pytest.mark.root
 def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
     point = tmp_path / "tmpfs"
@@ -43,9 +65,11 @@ def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
         # 1 MiB from an unaligned offset needs one page more than the 1 MiB tmpfs
         # has: the last pwrite is short rather than failing.
         chunk = memoryview(os.urandom(2**20))
-        with pytest.raises(OSError) as info:
-            data.write_fetched(7, data.writer(7), 5000, chunk, data.generation(7), lambda: True)
-        assert info.value.errno == errno.ENOSPC  # never True: no range for bytes not there
+        writer = data.writer(7, data.generation(7), lambda: True)
+        writer(5000, chunk)  # a GET's sink: keeps the error, never raises it into the GET
+        writer.close(thread_done=True)
+        assert writer.error is not None and writer.error.errno == errno.ENOSPC
+        assert writer.landed == []  # no range for bytes that are not there
         data.close_all()
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)

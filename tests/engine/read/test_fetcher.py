@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
-from openfiles_engine.bucket.store import Store
+from openfiles_engine.bucket.store import Store, StoreError
 from openfiles_engine.cache.datafile import DataFiles
-from openfiles_engine.read import fetcher, piece
 from openfiles_engine.read.download import Downloader
 from openfiles_engine.read.fetcher import Fetcher
 from openfiles_engine.read.readahead import Readahead
@@ -22,7 +23,7 @@ from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
-from ..conftest import Backend, MountFactory, memory_downloader, same
+from ..conftest import Backend, MountFactory, memory_downloader, same, until
 
 
 def _fetcher(tmp_path: Path, payload: bytes) -> tuple[Fetcher, Node]:
@@ -103,49 +104,71 @@ async def _read_all(dl: Downloader, node: Node, size: int) -> bytes:
     return bytes(out)
 
 
-def test_reads_come_from_fetched_pieces_when_the_disk_lags(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetcher, "WRITE_BEHIND", 0)  # the disk never keeps up: drop all
-    monkeypatch.setattr(piece, "HELD_MAX", 24 * 2**20)
-    payload, dl, node = memory_downloader(tmp_path, 40 * 2**20)
-    held: list[int] = []
+def test_the_gets_thread_writes_the_cache_and_readers_get_held_views(tmp_path: Path) -> None:
+    payload, dl, node = memory_downloader(tmp_path, 24 * 2**20)
+    window = 8 * 2**20  # the first window of a 1 MiB read (readahead.py)
+    writers: set[str] = set()
+    real = dl.store.sync.get_chunks
 
-    async def main() -> bytes:
+    def get_chunks(*args: Any, sink: Any = None, **kw: Any) -> list[memoryview]:
+        def noting(offset: int, chunk: memoryview) -> None:
+            writers.add(threading.current_thread().name)
+            sink(offset, chunk)
+        return real(*args, sink=noting, **kw)
+
+    dl.store.sync.get_chunks = get_chunks  # type: ignore[method-assign]
+
+    async def main() -> memoryview | bytes:
         async with trio.open_nursery() as nursery:
             dl.nursery = nursery
-            ra, out = Readahead(), bytearray()
-            for offset in range(0, len(payload), 2**20):
-                out += await dl.read(node, offset, 2**20, ra)
-                held.append(dl.held_bytes)
-            return bytes(out)
+            node.opens = 1
+            reply = await dl.read(node, 0, 2**20, Readahead())
+            await until(lambda: node.ranges == [[0, window]], 30)
+            return reply
 
-    assert same(trio.run(main), payload)
-    assert node.cached_bytes() == 0 and dl.data.disk_bytes(node.ino) == 0
-    assert dl.stats.dropped_bytes >= len(payload) - 2**20
-    assert max(held) <= 24 * 2**20
+    reply = trio.run(main)
+    assert isinstance(reply, memoryview) and same(bytes(reply), payload[:2**20])
+    assert writers and threading.main_thread().name not in writers
+    assert dl.stats.fetched_bytes == window and dl.held_bytes == window
+    assert same(dl.data.read(node.ino, 0, window), payload[:window])
 
 
 def test_fetched_bytes_never_land_on_a_local_write(tmp_path: Path) -> None:
-    _, dl, node = memory_downloader(tmp_path, 32 * 2**20)
+    _, dl, node = memory_downloader(tmp_path, 8 * 2**20)
     local = b"L" * (3 * 2**20)
+    first, go_on = threading.Event(), threading.Event()
+    real = dl.store.sync.get_chunks
+
+    def get_chunks(*args: Any, sink: Any = None, **kw: Any) -> list[memoryview]:
+        def pausing(offset: int, chunk: memoryview) -> None:
+            sink(offset, chunk)
+            first.set()
+            go_on.wait(30)  # the GET stalls after its first buffer reached the file
+        return real(*args, sink=pausing, **kw)
+
+    dl.store.sync.get_chunks = get_chunks  # type: ignore[method-assign]
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             dl.nursery = nursery
-            async with dl.disk:  # the disk is busy: every piece waits in the queue
-                await _read_all(dl, node, 8 * 2**20)
-                assert dl.data.disk_bytes(node.ino) == 0
-                # What the fs does for open(O_TRUNC) then write(): the node turns
-                # full, the data file's generation moves, then the local bytes land.
-                node.full, node.ranges = True, []
-                dl.data.invalidate(node.ino)
-                dl.data.truncate(node.ino, 0)
-                dl.data.write(node.ino, 0, local)
-            # the queued pieces now run, and must all stand down
+            async def read() -> None:
+                with pytest.raises(StoreError, match="changed while it was read"):
+                    await dl.read(node, 0, 2**20, Readahead())
+
+            nursery.start_soon(read)
+            await trio.to_thread.run_sync(first.wait, 30)
+            assert dl.data.disk_bytes(node.ino) > 0
+            # What the fs does for open(O_TRUNC) then write(): the node turns
+            # full, the data file's generation moves, then the local bytes land.
+            node.full, node.ranges = True, []
+            dl.data.invalidate(node.ino)
+            dl.data.truncate(node.ino, 0)
+            dl.data.write(node.ino, 0, local)
+            go_on.set()  # the rest of the GET must stand down
 
     trio.run(main)
     assert same(dl.data.read(node.ino, 0, 64 * 2**20), local)
-    assert dl.stats.fetched_bytes == 0
+    assert dl.stats.fetched_bytes == 0 and node.ranges == []
 
 
 @pytest.mark.fuse
