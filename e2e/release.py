@@ -23,6 +23,7 @@ RELEASE = "openfiles"
 SYSTEM_NS = "openfiles-system"
 LOCAL_SIDECARS = "localhost/openfiles-sidecar"
 STAND_IN_VERSION = "v0.1.0"  # tools/sidecar's version (scripts/bootstrap-tests.sh)
+NATS_VERSION = "v2.15.3"  # nats-server's (scripts/bootstrap-tests.sh, e2e/images/images.toml)
 
 
 def chart_app_version() -> str:
@@ -81,6 +82,10 @@ def install_values(cluster: Cluster, extra: dict[str, str] | None = None) -> lis
                 "sidecars.registrar.tag": STAND_IN_VERSION,
                 "sidecars.livenessProbe.repository": f"{LOCAL_SIDECARS}/livenessprobe",
                 "sidecars.livenessProbe.tag": STAND_IN_VERSION,
+                # The in-chart NATS (off unless a scenario turns it on): the tool cache's
+                # nats-server in a local image instead of the official `nats` image.
+                "events.nats.server.image.repository": f"{LOCAL_SIDECARS}/nats-server",
+                "events.nats.server.image.tag": NATS_VERSION,
             }
         )
     args: list[str] = []

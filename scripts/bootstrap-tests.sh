@@ -191,8 +191,15 @@ go_tools() {
   provisioner_build
   sidecar_build
   gcs_emulator_build
-  go_install nats-server "$NATS_SERVER_VERSION" \
-    "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" nats-server
+  nats_server_build
+}
+
+nats_server_build() { # static (no cgo): the e2e's NATS image (e2e/images) has no libc
+  local version="$NATS_SERVER_VERSION+static"
+  fresh nats-server "$version" nats-server && return
+  timed nats-server "$version" env CGO_ENABLED=0 GOBIN="$BIN" go install \
+    "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+  stamp nats-server "$version"
 }
 
 azurite_compile() { # npm ci of tools/azurite/ in the cache; its script linked into $BIN

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 KUBE_VERSION = "1.34.10"
 RELEASE = "openfiles"
 NAMESPACE = "openfiles-system"
-CASES = ("defaults", "full", "operator-only")
+CASES = ("defaults", "full", "operator-only", "nats-server")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

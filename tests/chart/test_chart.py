@@ -91,6 +91,7 @@ EXPECTED_KINDS = {
     "defaults": {"CustomResourceDefinition", "CSIDriver", "DaemonSet", "Deployment"},
     "full": {"StorageClass", "Service", "ServiceMonitor", "ConfigMap", "DaemonSet"},
     "operator-only": {"CustomResourceDefinition", "Deployment", "ClusterRole"},
+    "nats-server": {"ConfigMap", "Service", "Deployment", "DaemonSet"},
 }
 
 

@@ -129,6 +129,9 @@ BAD = [
     ("endpointPolicy.allowed[0]=minio.storage:9000", "/endpointPolicy/allowed/0"),
     ("endpointPolicy.allowed[0]=https://minio.storage/path", "/endpointPolicy/allowed/0"),
     ("endpointPolicy.allow[0]=https://minio", "additional properties 'allow' not allowed"),
+    ("events.nats.server.clusterIP=nats.local", "/events/nats/server/clusterIP"),
+    ("events.nats.server.enabled=yes", "/events/nats/server/enabled"),
+    ("events.nats.server.image.tag=", "/events/nats/server/image/tag"),
 ]
 
 
@@ -152,6 +155,8 @@ REFUSED_COMBINATIONS = [
     (["node.enabled=false", "node.metrics.service.enabled=true"], "need node.enabled"),
     (["node.metrics.port=9808"],
      "node.livenessProbe.port and node.metrics.port are both 9808"),
+    (["events.nats.server.enabled=true", "events.nats.url=nats://nats.messaging:4222"],
+     "events.nats.server.enabled and events.nats.url exclude each other"),
 ]
 
 
@@ -222,3 +227,15 @@ def test_a_storage_class_of_each_store() -> None:
         assert sc["parameters"]["url"] == url
         assert {k: sc["parameters"][k] for k in expected} == expected
         assert "region" not in sc["parameters"]
+
+
+def test_the_in_chart_nats_server_is_the_nodes_default() -> None:
+    """Off: no NATS objects and no events URL; on: the Service's DNS name, or its fixed IP."""
+    code, out = template()
+    assert code == 0 and "--events-url" not in out and "-nats" not in out, out
+    code, out = template("events.nats.server.enabled=true")
+    assert code == 0, out
+    assert "--events-url=nats://openfiles-nats.openfiles-system.svc:4222" in out
+    code, out = template("events.nats.server.enabled=true",
+                         "events.nats.server.clusterIP=10.96.0.42")
+    assert code == 0 and "--events-url=nats://10.96.0.42:4222" in out, out

@@ -57,7 +57,19 @@ arrives before the kubelet gives up. */}}
 {{- end -}}
 
 {{/* Combinations the schema cannot express, refused with the keys to change. */}}
+{{- define "openfiles.eventsURL" -}}
+{{- /* The nodes' default events URL: events.nats.url, or the in-chart server's Service. */}}
+{{- $nats := .Values.events.nats }}
+{{- if $nats.url }}
+{{- $nats.url }}
+{{- else if $nats.server.enabled }}
+{{- printf "nats://%s:4222" ($nats.server.clusterIP | default (printf "%s-nats.%s.svc" .Release.Name .Release.Namespace)) }}
+{{- end }}
+{{- end -}}
 {{- define "openfiles.validate" -}}
+{{- if and .Values.events.nats.server.enabled .Values.events.nats.url }}
+{{- fail "events.nats.server.enabled and events.nats.url exclude each other: the nodes would use the url and the in-chart server would serve nobody" }}
+{{- end }}
 {{- $sc := .Values.storageClass }}
 {{- if $sc.create }}
 {{- if not .Values.controller.enabled }}
