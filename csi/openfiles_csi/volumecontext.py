@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from openfiles_contracts import store
-from openfiles_contracts.event import ENV_PASSWORD, ENV_TOKEN, ENV_USER, EventError
 from openfiles_contracts.event import SECRET_ENV as EVENT_SECRET_ENV
+from openfiles_contracts.event import EventError
 from openfiles_contracts.event import check_url as check_events_url
 from openfiles_contracts.quantity import ARGUMENT
 from openfiles_csi.plugin.errors import InvalidArgument
@@ -77,7 +77,7 @@ class NodeEvents:
 def node_events(url: str, environ: Mapping[str, str]) -> NodeEvents:
     """The node's default from ``--events-url`` and its environment; EventError for a
     bad URL (never quoting a credential)."""
-    env = {k: environ[k] for k in (ENV_USER, ENV_PASSWORD, ENV_TOKEN) if environ.get(k)}
+    env = {k: environ[k] for k in EVENT_SECRET_ENV.values() if environ.get(k)}
     return NodeEvents(check_events_url(url) if url else "", env)
 
 
