@@ -7,7 +7,8 @@ have all come in order from offset 0 becomes a :class:`Stream` once it passes
 keeps its one conditional PUT): one multipart upload, in a worker thread, that
 reads whole parts from the cache file as soon as they are written
 (``Store.put_parts``). At most ``LIMIT`` streams run at once, each holding at most
-``CONCURRENCY + 2`` parts of ``PART`` bytes in memory.
+``CONCURRENCY + 4`` parts of ``PART`` bytes in memory (``HOLD`` of them are
+the last writes, kept so that a part need not be read back from the disk).
 
 The export of the file (:meth:`Streams.finish`, called by the exporter with the
 file's export lock held) uses the stream only if it holds exactly what the export
@@ -31,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,9 +51,13 @@ CONCURRENCY = 4
 """Parts of one stream in flight at once."""
 LIMIT = 2
 """Streams at once per engine: with ``CONCURRENCY`` they bound the memory (about
-``LIMIT * (CONCURRENCY + 2) * PART`` bytes, 192 MiB) and the worker threads."""
+``LIMIT * (CONCURRENCY + 4) * PART`` bytes, 256 MiB) and the worker threads."""
 START = MULTIPART_THRESHOLD + PART
 """Bytes written in order from offset 0 before a file is uploaded while written."""
+HOLD = 2 * PART
+"""Bytes of writes a stream keeps in memory for its next parts (:meth:`Stream.hold`):
+a part is then sent without reading the cache file back, which the direct writes
+(``DataFiles.write``) left on the disk, not in the page cache."""
 MAX_PARTS = 9000
 """A stream that would need more parts (S3 allows 10,000) is aborted: the export PUTs."""
 
@@ -81,10 +87,15 @@ class Stream:
     error: Exception | None = None
     done: trio.Event = field(default_factory=trio.Event)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    held: deque[tuple[int, bytes]] = field(default_factory=deque)
+    """(offset, bytes) of the writes kept for the upload, in order (see :meth:`hold`)."""
+    held_bytes: int = 0
 
-    def feed(self, end: int, change: int) -> None:
+    def feed(self, end: int, change: int, off: int, data: bytes) -> None:
+        """A write of ``data`` at ``off`` in order: the stream may send up to ``end``."""
         with self.cond:
             self.end, self.change = end, change
+            self.hold(off, data)
             self.cond.notify()
 
     def stop(self, why: str, *, even_final: bool = False) -> None:
@@ -95,7 +106,7 @@ class Stream:
                 self.cond.notify()
 
     def parts(self) -> Iterator[bytes]:
-        """Whole parts of the cache file as they are written, then the rest once final.
+        """Whole parts of the file as they are written, then the rest once final.
 
         Runs in the upload's worker thread; blocks while a part is not yet written.
         Raises Stopped once the stream is stopped: obstore then aborts the upload.
@@ -114,13 +125,47 @@ class Stream:
                 if sent >= limit:
                     return
                 size = min(PART, limit - sent)
-                data = os.pread(fd, size, sent)
-                if len(data) != size:
-                    raise Stopped("the cache file is shorter than its writes")
+                data = self._take(fd, sent, size)
                 sent += size
                 yield data
         finally:
             os.close(fd)
+
+    def hold(self, off: int, data: bytes) -> None:
+        """Keep the bytes of a write at ``off`` for the upload, while under ``HOLD``.
+
+        Called with :attr:`cond` held, by :meth:`feed`. A write not kept is read back
+        from the cache file when its part is sent.
+        """
+        if self.held_bytes + len(data) <= HOLD:
+            self.held.append((off, data))
+            self.held_bytes += len(data)
+
+    def _take(self, fd: int, start: int, size: int) -> bytes:
+        """Bytes [start, start+size): those still held from the writes, the rest read
+        from the cache file. Forgets what is held before ``start + size``."""
+        end = start + size
+        with self.cond:
+            held = list(self.held)
+        pieces: list[bytes | memoryview] = []
+        pos = start
+        for off, data in held:
+            if pos >= end or off > pos:
+                break  # done, or a write that was not held: the rest from the file
+            if off + len(data) > pos:
+                piece = memoryview(data)[pos - off:end - off]
+                pieces.append(piece)
+                pos += len(piece)
+        if pos < end:
+            rest = os.pread(fd, end - pos, pos)
+            if len(rest) != end - pos:
+                raise Stopped("the cache file is shorter than its writes")
+            pieces.append(rest)
+        with self.cond:
+            while self.held and self.held[0][0] + len(self.held[0][1]) <= end:
+                self.held_bytes -= len(self.held.popleft()[1])
+        return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) \
+            else b"".join(pieces)
 
 
 class Streams:
@@ -140,16 +185,17 @@ class Streams:
         """ino -> (bytes written in order from 0, ``data_change`` after the last)."""
         self._limiter = trio.CapacityLimiter(LIMIT)
 
-    def wrote(self, node: Node, off: int, size: int, before: int) -> None:
-        """A write of ``size`` bytes at ``off`` made ``node`` ``node.size`` bytes long.
+    def wrote(self, node: Node, off: int, data: bytes, before: int) -> None:
+        """A write of ``data`` at ``off`` made ``node`` ``node.size`` bytes long.
 
         ``before``: ``node.data_change`` before the write. A change of the bytes
         since the last write seen here (a truncate, say) ends a run in order.
         """
+        size = len(data)
         stream = self.live.get(node.ino)
         if stream is not None:
             if (off, before) == (stream.end, stream.change) and off + size <= MAX_PARTS * PART:
-                stream.feed(off + size, node.data_change)
+                stream.feed(off + size, node.data_change, off, data)
             else:
                 self.stop(node.ino, "written out of order")
             return

@@ -188,7 +188,8 @@ class OpenFileHandlers(pyfuse3.Operations):
         first = not node.data_dirty
         before = node.data_change
         self._mark_dirty(node, data=True)
-        self.exporter.streams.wrote(node, off, written, before)
+        self.exporter.streams.wrote(node, off, buf[:written] if written < len(buf) else buf,
+                                    before)
         if first:
             self.tree.save(node)
         else:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openfiles_engine.cache.datafile import DataFiles
+from openfiles_engine.cache.datafile import DIRECT_MIN, DataFiles
 
 
 def test_punch_keeps_the_rest(tmp_path: Path) -> None:
@@ -71,5 +71,49 @@ def test_fetched_bytes_that_do_not_fit_raise_enospc(tmp_path: Path) -> None:
         assert writer.error is not None and writer.error.errno == errno.ENOSPC
         assert writer.landed == []  # no range for bytes that are not there
         data.close_all()
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def resident(path: Path) -> int:
+    """Bytes of ``path`` in the page cache (util-linux fincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
+def test_big_aligned_writes_skip_the_page_cache_and_mix_with_plain_ones(
+        tmp_path: Path) -> None:
+    files = DataFiles(str(tmp_path))
+    want = bytearray(os.urandom(4 * 2**20))
+    assert files.write(5, 0, bytes(want)) == len(want)  # aligned, 4 MiB: direct
+    assert files.direct and resident(tmp_path / "5") == 0
+
+    small = os.urandom(100)  # unaligned: a plain write, into the page cache
+    files.write(5, 5000, small)
+    want[5000:5100] = small
+    over = os.urandom(2**20)  # direct again, over the page the plain write dirtied
+    files.write(5, 0, over)
+    want[:2**20] = over
+    tail = os.urandom(DIRECT_MIN)  # extends the file, direct
+    files.write(5, len(want), tail)
+    want += tail
+    assert files.read(5, 0, len(want) + 10) == bytes(want)
+    files.close_all()
+
+
+@pytest.mark.root
+def test_a_cache_that_refuses_direct_writes_gets_plain_ones(tmp_path: Path) -> None:
+    point = tmp_path / "ramfs"  # ramfs has no O_DIRECT: open() says EINVAL
+    point.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "ramfs", str(point)], check=True)
+    try:
+        files = DataFiles(str(point / "data"))
+        data = os.urandom(2**20)
+        assert files.write(9, 0, data) == len(data)
+        assert not files.direct  # for good: no second failed open per write
+        assert files.write(9, 2**20, data) == len(data)
+        assert files.read(9, 0, 2 * 2**20) == data * 2
+        files.close_all()
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)
