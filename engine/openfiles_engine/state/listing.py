@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 RELIST_TRIES = 5
 """LISTs of one directory in a row while journal replays or exports keep landing in between."""
+PREFETCH_TTL = 2.0
+"""Seconds the listing of a new directory, read to confirm it, may stand in for its own
+LIST (``Lister._confirmed``): an ``ls -l`` of it comes right after."""
 
 
 class Lister:
@@ -63,6 +66,8 @@ class Lister:
         self.on_gone = on_gone
         self._locks: dict[int, trio.Lock] = {}
         self.hidden: set[str] = set()
+        self._prefetched: dict[str, tuple[int, float, list[ObjectInfo], list[str]]] = {}
+        """prefix -> (``replayed()`` before it was read, when, its objects, its prefixes)."""
 
     def forget(self, ino: int) -> None:
         """Drop per-inode state of a node that is gone for good."""
@@ -79,7 +84,7 @@ class Lister:
             if node.listed and time.time() - node.listed < ttl:
                 return
             try:
-                await self._list(node)
+                await self._list(node, ttl)
             except StoreError as exc:
                 if not node.listed or isinstance(exc, ObjectNotFound):
                     raise
@@ -87,17 +92,31 @@ class Lister:
                 log.info("re-listing %r failed, using the cached listing: %s",
                          self.tree.path(node), exc)
 
-    async def _read(self, node: Node, path: str, prefix: str) -> tuple[
+    async def _read(self, node: Node, path: str, prefix: str,
+                    listed: tuple[list[ObjectInfo], list[str]] | None) -> tuple[
             list[ObjectInfo], list[str], dict[str, tuple[Sidecar, str | None]], set[str],
             set[str]]:
-        """One read of a directory in the bucket: its objects and prefixes, the sidecars
-        (fetched unless their ETag is the one already applied), the names that have a
-        sidecar, and the directories known only by an applied sidecar."""
-        objects, prefixes = await self.store.list_dir(prefix)
-        try:
-            metas, _ = await self.store.list_dir(sidecar_dir(path))
-        except ObjectNotFound:
-            metas = []
+        """One read of a directory in the bucket: its objects and prefixes (``listed``
+        when already read), the sidecars (fetched unless their ETag is the one
+        already applied), the names that have a sidecar, and the directories known
+        only by an applied sidecar."""
+        metas: list[ObjectInfo] = []
+        read: list[tuple[list[ObjectInfo], list[str]]] = [listed] if listed else []
+
+        async def objects_of() -> None:
+            read.append(await self.store.list_dir(prefix))
+
+        async def sidecars_of() -> None:
+            try:
+                metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
+            except ObjectNotFound:
+                pass
+
+        async with trio.open_nursery() as nursery:  # the two LISTs at once
+            if not read:
+                nursery.start_soon(objects_of)
+            nursery.start_soon(sidecars_of)
+        objects, prefixes = read[0]
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
         marked_dirs: set[str] = set()
@@ -116,7 +135,7 @@ class Lister:
                 nursery.start_soon(self._fetch_sidecar, info, name, sidecars)
         return objects, prefixes, sidecars, with_sidecar, marked_dirs
 
-    async def _list(self, node: Node) -> None:
+    async def _list(self, node: Node, ttl: float) -> None:
         path = self.tree.path(node)
         prefix = f"{path}/" if path else ""
         # A journal entry replayed while the listing reads the bucket (a rename's copy
@@ -126,8 +145,11 @@ class Lister:
         # would look gone, an updated one would take the older ETag read). So such a
         # listing is read again.
         for _ in range(RELIST_TRIES):
-            replayed = self.replayed()
-            read = await self._read(node, path, prefix)
+            replayed, listed = self.replayed(), None
+            early = self._prefetched.pop(prefix, None)
+            if early is not None and time.monotonic() - early[1] < min(PREFETCH_TTL, ttl):
+                replayed, listed = early[0], (early[2], early[3])
+            read = await self._read(node, path, prefix, listed)
             if self.replayed() == replayed:
                 break
         else:
@@ -173,11 +195,22 @@ class Lister:
         (``f0/`` for ``f0``; measured: 12 of 1500 listings during PUTs and
         DELETEs of ``f0``). Taken for a directory, it shadowed the object for good
         and a chmod exported it as a directory sidecar. So a prefix that is the
-        only sign of a directory the tree does not have yet is listed once more
-        (one request of up to 1000 keys, only on its first sight) and kept if anything is under it.
+        only sign of a directory the tree does not have yet is listed (only on its
+        first sight) and kept if anything is under it. That LIST is the directory's
+        own (one level, with delimiter), kept for a moment so that the listing of
+        the directory, which usually follows, takes it instead of sending another
+        (``PREFETCH_TTL``). Only prefixes under it (no object) are checked with a
+        recursive LIST.
         """
         async def check(key: str) -> None:
-            if not await self.store.any_under(f"{key}/"):
+            replayed = self.replayed()
+            objects, prefixes = await self.store.list_dir(f"{key}/")
+            if objects or prefixes:
+                now = time.monotonic()
+                for old in [k for k, v in self._prefetched.items() if now - v[1] > PREFETCH_TTL]:
+                    del self._prefetched[old]  # never listed: a directory nobody opened
+                self._prefetched[f"{key}/"] = (replayed, now, objects, prefixes)
+            if not objects and not (prefixes and await self.store.any_under(f"{key}/")):
                 log.info("ignoring the prefix %r: nothing is under it", key)
                 empty.add(key)
 

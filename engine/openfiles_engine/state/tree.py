@@ -126,7 +126,7 @@ class Tree:
 
         Outside a transaction it does nothing: each change commits on its own.
         """
-        if self.db.in_transaction:
+        if self.db.in_transaction and not self.db.has_undo(("node", node.ino)):
             saved: dict[str, Any] = dict(vars(node))
             saved["xattrs"] = dict(node.xattrs)
             saved["ranges"] = [list(r) for r in node.ranges]

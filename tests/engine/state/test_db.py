@@ -134,3 +134,34 @@ def test_a_failed_commit_rolls_back_sqlite_and_memory(tmp_path: Path) -> None:
     assert undone == [True] and db.journal() == [] and not db.conn.in_transaction
     db.journal_add("delete", "b")  # the connection is usable again
     assert [e[2] for e in db.journal()] == ["b"]
+
+
+def test_a_node_saved_in_a_transaction_is_written_once_as_at_its_last_save(
+        tmp_path: Path) -> None:
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    n = Node(ino=5, parent=1, name="f", kind="file", mode=0o644, uid=0, gid=0, size=1,
+             ranges=[[0, 1]])
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    with db.transaction():
+        db.save(n)
+        n.size, n.ranges[0][1] = 2, 2
+        db.save(n)
+        n.size, n.ranges[0][1] = 3, 3  # changed after its last save: not written
+        n.xattrs["user.k"] = b"v"
+    db.conn.set_trace_callback(None)
+    assert sum("INSERT OR REPLACE INTO node" in s for s in statements) == 1
+    (loaded,) = StateDB(str(tmp_path / "m.sqlite")).load_nodes()
+    assert (loaded.size, loaded.ranges, loaded.xattrs) == (2, [[0, 2]], {})
+
+    with pytest.raises(RuntimeError), db.transaction():
+        n.size = 9
+        db.save(n)
+        raise RuntimeError("rolled back: the pending row is never written")
+    (loaded,) = StateDB(str(tmp_path / "m.sqlite")).load_nodes()
+    assert loaded.size == 2
+
+    with db.transaction():
+        db.save(n)
+        db.delete(n.ino)  # a delete after a save in one transaction wins
+    assert StateDB(str(tmp_path / "m.sqlite")).load_nodes() == []

@@ -119,9 +119,9 @@ class Rig:
     def put(self, key: str, data: bytes = b"x") -> str | None:
         return self.store.put_bytes(key, data, if_match=None, create=False)
 
-    def list(self, node: Node | None = None) -> list[str]:
+    def list(self, node: Node | None = None, ttl: float = 0.0) -> list[str]:
         node = node or self.tree.nodes[ROOT]
-        trio.run(self.lister.ensure, node, 0.0)
+        trio.run(self.lister.ensure, node, ttl)
         return self.tree.names(node.ino)
 
 
@@ -253,3 +253,39 @@ def test_a_rename_replayed_while_a_listing_is_in_flight_is_not_taken_as_gone(
     rig.list()
     assert rig.gone == [] and rig.tree.find("c") is moved
     assert rig.tree.find("a") is None  # nor does the renamed directory come back
+
+
+def test_the_list_that_confirms_a_new_directory_is_its_listing(tmp_path: Path) -> None:
+    """A new prefix is listed to confirm it (see the test above); an ``ls`` of the
+    directory right after takes that listing instead of sending the same LIST again."""
+    rig = Rig(tmp_path)
+    rig.put("dir/a")
+    rig.put("dir/b")
+    lists: list[str] = []
+    real = rig.store.list_dir
+
+    def counting(prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        lists.append(prefix)
+        return real(prefix)
+
+    rig.store.list_dir = counting  # type: ignore[method-assign]
+    rig.list(ttl=60)
+    node = rig.tree.find("dir")
+    assert node is not None and lists.count("dir/") == 1
+    rig.put("dir/c")  # lands meanwhile, elsewhere: within the 2 s, like a listing's TTL
+    assert rig.list(node, ttl=60) == ["a", "b"] and lists.count("dir/") == 1
+
+    rig.tree.nodes[ROOT].listed = node.listed = 0  # both listed again
+    rig.store.delete("dir/a")
+    rig.store.delete("dir/b")
+    rig.store.delete("dir/c")
+    rig.put("new/x")
+    rig.list(ttl=60)
+    rig.replays += 1  # one of the engine's own changes lands after that LIST
+    assert rig.list(rig.tree.find("new"), ttl=60) == ["x"] and lists.count("new/") == 2
+
+    rig.put("zero/x")  # a metadata TTL of 0 promises a LIST for every listing
+    rig.tree.nodes[ROOT].listed = 0
+    rig.list()
+    rig.list(rig.tree.find("zero"))
+    assert lists.count("zero/") == 2
