@@ -38,6 +38,25 @@ _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 log = logging.getLogger(__name__)
+_local = threading.local()
+
+
+def _pwrite_direct(fd: int, data: bytes | memoryview, offset: int) -> int:
+    """pwrite to an ``O_DIRECT`` fd through this thread's page-aligned buffer (reused,
+    so that its memory stays the process's own)."""
+    size = len(data)
+    buf: mmap.mmap | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) < size:
+        if buf is not None:
+            buf.close()
+        buf = _local.buf = mmap.mmap(-1, max(size, 2**20))
+    buf[:size] = data
+    with memoryview(buf) as view:
+        return os.pwrite(fd, view[:size], offset)
+
+
+def _aligned(offset: int, size: int) -> bool:
+    return size >= DIRECT_MIN and not (offset | size) % ALIGN
 
 
 class DataFiles:
@@ -51,7 +70,6 @@ class DataFiles:
         self.direct = direct
         """Big aligned writes use ``O_DIRECT``; turned off for good when the cache's
         file system refuses it (tmpfs, some overlays)."""
-        self._bounce: mmap.mmap | None = None
         self._generations: dict[int, int] = {}
         self.lock = threading.Lock()
         """Held by every pwrite of fetched data (worker threads) and every generation bump."""
@@ -95,8 +113,7 @@ class DataFiles:
         (docs/ENGINE.md, "Page-cache copies"). It also persists the bytes before
         the write returns. Everything else is a plain pwrite.
         """
-        size = len(data)
-        if self.direct and size >= DIRECT_MIN and not (offset | size) % ALIGN:
+        if self.direct and _aligned(offset, len(data)):
             written = self._write_direct(ino, offset, data)
             if written is not None:
                 return written
@@ -104,35 +121,39 @@ class DataFiles:
 
     def _write_direct(self, ino: int, offset: int, data: bytes | memoryview) -> int | None:
         """The direct write of :meth:`write`; None when the file system refuses it."""
-        size = len(data)
         try:
             fd = self._direct_fds.get(ino)
             if fd is None:
                 self.fd(ino)  # creates the file, and bounds the open fds
-                fd = os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
-                self._direct_fds[ino] = fd
+                fd = self._direct_fds[ino] = os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
                 while len(self._direct_fds) > MAX_OPEN_FDS:
                     os.close(self._direct_fds.popitem(last=False)[1])
-            if self._bounce is None or len(self._bounce) < size:
-                if self._bounce is not None:
-                    self._bounce.close()
-                self._bounce = mmap.mmap(-1, max(size, 2**20))
-            self._bounce[:size] = data
-            with memoryview(self._bounce) as view:
-                return os.pwrite(fd, view[:size], offset)
+            return _pwrite_direct(fd, data, offset)
         except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            log.info("the cache directory refuses O_DIRECT (%s): plain writes from now on",
-                     exc)
-            self.direct = False
+            self._refused(exc)
             return None
 
+    def _refused(self, exc: OSError) -> None:
+        """A direct open or write failed: EINVAL turns the direct path off for good."""
+        if exc.errno != errno.EINVAL:
+            raise exc
+        log.info("the cache directory refuses O_DIRECT (%s): plain writes from now on", exc)
+        self.direct = False
+
     def writer(self, ino: int, generation: int, still_wanted: Callable[[], bool],
-               ) -> FetchedWriter:
+               direct: bool = False) -> FetchedWriter:
         """A sink for one GET's buffers into the data file of ``ino``, for its worker
-        thread; close it on the event loop once the GET has ended."""
-        return FetchedWriter(self, ino, os.dup(self.fd(ino)), generation, still_wanted)
+        thread; close it on the event loop once the GET has ended. ``direct``: its
+        aligned MiB skip the page cache, as :meth:`write`'s do (for bytes a reader
+        takes from memory, so that no read needs their pages soon)."""
+        fd = os.dup(self.fd(ino))
+        direct_fd = None
+        if direct and self.direct:
+            try:
+                direct_fd = os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
+            except OSError as exc:
+                self._refused(exc)
+        return FetchedWriter(self, ino, fd, generation, still_wanted, direct_fd)
 
     def generation(self, ino: int) -> int:
         return self._generations.get(ino, 0)
@@ -201,10 +222,12 @@ class FetchedWriter:
     """
 
     def __init__(self, files: DataFiles, ino: int, fd: int, generation: int,
-                 still_wanted: Callable[[], bool]) -> None:
+                 still_wanted: Callable[[], bool], direct_fd: int | None = None) -> None:
         self._files = files
         self._ino = ino
         self._fd = fd
+        self._direct_fd = direct_fd
+        """Aligned MiB go through it (None: every write is a plain one)."""
         self._generation = generation
         self._still_wanted = still_wanted
         self._closed = False
@@ -226,12 +249,28 @@ class FetchedWriter:
                         self.stopped = True
                         return
                     piece = data[pos:pos + WRITE_CHUNK]
-                    if os.pwrite(self._fd, piece, offset + pos) != len(piece):
+                    if self._write(piece, offset + pos) != len(piece):
                         raise OSError(errno.ENOSPC, "short write to the cache")
         except OSError as exc:
             self.error = exc
             return
         self.landed.append((offset, offset + len(data)))
+
+    def _write(self, piece: memoryview, offset: int) -> int:
+        if self._direct_fd is not None and _aligned(offset, len(piece)):
+            try:
+                return _pwrite_direct(self._direct_fd, piece, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.close(self._direct_fd)
+                self._direct_fd = None
+        return os.pwrite(self._fd, piece, offset)
+
+    def _close_fds(self) -> None:
+        os.close(self._fd)
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
 
     def close(self, thread_done: bool = False) -> None:
         """No write after this returns; idempotent. ``thread_done``: the GET's thread
@@ -241,9 +280,9 @@ class FetchedWriter:
             return
         if thread_done:
             self._closed = True
-            os.close(self._fd)
+            self._close_fds()
             return
         with self._files.lock:
             if not self._closed:
                 self._closed = True
-                os.close(self._fd)
+                self._close_fds()

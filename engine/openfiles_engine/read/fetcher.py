@@ -49,6 +49,11 @@ Until then ``Node.ranges`` on disk names fewer bytes than the file holds,
 which is safe (they are fetched again after a crash). A commit per random
 read cost more than the read itself."""
 
+RECENT = 1.0
+"""Seconds: a file whose GET started this recently counts as read now. While two
+files or more are, the bytes held for sequential readers go to the cache file with
+``O_DIRECT`` (``DataFiles.writer``; docs/ENGINE.md, "Page-cache copies")."""
+
 
 @dataclass
 class Stats:
@@ -101,6 +106,8 @@ class Fetcher:
         self.filling: set[int] = set()
         """Inodes being filled before a write: eviction must leave their data alone."""
         self._inflight: dict[int, dict[tuple[int, int], trio.Event]] = {}
+        self._recent: dict[int, float] = {}
+        """ino -> when its last GET started (for the choice of direct writes)."""
         self._errors: dict[int, Exception] = {}
         self._saved: dict[int, float] = {}
 
@@ -201,7 +208,8 @@ class Fetcher:
         start, end = flight.start, flight.end
         etag, generation = node.etag, self.data.generation(node.ino)
         writer = self.data.writer(node.ino, generation,
-                                  lambda: node.etag == etag and not node.full)
+                                  lambda: node.etag == etag and not node.full,
+                                  direct=behind and self._files_fetched(node.ino) > 1)
         try:
             try:
                 chunks = await self.get(node, key, start, end, etag, writer)
@@ -225,6 +233,14 @@ class Fetcher:
             # Its table is still the inode's: forget() drops only an empty one.
             self._inflight.get(node.ino, {}).pop((start, end), None)
             flight.done.set()
+
+    def _files_fetched(self, ino: int) -> int:
+        """How many files had a GET start in the last ``RECENT`` seconds (``ino``'s now)."""
+        now = time.monotonic()
+        self._recent[ino] = now
+        for old in [i for i, t in self._recent.items() if now - t > RECENT]:
+            del self._recent[old]
+        return len(self._recent)
 
     async def get(self, node: Node, key: str, start: int, end: int, etag: str | None,
                   sink: FetchedWriter | None = None) -> list[memoryview]:

@@ -102,20 +102,28 @@ class Lister:
         only by an applied sidecar."""
         metas: list[ObjectInfo] = []
         read: list[tuple[list[ObjectInfo], list[str]]] = [listed] if listed else []
+        failed: list[StoreError] = []  # raised as itself, not in an ExceptionGroup
 
         async def objects_of() -> None:
-            read.append(await self.store.list_dir(prefix))
+            try:
+                read.append(await self.store.list_dir(prefix))
+            except StoreError as exc:
+                failed.append(exc)
 
         async def sidecars_of() -> None:
             try:
                 metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
             except ObjectNotFound:
                 pass
+            except StoreError as exc:
+                failed.append(exc)
 
         async with trio.open_nursery() as nursery:  # the two LISTs at once
             if not read:
                 nursery.start_soon(objects_of)
             nursery.start_soon(sidecars_of)
+        if failed:
+            raise failed[0]
         objects, prefixes = read[0]
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
@@ -203,6 +211,12 @@ class Lister:
         recursive LIST.
         """
         async def check(key: str) -> None:
+            try:
+                await confirm(key)
+            except StoreError as exc:
+                failed.append(exc)
+
+        async def confirm(key: str) -> None:
             replayed = self.replayed()
             objects, prefixes = await self.store.list_dir(f"{key}/")
             if objects or prefixes:
@@ -215,12 +229,15 @@ class Lister:
                 empty.add(key)
 
         empty: set[str] = set()
+        failed: list[StoreError] = []  # raised as itself, not in an ExceptionGroup
         async with trio.open_nursery() as nursery:
             for key in prefixes:
                 name = key.rsplit("/", 1)[-1]
                 if self.tree.child(node.ino, name) is None and self._visible(node, name, key) \
                         and (name not in sidecars or sidecars[name][0].kind != "dir"):
                     nursery.start_soon(check, key)
+        if failed:
+            raise failed[0]
         return [key for key in prefixes if key not in empty]
 
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,

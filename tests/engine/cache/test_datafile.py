@@ -117,3 +117,16 @@ def test_a_cache_that_refuses_direct_writes_gets_plain_ones(tmp_path: Path) -> N
         files.close_all()
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_direct_fetch_writer_lands_its_aligned_mib_outside_the_page_cache(
+        tmp_path: Path) -> None:
+    files = DataFiles(str(tmp_path))
+    data = os.urandom(3 * 2**20 + 777)  # three aligned MiB, then an unaligned tail
+    writer = files.writer(4, files.generation(4), lambda: True, direct=True)
+    writer(0, memoryview(data))
+    writer.close(thread_done=True)
+    assert writer.error is None and writer.landed == [(0, len(data))]
+    assert resident(tmp_path / "4") <= 4096  # only the tail's page went through it
+    assert files.read(4, 0, len(data) + 1) == data
+    files.close_all()

@@ -1,0 +1,110 @@
+"""Cold readers and a cold ``ls -l``, the engine beside Mountpoint for S3, in turns.
+
+    .venv/bin/python -m openfiles_bench.turns [--rounds N] [--size MiB] [--files N]
+        [--targets openfiles,mountpoint] [--mount-s3 PATH]
+
+A private MinIO (the bench's) holds 5 objects of ``--size`` and ``--files``
+objects of 4 KiB under ``files/``. Each round mounts every target afresh, in
+a new order, and prints per target:
+
+- ``1 reader``: one cold sequential read of one object; ``4 readers``: four
+  objects read at once by four threads (aggregate MiB/s), each with the
+  mount's CPU seconds per GiB (from /proc);
+- ``ls cold``: ``ls -l files`` right after mounting, ``ls warm``: again (ms).
+
+The page cache is dropped before each cold measurement. It is how the
+figures of docs/ENGINE.md, "Page-cache copies" and "Metadata path", session 8,
+were taken; ``openfiles bench`` remains the judge of the issue's goals. Needs
+root (FUSE) and the MinIO binary of scripts/bootstrap-tests.sh; Mountpoint is
+``../shared/anchors/mount-s3`` unless ``--mount-s3`` says otherwise, and its
+target is skipped with a line when it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from openfiles_bench.bucket import MiB
+from openfiles_bench.target import Mount, engine_spec, mount_s3_spec
+from openfiles_bench.testbed import private_minio, process_cpu
+from openfiles_bench.workload import drop_page_cache
+
+READERS = 4
+
+
+def read_all(path: Path) -> int:
+    count = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(MiB):
+            count += len(chunk)
+    return count
+
+
+def one_turn(target: str, mnt: Path, pid: int, size: int) -> str:
+    drop_page_cache()
+    began = time.perf_counter()
+    subprocess.run(["ls", "-l", str(mnt / "files")], capture_output=True, check=True)
+    cold = time.perf_counter() - began
+    began = time.perf_counter()
+    subprocess.run(["ls", "-l", str(mnt / "files")], capture_output=True, check=True)
+    warm = time.perf_counter() - began
+    drop_page_cache()
+    cpu, began = process_cpu(pid), time.perf_counter()
+    one = read_all(mnt / "big") / (time.perf_counter() - began) / MiB
+    one_cpu = (process_cpu(pid) - cpu) / (size / 2**30)
+    drop_page_cache()
+    cpu, began = process_cpu(pid), time.perf_counter()
+    with ThreadPoolExecutor(READERS) as pool:
+        moved = sum(pool.map(read_all, [mnt / f"p{n}" for n in range(READERS)]))
+    four = moved / (time.perf_counter() - began) / MiB
+    four_cpu = (process_cpu(pid) - cpu) / (moved / 2**30)
+    return (f"  {target:11} 1 reader {one:6.0f} MiB/s cpu {one_cpu:5.2f} s/GiB   "
+            f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB   "
+            f"ls cold {cold * 1000:6.1f} ms  ls warm {warm * 1000:6.1f} ms")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--size", type=int, default=1024, help="MiB")
+    p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--targets", default="openfiles,mountpoint")
+    p.add_argument("--mount-s3", type=Path)
+    args = p.parse_args()
+    size = args.size * MiB
+    objects = {f"p{n}": n + 3 for n in range(READERS)} | {"big": 9}
+    with private_minio("turns", size, objects) as (site, bucket, _, work):
+        for n in range(args.files):
+            bucket.put(f"files/f{n:05d}", b"x" * 4096)
+        order = random.Random(8)
+        for number in range(args.rounds):
+            print(f"round {number + 1}", flush=True)
+            targets = args.targets.split(",")
+            for target in order.sample(targets, len(targets)):
+                run = Path(tempfile.mkdtemp(dir=work))
+                (run / "cache").mkdir()
+                spec = (engine_spec(site, run / "mnt", run / "cache", run)
+                        if target == "openfiles"
+                        else mount_s3_spec(site, run / "mnt", None, args.mount_s3))
+                if spec.available:
+                    print(f"  {target:11} n/a ({spec.available})", flush=True)
+                    continue
+                try:
+                    with Mount(spec, run / "mnt", run / "log", site) as mount:
+                        mount.start(1024)
+                        assert mount.process is not None
+                        print(one_turn(target, run / "mnt", mount.process.pid, size),
+                              flush=True)
+                finally:
+                    shutil.rmtree(run, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

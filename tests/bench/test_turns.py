@@ -1,0 +1,32 @@
+"""``python -m openfiles_bench.turns``: cold readers and a cold ``ls -l`` in turns.
+
+As for the bench's other tools, the shape of the output is checked, never a speed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LINE = re.compile(r"  openfiles +1 reader +([\d.]+) MiB/s cpu +([\d.]+) s/GiB +4 readers +"
+                  r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB +ls cold +([\d.]+) ms +ls warm +"
+                  r"([\d.]+) ms")
+
+pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
+
+
+def test_every_round_gives_each_figure_and_a_missing_peer_is_named(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "openfiles_bench.turns", "--rounds", "2", "--size", "16",
+         "--files", "20", "--mount-s3", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = LINE.findall(done.stdout)
+    assert len(rows) == 2 and done.stdout.count("round ") == 2
+    for row in rows:
+        assert all(float(x) > 0 for x in row)
+    assert done.stdout.count("mountpoint  n/a (not found: ") == 2
