@@ -263,8 +263,11 @@ def start_bench_and_wait_for_a_mount(tmp_path: Path) -> subprocess.Popen[str]:
     argv += ["--json", str(tmp_path / "results.json"), "--workdir", str(tmp_path)]
     argv += ["--minio", str(tool("minio"))]
     argv[argv.index("4MiB")] = "512MiB"
+    # Ctrl-C as in a terminal: a suite started in the background by a shell without
+    # job control inherits SIGINT ignored, and Python then never installs its handler.
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not [p for p in fuse_mounts() if p.startswith(str(tmp_path))]:
