@@ -62,14 +62,14 @@ def _aligned(offset: int, size: int) -> bool:
 class DataFiles:
     """Sparse data files under ``<cache>/data``, with a bounded set of open fds."""
 
-    def __init__(self, root: str, direct: bool = True) -> None:
+    def __init__(self, root: str) -> None:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self._fds: OrderedDict[int, int] = OrderedDict()
         self._direct_fds: OrderedDict[int, int] = OrderedDict()
-        self.direct = direct
+        self.direct = True
         """Big aligned writes use ``O_DIRECT``; turned off for good when the cache's
-        file system refuses it (tmpfs, some overlays)."""
+        file system refuses it (ramfs, some overlays)."""
         self._generations: dict[int, int] = {}
         self.lock = threading.Lock()
         """Held by every pwrite of fetched data (worker threads) and every generation bump."""
@@ -121,14 +121,25 @@ class DataFiles:
 
     def _write_direct(self, ino: int, offset: int, data: bytes | memoryview) -> int | None:
         """The direct write of :meth:`write`; None when the file system refuses it."""
-        try:
-            fd = self._direct_fds.get(ino)
+        fd = self._direct_fds.get(ino)
+        if fd is None:
+            self.fd(ino)  # creates the file, and bounds the open fds
+            fd = self._open_direct(ino)
             if fd is None:
-                self.fd(ino)  # creates the file, and bounds the open fds
-                fd = self._direct_fds[ino] = os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
-                while len(self._direct_fds) > MAX_OPEN_FDS:
-                    os.close(self._direct_fds.popitem(last=False)[1])
+                return None
+            self._direct_fds[ino] = fd
+            while len(self._direct_fds) > MAX_OPEN_FDS:
+                os.close(self._direct_fds.popitem(last=False)[1])
+        try:
             return _pwrite_direct(fd, data, offset)
+        except OSError as exc:
+            self._refused(exc)
+            return None
+
+    def _open_direct(self, ino: int) -> int | None:
+        """A new ``O_DIRECT`` fd on the data file of ``ino``; None when refused."""
+        try:
+            return os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
         except OSError as exc:
             self._refused(exc)
             return None
@@ -147,12 +158,7 @@ class DataFiles:
         aligned MiB skip the page cache, as :meth:`write`'s do (for bytes a reader
         takes from memory, so that no read needs their pages soon)."""
         fd = os.dup(self.fd(ino))
-        direct_fd = None
-        if direct and self.direct:
-            try:
-                direct_fd = os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
-            except OSError as exc:
-                self._refused(exc)
+        direct_fd = self._open_direct(ino) if direct and self.direct else None
         return FetchedWriter(self, ino, fd, generation, still_wanted, direct_fd)
 
     def generation(self, ino: int) -> int:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
@@ -47,6 +48,24 @@ RELIST_TRIES = 5
 PREFETCH_TTL = 2.0
 """Seconds the listing of a new directory, read to confirm it, may stand in for its own
 LIST (``Lister._confirmed``): an ``ls -l`` of it comes right after."""
+
+
+async def _at_once(calls: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run ``calls`` concurrently; the first StoreError comes out as itself (not inside
+    an ExceptionGroup), so that callers keep telling an unreachable bucket apart."""
+    failed: list[StoreError] = []
+
+    async def run(call: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await call()
+        except StoreError as exc:
+            failed.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for call in calls:
+            nursery.start_soon(run, call)
+    if failed:
+        raise failed[0]
 
 
 class Lister:
@@ -102,28 +121,17 @@ class Lister:
         only by an applied sidecar."""
         metas: list[ObjectInfo] = []
         read: list[tuple[list[ObjectInfo], list[str]]] = [listed] if listed else []
-        failed: list[StoreError] = []  # raised as itself, not in an ExceptionGroup
 
         async def objects_of() -> None:
-            try:
-                read.append(await self.store.list_dir(prefix))
-            except StoreError as exc:
-                failed.append(exc)
+            read.append(await self.store.list_dir(prefix))
 
         async def sidecars_of() -> None:
             try:
                 metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
             except ObjectNotFound:
                 pass
-            except StoreError as exc:
-                failed.append(exc)
 
-        async with trio.open_nursery() as nursery:  # the two LISTs at once
-            if not read:
-                nursery.start_soon(objects_of)
-            nursery.start_soon(sidecars_of)
-        if failed:
-            raise failed[0]
+        await _at_once([sidecars_of] if read else [objects_of, sidecars_of])
         objects, prefixes = read[0]
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
@@ -211,12 +219,6 @@ class Lister:
         recursive LIST.
         """
         async def check(key: str) -> None:
-            try:
-                await confirm(key)
-            except StoreError as exc:
-                failed.append(exc)
-
-        async def confirm(key: str) -> None:
             replayed = self.replayed()
             objects, prefixes = await self.store.list_dir(f"{key}/")
             if objects or prefixes:
@@ -229,15 +231,11 @@ class Lister:
                 empty.add(key)
 
         empty: set[str] = set()
-        failed: list[StoreError] = []  # raised as itself, not in an ExceptionGroup
-        async with trio.open_nursery() as nursery:
-            for key in prefixes:
-                name = key.rsplit("/", 1)[-1]
-                if self.tree.child(node.ino, name) is None and self._visible(node, name, key) \
-                        and (name not in sidecars or sidecars[name][0].kind != "dir"):
-                    nursery.start_soon(check, key)
-        if failed:
-            raise failed[0]
+        new = [key for key in prefixes
+               if self.tree.child(node.ino, name := key.rsplit("/", 1)[-1]) is None
+               and self._visible(node, name, key)
+               and (name not in sidecars or sidecars[name][0].kind != "dir")]
+        await _at_once([partial(check, key) for key in new])
         return [key for key in prefixes if key not in empty]
 
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,
