@@ -135,13 +135,22 @@ class OpenFileHandlers(pyfuse3.Operations):
             self._release_node(child)
         self.notify(parent, name)
 
-    def _open_handle(self, node: Node, writer: bool) -> Any:
+    def _open_handle(self, node: Node, writer: bool, write_only: bool = False) -> Any:
+        """A handle on ``node``; a write-only one bypasses the kernel's page cache.
+
+        Its writes then cost the writing process no copy into new page-cache pages
+        (up to 2 s of kernel time per GiB on this VM; docs/ENGINE.md, "Write-only
+        handles"). A write-only handle can neither read nor be mapped, so nothing is
+        lost. Readers stay coherent: every write sets a new mtime, and the kernel drops
+        a file's cached pages when it finds the mtime changed (libfuse's
+        ``auto_inval_data``; a write marks the kernel's attributes stale).
+        """
         fh = self._next_fh
         self._next_fh += 1
         self.handles[fh] = Handle(node.ino, writer)
         node.opens += 1
         node.writers += writer
-        return pyfuse3.FileInfo(fh=fh)
+        return pyfuse3.FileInfo(fh=fh, direct_io=write_only)
 
     # open files
     @handler
@@ -167,7 +176,7 @@ class OpenFileHandlers(pyfuse3.Operations):
         if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
             self._truncate(node, 0)
             self.tree.save(node)
-        return self._open_handle(node, writer)
+        return self._open_handle(node, writer, flags & os.O_ACCMODE == os.O_WRONLY)
 
     @handler
     # pyfuse3 replies with any buffer (it takes PyObject_GetBuffer); its stub says bytes.

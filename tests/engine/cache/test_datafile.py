@@ -102,6 +102,22 @@ def test_big_aligned_writes_skip_the_page_cache_and_mix_with_plain_ones(
     files.close_all()
 
 
+def test_the_aligned_middle_of_an_unaligned_write_skips_the_page_cache(tmp_path: Path) -> None:
+    """The kernel sends a write-only handle's 1 MiB write from a buffer 2144 bytes
+    into a page as two requests, 1 MiB - 2144 and 2144 bytes: only the pages that
+    hold their ends are written through the page cache."""
+    files = DataFiles(str(tmp_path))
+    want = os.urandom(3 * 2**20 + 5000)
+    pos = 0
+    for size in [2**20 - 2144, 2144] * 3 + [5000]:
+        assert files.write(7, pos, want[pos:pos + size]) == size
+        pos += size
+    # one page per MiB (the end of its first request), two for the last 5000 bytes
+    assert resident(tmp_path / "7") == 5 * 4096
+    assert files.read(7, 0, len(want) + 1) == want
+    files.close_all()
+
+
 @pytest.mark.root
 def test_a_cache_that_refuses_direct_writes_gets_plain_ones(tmp_path: Path) -> None:
     point = tmp_path / "ramfs"  # ramfs has no O_DIRECT: open() says EINVAL

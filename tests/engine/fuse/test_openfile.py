@@ -3,12 +3,14 @@ flush, release, fsync), on real FUSE mounts over file:// and MinIO."""
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 from pathlib import Path
 
 import pytest
 
-from ..conftest import Backend, MountFactory, fresh
+from ..conftest import Backend, Mount, MountFactory, fresh
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(120)]
 
@@ -182,3 +184,103 @@ def test_write_past_a_shorter_remote_version_shows_zeros(mounter: MountFactory,
     assert m.flush()["ok"]
     assert backend.read("f") == remote + b"\0" * (20 - len(remote)) + b"Z"
     assert backend.read("g") == remote + b"\0" * (50 - len(remote))
+
+
+
+def _cached_file(m: Mount, name: str) -> tuple[Path, Path]:
+    """A 300,000-byte file of b"a", read once (its pages are in the kernel's cache);
+    then its cache file is changed behind the engine's back at [200704, 204800):
+    a read that reaches the engine there gets b"Z", one the kernel answers gets b"a"."""
+    p = m.path / name
+    p.write_bytes(b"a" * 300_000)
+    assert p.read_bytes() == b"a" * 300_000
+    data = m.cache / "data" / str(os.stat(p).st_ino)
+    fd = os.open(data, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"Z" * 4096, 200_704)
+    finally:
+        os.close(fd)
+    return p, data
+
+
+def test_write_only_handle_skips_the_page_cache_and_readers_see_its_writes(
+        mounter: MountFactory, backend: Backend) -> None:
+    """A write-only handle bypasses the kernel's page cache (``direct_io``): pages
+    that readers cached before its write are not served after it, to a reader
+    opened before the write or after it."""
+    m = mounter(backend, "--export-delay", "3600")
+    p, _ = _cached_file(m, "shared.bin")
+    reader = os.open(p, os.O_RDONLY)
+    try:
+        # The pages are cached: the kernel answers without the engine.
+        assert os.pread(reader, 4096, 200_704) == b"a" * 4096
+        writer = os.open(p, os.O_WRONLY)
+        try:
+            for offset, data in [(0, b"b" * 4096), (5000, b"c" * 70_000),
+                                 (299_990, b"d" * 2**20)]:
+                assert os.pwrite(writer, data, offset) == len(data)
+                assert os.pread(reader, len(data), offset) == data
+            assert os.pread(reader, 4096, 200_704) == b"Z" * 4096  # not the old page
+            assert os.fstat(reader).st_size == 299_990 + 2**20
+            assert os.pread(reader, 20, 299_980) == b"a" * 10 + b"d" * 10
+        finally:
+            os.close(writer)
+    finally:
+        os.close(reader)
+    q, _ = _cached_file(m, "later.bin")
+    with open(q, "rb") as f:
+        f.seek(200_704)
+        assert f.read(4096) == b"a" * 4096  # cached, and kept across opens
+    with open(q, "r+b", buffering=0) as f:
+        f.seek(200_704)
+        assert f.read(4096) == b"a" * 4096
+        writer = os.open(q, os.O_WRONLY)
+        try:
+            assert os.pwrite(writer, b"e" * 4096, 0) == 4096
+        finally:
+            os.close(writer)
+        f.seek(200_704)
+        assert f.read(4096) == b"Z" * 4096
+    with open(q, "rb") as f:
+        assert f.read(4096) == b"e" * 4096
+        f.seek(200_704)
+        assert f.read(4096) == b"Z" * 4096
+
+
+def _resident_pages(fd: int, length: int) -> int:
+    """Pages of [0, length) of the open file ``fd`` in the kernel's page cache (mincore)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    try:
+        pages = ctypes.create_string_buffer((length + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
+        assert libc.mincore(addr, length, pages) == 0, os.strerror(ctypes.get_errno())
+        return sum(b & 1 for b in pages.raw)
+    finally:
+        libc.munmap(addr, length)
+
+
+@pytest.mark.parametrize("flags", [os.O_WRONLY, os.O_RDWR])
+def test_only_write_only_handles_skip_the_page_cache(mounter: MountFactory, backend: Backend,
+                                                     flags: int) -> None:
+    """The writes of a write-only handle leave no page in the kernel's cache (the
+    writer pays no copy into new pages); those of a read-write handle do, as before."""
+    m = mounter(backend, "--export-delay", "3600")
+    p = m.path / "w.bin"
+    p.write_bytes(b"")
+    watcher = os.open(p, os.O_RDONLY)
+    writer = os.open(p, flags)
+    try:
+        for n in range(4):
+            assert os.pwrite(writer, b"w" * 2**16, n * 2**16) == 2**16
+        resident = _resident_pages(watcher, 2**18)
+        assert resident == 0 if flags == os.O_WRONLY else resident == 64
+    finally:
+        os.close(writer)
+        os.close(watcher)
+    assert p.read_bytes() == b"w" * 2**18
