@@ -29,7 +29,9 @@ until the bucket's lifecycle rule for incomplete multipart uploads removes it
 
 from __future__ import annotations
 
+import errno
 import logging
+import mmap
 import os
 import threading
 from collections import deque
@@ -41,6 +43,7 @@ import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.store import MULTIPART_THRESHOLD, Conflict
+from openfiles_engine.cache.datafile import ALIGN
 from openfiles_engine.state.inode import Node
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,15 @@ a part is then sent without reading the cache file back, which the direct writes
 (``DataFiles.write``) left on the disk, not in the page cache."""
 MAX_PARTS = 9000
 """A stream that would need more parts (S3 allows 10,000) is aborted: the export PUTs."""
+
+
+def _open_direct(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return None
 
 
 class Stopped(Exception):
@@ -90,6 +102,9 @@ class Stream:
     held: deque[tuple[int, bytes]] = field(default_factory=deque)
     """(offset, bytes) of the writes kept for the upload, in order (see :meth:`hold`)."""
     held_bytes: int = 0
+    _direct: int | None = None
+    """An ``O_DIRECT`` fd on the cache file while :meth:`parts` runs (None: plain reads)."""
+    _buffer: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, ALIGN))
 
     def feed(self, end: int, change: int, off: int, data: bytes) -> None:
         """A write of ``data`` at ``off`` in order: the stream may send up to ``end``."""
@@ -112,6 +127,7 @@ class Stream:
         Raises Stopped once the stream is stopped: obstore then aborts the upload.
         """
         fd = os.open(self.path, os.O_RDONLY)
+        self._direct = _open_direct(self.path)
         try:
             sent = 0
             while True:
@@ -130,6 +146,9 @@ class Stream:
                 yield data
         finally:
             os.close(fd)
+            if self._direct is not None:
+                os.close(self._direct)
+            self._buffer.close()
 
     def hold(self, off: int, data: bytes) -> None:
         """Keep the bytes of a write at ``off`` for the upload, while under ``HOLD``.
@@ -157,7 +176,7 @@ class Stream:
                 pieces.append(piece)
                 pos += len(piece)
         if pos < end:
-            rest = os.pread(fd, end - pos, pos)
+            rest = self._read(fd, pos, end - pos)
             if len(rest) != end - pos:
                 raise Stopped("the cache file is shorter than its writes")
             pieces.append(rest)
@@ -166,6 +185,34 @@ class Stream:
                 self.held_bytes -= len(self.held.popleft()[1])
         return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) \
             else b"".join(pieces)
+
+    def _read(self, fd: int, start: int, size: int) -> bytes:
+        """Bytes [start, start+size) of the cache file, past the page cache when it can.
+
+        The FUSE writes went to the disk directly (``DataFiles.write``): a plain pread
+        would copy them into new page-cache pages first, which on this VM costs as
+        much as the copy of the write did (docs/ENGINE.md, "Page-cache copies"). A
+        direct read goes into one page-aligned buffer that is reused; the kernel
+        writes back any dirty page of the range before it (the ends of unaligned
+        writes), so it reads what the writes left.
+        """
+        if self._direct is not None:
+            first = start // ALIGN * ALIGN
+            length = -(-(start + size - first) // ALIGN) * ALIGN
+            if len(self._buffer) < length:
+                self._buffer.close()
+                self._buffer = mmap.mmap(-1, length)
+            try:
+                with memoryview(self._buffer) as view:
+                    got = os.preadv(self._direct, [view[:length]], first)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.close(self._direct)  # a file system without O_DIRECT reads
+                self._direct = None
+            else:
+                return self._buffer[start - first:min(got, start - first + size)]
+        return os.pread(fd, size, start)
 
 
 class Streams:
