@@ -26,6 +26,7 @@ from openfiles_engine.bucket.store import Conflict, ObjectNotFound, StoreError
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import Policy
 from openfiles_engine.export.lostfound import LostFound
+from openfiles_engine.export.sidecars import SidecarLists
 from openfiles_engine.export.stream import Streams
 from openfiles_engine.state.inode import Node
 from openfiles_engine.state.journal import (
@@ -83,6 +84,7 @@ class Exporter:
         """Moves whenever an export may have changed the bucket (a listing that read it
         before then is read again: see ``Lister``)."""
         self.streams = Streams(store, data.path, tree.path)
+        self._sidecars = SidecarLists(store, lambda: journal.replayed)
         """Files uploaded while they are written (``export/stream.py``)."""
         self.announce: Callable[[str, str | None, bool], None] = lambda key, etag, gone: None
         """Called with (key, new ETag or None, gone) once a change of ours reached the
@@ -363,6 +365,7 @@ class Exporter:
                 try:
                     node.sidecar_etag = await self.store.put_bytes(
                         sc_key, data, if_match=seen, create=not node.sidecar)
+                    self._sidecars.put(sc_key)
                 except Conflict:
                     node.sidecar_etag = await self._after_sidecar_conflict(
                         key, data, etag if node.kind != "dir" else None, created)
@@ -380,7 +383,10 @@ class Exporter:
             node.sidecar, node.sidecar_etag = True, None  # the next listing reads theirs
 
     async def _drop_stale_sidecar(self, sc_key: str) -> None:
-        """Delete the sidecar at ``sc_key`` if there is one (a HEAD, then the delete)."""
+        """Delete the sidecar at ``sc_key`` if there is one: when the LIST of its
+        directory shows it (``export/sidecars.py``), a HEAD, then the delete."""
+        if not await self._sidecars.may_hold(sc_key):
+            return
         try:
             info = await self.store.head(sc_key)
         except ObjectNotFound:

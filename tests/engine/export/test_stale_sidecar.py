@@ -84,3 +84,21 @@ def test_a_recreated_file_renamed_after_a_stale_sidecar_moves_whole(
     assert backend.keys() == ["c"]
     assert sorted(n for n in os.listdir(m.path) if not n.startswith(".")) == ["c"]
     assert m.status()["conflicts"] == 0
+
+
+@pytest.mark.fuse
+@pytest.mark.timeout(120)
+def test_new_files_are_checked_for_stale_sidecars_by_one_list_not_a_head_each(
+        mounter: MountFactory, backend: Backend) -> None:
+    """40 new files in one directory cost their 40 PUTs and a few requests more (the
+    directory's own, a LIST of its sidecars), not a HEAD each as well."""
+    m = mounter(backend, "--export-delay", "3600")
+    (m.path / "many").mkdir()
+    for n in range(40):
+        (m.path / "many" / f"f{n:02d}").write_bytes(b"x")
+    before = m.status()["s3_latency"]["count"]
+    assert m.flush()["ok"]
+    sent = m.status()["s3_latency"]["count"] - before
+    assert 40 <= sent <= 46, sent
+    assert sorted(backend.keys()) == sorted(
+        [f"many/f{n:02d}" for n in range(40)] + [sidecar_key("many")])
