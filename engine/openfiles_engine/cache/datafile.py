@@ -17,6 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 WRITE_CHUNK = 2**20
 """Bytes of fetched data per pwrite, each under one hold of :attr:`DataFiles.lock`.
@@ -55,8 +56,28 @@ def _pwrite_direct(fd: int, data: bytes | memoryview, offset: int) -> int:
         return os.pwrite(fd, view[:size], offset)
 
 
-def _aligned(offset: int, size: int) -> bool:
-    return size >= DIRECT_MIN and not (offset | size) % ALIGN
+def _write_split(data: bytes | memoryview, offset: int,
+                 plain: Callable[[memoryview, int], int],
+                 direct: Callable[[memoryview, int], int | None]) -> int:
+    """Write ``data`` at ``offset``: its aligned middle (at least ``DIRECT_MIN`` bytes
+    of whole blocks) through ``direct``, the unaligned ends, and everything when
+    ``direct`` gives None (refused), through ``plain``. Returns the bytes written
+    from ``offset`` on (fewer only when the disk is full)."""
+    view = memoryview(data)
+    end = offset + len(view)
+    first, last = -(-offset // ALIGN) * ALIGN, end // ALIGN * ALIGN
+    if last - first < DIRECT_MIN:
+        return plain(view, offset)
+    done = plain(view[:first - offset], offset) if first > offset else 0
+    if done < first - offset:
+        return done
+    middle = direct(view[first - offset:last - offset], first)
+    if middle is None:
+        return done + plain(view[done:], offset + done)
+    done += middle
+    if middle < last - first or last == end:
+        return done
+    return done + plain(view[last - offset:], last)
 
 
 class DataFiles:
@@ -117,23 +138,13 @@ class DataFiles:
         smaller write are plain pwrites. Returns the bytes written from ``offset``
         on (fewer only when the disk is full).
         """
-        end = offset + len(data)
-        first, last = -(-offset // ALIGN) * ALIGN, end // ALIGN * ALIGN
-        if not self.direct or last - first < DIRECT_MIN:
-            return os.pwrite(self.fd(ino), data, offset)
-        view = memoryview(data)
-        done = os.pwrite(self.fd(ino), view[:first - offset], offset) if first > offset else 0
-        if done < first - offset:
-            return done
-        middle = self._write_direct(ino, first, view[first - offset:last - offset])
-        if middle is None:  # refused: the rest is plain
-            return done + os.pwrite(self.fd(ino), view[done:], offset + done)
-        done += middle
-        if middle < last - first or last == end:
-            return done
-        return done + os.pwrite(self.fd(ino), view[last - offset:], last)
+        fd = self.fd(ino)
+        if not self.direct:
+            return os.pwrite(fd, data, offset)
+        return _write_split(data, offset, partial(os.pwrite, fd),
+                            partial(self._write_direct, ino))
 
-    def _write_direct(self, ino: int, offset: int, data: bytes | memoryview) -> int | None:
+    def _write_direct(self, ino: int, data: bytes | memoryview, offset: int) -> int | None:
         """The direct write of :meth:`write`; None when the file system refuses it."""
         fd = self._direct_fds.get(ino)
         if fd is None:
@@ -277,15 +288,22 @@ class FetchedWriter:
         self.landed.append((offset, offset + len(data)))
 
     def _write(self, piece: memoryview, offset: int) -> int:
-        if self._direct_fd is not None and _aligned(offset, len(piece)):
-            try:
-                return _pwrite_direct(self._direct_fd, piece, offset)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                os.close(self._direct_fd)
-                self._direct_fd = None
-        return os.pwrite(self._fd, piece, offset)
+        """A buffer's aligned middle goes direct (see :func:`_write_split`): obstore's
+        buffers are at least 1 MiB, not exactly, so most start off a block."""
+        if self._direct_fd is None:
+            return os.pwrite(self._fd, piece, offset)
+        return _write_split(piece, offset, partial(os.pwrite, self._fd), self._direct)
+
+    def _direct(self, piece: memoryview, offset: int) -> int | None:
+        assert self._direct_fd is not None
+        try:
+            return _pwrite_direct(self._direct_fd, piece, offset)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            os.close(self._direct_fd)  # refused: plain writes from now on
+            self._direct_fd = None
+            return None
 
     def _close_fds(self) -> None:
         os.close(self._fd)

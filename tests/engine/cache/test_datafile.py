@@ -146,3 +146,22 @@ def test_a_direct_fetch_writer_lands_its_aligned_mib_outside_the_page_cache(
     assert resident(tmp_path / "4") <= 4096  # only the tail's page went through it
     assert files.read(4, 0, len(data) + 1) == data
     files.close_all()
+
+
+def test_a_direct_fetch_writer_takes_buffers_that_do_not_start_on_a_block(
+        tmp_path: Path) -> None:
+    """obstore hands a GET's bytes over in buffers of at least 1 MiB, not exactly 1 MiB:
+    after the first, each starts off a block. Their aligned middles still go direct."""
+    files = DataFiles(str(tmp_path))
+    data = os.urandom(4 * 2**20)
+    writer = files.writer(6, files.generation(6), lambda: True, direct=True)
+    pos = 0
+    for size in (2**20 + 1000, 2**20 + 70_000, 2**20 + 3, 4 * 2**20):
+        size = min(size, len(data) - pos)
+        writer(pos, memoryview(data)[pos:pos + size])
+        pos += size
+    writer.close(thread_done=True)
+    assert writer.error is None and pos == len(data)
+    assert resident(tmp_path / "6") <= 6 * 4096  # a page at each end of each buffer
+    assert files.read(6, 0, len(data) + 1) == data
+    files.close_all()
