@@ -62,7 +62,9 @@ def _write_split(data: bytes | memoryview, offset: int,
     """Write ``data`` at ``offset``: its aligned middle (at least ``DIRECT_MIN`` bytes
     of whole blocks) through ``direct``, the unaligned ends, and everything when
     ``direct`` gives None (refused), through ``plain``. Returns the bytes written
-    from ``offset`` on (fewer only when the disk is full)."""
+    from ``offset`` on: fewer when a piece after the first fails (its error is then
+    not raised, as a single pwrite would have written less; the caller counts only
+    what landed), and the first piece's error is raised."""
     view = memoryview(data)
     end = offset + len(view)
     first, last = -(-offset // ALIGN) * ALIGN, end // ALIGN * ALIGN
@@ -71,13 +73,18 @@ def _write_split(data: bytes | memoryview, offset: int,
     done = plain(view[:first - offset], offset) if first > offset else 0
     if done < first - offset:
         return done
-    middle = direct(view[first - offset:last - offset], first)
-    if middle is None:
-        return done + plain(view[done:], offset + done)
-    done += middle
-    if middle < last - first or last == end:
+    try:
+        middle = direct(view[first - offset:last - offset], first)
+        if middle is None:
+            return done + plain(view[done:], offset + done)
+        done += middle
+        if middle < last - first or last == end:
+            return done
+        return done + plain(view[last - offset:], last)
+    except OSError:
+        if not done:
+            raise
         return done
-    return done + plain(view[last - offset:], last)
 
 
 class DataFiles:
@@ -132,7 +139,8 @@ class DataFiles:
         free memory the host takes back (virtio-balloon free page reporting),
         copying into new page-cache pages cost 2.0-2.4 s of kernel time per GiB
         after a large write; the direct path costs about 0.3 s (docs/ENGINE.md,
-        "Page-cache copies"). It also persists the bytes before the write returns.
+        "Page-cache copies"). Its bytes are on the disk when the write returns
+        (the file's size and allocation still need an fsync to be durable).
         The unaligned ends (the kernel splits a write-only handle's 1 MiB write
         from an unaligned buffer into two requests, neither aligned) and every
         smaller write are plain pwrites. Returns the bytes written from ``offset``

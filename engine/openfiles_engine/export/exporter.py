@@ -84,8 +84,8 @@ class Exporter:
         """Moves whenever an export may have changed the bucket (a listing that read it
         before then is read again: see ``Lister``)."""
         self.streams = Streams(store, data.path, tree.path)
-        self._sidecars = SidecarLists(store, lambda: journal.replayed)
         """Files uploaded while they are written (``export/stream.py``)."""
+        self._sidecars = SidecarLists(store, lambda: journal.replayed)
         self.announce: Callable[[str, str | None, bool], None] = lambda key, etag, gone: None
         """Called with (key, new ETag or None, gone) once a change of ours reached the
         bucket: the mutation events (``relay.Relay.announce``). Must not block."""

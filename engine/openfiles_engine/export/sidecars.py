@@ -24,6 +24,10 @@ TTL = 1.0
 """Seconds one LIST of a directory's sidecars answers for."""
 MAX_DIRS = 256
 """Directories remembered at once (the oldest are forgotten first)."""
+BIG = 1000
+"""A directory with more sidecars than one LIST page is asked with a HEAD per new
+file instead, for ``BIG_TTL`` seconds: its LIST would cost more than the HEADs."""
+BIG_TTL = 60.0
 
 
 class SidecarLists:
@@ -31,7 +35,9 @@ class SidecarLists:
         self.store = store
         self.replayed = replayed
         """Moves whenever the journal changed the bucket: a LIST read before is stale."""
-        self._lists: dict[str, tuple[float, int, set[str]]] = {}
+        self._lists: dict[str, tuple[float, int, set[str] | None]] = {}
+        """prefix -> (when its LIST started, ``replayed`` then, the sidecar names;
+        None for a directory with more than ``BIG``)."""
         self._locks: dict[str, trio.Lock] = {}
 
     async def may_hold(self, sc_key: str) -> bool:
@@ -40,23 +46,29 @@ class SidecarLists:
         lock = self._locks.setdefault(prefix, trio.Lock())
         async with lock:  # the first export of a directory lists it, the others wait
             hit = self._lists.get(prefix)
-            if hit is None or time.monotonic() - hit[0] >= TTL or hit[1] != self.replayed():
+            now = time.monotonic()
+            if hit is not None and hit[2] is None and now - hit[0] < BIG_TTL:
+                return True  # a big directory: the caller asks with a HEAD
+            if (hit is None or hit[2] is None or now - hit[0] >= TTL
+                    or hit[1] != self.replayed()):
                 hit = await self._list(prefix)
-        return name in hit[2]
+        return hit[2] is None or name in hit[2]
 
-    async def _list(self, prefix: str) -> tuple[float, int, set[str]]:
+    async def _list(self, prefix: str) -> tuple[float, int, set[str] | None]:
         replayed, start = self.replayed(), time.monotonic()
         try:
             objects, _ = await self.store.list_dir(f"{prefix}/")
         except ObjectNotFound:
             objects = []
-        hit = (start, replayed, {info.key.rsplit("/", 1)[-1] for info in objects})
+        names = {info.key.rsplit("/", 1)[-1] for info in objects}
+        hit = (start, replayed, names if len(names) <= BIG else None)
         self._lists.pop(prefix, None)
         self._lists[prefix] = hit
         while len(self._lists) > MAX_DIRS:
-            old = next(iter(self._lists))
-            del self._lists[old]
-            if not self._locks[old].locked():
+            del self._lists[next(iter(self._lists))]
+        if len(self._locks) > 2 * MAX_DIRS:  # also those of LISTs that failed
+            for old in [p for p, lk in self._locks.items()
+                        if p not in self._lists and not lk.locked()]:
                 del self._locks[old]
         return hit
 
@@ -64,5 +76,5 @@ class SidecarLists:
         """The exporter put the sidecar ``sc_key``."""
         prefix, _, name = sc_key.rpartition("/")
         hit = self._lists.get(prefix)
-        if hit is not None:
+        if hit is not None and hit[2] is not None:
             hit[2].add(name)

@@ -43,7 +43,7 @@ import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.store import MULTIPART_THRESHOLD, Conflict
-from openfiles_engine.cache.datafile import ALIGN
+from openfiles_engine.cache.datafile import ALIGN, DIRECT_MIN
 from openfiles_engine.state.inode import Node
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class Stream:
     held: deque[tuple[int, bytes]] = field(default_factory=deque)
     """(offset, bytes) of the writes kept for the upload, in order (see :meth:`hold`)."""
     held_bytes: int = 0
+    small_bytes: int = 0
+    """Bytes fed in writes under ``DIRECT_MIN`` (plain writes to the cache file)."""
     _direct: int | None = None
     """An ``O_DIRECT`` fd on the cache file while :meth:`parts` runs (None: plain reads)."""
     _buffer: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, ALIGN))
@@ -110,6 +112,8 @@ class Stream:
         """A write of ``data`` at ``off`` in order: the stream may send up to ``end``."""
         with self.cond:
             self.end, self.change = end, change
+            if len(data) < DIRECT_MIN:
+                self.small_bytes += len(data)
             self.hold(off, data)
             self.cond.notify()
 
@@ -127,7 +131,11 @@ class Stream:
         Raises Stopped once the stream is stopped: obstore then aborts the upload.
         """
         fd = os.open(self.path, os.O_RDONLY)
-        self._direct = _open_direct(self.path)
+        try:
+            self._direct = _open_direct(self.path)
+        except OSError:
+            os.close(fd)
+            raise
         try:
             sent = 0
             while True:
@@ -196,7 +204,9 @@ class Stream:
         writes back any dirty page of the range before it (the ends of unaligned
         writes), so it reads what the writes left.
         """
-        if self._direct is not None:
+        # Small writes stay in the page cache (dirty): a direct read would first wait
+        # for their writeback. Read plainly once they are more than an eighth.
+        if self._direct is not None and self.small_bytes * 8 <= self.end:
             first = start // ALIGN * ALIGN
             length = -(-(start + size - first) // ALIGN) * ALIGN
             if len(self._buffer) < length:

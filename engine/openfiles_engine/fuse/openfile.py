@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import errno
 import os
+import platform
+import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,11 @@ from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Tree
 
+DIRECT_WRITES = tuple(int(n) for n in
+                      re.findall(r"\d+", platform.release())[:2]) >= (6, 18)
+"""Write-only handles bypass the page cache only on kernels from 6.18 on, which drop
+the cached pages a direct write makes stale (``_open_handle``); older ones keep
+the cached write path."""
 SPACE_RESERVE = 2 * 2**20
 """Bytes kept free on the cache disk for SQLite: data writes fail first."""
 
@@ -143,14 +151,21 @@ class OpenFileHandlers(pyfuse3.Operations):
         handles"). A write-only handle can neither read nor be mapped, so nothing is
         lost. Readers stay coherent: every write sets a new mtime, and the kernel drops
         a file's cached pages when it finds the mtime changed (libfuse's
-        ``auto_inval_data``; a write marks the kernel's attributes stale).
+        ``auto_inval_data``; a write marks the kernel's attributes stale), and the
+        kernel drops the written range of every cached page itself since the fix of
+        2025 that 6.18 has (``DIRECT_WRITES``): before it, a reader that mapped the
+        file could keep old pages.
         """
         fh = self._next_fh
         self._next_fh += 1
         self.handles[fh] = Handle(node.ino, writer)
         node.opens += 1
         node.writers += writer
-        return pyfuse3.FileInfo(fh=fh, direct_io=write_only)
+        # Not for a set-user/group-ID file: only the cached write path makes the kernel
+        # clear those bits on a write (direct writes leave it to the server).
+        direct = (write_only and DIRECT_WRITES
+                  and not node.mode & (stat.S_ISUID | stat.S_ISGID))
+        return pyfuse3.FileInfo(fh=fh, direct_io=direct)
 
     # open files
     @handler

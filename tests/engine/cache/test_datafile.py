@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from openfiles_engine.cache.datafile import DIRECT_MIN, DataFiles
+from openfiles_engine.cache.datafile import DIRECT_MIN, DataFiles, _write_split
 
 
 def test_punch_keeps_the_rest(tmp_path: Path) -> None:
@@ -165,3 +166,23 @@ def test_a_direct_fetch_writer_takes_buffers_that_do_not_start_on_a_block(
     assert resident(tmp_path / "6") <= 6 * 4096  # a page at each end of each buffer
     assert files.read(6, 0, len(data) + 1) == data
     files.close_all()
+
+
+def test_a_split_write_that_fails_after_its_first_piece_counts_what_landed() -> None:
+    """A write cut into pieces (plain head, direct middle, plain tail) that fails after
+    the first piece returns the bytes that landed, as a short pwrite would; a failure
+    of the first piece is raised."""
+    def full_at(where: int) -> Callable[[memoryview, int], int]:
+        def plain(view: memoryview, offset: int) -> int:
+            if offset == where:
+                raise OSError(errno.ENOSPC, "full")
+            return len(view)
+        return plain
+
+    def direct(view: memoryview, offset: int) -> int:
+        return len(view)
+
+    data = bytes(200_000)  # at 100: head [100, 4096), middle to 196,608, tail to 200,100
+    assert _write_split(data, 100, full_at(196_608), direct) == 196_608 - 100
+    with pytest.raises(OSError, match="full"):
+        _write_split(data, 100, full_at(100), direct)

@@ -284,3 +284,21 @@ def test_only_write_only_handles_skip_the_page_cache(mounter: MountFactory, back
         os.close(writer)
         os.close(watcher)
     assert p.read_bytes() == b"w" * 2**18
+
+
+def test_a_set_group_id_file_keeps_the_cached_write_path(mounter: MountFactory,
+                                                        backend: Backend) -> None:
+    """Only the kernel's cached write path clears set-user/group-ID bits on a write, so
+    a write-only handle on such a file does not bypass the page cache."""
+    m = mounter(backend, "--export-delay", "3600")
+    p = m.path / "sg.bin"
+    p.write_bytes(b"")
+    os.chmod(p, 0o2775)
+    watcher = os.open(p, os.O_RDONLY)
+    writer = os.open(p, os.O_WRONLY)
+    try:
+        assert os.pwrite(writer, b"s" * 2**16, 0) == 2**16
+        assert _resident_pages(watcher, 2**16) == 16
+    finally:
+        os.close(writer)
+        os.close(watcher)
