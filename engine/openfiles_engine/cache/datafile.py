@@ -56,6 +56,17 @@ def _pwrite_direct(fd: int, data: bytes | memoryview, offset: int) -> int:
         return os.pwrite(fd, view[:size], offset)
 
 
+def open_direct(path: str, flags: int) -> int | None:
+    """A new ``O_DIRECT`` fd on ``path``; None when its file system refuses
+    ``O_DIRECT`` (EINVAL: ramfs, some overlays)."""
+    try:
+        return os.open(path, flags | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return None
+
+
 def _write_split(data: bytes | memoryview, offset: int,
                  plain: Callable[[memoryview, int], int],
                  direct: Callable[[memoryview, int], int | None]) -> int:
@@ -144,7 +155,7 @@ class DataFiles:
         The unaligned ends (the kernel splits a write-only handle's 1 MiB write
         from an unaligned buffer into two requests, neither aligned) and every
         smaller write are plain pwrites. Returns the bytes written from ``offset``
-        on (fewer only when the disk is full).
+        on (see :func:`_write_split` for when they are fewer).
         """
         fd = self.fd(ino)
         if not self.direct:
@@ -170,18 +181,21 @@ class DataFiles:
             return None
 
     def _open_direct(self, ino: int) -> int | None:
-        """A new ``O_DIRECT`` fd on the data file of ``ino``; None when refused."""
-        try:
-            return os.open(self.path(ino), os.O_WRONLY | os.O_DIRECT)
-        except OSError as exc:
-            self._refused(exc)
-            return None
+        """A new ``O_DIRECT`` fd on the data file of ``ino``; None when refused (then
+        for good: see :meth:`_refused`)."""
+        fd = open_direct(self.path(ino), os.O_WRONLY)
+        if fd is None:
+            self._direct_off("open")
+        return fd
 
     def _refused(self, exc: OSError) -> None:
         """A direct open or write failed: EINVAL turns the direct path off for good."""
         if exc.errno != errno.EINVAL:
             raise exc
-        log.info("the cache directory refuses O_DIRECT (%s): plain writes from now on", exc)
+        self._direct_off(str(exc))
+
+    def _direct_off(self, why: str) -> None:
+        log.info("the cache directory refuses O_DIRECT (%s): plain writes from now on", why)
         self.direct = False
 
     def writer(self, ino: int, generation: int, still_wanted: Callable[[], bool],

@@ -11,6 +11,9 @@
   upload once it passes 80 MiB (``s3://`` only); its export then sends the last
   part and the complete (precondition checked by a HEAD right before), or, if
   the file changed otherwise meanwhile, aborts the upload and PUTs as above.
+- ``sidecars.py``: :class:`~openfiles_engine.export.sidecars.SidecarLists`, which
+  sidecars a directory holds, from one LIST kept a second: a new file's export
+  asks it whether a stale sidecar may sit at its key before it sends a HEAD.
 - ``lostfound.py``: :class:`~openfiles_engine.export.lostfound.LostFound`. On a
   conflict the bucket wins: the local version moves to
   ``.openfiles-lost+found-<fsid>/`` with its original path in an xattr, and is

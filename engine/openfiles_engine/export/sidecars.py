@@ -46,13 +46,15 @@ class SidecarLists:
         lock = self._locks.setdefault(prefix, trio.Lock())
         async with lock:  # the first export of a directory lists it, the others wait
             hit = self._lists.get(prefix)
-            now = time.monotonic()
-            if hit is not None and hit[2] is None and now - hit[0] < BIG_TTL:
-                return True  # a big directory: the caller asks with a HEAD
-            if (hit is None or hit[2] is None or now - hit[0] >= TTL
-                    or hit[1] != self.replayed()):
+            if hit is None or not self._fresh(hit):
                 hit = await self._list(prefix)
-        return hit[2] is None or name in hit[2]
+        return hit[2] is None or name in hit[2]  # None: a big directory, ask with a HEAD
+
+    def _fresh(self, hit: tuple[float, int, set[str] | None]) -> bool:
+        started, replayed, names = hit
+        if names is None:
+            return time.monotonic() - started < BIG_TTL
+        return time.monotonic() - started < TTL and replayed == self.replayed()
 
     async def _list(self, prefix: str) -> tuple[float, int, set[str] | None]:
         replayed, start = self.replayed(), time.monotonic()

@@ -43,7 +43,7 @@ import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.store import MULTIPART_THRESHOLD, Conflict
-from openfiles_engine.cache.datafile import ALIGN, DIRECT_MIN
+from openfiles_engine.cache.datafile import ALIGN, DIRECT_MIN, open_direct
 from openfiles_engine.state.inode import Node
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,6 @@ a part is then sent without reading the cache file back, which the direct writes
 (``DataFiles.write``) left on the disk, not in the page cache."""
 MAX_PARTS = 9000
 """A stream that would need more parts (S3 allows 10,000) is aborted: the export PUTs."""
-
-
-def _open_direct(path: str) -> int | None:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        return None
 
 
 class Stopped(Exception):
@@ -132,7 +123,7 @@ class Stream:
         """
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            self._direct = _open_direct(self.path)
+            self._direct = open_direct(self.path, os.O_RDONLY)
         except OSError:
             os.close(fd)
             raise
