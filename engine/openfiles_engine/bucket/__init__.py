@@ -6,6 +6,8 @@
 - ``store.py``: :class:`~openfiles_engine.bucket.store.Store` (synchronous), the
   only module that calls obstore; every store failure leaves as ``StoreError``
   or one of its subclasses, without credentials in the message;
+- ``fence.py``: conditional deletes on S3 (a fence PUT If-Match the version
+  seen, then the DELETE), and the fences the store's listings and HEADs hide;
 - ``asyncstore.py``: :class:`~openfiles_engine.bucket.asyncstore.AsyncStore`, the
   same calls in trio worker threads under one CapacityLimiter.
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +31,11 @@ import obstore
 import obstore.exceptions as oberr
 from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
+from openfiles_engine.bucket import fence
 from openfiles_engine.bucket.layout import META_DIR
 from openfiles_engine.config import Credentials
+
+log = logging.getLogger(__name__)
 
 MULTIPART_THRESHOLD = 64 * 2**20
 """Bytes: bigger files go up in parts (never conditional; see SEMANTICS.md)."""
@@ -150,6 +154,9 @@ class Store:
         self.conditional: Literal["full", "create-only"] = (
             "create-only" if kind in CREATE_ONLY else "full"
         )
+        self.fenced = kind == "s3"
+        """Deletes go through a fence (fence.py); off once the bucket's ETags are not
+        MD5s, for then other mounts would not know a fence for one."""
 
     @classmethod
     def open(
@@ -232,7 +239,8 @@ class Store:
         res = self._call(
             prefix, lambda: obstore.list_with_delimiter(self._backend, prefix or None)
         )
-        objects = sorted((_info(m, self._quote) for m in res["objects"]), key=lambda o: o.key)
+        objects = sorted((o for m in res["objects"] if not self._fence(o := _info(m, self._quote))),
+                         key=lambda o: o.key)
         return objects, sorted(p.rstrip("/") for p in res["common_prefixes"])
 
     def list_all(self, prefix: str) -> list[ObjectInfo]:
@@ -241,7 +249,7 @@ class Store:
 
         def run() -> None:
             for chunk in obstore.list(self._backend, prefix or None):
-                out.extend(_info(m, self._quote) for m in chunk)
+                out.extend(o for m in chunk if not self._fence(o := _info(m, self._quote)))
 
         self._call(prefix, run)
         return out
@@ -258,7 +266,22 @@ class Store:
             return False
 
     def head(self, key: str) -> ObjectInfo:
-        return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)
+        """The object at ``key``; ObjectNotFound if none, or if a delete's fence is there."""
+        info: ObjectInfo = self._call(key, lambda: _info(obstore.head(self._backend, key)),
+                                      lookup=True)
+        if self._fence(info):
+            raise ObjectNotFound(f"not found: {key} (being deleted)")
+        return info
+
+    def head_any(self, key: str) -> ObjectInfo | None:
+        """What is at ``key``, a fence included; None if nothing."""
+        try:
+            return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)
+        except ObjectNotFound:
+            return None
+
+    def _fence(self, info: ObjectInfo) -> bool:
+        return self.fenced and fence.is_fence(info)
 
     def get_chunks(self, key: str, start: int, end: int, *, if_match: str | None = None,
                    chunk: int = CHUNK,
@@ -325,7 +348,14 @@ class Store:
                 mode = {"e_tag": if_match}
             else:
                 self._check_etag(key, if_match)
-        return self._put(key, data, mode, create=create, use_multipart=False)
+        try:
+            return self._put(key, data, mode, create=create, use_multipart=False)
+        except Conflict:
+            # A create that met another mount's delete in its last step: the key is
+            # free once that delete's fence goes.
+            if not (create and self.fenced) or fence.clear(self, key) is not None:
+                raise
+            return self._put(key, data, mode, create=create, use_multipart=False)
 
     def put_file(self, key: str, path: str, *, if_match: str | None, create: bool) -> str | None:
         """PUT a local file; multipart above MULTIPART_THRESHOLD.
@@ -375,9 +405,7 @@ class Store:
     def check(self, key: str, *, if_match: str | None, create: bool) -> None:
         """Conflict unless ``key`` is absent (``create``) or at ETag ``if_match``: a HEAD."""
         if create:
-            try:
-                self.head(key)
-            except ObjectNotFound:
+            if (fence.clear(self, key) if self.fenced else self.head_any(key)) is None:
                 return
             raise Conflict(f"precondition failed: {key}")
         if if_match is not None:
@@ -394,6 +422,7 @@ class Store:
         if self.kind != "file":
             res = self._call(key, lambda: obstore.put(self._backend, key, body, mode=mode,
                                                       **options))
+            log.debug("PUT %r (%s) -> %s", key, mode, res["e_tag"])
             return res["e_tag"]
         return self._staged(key, lambda tmp: obstore.put(self._backend, tmp, body, **options),
                             create=create)
@@ -434,6 +463,7 @@ class Store:
             self._call(key, lambda: obstore.delete(self._backend, key), lookup=True)
         except ObjectNotFound:
             pass
+        log.debug("DELETE %r", key)
 
     def copy(self, src: str, dst: str) -> None:
         """Copy ``src`` over ``dst`` (a ``file://`` store stages it, see :meth:`_staged`)."""
@@ -441,6 +471,7 @@ class Store:
             self._staged(dst, lambda tmp: obstore.copy(self._backend, src, tmp), create=False)
             return
         self._call(src, lambda: obstore.copy(self._backend, src, dst))
+        log.debug("COPY %r -> %r", src, dst)
 
     def etag_or_none(self, key: str) -> str | None:
         """The current ETag of ``key``, or None if there is no such object.
@@ -455,10 +486,15 @@ class Store:
     def delete_if(self, key: str, etag: str) -> None:
         """Delete ``key`` only if its ETag is ``etag``; a missing key is not an error.
 
-        Conflict if another version is there. Neither S3 DELETE nor obstore can
-        carry If-Match, so the check is a HEAD just before: a change that lands
-        between the two requests is deleted (the window SEMANTICS.md names).
+        Conflict if another version is there. On S3 the version is first replaced
+        by a fence, If-Match ``etag`` (fence.py). Elsewhere neither the DELETE nor
+        obstore can carry If-Match, so the check is a HEAD just before: a change
+        that lands between the two requests is deleted (the window SEMANTICS.md
+        names).
         """
+        if self.fenced:
+            self._delete_fenced(key, etag)
+            return
         current = self.etag_or_none(key)
         if current is None:
             return
@@ -466,20 +502,59 @@ class Store:
             raise Conflict(f"precondition failed: {key} changed")
         self.delete(key)
 
+    def _take(self, key: str) -> None:
+        """Put a fence at ``key`` if nothing is there (a fence that goes included)."""
+        try:
+            self._put(key, fence.FENCE, "create", create=True)
+        except Conflict:
+            if fence.clear(self, key) is not None:
+                raise Conflict(f"precondition failed: {key} exists") from None
+            self._put(key, fence.FENCE, "create", create=True)
+
+    def _delete_fenced(self, key: str, etag: str) -> None:
+        try:
+            put = self._put(key, fence.FENCE, {"e_tag": etag}, create=False)
+        except Conflict:
+            info = self.head_any(key)  # S3 says 412 for a missing key too
+            if info is None:
+                return
+            if not fence.is_fence(info):
+                raise Conflict(f"precondition failed: {key} changed") from None
+            # Another mount's delete of the same version, or ours cut short.
+            if fence.stale(info):
+                self.delete(key)
+            return
+        if put != fence.FENCE_ETAG:
+            log.warning("the bucket's ETags are not MD5 sums (SSE-KMS?): deletes check "
+                        "the version with a HEAD just before, as on other stores")
+            self.fenced = False
+        self.delete(key)
+
     def copy_if(self, src: str, dst: str, *, if_match: str | None) -> str | None:
         """Copy ``src`` to a ``dst`` that does not exist; returns the copy's ETag.
 
         ``if_match``: the ETag ``src`` must have (None: any version). ObjectNotFound
         if ``src`` is gone, Conflict if it is another version or ``dst`` exists.
-        obstore's copy takes no conditions on S3, so both are HEADs just before
-        the copy (a window, as in :meth:`delete_if`).
+        obstore's copy takes no conditions on S3, so the source's version is a HEAD
+        just before the copy (a window, as in :meth:`delete_if` elsewhere). On S3
+        ``dst`` is first taken with a fence PUT If-None-Match (fence.py), which the
+        copy then replaces: a file another mount makes at ``dst`` meanwhile meets
+        the fence instead of being copied over. Elsewhere it is a HEAD too.
         """
         current = self.etag_or_none(src)
         if current is None:
             raise ObjectNotFound(f"not found: {src}")
         if if_match is not None and current != if_match:
             raise Conflict(f"precondition failed: {src} changed")
-        if self.etag_or_none(dst) is not None:
+        if self.fenced:
+            self._take(dst)
+        elif self.head_any(dst) is not None:
             raise Conflict(f"precondition failed: {dst} exists")
-        self.copy(src, dst)
+        try:
+            self.copy(src, dst)
+        except StoreError:
+            if self.fenced:
+                with contextlib.suppress(StoreError):
+                    self.delete(dst)  # only our fence is there: nobody else writes over one
+            raise
         return self.etag_or_none(dst)

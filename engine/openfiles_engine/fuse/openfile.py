@@ -50,6 +50,8 @@ SPACE_RESERVE = 2 * 2**20
 class Handle:
     ino: int
     writer: bool = False
+    append: bool = False
+    """Opened ``O_APPEND``: every write goes to the end the engine holds (``write``)."""
     ra: Readahead = field(default_factory=Readahead)
 
 
@@ -143,8 +145,9 @@ class OpenFileHandlers(pyfuse3.Operations):
             self._release_node(child)
         self.notify(parent, name)
 
-    def _open_handle(self, node: Node, writer: bool, write_only: bool = False) -> Any:
-        """A handle on ``node``; a write-only one bypasses the kernel's page cache.
+    def _open_handle(self, node: Node, writer: bool, flags: int) -> Any:
+        """A handle on ``node`` opened with ``flags``; a write-only one bypasses the
+        kernel's page cache.
 
         Its writes then cost the writing process no copy into new page-cache pages
         (up to 2 s of kernel time per GiB on this VM; docs/ENGINE.md, "Write-only
@@ -158,12 +161,12 @@ class OpenFileHandlers(pyfuse3.Operations):
         """
         fh = self._next_fh
         self._next_fh += 1
-        self.handles[fh] = Handle(node.ino, writer)
+        self.handles[fh] = Handle(node.ino, writer, bool(flags & os.O_APPEND))
         node.opens += 1
         node.writers += writer
         # Not for a set-user/group-ID file: only the cached write path makes the kernel
         # clear those bits on a write (direct writes leave it to the server).
-        direct = (write_only and DIRECT_WRITES
+        direct = (flags & os.O_ACCMODE == os.O_WRONLY and DIRECT_WRITES
                   and not node.mode & (stat.S_ISUID | stat.S_ISGID))
         return pyfuse3.FileInfo(fh=fh, direct_io=direct)
 
@@ -191,7 +194,7 @@ class OpenFileHandlers(pyfuse3.Operations):
         if flags & os.O_TRUNC and node.kind == "file":  # libfuse turns on atomic_o_trunc
             self._truncate(node, 0)
             self.tree.save(node)
-        return self._open_handle(node, writer, flags & os.O_ACCMODE == os.O_WRONLY)
+        return self._open_handle(node, writer, flags)
 
     @handler
     # pyfuse3 replies with any buffer (it takes PyObject_GetBuffer); its stub says bytes.
@@ -201,9 +204,17 @@ class OpenFileHandlers(pyfuse3.Operations):
 
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        node = self._node(self.handles[fh].ino)
+        handle = self.handles[fh]
+        node = self._node(handle.ino)
         if not (node.full and node.data_dirty):  # the data file must hold it exactly
             await self.downloader.fill(node)
+        if handle.append and off != node.size:
+            # Without a writeback cache the file system places appends (libfuse's
+            # documentation of open): the kernel's offset is the size its last lookup
+            # gave, and the open after that lookup may have found another version in
+            # the bucket. Its pages and size are then wrong: it is told to drop them.
+            off = node.size
+            self.notify(node.ino, None)
         self._check_space(len(buf))
         written = self.data.write(node.ino, off, buf)
         node.size = max(node.size, off + written)

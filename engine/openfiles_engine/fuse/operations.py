@@ -241,7 +241,7 @@ class Operations(OpenFileHandlers):
             # kernel's lookup and this create: O_CREAT without O_EXCL opens it.
             return self._open_created(existing, flags)
         node = self._new_file(parent, name_, "file", mode & 0o7777, ctx)
-        return (self._open_handle(node, True, flags & os.O_ACCMODE == os.O_WRONLY),
+        return (self._open_handle(node, True, flags),
                 self._entry(node))
 
     def _open_created(self, node: Node, flags: int) -> Any:

@@ -14,8 +14,9 @@ sidecar ETag) of each key the engine last saw when the entry was made. A key
 whose version changed since is left as the bucket has it and reported as a
 :class:`Clash` (SEMANTICS.md, "Conflicts"). A rename's target must be absent:
 the rename over an existing file is journalled as a conditional delete of the
-target first. obstore cannot send If-Match with DELETE or COPY, so each check
-is a HEAD just before the request (:meth:`Store.delete_if`, :meth:`Store.copy_if`).
+target first. S3's DELETE and COPY take no If-Match: a delete is made
+conditional by a fence (:meth:`Store.delete_if`, bucket/fence.py), a copy's
+check is a HEAD just before it (:meth:`Store.copy_if`).
 Entries written by an engine from before ``seen`` replay unconditionally.
 """
 

@@ -4,6 +4,7 @@ flush, release, fsync), on real FUSE mounts over file:// and MinIO."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 from pathlib import Path
@@ -305,3 +306,41 @@ def test_a_set_group_id_file_keeps_the_cached_write_path(mounter: MountFactory,
     finally:
         os.close(writer)
         os.close(watcher)
+
+
+
+@pytest.mark.parametrize("access", [os.O_WRONLY, os.O_RDWR])
+def test_append_after_a_remote_change_goes_to_the_new_end(
+        mounter: MountFactory, s3_backend: Backend, access: int) -> None:
+    """The kernel puts an ``O_APPEND`` write at the size it last heard of, but the
+    open may have found another version in the bucket since (found by
+    test_two_mounts: a longer version lost bytes under the append, a shorter one
+    got zeros). The engine puts every append at the end of what it holds.
+
+    Here the kernel keeps the old size for the whole TTL, and a read that met the
+    new version makes the next open ask the bucket (fetcher.py ``Changed``)."""
+    old = os.urandom(16 * 2**20)
+    s3_backend.write("f", old)
+    m = mounter(s3_backend, "--metadata-ttl", "3600", "--export-delay", "3600")
+    p = m.path / "f"
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0) == old[:4096]
+        s3_backend.write("f", b"another writer\n")
+        with pytest.raises(OSError) as exc:
+            os.pread(fd, 4096, len(old) - 4096)
+        assert exc.value.errno == errno.EIO  # the precondition: the engine saw the change
+    finally:
+        os.close(fd)
+    assert os.stat(p).st_size == len(old)  # the kernel's size is still the old one
+    fd = os.open(p, access | os.O_APPEND)
+    try:
+        os.write(fd, b"mine\n")
+        os.write(fd, b"again\n")
+    finally:
+        os.close(fd)
+    want = b"another writer\nmine\nagain\n"
+    assert os.stat(p).st_size == len(want)
+    assert p.read_bytes() == want
+    assert m.flush()["ok"]
+    assert s3_backend.read("f") == want

@@ -1,0 +1,67 @@
+"""Conditional deletes on S3, whose DELETE takes no ``If-Match`` (MinIO ignores it).
+
+A delete of version ``etag`` first replaces that version, with a PUT ``If-Match:
+etag``, by a fence: an object of fixed bytes (``FENCE``), then deletes the fence.
+The PUT is atomic, so the delete removes the version seen or nothing. Between the
+two requests (milliseconds) another mount's conditional write fails: its
+``If-Match`` names a version that is gone and its ``If-None-Match`` meets the fence,
+so its version goes to lost+found rather than being deleted unseen. Before, the
+check was a HEAD just before the DELETE, and a write landing between the two was
+deleted (found by ``tests/engine/test_two_mounts.py``).
+
+The engine's listings and HEADs do not show a fence (:func:`is_fence`), so no mount
+adopts one as a file. A create at a fenced key waits up to ``WAIT`` seconds for
+the fence to go (:func:`clear`). A fence older than ``STALE`` seconds was left by a
+delete cut short (a crash or an unreachable bucket between the two requests) and
+may be removed by anyone: every request ends within 30 s (the store's retry
+budget), so its owner no longer deletes it blindly.
+
+A fence is recognised by its size and its ETag, the MD5 of its bytes, which S3
+gives a single-part object. A bucket that gives other ETags (SSE-KMS) returns
+another ETag for the fence; the store then deletes the fence at once and goes back
+to the HEAD before the DELETE (:meth:`Store.delete_if`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from openfiles_engine.bucket.store import ObjectInfo, Store
+
+FENCE = b"openfiles: this object is being deleted by a mount of the volume\n"
+FENCE_ETAG = f'"{hashlib.md5(FENCE).hexdigest()}"'
+WAIT = 2.0
+"""Seconds a create waits for a fence at its key to go."""
+STALE = 120.0
+"""Seconds after which a fence is a leftover that anyone may delete."""
+POLL = 0.05
+
+
+def is_fence(info: ObjectInfo) -> bool:
+    return info.size == len(FENCE) and info.etag == FENCE_ETAG
+
+
+def stale(info: ObjectInfo) -> bool:
+    return time.time() - info.mtime_ns / 1e9 > STALE
+
+
+def clear(store: Store, key: str) -> ObjectInfo | None:
+    """Before a create at ``key``: wait for a fence there to go, removing a stale one.
+
+    Returns what is at ``key`` then (a fence still there after ``WAIT`` seconds
+    included), or None if nothing is.
+    """
+    deadline = time.monotonic() + WAIT
+    while True:
+        info = store.head_any(key)
+        if info is None or not is_fence(info):
+            return info
+        if stale(info):
+            store.delete(key)
+            continue
+        if time.monotonic() > deadline:
+            return info
+        time.sleep(POLL)

@@ -1,0 +1,151 @@
+"""fence.py: conditional deletes on a real MinIO, which ignores DELETE If-Match."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from openfiles_engine.bucket import fence
+from openfiles_engine.bucket.store import Conflict, Store
+from openfiles_engine.config import Credentials
+
+pytestmark = [pytest.mark.s3, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def s3(s3_bucket: Any) -> Store:
+    return Store.open(s3_bucket.url, endpoint=s3_bucket.endpoint, region="us-east-1",
+                      credentials=Credentials(s3_bucket.env["AWS_ACCESS_KEY_ID"],
+                                              s3_bucket.env["AWS_SECRET_ACCESS_KEY"]))
+
+
+def _fence(store: Store, key: str, etag: str) -> None:
+    """The first request of another mount's delete of ``etag`` (its fence), alone."""
+    assert store._put(key, fence.FENCE, {"e_tag": etag}, create=False) == fence.FENCE_ETAG
+
+
+def test_minio_ignores_if_match_on_delete(s3: Store, s3_bucket: Any) -> None:
+    """Why the fence exists: the check cannot ride on the DELETE itself."""
+    s3.put_bytes("k", b"theirs", if_match=None, create=True)
+    s3_bucket.server.admin()._execute("DELETE", s3_bucket.name, "k",
+                                      headers={"If-Match": '"0000"'})
+    assert s3.etag_or_none("k") is None
+
+
+def test_a_delete_removes_only_the_version_seen(s3: Store) -> None:
+    seen = s3.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    theirs = s3.put_bytes("k", b"theirs", if_match=seen, create=False)
+    with pytest.raises(Conflict):
+        s3.delete_if("k", seen)
+    assert s3.get("k") == b"theirs"
+    assert theirs is not None
+    s3.delete_if("k", theirs)
+    assert s3.head_any("k") is None  # no fence left behind
+    s3.delete_if("k", theirs)  # a missing key is not an error
+
+
+def test_a_write_meeting_a_fence_is_a_conflict_and_the_fence_is_hidden(s3: Store) -> None:
+    """The window the fence closes: between its PUT and the DELETE, another mount's
+    write of the version it saw fails (so it goes to lost+found), and so does a
+    create; no listing or HEAD shows the fence."""
+    seen = s3.put_bytes("d/k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    _fence(s3, "d/k", seen)
+    with pytest.raises(Conflict):
+        s3.put_bytes("d/k", b"mine", if_match=seen, create=False)
+    assert s3.etag_or_none("d/k") is None
+    assert s3.list_dir("d/") == ([], [])
+    assert [o.key for o in s3.list_all("d/")] == []
+    info = s3.head_any("d/k")
+    assert info is not None and fence.is_fence(info)
+    s3.delete_if("d/k", seen)  # a second delete of the same version: already going
+    assert s3.head_any("d/k") is not None  # not ours to remove while fresh
+
+
+def test_a_create_waits_for_a_fence_to_go(s3: Store) -> None:
+    seen = s3.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    _fence(s3, "k", seen)
+    owner = threading.Timer(0.3, s3.delete, ("k",))  # the fence's owner finishes
+    owner.start()
+    started = time.monotonic()
+    made = s3.put_bytes("k", b"new file", if_match=None, create=True)
+    owner.join()
+    assert time.monotonic() - started >= 0.25
+    assert made == s3.etag_or_none("k") and s3.get("k") == b"new file"
+
+
+def test_a_fence_that_stays_is_a_conflict_and_a_stale_one_is_removed(
+        s3: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = s3.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    _fence(s3, "k", seen)
+    monkeypatch.setattr(fence, "WAIT", 0.2)
+    with pytest.raises(Conflict):
+        s3.put_bytes("k", b"new", if_match=None, create=True)
+    with pytest.raises(Conflict):  # the multipart path's check, and a copy's target
+        s3.check("k", if_match=None, create=True)
+    s3.put_bytes("src", b"moved", if_match=None, create=True)
+    with pytest.raises(Conflict):
+        s3.copy_if("src", "k", if_match=None)
+    info = s3.head_any("k")
+    assert info is not None and fence.is_fence(info)  # nothing overwrote it
+    monkeypatch.setattr(fence, "STALE", 0.0)  # left by a delete cut short
+    assert s3.put_bytes("k", b"new", if_match=None, create=True) is not None
+    assert s3.get("k") == b"new"
+
+
+
+def test_a_write_landing_inside_a_delete_is_kept(s3: Store,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another mount's export lands between the delete's two requests: before the
+    fence it was deleted unseen (test_two_mounts lost such a line); now it fails
+    and the DELETE removes only the fence."""
+    seen = s3.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    other = Store.open(s3.url, endpoint=str(s3._backend.config["endpoint"]),
+                       region="us-east-1", credentials=_credentials(s3))
+    landed: list[object] = []
+    real_delete = s3.delete
+
+    def delete(key: str) -> None:
+        try:
+            landed.append(other.put_bytes(key, b"v1 + theirs", if_match=seen, create=False))
+        except Conflict as exc:
+            landed.append(exc)
+        real_delete(key)
+
+    monkeypatch.setattr(s3, "delete", delete)
+    s3.delete_if("k", seen)
+    assert len(landed) == 1 and isinstance(landed[0], Conflict)  # to their lost+found
+    assert s3.head_any("k") is None
+
+
+def test_a_file_made_at_a_copy_target_inside_the_copy_is_not_copied_over(
+        s3: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.put_bytes("src", b"moved", if_match=None, create=True)
+    monkeypatch.setattr(fence, "WAIT", 0.2)
+    landed: list[object] = []
+    real_copy = s3.copy
+
+    def copy(src: str, dst: str) -> None:
+        try:
+            landed.append(s3.put_bytes(dst, b"a new file", if_match=None, create=True))
+        except Conflict as exc:
+            landed.append(exc)
+        real_copy(src, dst)
+
+    monkeypatch.setattr(s3, "copy", copy)
+    etag = s3.copy_if("src", "dst", if_match=None)
+    assert len(landed) == 1 and isinstance(landed[0], Conflict)  # to its lost+found
+    assert s3.get("dst") == b"moved" and etag == s3.etag_or_none("dst")
+    assert etag == s3.etag_or_none("src")  # the copy keeps the source's ETag
+
+
+def _credentials(s3: Store) -> Credentials:
+    cfg = s3._backend.config
+    return Credentials(str(cfg["access_key_id"]), str(cfg["secret_access_key"]))
