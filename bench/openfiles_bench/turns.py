@@ -1,13 +1,15 @@
-"""Cold readers and a cold ``ls -l``, the engine beside Mountpoint for S3, in turns.
+"""Cold readers, a re-read and a cold ``ls -l``, the engine beside its peers, in turns.
 
     .venv/bin/python -m openfiles_bench.turns [--rounds N] [--size MiB] [--files N]
-        [--targets openfiles,mountpoint] [--mount-s3 PATH]
+        [--targets openfiles,mountpoint,s3fs] [--mount-s3 PATH]
 
 A private MinIO (the bench's) holds 5 objects of ``--size`` and ``--files``
 objects of 4 KiB under ``files/``. Each round mounts every target afresh, in
 a new order, and prints per target:
 
-- ``1 reader``: one cold sequential read of one object; ``4 readers``: four
+- ``1 reader``: one cold sequential read of one object; ``re-read``: the same
+  file again after the page cache is dropped (from the mount's own cache, as
+  ``openfiles bench``'s cached re-read); ``4 readers``: four
   objects read at once by four threads (aggregate MiB/s), each with the
   mount's CPU seconds per GiB (from /proc);
 - ``ls cold``: ``ls -l files`` right after mounting, ``ls warm``: again (ms).
@@ -32,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from openfiles_bench.bucket import MiB
-from openfiles_bench.target import Mount, engine_spec, mount_s3_spec
+from openfiles_bench.target import Mount, engine_spec, mount_s3_spec, s3fs_spec
 from openfiles_bench.testbed import private_minio, process_cpu
 from openfiles_bench.workload import drop_page_cache
 
@@ -61,11 +63,16 @@ def one_turn(target: str, mnt: Path, pid: int, size: int) -> str:
     one_cpu = (process_cpu(pid) - cpu) / (size / 2**30)
     drop_page_cache()
     cpu, began = process_cpu(pid), time.perf_counter()
+    again = read_all(mnt / "big") / (time.perf_counter() - began) / MiB
+    again_cpu = (process_cpu(pid) - cpu) / (size / 2**30)
+    drop_page_cache()
+    cpu, began = process_cpu(pid), time.perf_counter()
     with ThreadPoolExecutor(READERS) as pool:
         moved = sum(pool.map(read_all, [mnt / f"p{n}" for n in range(READERS)]))
     four = moved / (time.perf_counter() - began) / MiB
     four_cpu = (process_cpu(pid) - cpu) / (moved / 2**30)
     return (f"  {target:11} 1 reader {one:6.0f} MiB/s cpu {one_cpu:5.2f} s/GiB   "
+            f"re-read {again:6.0f} MiB/s cpu {again_cpu:5.2f} s/GiB   "
             f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB   "
             f"ls cold {cold * 1000:6.1f} ms  ls warm {warm * 1000:6.1f} ms")
 
@@ -90,9 +97,12 @@ def main() -> None:
             for target in order.sample(targets, len(targets)):
                 run = Path(tempfile.mkdtemp(dir=work))
                 (run / "cache").mkdir()
-                spec = (engine_spec(site, run / "mnt", run / "cache", run)
-                        if target == "openfiles"
-                        else mount_s3_spec(site, run / "mnt", None, args.mount_s3))
+                if target == "openfiles":
+                    spec = engine_spec(site, run / "mnt", run / "cache", run)
+                elif target == "s3fs":
+                    spec = s3fs_spec(site, run / "mnt", run / "cache", run)
+                else:
+                    spec = mount_s3_spec(site, run / "mnt", None, args.mount_s3)
                 if spec.available:
                     print(f"  {target:11} n/a ({spec.available})", flush=True)
                     continue

@@ -1,4 +1,4 @@
-"""``python -m openfiles_bench.turns``: cold readers and a cold ``ls -l`` in turns.
+"""``python -m openfiles_bench.turns``: cold readers, a re-read and a cold ``ls -l``.
 
 As for the bench's other tools, the shape of the output is checked, never a speed.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-LINE = re.compile(r"  openfiles +1 reader +([\d.]+) MiB/s cpu +([\d.]+) s/GiB +4 readers +"
+LINE = re.compile(r"  openfiles +1 reader +([\d.]+) MiB/s cpu +([\d.]+) s/GiB +re-read +"
+                  r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB +4 readers +"
                   r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB +ls cold +([\d.]+) ms +ls warm +"
                   r"([\d.]+) ms")
 

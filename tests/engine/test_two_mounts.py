@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.fuse, pytest.mark.s3, pytest.mark.timeout(600)]
 
 OPS = int(os.environ.get("OPENFILES_TWO_MOUNTS_OPS", "150"))
 SEEDS = [int(os.environ["OPENFILES_MODEL_SEED"])] if "OPENFILES_MODEL_SEED" in os.environ \
-    else [1, 2]
+    else [1, 2, 3, 4]
 NAMES = ["f0", "f1", "f2", "d/f3"]
 ORIGINAL = "user.openfiles.original_path"
 
