@@ -11,10 +11,13 @@ deleted (found by ``tests/engine/test_two_mounts.py``).
 
 The engine's listings and HEADs do not show a fence (:func:`is_fence`), so no mount
 adopts one as a file. A create at a fenced key waits up to ``WAIT`` seconds for
-the fence to go (:func:`clear`). A fence older than ``STALE`` seconds was left by a
-delete cut short (a crash or an unreachable bucket between the two requests) and
-may be removed by anyone: every request ends within 30 s (the store's retry
-budget), so its owner no longer deletes it blindly.
+the fence to go (:func:`clear`). A fence whose DELETE failed is the store's own
+(``Store._mine``): the next try of the same change removes it. One left by a crash
+between the two requests is removed by whoever meets it once it is older than
+``STALE`` (a listing, a create at its key): by then its owner's requests have
+ended (the store's client gives up on one within minutes), so the owner no longer
+deletes it blindly. A rename's copy takes its target the same way (a fence put
+``If-None-Match``, which the copy replaces).
 
 A fence is recognised by its size and its ETag, the MD5 of its bytes, which S3
 gives a single-part object. A bucket that gives other ETags (SSE-KMS) returns
@@ -35,8 +38,9 @@ FENCE = b"openfiles: this object is being deleted by a mount of the volume\n"
 FENCE_ETAG = f'"{hashlib.md5(FENCE).hexdigest()}"'
 WAIT = 2.0
 """Seconds a create waits for a fence at its key to go."""
-STALE = 120.0
-"""Seconds after which a fence is a leftover that anyone may delete."""
+STALE = 900.0
+"""Seconds after which a fence is a leftover that anyone may delete (the bucket's
+clock, from its Last-Modified, against ours: minutes of skew are tolerated)."""
 POLL = 0.05
 
 

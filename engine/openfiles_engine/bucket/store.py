@@ -157,6 +157,9 @@ class Store:
         self.fenced = kind == "s3"
         """Deletes go through a fence (fence.py); off once the bucket's ETags are not
         MD5s, for then other mounts would not know a fence for one."""
+        self._mine: set[str] = set()
+        """Keys where this store put a fence that is still to go (its delete or copy
+        failed after it): a later try of the same change takes it for its own."""
 
     @classmethod
     def open(
@@ -239,9 +242,19 @@ class Store:
         res = self._call(
             prefix, lambda: obstore.list_with_delimiter(self._backend, prefix or None)
         )
-        objects = sorted((o for m in res["objects"] if not self._fence(o := _info(m, self._quote))),
-                         key=lambda o: o.key)
+        infos = [_info(m, self._quote) for m in res["objects"]]
+        objects = sorted((o for o in infos if not self._fence(o)), key=lambda o: o.key)
+        if len(objects) < len(infos):
+            self._drop_stale(o for o in infos if self._fence(o))
         return objects, sorted(p.rstrip("/") for p in res["common_prefixes"])
+
+    def _drop_stale(self, fences: Iterable[ObjectInfo]) -> None:
+        """Delete the fences a listing met that were left by a delete cut short."""
+        for info in fences:
+            if fence.stale(info):
+                log.info("removing %r, a fence left by a delete cut short", info.key)
+                with contextlib.suppress(StoreError):
+                    self.delete(info.key)
 
     def list_all(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` (recursive)."""
@@ -257,8 +270,12 @@ class Store:
     def any_under(self, prefix: str) -> bool:
         """Is there an object under ``prefix`` ("a/b/")? One LIST request."""
         def run() -> bool:
-            return any(len(chunk) for chunk in
-                       itertools.islice(obstore.list(self._backend, prefix, chunk_size=1), 1))
+            if not self.fenced:
+                return any(len(chunk) for chunk in itertools.islice(
+                    obstore.list(self._backend, prefix, chunk_size=1), 1))
+            # A fence is no object: a deleted directory's last fence must not keep it.
+            return any(not self._fence(_info(m)) for chunk in
+                       obstore.list(self._backend, prefix, chunk_size=16) for m in chunk)
 
         try:
             return self._call(prefix, run, lookup=True)
@@ -503,32 +520,46 @@ class Store:
         self.delete(key)
 
     def _take(self, key: str) -> None:
-        """Put a fence at ``key`` if nothing is there (a fence that goes included)."""
+        """Put a fence at ``key`` if nothing is there (a fence that goes included, and
+        one of ours, left by an earlier try)."""
         try:
             self._put(key, fence.FENCE, "create", create=True)
         except Conflict:
+            if key in self._mine and self._fence_at(key):
+                return
             if fence.clear(self, key) is not None:
                 raise Conflict(f"precondition failed: {key} exists") from None
             self._put(key, fence.FENCE, "create", create=True)
+        self._mine.add(key)
+
+    def _fence_at(self, key: str) -> bool:
+        info = self.head_any(key)
+        return info is not None and fence.is_fence(info)
 
     def _delete_fenced(self, key: str, etag: str) -> None:
         try:
             put = self._put(key, fence.FENCE, {"e_tag": etag}, create=False)
+        except ObjectNotFound:
+            return
         except Conflict:
             info = self.head_any(key)  # S3 says 412 for a missing key too
             if info is None:
                 return
             if not fence.is_fence(info):
                 raise Conflict(f"precondition failed: {key} changed") from None
-            # Another mount's delete of the same version, or ours cut short.
-            if fence.stale(info):
+            # Ours, from a try whose DELETE failed, or a stale one: it goes. Another
+            # mount's fresh one: that mount is deleting the same version.
+            if key in self._mine or fence.stale(info):
                 self.delete(key)
+                self._mine.discard(key)
             return
         if put != fence.FENCE_ETAG:
             log.warning("the bucket's ETags are not MD5 sums (SSE-KMS?): deletes check "
                         "the version with a HEAD just before, as on other stores")
             self.fenced = False
+        self._mine.add(key)
         self.delete(key)
+        self._mine.discard(key)
 
     def copy_if(self, src: str, dst: str, *, if_match: str | None) -> str | None:
         """Copy ``src`` to a ``dst`` that does not exist; returns the copy's ETag.
@@ -556,5 +587,7 @@ class Store:
             if self.fenced:
                 with contextlib.suppress(StoreError):
                     self.delete(dst)  # only our fence is there: nobody else writes over one
+                    self._mine.discard(dst)
             raise
+        self._mine.discard(dst)
         return self.etag_or_none(dst)

@@ -51,7 +51,9 @@ class Handle:
     ino: int
     writer: bool = False
     append: bool = False
-    """Opened ``O_APPEND``: every write goes to the end the engine holds (``write``)."""
+    """Opened ``O_APPEND``: every append goes to the end the engine holds (``write``)."""
+    kernel_end: int = -1
+    """Where the kernel puts this handle's next append after one was moved (``write``)."""
     ra: Readahead = field(default_factory=Readahead)
 
 
@@ -82,6 +84,7 @@ class OpenFileHandlers(pyfuse3.Operations):
     # helpers
     def _entry(self, node: Node) -> Any:
         subdirs = self.tree.subdirs(node.ino) if node.kind == "dir" else 0
+        node.told_size = node.size
         return entry(node, self.cfg.policy.metadata_ttl, subdirs)
 
     def _node(self, ino: int) -> Node:
@@ -208,13 +211,17 @@ class OpenFileHandlers(pyfuse3.Operations):
         node = self._node(handle.ino)
         if not (node.full and node.data_dirty):  # the data file must hold it exactly
             await self.downloader.fill(node)
-        if handle.append and off != node.size:
+        if handle.append and off != node.size and off in (node.told_size, handle.kernel_end):
             # Without a writeback cache the file system places appends (libfuse's
             # documentation of open): the kernel's offset is the size its last lookup
             # gave, and the open after that lookup may have found another version in
-            # the bucket. Its pages and size are then wrong: it is told to drop them.
+            # the bucket. Its size (and a read-write handle's pages) are then wrong:
+            # it is told to drop them, once per gap. Only an append is moved: a write
+            # elsewhere through such a handle (a mapped page written back) stays put.
+            if handle.kernel_end != off:
+                self.notify(node.ino, None)
+            handle.kernel_end = off + len(buf)
             off = node.size
-            self.notify(node.ino, None)
         self._check_space(len(buf))
         written = self.data.write(node.ino, off, buf)
         node.size = max(node.size, off + written)

@@ -91,6 +91,9 @@ class Node:
     last_write: float = 0.0
     """``time.monotonic()`` of the last change (the export delay counts from it)."""
     read_pos: int = 0
+    told_size: int = 0
+    """The size the engine last gave the kernel (an entry or attributes reply): where
+    the kernel puts an ``O_APPEND`` write (fuse/openfile.py ``write``)."""
     unsaved: bool = False
     """Changed in memory (size, mtime) since the last commit."""
 

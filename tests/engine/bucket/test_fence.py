@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from openfiles_engine.bucket import fence
-from openfiles_engine.bucket.store import Conflict, Store
+from openfiles_engine.bucket.store import Conflict, Store, StoreError
 from openfiles_engine.config import Credentials
 
 pytestmark = [pytest.mark.s3, pytest.mark.timeout(60)]
@@ -144,6 +144,52 @@ def test_a_file_made_at_a_copy_target_inside_the_copy_is_not_copied_over(
     assert len(landed) == 1 and isinstance(landed[0], Conflict)  # to its lost+found
     assert s3.get("dst") == b"moved" and etag == s3.etag_or_none("dst")
     assert etag == s3.etag_or_none("src")  # the copy keeps the source's ETag
+
+
+def test_a_fence_whose_delete_failed_goes_at_the_next_try(
+        s3: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ours, not another mount's: the next try of the same delete removes it, and a
+    rename's copy whose delete failed too copies over its own fence next time."""
+    seen = s3.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None
+    real_delete = s3.delete
+
+    def unreachable(key: str) -> None:
+        raise StoreError("bucket unreachable")
+
+    monkeypatch.setattr(s3, "delete", unreachable)
+    with pytest.raises(StoreError):
+        s3.delete_if("k", seen)
+    info = s3.head_any("k")
+    assert info is not None and fence.is_fence(info) and s3.etag_or_none("k") is None
+    monkeypatch.setattr(s3, "delete", real_delete)
+    s3.delete_if("k", seen)
+    assert s3.head_any("k") is None
+
+    s3.put_bytes("src", b"moved", if_match=None, create=True)
+    real_copy = s3.copy
+    monkeypatch.setattr(s3, "copy", lambda src, dst: unreachable(dst))
+    monkeypatch.setattr(s3, "delete", unreachable)
+    with pytest.raises(StoreError):
+        s3.copy_if("src", "dst", if_match=None)
+    info = s3.head_any("dst")
+    assert info is not None and fence.is_fence(info)
+    monkeypatch.setattr(s3, "copy", real_copy)
+    monkeypatch.setattr(s3, "delete", real_delete)
+    assert s3.copy_if("src", "dst", if_match=None) == s3.etag_or_none("src")
+    assert s3.get("dst") == b"moved"
+
+
+def test_a_listing_removes_a_stale_fence_and_a_fence_is_no_object(
+        s3: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = s3.put_bytes("e/x", b"v1", if_match=None, create=True)
+    assert seen is not None
+    _fence(s3, "e/x", seen)
+    assert not s3.any_under("e/")  # a deleted directory does not come back
+    assert s3.list_dir("e/") == ([], []) and s3.head_any("e/x") is not None  # fresh: kept
+    monkeypatch.setattr(fence, "STALE", 0.0)
+    assert s3.list_dir("e/") == ([], [])
+    assert s3.head_any("e/x") is None
 
 
 def _credentials(s3: Store) -> Credentials:
