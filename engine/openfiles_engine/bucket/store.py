@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -270,9 +269,6 @@ class Store:
     def any_under(self, prefix: str) -> bool:
         """Is there an object under ``prefix`` ("a/b/")? One LIST request."""
         def run() -> bool:
-            if not self.fenced:
-                return any(len(chunk) for chunk in itertools.islice(
-                    obstore.list(self._backend, prefix, chunk_size=1), 1))
             # A fence is no object: a deleted directory's last fence must not keep it.
             return any(not self._fence(_info(m)) for chunk in
                        obstore.list(self._backend, prefix, chunk_size=16) for m in chunk)
@@ -284,8 +280,7 @@ class Store:
 
     def head(self, key: str) -> ObjectInfo:
         """The object at ``key``; ObjectNotFound if none, or if a delete's fence is there."""
-        info: ObjectInfo = self._call(key, lambda: _info(obstore.head(self._backend, key)),
-                                      lookup=True)
+        info = self._head(key)
         if self._fence(info):
             raise ObjectNotFound(f"not found: {key} (being deleted)")
         return info
@@ -293,9 +288,12 @@ class Store:
     def head_any(self, key: str) -> ObjectInfo | None:
         """What is at ``key``, a fence included; None if nothing."""
         try:
-            return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)
+            return self._head(key)
         except ObjectNotFound:
             return None
+
+    def _head(self, key: str) -> ObjectInfo:
+        return self._call(key, lambda: _info(obstore.head(self._backend, key)), lookup=True)
 
     def _fence(self, info: ObjectInfo) -> bool:
         return self.fenced and fence.is_fence(info)
