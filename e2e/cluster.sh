@@ -94,7 +94,9 @@ in_netns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
 
 kubectl_in() { in_netns "$BIN/kubectl" --kubeconfig "$STATE/kubeconfigs/admin" "$@"; }
 
-port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+# No `cmd | grep -q` here: under pipefail, grep's early exit can kill cmd with
+# SIGPIPE and fail the whole pipeline (a race: it made CI's `up` fail once).
+port_free() { local out; out=$(ss -Htln "sport = :$1"); [[ -z "$out" ]]; }
 
 wait_for() { # wait_for SECONDS WHAT LOG CMD...: retry CMD until it succeeds; fail with LOG's tail
   local limit=$1 what=$2 log=$3 deadline=$((SECONDS + $1))
@@ -148,9 +150,12 @@ preflight() {
 }
 
 foreign() { # why the cluster pieces on the machine may not be this state dir's; silent if ours
-  if mountpoint -q "$KUBELET_DIR" 2>/dev/null \
-    && ! findmnt -n -o SOURCE "$KUBELET_DIR" | grep -qF "[$STATE/kubelet]"; then
-    echo "$KUBELET_DIR is mounted from $(findmnt -n -o SOURCE "$KUBELET_DIR" | head -1), not $STATE/kubelet"
+  local mounted_from
+  if mountpoint -q "$KUBELET_DIR" 2>/dev/null; then
+    mounted_from=$(findmnt -n -o SOURCE "$KUBELET_DIR" || true)
+    if ! grep -qF "[$STATE/kubelet]" <<<"$mounted_from"; then
+      echo "$KUBELET_DIR is mounted from ${mounted_from%%$'\n'*}, not $STATE/kubelet"
+    fi
   fi
   if [[ -e "/run/netns/$NETNS" && ! -d "$RUN" ]]; then
     echo "network namespace $NETNS exists, but $STATE has no record of making it"
@@ -198,8 +203,10 @@ share_kubelet_dir() { # the kubelet's root on its own shared mount, so mounts pr
 import_images() { # the images e2e/images/images.toml names, built if missing, each imported once
   python3 "$HERE/images/build.py" import --cache "$IMAGES" --address "$SOCK" --namespace k8s.io \
     >>"$LOGS/images.log" 2>&1 || { tail -n 20 "$LOGS/images.log" >&2; die "up: building or importing the images failed (log: $LOGS/images.log)"; }
-  echo "up: images ready ($(ctr -n k8s.io -a "$SOCK" images ls -q | grep -vc '^sha256:') in containerd)"
-  ctr -n k8s.io -a "$SOCK" images ls -q | grep -qxF "$PAUSE_IMAGE" \
+  local names
+  names=$(ctr -n k8s.io -a "$SOCK" images ls -q)
+  echo "up: images ready ($(grep -vc '^sha256:' <<<"$names") in containerd)"
+  grep -qxF "$PAUSE_IMAGE" <<<"$names" \
     || die "up: $PAUSE_IMAGE is not in containerd: no pod can start without it. Build the image archives (into $IMAGES) first."
 }
 

@@ -46,7 +46,7 @@ apt_packages() { # apt_packages NAME PACKAGE...: install the packages that are m
   local name=$1 missing=() p start sudo=()
   shift
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then
     log "$name" "$# packages" "cached"
