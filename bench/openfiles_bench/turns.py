@@ -11,7 +11,9 @@ a new order, and prints per target:
   file again after the page cache is dropped (from the mount's own cache, as
   ``openfiles bench``'s cached re-read); ``4 readers``: four
   objects read at once by four threads (aggregate MiB/s), each with the
-  mount's CPU seconds per GiB (from /proc);
+  mount's CPU seconds per GiB (from /proc); for the four readers also MinIO's
+  CPU seconds per GiB and the machine's idle ones (all cores, iowait included):
+  idle time there means the readers wait on something other than the CPU;
 - ``ls cold``: ``ls -l files`` right after mounting, ``ls warm``: again (ms).
 
 The page cache is dropped before each cold measurement. It is how the
@@ -25,6 +27,7 @@ target is skipped with a line when it is missing.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import subprocess
@@ -49,7 +52,13 @@ def read_all(path: Path) -> int:
     return count
 
 
-def one_turn(target: str, mnt: Path, pid: int, size: int) -> str:
+def idle_seconds() -> float:
+    """Idle plus iowait CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
     drop_page_cache()
     began = time.perf_counter()
     subprocess.run(["ls", "-l", str(mnt / "files")], capture_output=True, check=True)
@@ -67,13 +76,17 @@ def one_turn(target: str, mnt: Path, pid: int, size: int) -> str:
     again_cpu = (process_cpu(pid) - cpu) / (size / 2**30)
     drop_page_cache()
     cpu, began = process_cpu(pid), time.perf_counter()
+    minio_cpu, idle = process_cpu(minio), idle_seconds()
     with ThreadPoolExecutor(READERS) as pool:
         moved = sum(pool.map(read_all, [mnt / f"p{n}" for n in range(READERS)]))
     four = moved / (time.perf_counter() - began) / MiB
-    four_cpu = (process_cpu(pid) - cpu) / (moved / 2**30)
+    gib = moved / 2**30
+    four_cpu = (process_cpu(pid) - cpu) / gib
+    minio_cpu, idle = (process_cpu(minio) - minio_cpu) / gib, (idle_seconds() - idle) / gib
     return (f"  {target:11} 1 reader {one:6.0f} MiB/s cpu {one_cpu:5.2f} s/GiB   "
             f"re-read {again:6.0f} MiB/s cpu {again_cpu:5.2f} s/GiB   "
-            f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB   "
+            f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB "
+            f"(MinIO {minio_cpu:4.2f}, idle {idle:4.2f})   "
             f"ls cold {cold * 1000:6.1f} ms  ls warm {warm * 1000:6.1f} ms")
 
 
@@ -87,7 +100,7 @@ def main() -> None:
     args = p.parse_args()
     size = args.size * MiB
     objects = {f"p{n}": n + 3 for n in range(READERS)} | {"big": 9}
-    with private_minio("turns", size, objects) as (site, bucket, _, work):
+    with private_minio("turns", size, objects) as (site, bucket, minio, work):
         for n in range(args.files):
             bucket.put(f"files/f{n:05d}", b"x" * 4096)
         order = random.Random(8)
@@ -110,7 +123,7 @@ def main() -> None:
                     with Mount(spec, run / "mnt", run / "log", site) as mount:
                         mount.start(1024)
                         assert mount.process is not None
-                        print(one_turn(target, run / "mnt", mount.process.pid, size),
+                        print(one_turn(target, run / "mnt", mount.process.pid, minio, size),
                               flush=True)
                 finally:
                     shutil.rmtree(run, ignore_errors=True)

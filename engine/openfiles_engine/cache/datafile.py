@@ -20,7 +20,7 @@ from collections.abc import Callable
 from functools import partial
 
 WRITE_CHUNK = 2**20
-"""Bytes of fetched data per pwrite, each under one hold of :attr:`DataFiles.lock`.
+"""Bytes of fetched data per pwrite, each checked once under :attr:`DataFiles.lock`.
 
 One pwrite per MiB takes the GIL back once per MiB in the GET's worker thread
 (32 KiB pwrites needed it 32 times, and starved behind the event loop). On
@@ -111,7 +111,11 @@ class DataFiles:
         file system refuses it (ramfs, some overlays)."""
         self._generations: dict[int, int] = {}
         self.lock = threading.Lock()
-        """Held by every pwrite of fetched data (worker threads) and every generation bump."""
+        """Held while a fetched write is checked and counted (worker threads) and by
+        every generation bump; not during the pwrite itself."""
+        self._idle = threading.Condition(self.lock)
+        self._writing: dict[int, int] = {}
+        """Fetched writes in progress, by inode; a generation bump waits for its file's."""
 
     def path(self, ino: int) -> str:
         return os.path.join(self.root, str(ino))
@@ -212,9 +216,37 @@ class DataFiles:
         return self._generations.get(ino, 0)
 
     def invalidate(self, ino: int) -> None:
-        """Stop fetched bytes still on their way from being written (the file changes)."""
-        with self.lock:
+        """Stop fetched bytes still on their way from being written (the file changes):
+        no fetched write starts after this, and it returns once the file's writes in
+        progress have ended (each at most one WRITE_CHUNK)."""
+        with self._idle:
             self._generations[ino] = self.generation(ino) + 1
+            while self._writing.get(ino):
+                self._idle.wait()
+
+    def begin_fetched(self, writer: FetchedWriter) -> bool:
+        """Count a write of ``writer`` as in progress, if its bytes may still land:
+        the writer is open, its file's generation has not moved and ``still_wanted``."""
+        with self.lock:
+            if not writer.may_write():
+                return False
+            self._writing[writer.ino] = self._writing.get(writer.ino, 0) + 1
+            writer.busy = True
+            return True
+
+    def end_fetched(self, writer: FetchedWriter) -> None:
+        """The write :meth:`begin_fetched` counted has ended; a writer closed meanwhile
+        closes its fds now."""
+        with self._idle:
+            left = self._writing[writer.ino] - 1
+            if left:
+                self._writing[writer.ino] = left
+            else:
+                del self._writing[writer.ino]
+            writer.busy = False
+            if writer.closed:
+                writer.close_fds()
+            self._idle.notify_all()
 
     def truncate(self, ino: int, size: int) -> None:
         os.ftruncate(self.fd(ino), size)
@@ -265,10 +297,12 @@ class FetchedWriter:
     GET's worker thread (``Store.get_chunks``'s ``sink``); the event loop never
     copies them.
 
-    Each WRITE_CHUNK is written in one pwrite under :attr:`DataFiles.lock`, after
-    checking the file's generation and ``still_wanted()``: once
-    :meth:`DataFiles.invalidate` (or punch, drop) has returned, no fetched byte of
-    an older generation can land on top of what the caller writes next. A write
+    Each WRITE_CHUNK is written in one pwrite, after checking the file's generation
+    and ``still_wanted()`` under :attr:`DataFiles.lock` and counting the write as in
+    progress: once :meth:`DataFiles.invalidate` (or punch, drop) has returned, no
+    fetched byte of an older generation can land on top of what the caller writes
+    next. The pwrite itself runs outside the lock, so the GETs of several files (and
+    of one file) write at once: a direct write waits for the disk. A write
     that fails (a full disk: a short write is ENOSPC) ends the writing; the error
     is kept in :attr:`error`, never raised into the GET. :attr:`landed` names the
     bytes that reached the file, for ``Node.ranges``.
@@ -277,13 +311,15 @@ class FetchedWriter:
     def __init__(self, files: DataFiles, ino: int, fd: int, generation: int,
                  still_wanted: Callable[[], bool], direct_fd: int | None = None) -> None:
         self._files = files
-        self._ino = ino
+        self.ino = ino
         self._fd = fd
         self._direct_fd = direct_fd
         """Aligned MiB go through it (None: every write is a plain one)."""
         self._generation = generation
         self._still_wanted = still_wanted
-        self._closed = False
+        self.closed = False
+        self.busy = False
+        """A pwrite is in progress (set and cleared under the lock): closing waits."""
         self.landed: list[tuple[int, int]] = []
         """(start, end) of each buffer written whole, in order."""
         self.error: OSError | None = None
@@ -296,14 +332,16 @@ class FetchedWriter:
         files = self._files
         try:
             for pos in range(0, len(data), WRITE_CHUNK):
-                with files.lock:
-                    if (self._closed or files.generation(self._ino) != self._generation
-                            or not self._still_wanted()):
-                        self.stopped = True
-                        return
-                    piece = data[pos:pos + WRITE_CHUNK]
-                    if self._write(piece, offset + pos) != len(piece):
-                        raise OSError(errno.ENOSPC, "short write to the cache")
+                if not files.begin_fetched(self):
+                    self.stopped = True
+                    return
+                piece = data[pos:pos + WRITE_CHUNK]
+                try:
+                    written = self._write(piece, offset + pos)
+                finally:
+                    files.end_fetched(self)
+                if written != len(piece):
+                    raise OSError(errno.ENOSPC, "short write to the cache")
         except OSError as exc:
             self.error = exc
             return
@@ -327,7 +365,12 @@ class FetchedWriter:
             self._direct_fd = None
             return None
 
-    def _close_fds(self) -> None:
+    def may_write(self) -> bool:
+        """Open, the file's generation unchanged, the bytes still wanted (under the lock)."""
+        return (not self.closed and self._files.generation(self.ino) == self._generation
+                and self._still_wanted())
+
+    def close_fds(self) -> None:
         os.close(self._fd)
         if self._direct_fd is not None:
             os.close(self._direct_fd)
@@ -336,13 +379,14 @@ class FetchedWriter:
         """No write after this returns; idempotent. ``thread_done``: the GET's thread
         has ended (it returned or raised), so the lock is not needed; else a thread
         still running the GET (cancelled, abandoned) stops at its next buffer."""
-        if self._closed:
+        if self.closed:
             return
         if thread_done:
-            self._closed = True
-            self._close_fds()
+            self.closed = True
+            self.close_fds()
             return
         with self._files.lock:
-            if not self._closed:
-                self._closed = True
-                self._close_fds()
+            if not self.closed:
+                self.closed = True
+                if not self.busy:  # else the write in progress closes them as it ends
+                    self.close_fds()

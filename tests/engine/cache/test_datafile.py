@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from openfiles_engine.cache.datafile import DIRECT_MIN, DataFiles, _write_split
+from openfiles_engine.cache.datafile import DIRECT_MIN, DataFiles, FetchedWriter, _write_split
 
 
 def test_punch_keeps_the_rest(tmp_path: Path) -> None:
@@ -53,6 +54,57 @@ def test_fetched_bytes_of_an_older_generation_or_a_closed_writer_never_land(
     unwanted(0, memoryview(b"x" * 10))
     unwanted.close(thread_done=True)
     assert closed.landed == unwanted.landed == [] and files.read(3, 0, 10) == b"L" * 10
+    files.close_all()
+
+
+class HeldWriter:
+    """Runs a writer's next call in a thread whose pwrite waits until ``release``
+    (its ``_write`` wrapped: no other way to hold a real pwrite in progress)."""
+
+    def __init__(self, writer: FetchedWriter) -> None:
+        self.started, self.go = threading.Event(), threading.Event()
+        write = writer._write
+
+        def held(piece: memoryview, offset: int) -> int:
+            self.started.set()
+            assert self.go.wait(10)
+            return write(piece, offset)
+
+        writer._write = held  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=writer, args=(0, memoryview(b"h" * 4096)))
+        self.thread.start()
+        assert self.started.wait(10)
+
+    def release(self) -> None:
+        self.go.set()
+        self.thread.join(10)
+
+
+def test_fetched_writes_run_at_once_and_a_bump_waits_for_its_files(tmp_path: Path) -> None:
+    files = DataFiles(str(tmp_path))
+    held = HeldWriter(files.writer(3, files.generation(3), lambda: True))
+    other = files.writer(4, files.generation(4), lambda: True)
+    other(0, memoryview(b"o" * 4096))  # another file's write is not held up
+    assert other.landed == [(0, 4096)]
+    files.invalidate(4)  # nor a bump of another file
+    bumped = threading.Event()
+    bump = threading.Thread(target=lambda: (files.invalidate(3), bumped.set()))
+    bump.start()
+    assert not bumped.wait(0.3)  # the write in progress has not ended
+    held.release()
+    assert bumped.wait(10)
+    bump.join()
+    assert files.read(3, 0, 4096) == b"h" * 4096  # it began before the bump: it lands
+    other.close(thread_done=True)
+
+    closing = files.writer(3, files.generation(3), lambda: True)
+    held = HeldWriter(closing)
+    closing.close()  # a cancelled fetch, while its thread is in a pwrite
+    assert closing.closed and closing.busy
+    held.release()  # the pwrite ends on an open fd, then closes it
+    assert not closing.busy and closing.landed == [(0, 4096)]
+    with pytest.raises(OSError):
+        os.fstat(closing._fd)
     files.close_all()
 
 
