@@ -12,8 +12,9 @@ a new order, and prints per target:
   ``openfiles bench``'s cached re-read); ``4 readers``: four
   objects read at once by four threads (aggregate MiB/s), each with the
   mount's CPU seconds per GiB (from /proc); for the four readers also MinIO's
-  CPU seconds per GiB and the machine's idle ones (all cores, iowait included):
-  idle time there means the readers wait on something other than the CPU;
+  CPU seconds per GiB, the machine's idle ones (all cores, iowait included):
+  idle time there means the readers wait on something other than the CPU, and
+  the MiB the mount read back from its disk (not from the page cache);
 - ``ls cold``: ``ls -l files`` right after mounting, ``ls warm``: again (ms).
 
 The page cache is dropped before each cold measurement. It is how the
@@ -58,6 +59,15 @@ def idle_seconds() -> float:
     return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
 
 
+def disk_read(pid: int) -> int:
+    """Bytes process ``pid`` has read from the disk so far, not from the page cache
+    (/proc/PID/io ``read_bytes``, all its threads)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/io has no read_bytes")
+
+
 def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
     drop_page_cache()
     began = time.perf_counter()
@@ -76,17 +86,18 @@ def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
     again_cpu = (process_cpu(pid) - cpu) / (size / 2**30)
     drop_page_cache()
     cpu, began = process_cpu(pid), time.perf_counter()
-    minio_cpu, idle = process_cpu(minio), idle_seconds()
+    minio_cpu, idle, disk = process_cpu(minio), idle_seconds(), disk_read(pid)
     with ThreadPoolExecutor(READERS) as pool:
         moved = sum(pool.map(read_all, [mnt / f"p{n}" for n in range(READERS)]))
     four = moved / (time.perf_counter() - began) / MiB
     gib = moved / 2**30
     four_cpu = (process_cpu(pid) - cpu) / gib
     minio_cpu, idle = (process_cpu(minio) - minio_cpu) / gib, (idle_seconds() - idle) / gib
+    disk = (disk_read(pid) - disk) / MiB
     return (f"  {target:11} 1 reader {one:6.0f} MiB/s cpu {one_cpu:5.2f} s/GiB   "
             f"re-read {again:6.0f} MiB/s cpu {again_cpu:5.2f} s/GiB   "
             f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB "
-            f"(MinIO {minio_cpu:4.2f}, idle {idle:4.2f})   "
+            f"(MinIO {minio_cpu:4.2f}, idle {idle:4.2f}, disk {disk:.0f} MiB)   "
             f"ls cold {cold * 1000:6.1f} ms  ls warm {warm * 1000:6.1f} ms")
 
 

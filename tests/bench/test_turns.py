@@ -14,7 +14,7 @@ import pytest
 
 LINE = re.compile(r"  openfiles +1 reader +([\d.]+) MiB/s cpu +([\d.]+) s/GiB +re-read +"
                   r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB +4 readers +"
-                  r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB \(MinIO ([\d.]+), idle ([\d.]+)\) +"
+                  r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB \(MinIO ([\d.]+), idle ([\d.]+), disk (\d+) MiB\) +"
                   r"ls cold +([\d.]+) ms +ls warm +([\d.]+) ms")
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]
@@ -31,7 +31,7 @@ def test_every_round_gives_each_figure_and_a_missing_peer_is_named(tmp_path: Pat
     for row in rows:
         # Rates and times are never 0; a CPU figure may be (16 MiB re-read from the
         # cache in less than a clock tick of /proc's CPU counts).
-        speeds = [float(x) for x in row[0:6:2] + row[8:]]
-        cpus = [float(x) for x in row[1:6:2] + row[6:8]]  # idle too: >= 0
+        speeds = [float(x) for x in row[0:6:2] + row[9:]]
+        cpus = [float(x) for x in row[1:6:2] + row[6:9]]  # idle, disk too: >= 0
         assert all(x > 0 for x in speeds) and all(x >= 0 for x in cpus)
     assert done.stdout.count("mountpoint  n/a (not found: ") == 2

@@ -110,6 +110,7 @@ class OpenFileHandlers(pyfuse3.Operations):
             node.full, node.ranges = True, []
         self.exporter.streams.stop(node.ino, "truncated")
         self.data.invalidate(node.ino)  # no fetched byte may land after this
+        self.downloader.changed(node)
         self.data.truncate(node.ino, size)
         node.size = size
         node.mtime_ns = time.time_ns()
@@ -223,6 +224,7 @@ class OpenFileHandlers(pyfuse3.Operations):
             handle.kernel_end = off + len(buf)
             off = node.size
         self._check_space(len(buf))
+        self.downloader.changed(node)
         written = self.data.write(node.ino, off, buf)
         node.size = max(node.size, off + written)
         node.mtime_ns = time.time_ns()

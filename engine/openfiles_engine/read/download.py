@@ -68,6 +68,11 @@ class Downloader(Fetcher):
         """
         self.held.release(node.ino, lambda a, b: True)
 
+    def changed(self, node: Node) -> None:
+        """The bytes of ``node`` are about to change locally (a write, a truncate):
+        pieces held from the bucket's version must no longer answer a read."""
+        self.held.release(node.ino, lambda a, b: True)
+
     async def read(self, node: Node, offset: int, size: int,
                    ra: Readahead) -> bytes | memoryview:
         """Bytes [offset, offset+size) of ``node``, fetching what is missing.
@@ -80,8 +85,10 @@ class Downloader(Fetcher):
         node.read_pos = offset
         if offset >= end:
             return b""
-        # Held (prefetched) buffers first, then the data file; a full file is all in the file.
-        data = None if node.full else self.assemble(node, offset, end)
+        # Held (prefetched) buffers first, then the data file; a full file is all in
+        # the file, though its last pieces may still be held for this reader.
+        data = (self.assemble(node, offset, end)
+                if not node.full or self.held.holds(node.ino) else None)
         if node.full or data is not None:
             self.stats.hit_bytes += end - offset
             if data is None:

@@ -183,7 +183,9 @@ class Fetcher:
             # Duplicates of written pieces may still be queued: they must never land
             # on top of a local write that can now start without filling.
             self.data.invalidate(node.ino)
-            self.held.release(node.ino, lambda a, b: True)
+            # Held pieces stay for the readers ahead of whom they were fetched: a
+            # direct-written piece read back from the file would be a disk read on
+            # the loop. A local change releases them first (Downloader.changed).
             self._saved[node.ino] = time.monotonic()
             self.tree.save(node)
         else:

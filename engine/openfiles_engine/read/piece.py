@@ -42,6 +42,10 @@ class HeldPieces:
             self.release(ino, lambda a, b: True)
         return self._pieces.get(ino, {})
 
+    def holds(self, ino: int) -> bool:
+        """Whether any piece of ``ino`` is held (of whichever version)."""
+        return ino in self._pieces
+
     def have(self, ino: int, etag: str | None, ranges: list[list[int]]) -> list[list[int]]:
         """``ranges`` plus the held pieces of ``ino``."""
         if not self.of(ino, etag):

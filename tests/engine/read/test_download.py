@@ -18,7 +18,7 @@ from openfiles_engine.read.download import Downloader
 from openfiles_engine.read.piece import PIECE
 from openfiles_engine.read.readahead import MAX_WINDOW, MIN_WINDOW, SEQUENTIAL_SLACK, Readahead
 from openfiles_engine.state.db import StateDB
-from openfiles_engine.state.inode import ROOT
+from openfiles_engine.state.inode import ROOT, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -77,7 +77,7 @@ def test_a_sequential_reader_is_answered_from_memory_and_every_piece_is_written(
             node.opens = 1
             ra, out = Readahead(), bytearray()
             for offset in range(0, len(payload), 2**20):
-                whole = node.full  # then the data file answers, held pieces are gone
+                whole = node.full  # then the data file may answer
                 reply = await dl.read(node, offset, 2**20, ra)
                 if not whole:
                     views.append(isinstance(reply, memoryview))
@@ -96,17 +96,25 @@ def test_a_sequential_reader_is_answered_from_memory_and_every_piece_is_written(
     assert dl.held_bytes == 0  # the file is whole and closed: nothing stays in memory
 
 
+async def stream_until_whole(dl: Downloader, node: Node, upto: int) -> Readahead:
+    """Open ``node`` (its nursery is the caller's), read it sequentially up to
+    ``upto`` in MiB reads, and wait until the readahead has made the file whole."""
+    node.opens = 1
+    ra = Readahead()
+    for offset in range(0, upto, 2**20):
+        await dl.read(node, offset, 2**20, ra)
+    await until(lambda: node.full, 30)
+    return ra
+
+
 def test_a_fill_writes_held_pieces_the_file_lost(tmp_path: Path) -> None:
     payload, dl, node = memory_downloader(tmp_path, 20 * 2**20)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             dl.nursery = nursery
-            node.opens = 1
-            ra = Readahead()
-            for offset in range(0, 6 * 2**20, 2**20):
-                await dl.read(node, offset, 2**20, ra)
-            await until(lambda: node.full, 30)
+            await stream_until_whole(dl, node, 6 * 2**20)
+            dl.held.release(node.ino, lambda a, b: True)  # the window's pieces
             # Eviction under a reader punches what lies behind it; the held
             # pieces of that span are still in memory, not in the file.
             node.full, node.ranges = False, [[8 * 2**20, len(payload)]]
@@ -126,3 +134,27 @@ def test_a_fill_writes_held_pieces_the_file_lost(tmp_path: Path) -> None:
     trio.run(main)
     assert node.full and node.ranges == [[0, len(payload)]]
     assert same(dl.data.read(node.ino, 0, len(payload)), payload)
+
+
+def test_a_whole_file_still_answers_its_reader_from_memory_until_a_local_change(
+        tmp_path: Path) -> None:
+    payload, dl, node = memory_downloader(tmp_path, 40 * 2**20)
+    late = 30 * 2**20
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            ra = await stream_until_whole(dl, node, 8 * 2**20)
+            assert dl.held.holds(node.ino)  # the window's pieces stay for the reader
+            # Bytes in the file that differ from the held ones show which answers.
+            dl.data.write(node.ino, late, b"L" * 2**20)
+            reply = await dl.read(node, late, 2**20, ra)
+            assert isinstance(reply, memoryview) and same(bytes(reply),
+                                                          payload[late:late + 2**20])
+            dl.changed(node)  # a local write or truncate is about to happen
+            assert not dl.held.holds(node.ino)
+            assert bytes(await dl.read(node, late, 2**20, ra)) == b"L" * 2**20
+            node.opens = 0
+            dl.closed(node)
+
+    trio.run(main)
