@@ -86,14 +86,14 @@ def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
     again_cpu = (process_cpu(pid) - cpu) / (size / 2**30)
     drop_page_cache()
     cpu, began = process_cpu(pid), time.perf_counter()
-    minio_cpu, idle, disk = process_cpu(minio), idle_seconds(), disk_read(pid)
+    minio_cpu, idle, disk_before = process_cpu(minio), idle_seconds(), disk_read(pid)
     with ThreadPoolExecutor(READERS) as pool:
         moved = sum(pool.map(read_all, [mnt / f"p{n}" for n in range(READERS)]))
     four = moved / (time.perf_counter() - began) / MiB
     gib = moved / 2**30
     four_cpu = (process_cpu(pid) - cpu) / gib
     minio_cpu, idle = (process_cpu(minio) - minio_cpu) / gib, (idle_seconds() - idle) / gib
-    disk = (disk_read(pid) - disk) / MiB
+    disk = (disk_read(pid) - disk_before) / MiB
     return (f"  {target:11} 1 reader {one:6.0f} MiB/s cpu {one_cpu:5.2f} s/GiB   "
             f"re-read {again:6.0f} MiB/s cpu {again_cpu:5.2f} s/GiB   "
             f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB "

@@ -14,7 +14,8 @@ import pytest
 
 LINE = re.compile(r"  openfiles +1 reader +([\d.]+) MiB/s cpu +([\d.]+) s/GiB +re-read +"
                   r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB +4 readers +"
-                  r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB \(MinIO ([\d.]+), idle ([\d.]+), disk (\d+) MiB\) +"
+                  r"([\d.]+) MiB/s cpu +([\d.]+) s/GiB "
+                  r"\(MinIO ([\d.]+), idle ([\d.]+), disk (\d+) MiB\) +"
                   r"ls cold +([\d.]+) ms +ls warm +([\d.]+) ms")
 
 pytestmark = [pytest.mark.fuse, pytest.mark.root, pytest.mark.s3]

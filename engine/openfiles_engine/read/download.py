@@ -28,7 +28,7 @@ from openfiles_engine.bucket.store import StoreError
 from openfiles_engine.cache.byterange import missing
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.read.fetcher import Fetcher
-from openfiles_engine.read.piece import PIECE
+from openfiles_engine.read.piece import HELD_MAX, PIECE
 from openfiles_engine.read.readahead import (
     MAX_WINDOW,
     MIN_WINDOW,
@@ -81,7 +81,8 @@ class Downloader(Fetcher):
         """
         node.last_access = time.time()
         end = min(offset + size, node.size)
-        window = min(ra.advance(offset, size), max(MIN_WINDOW, self.window_cap()))
+        window = min(ra.advance(offset, size), max(MIN_WINDOW, self.window_cap()),
+                     self._held_share(node))
         node.read_pos = offset
         if offset >= end:
             return b""
@@ -106,6 +107,16 @@ class Downloader(Fetcher):
         self._ahead(node, offset, offset + window, window)
         self.held.release(node.ino, lambda a, b: b <= offset - SEQUENTIAL_SLACK)
         return data
+
+    def _held_share(self, node: Node) -> int:
+        """The largest window at which the pieces held for every file being streamed
+        fit in HELD_MAX (each holds its window, up to a PIECE of rounding, and
+        SEQUENTIAL_SLACK behind its reader); at least a PIECE.
+
+        Past HELD_MAX the oldest pieces go, the ones next in line for their readers,
+        and with direct writes (several files) those are read back from the disk.
+        """
+        return max(PIECE, HELD_MAX // self.held.files(node.ino) - PIECE - SEQUENTIAL_SLACK)
 
     async def fill(self, node: Node) -> None:
         """Make the data file hold exactly the file: before the first local write to a

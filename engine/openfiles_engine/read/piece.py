@@ -46,6 +46,10 @@ class HeldPieces:
         """Whether any piece of ``ino`` is held (of whichever version)."""
         return ino in self._pieces
 
+    def files(self, ino: int) -> int:
+        """How many files hold pieces, ``ino`` counted whether it holds any yet or not."""
+        return len(self._pieces) + (ino not in self._pieces)
+
     def have(self, ino: int, etag: str | None, ranges: list[list[int]]) -> list[list[int]]:
         """``ranges`` plus the held pieces of ``ino``."""
         if not self.of(ino, etag):

@@ -15,7 +15,7 @@ from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.store import Store
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.read.download import Downloader
-from openfiles_engine.read.piece import PIECE
+from openfiles_engine.read.piece import HELD_MAX, PIECE
 from openfiles_engine.read.readahead import MAX_WINDOW, MIN_WINDOW, SEQUENTIAL_SLACK, Readahead
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import ROOT, Node
@@ -158,3 +158,50 @@ def test_a_whole_file_still_answers_its_reader_from_memory_until_a_local_change(
             dl.closed(node)
 
     trio.run(main)
+
+
+def test_four_streams_keep_their_windows_in_memory_until_read(tmp_path: Path) -> None:
+    # Four files streamed at once want more than HELD_MAX ahead of their readers at
+    # the largest window; past it the oldest pieces (the next ones to be read)
+    # would go, and be read back from the data file.
+    size = 80 * 2**20
+    payload, dl, first = memory_downloader(tmp_path, size)
+    nodes = [first]
+    for n in range(1, 4):
+        etag = dl.store.sync.put_bytes(f"f{n}", payload, if_match=None, create=True)
+        nodes.append(dl.tree.add(ROOT, f"f{n}", "file", mode=0o644, uid=0, gid=0,
+                                 size=size, etag=etag))
+    from_file: list[tuple[int, int]] = []
+    held: list[int] = []
+
+    async def stream(node: Node) -> None:
+        ra, out = Readahead(), bytearray()
+        for offset in range(0, size, 2**20):
+            await trio.sleep(0.002)  # readers slower than the GETs: the windows fill up
+            reply = await dl.read(node, offset, 2**20, ra)
+            if offset >= 16 * 2**20 and not isinstance(reply, memoryview):
+                from_file.append((node.ino, offset))
+            held.append(dl.held_bytes)
+            out += reply
+        assert same(bytes(out), payload)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            dl.nursery = nursery
+            for node in nodes:
+                node.opens = 1
+            async with trio.open_nursery() as readers:
+                for node in nodes:
+                    readers.start_soon(stream, node)
+            for node in nodes:
+                node.opens = 0
+                dl.closed(node)
+
+    trio.run(main)
+    # Every reply past the first pieces was a held buffer, but for those of the
+    # GETs started before the other files held any (the first file's window was
+    # sized alone): at most the difference between the two windows.
+    four = HELD_MAX // 4 - PIECE - SEQUENTIAL_SLACK
+    assert len(from_file) * 2**20 <= MAX_WINDOW - four, from_file
+    assert max(held) <= HELD_MAX
+    assert dl._held_share(first) == HELD_MAX // 1 - PIECE - SEQUENTIAL_SLACK > MAX_WINDOW
