@@ -90,7 +90,8 @@ class StateDB:
         self.conn.executemany(
             "INSERT OR REPLACE INTO node (ino, parent, name, attrs, xattrs) VALUES (?,?,?,?,?)",
             [(ino, parent, name, json.dumps(dict(zip(PERSISTED, values, strict=True))),
-              json.dumps({k: base64.b64encode(v).decode() for k, v in xattrs.items()}))
+              json.dumps({k: base64.b64encode(v).decode() for k, v in xattrs.items()})
+              if xattrs else "{}")
              for ino, parent, name, values, xattrs in rows])
 
     def delete(self, ino: int) -> None:

@@ -49,6 +49,9 @@ PREFETCH_TTL = 2.0
 """Seconds the listing of a new directory, read to confirm it, may stand in for its own
 LIST (``Lister._confirmed``): an ``ls -l`` of it comes right after."""
 
+Listed = tuple[list[ObjectInfo], list[str], list[ObjectInfo]]
+"""A directory as two LISTs read it: its objects, its prefixes, its sidecars."""
+
 
 async def _at_once(calls: list[Callable[[], Awaitable[None]]]) -> None:
     """Run ``calls`` concurrently; the first StoreError comes out as itself (not inside
@@ -85,8 +88,8 @@ class Lister:
         self.on_gone = on_gone
         self._locks: dict[int, trio.Lock] = {}
         self.hidden: set[str] = set()
-        self._prefetched: dict[str, tuple[int, float, list[ObjectInfo], list[str]]] = {}
-        """prefix -> (``replayed()`` before it was read, when, its objects, its prefixes)."""
+        self._prefetched: dict[str, tuple[int, float, Listed]] = {}
+        """prefix -> (``replayed()`` before it was read, when, its listing)."""
 
     def forget(self, ino: int) -> None:
         """Drop per-inode state of a node that is gone for good."""
@@ -112,27 +115,16 @@ class Lister:
                          self.tree.path(node), exc)
 
     async def _read(self, node: Node, path: str, prefix: str,
-                    listed: tuple[list[ObjectInfo], list[str]] | None) -> tuple[
+                    listed: Listed | None) -> tuple[
             list[ObjectInfo], list[str], dict[str, tuple[Sidecar, str | None]], set[str],
             set[str]]:
-        """One read of a directory in the bucket: its objects and prefixes (``listed``
-        when already read), the sidecars (fetched unless their ETag is the one
-        already applied), the names that have a sidecar, and the directories known
-        only by an applied sidecar."""
-        metas: list[ObjectInfo] = []
-        read: list[tuple[list[ObjectInfo], list[str]]] = [listed] if listed else []
-
-        async def objects_of() -> None:
-            read.append(await self.store.list_dir(prefix))
-
-        async def sidecars_of() -> None:
-            try:
-                metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
-            except ObjectNotFound:
-                pass
-
-        await _at_once([sidecars_of] if read else [objects_of, sidecars_of])
-        objects, prefixes = read[0]
+        """One read of a directory in the bucket: its objects and prefixes, the
+        sidecars (fetched unless their ETag is the one already applied), the names
+        that have a sidecar, and the directories known only by an applied sidecar.
+        ``listed``: the two LISTs, already read."""
+        if listed is None:
+            listed = await self._list_both(path, prefix)
+        objects, prefixes, metas = listed
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
         marked_dirs: set[str] = set()
@@ -151,6 +143,23 @@ class Lister:
                 nursery.start_soon(self._fetch_sidecar, info, name, sidecars)
         return objects, prefixes, sidecars, with_sidecar, marked_dirs
 
+    async def _list_both(self, path: str, prefix: str) -> Listed:
+        """The LIST of a directory's objects and that of its sidecars, sent at once."""
+        read: list[tuple[list[ObjectInfo], list[str]]] = []
+        metas: list[ObjectInfo] = []
+
+        async def objects_of() -> None:
+            read.append(await self.store.list_dir(prefix))
+
+        async def sidecars_of() -> None:
+            try:
+                metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
+            except ObjectNotFound:
+                pass
+
+        await _at_once([objects_of, sidecars_of])
+        return read[0][0], read[0][1], metas
+
     async def _list(self, node: Node, ttl: float) -> None:
         path = self.tree.path(node)
         prefix = f"{path}/" if path else ""
@@ -164,7 +173,7 @@ class Lister:
             replayed, listed = self.replayed(), None
             early = self._prefetched.pop(prefix, None)
             if early is not None and time.monotonic() - early[1] < min(PREFETCH_TTL, ttl):
-                replayed, listed = early[0], (early[2], early[3])
+                replayed, listed = early[0], early[2]
             read = await self._read(node, path, prefix, listed)
             if self.replayed() == replayed:
                 break
@@ -213,19 +222,20 @@ class Lister:
         and a chmod exported it as a directory sidecar. So a prefix that is the
         only sign of a directory the tree does not have yet is listed (only on its
         first sight) and kept if anything is under it. That LIST is the directory's
-        own (one level, with delimiter), kept for a moment so that the listing of
-        the directory, which usually follows, takes it instead of sending another
-        (``PREFETCH_TTL``). Only prefixes under it (no object) are checked with a
-        recursive LIST.
+        own (one level, with delimiter), sent with the LIST of its sidecars; both
+        are kept for a moment so that the listing of the directory, which usually
+        follows, takes them instead of sending them again (``PREFETCH_TTL``). Only
+        prefixes under it (no object) are checked with a recursive LIST.
         """
         async def check(key: str) -> None:
             replayed = self.replayed()
-            objects, prefixes = await self.store.list_dir(f"{key}/")
+            listed = await self._list_both(key, f"{key}/")
+            objects, prefixes, _ = listed
             if objects or prefixes:
                 now = time.monotonic()
                 for old in [k for k, v in self._prefetched.items() if now - v[1] > PREFETCH_TTL]:
                     del self._prefetched[old]  # never listed: a directory nobody opened
-                self._prefetched[f"{key}/"] = (replayed, now, objects, prefixes)
+                self._prefetched[f"{key}/"] = (replayed, now, listed)
             if not objects and not (prefixes and await self.store.any_under(f"{key}/")):
                 log.info("ignoring the prefix %r: nothing is under it", key)
                 empty.add(key)
@@ -291,6 +301,15 @@ class Lister:
                 self.tree.will_change(child)
                 self._apply(child, *found)  # attributes changed elsewhere, bytes did not
                 self.tree.save(child)
+            return
+        if child is None and found is None:
+            # A new object with no sidecar (the common case, 1000 of them in a new
+            # directory): the node is made as adopt() would leave it, and saved once.
+            d = self.tree.defaults
+            self.tree.add(parent.ino, name, "file", mode=d.file_mode, uid=d.uid, gid=d.gid,
+                          size=info.size, mtime_ns=info.mtime_ns, ctime_ns=info.mtime_ns,
+                          etag=info.etag, full=info.size == 0, validated=time.time(),
+                          sidecar=has_sidecar)
             return
         if child is None:
             d = self.tree.defaults

@@ -10,10 +10,10 @@ import pytest
 import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
-from openfiles_engine.bucket.layout import Sidecar, sidecar_key
+from openfiles_engine.bucket.layout import Sidecar, sidecar_dir, sidecar_key
 from openfiles_engine.bucket.store import ObjectInfo, Store
 from openfiles_engine.state.db import StateDB
-from openfiles_engine.state.inode import ROOT, Node
+from openfiles_engine.state.inode import PERSISTED, ROOT, Node
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Defaults, Tree
 
@@ -255,9 +255,30 @@ def test_a_rename_replayed_while_a_listing_is_in_flight_is_not_taken_as_gone(
     assert rig.tree.find("a") is None  # nor does the renamed directory come back
 
 
+def test_a_new_object_is_made_as_adopting_it_would_make_it(tmp_path: Path) -> None:
+    """A new object without a sidecar is made in one step (the common case of a
+    large new directory); the node is the one adopt() makes of an existing node."""
+    rig = Rig(tmp_path)
+    rig.put("new", b"abcd")
+    rig.list()
+    made = rig.tree.find("new")
+    assert made is not None and made.etag is not None
+    info = next(o for o in rig.store.list_dir("")[0] if o.key == "new")
+    other = rig.tree.add(ROOT, "other", "dir", mode=0o700, uid=9, gid=9, xattrs={"a": b"b"},
+                         dirty=True, custom=True, atime_ns=5, ranges=[[0, 1]])
+    rig.lister.adopt(other, info, None, False)
+    skip = {"ino", "name", "last_access", "validated"}
+    assert {k: v for k, v in vars(made).items() if k not in skip} == \
+        {k: v for k, v in vars(other).items() if k not in skip}
+    loaded = {n.name: n for n in rig.tree.db.load_nodes()}
+    assert {k: getattr(loaded["new"], k) for k in PERSISTED if k not in skip} == \
+        {k: getattr(made, k) for k in PERSISTED if k not in skip}
+
+
 def test_the_list_that_confirms_a_new_directory_is_its_listing(tmp_path: Path) -> None:
-    """A new prefix is listed to confirm it (see the test above); an ``ls`` of the
-    directory right after takes that listing instead of sending the same LIST again."""
+    """A new prefix is listed to confirm it (see the test above), with the LIST of
+    its sidecars; an ``ls`` of the directory right after takes both instead of
+    sending the same LISTs again."""
     rig = Rig(tmp_path)
     rig.put("dir/a")
     rig.put("dir/b")
@@ -271,9 +292,10 @@ def test_the_list_that_confirms_a_new_directory_is_its_listing(tmp_path: Path) -
     rig.store.list_dir = counting  # type: ignore[method-assign]
     rig.list(ttl=60)
     node = rig.tree.find("dir")
-    assert node is not None and lists.count("dir/") == 1
+    assert node is not None and lists.count("dir/") == lists.count(sidecar_dir("dir")) == 1
+    sent = len(lists)
     rig.put("dir/c")  # lands meanwhile, elsewhere: within the 2 s, like a listing's TTL
-    assert rig.list(node, ttl=60) == ["a", "b"] and lists.count("dir/") == 1
+    assert rig.list(node, ttl=60) == ["a", "b"] and len(lists) == sent  # no LIST at all
 
     rig.tree.nodes[ROOT].listed = node.listed = 0  # both listed again
     rig.store.delete("dir/a")
