@@ -109,17 +109,22 @@ class Tree:
             **attrs: object) -> Node:
         """Create and persist a node under ``parent`` (which must not have ``name``)."""
         now = time.time_ns()
+        fields: dict[str, Any] = {"mtime_ns": now, "ctime_ns": now, "last_access": time.time()}
         node = Node(ino=self._next_ino, parent=parent, name=name, kind=kind, mode=mode,
-                    uid=uid, gid=gid, mtime_ns=now, ctime_ns=now, last_access=time.time())
-        for key, value in attrs.items():
-            setattr(node, key, value)
+                    uid=uid, gid=gid, **(fields | attrs))
         self._next_ino += 1
-        with self.db.transaction():
-            self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
-            self.nodes[node.ino] = node
-            self._link(node)
-            self.db.save(node)
+        if self.db.in_transaction:  # a listing's merge adds 1000s in one: no nested one
+            self._place_new(node)
+        else:
+            with self.db.transaction():
+                self._place_new(node)
         return node
+
+    def _place_new(self, node: Node) -> None:
+        self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
+        self.nodes[node.ino] = node
+        self._link(node)
+        self.db.save(node)
 
     def will_change(self, node: Node) -> None:
         """Inside a transaction: snapshot ``node`` unless done already; a rollback restores it.

@@ -32,6 +32,25 @@ def test_nodes_journal_and_counters_survive_reopen(tmp_path: Path) -> None:
     assert again.max_ino() == 5
 
 
+def test_every_field_survives_reopen_times_past_2262_too(tmp_path: Path) -> None:
+    """Rows are written with orjson, which takes no integer past 64 bits: an mtime in
+    the year 3000 in nanoseconds (utimensat sets one) is written by json instead."""
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    year3000 = 32503680000 * 10**9
+    plain = Node(ino=5, parent=1, name="f", kind="file", mode=0o640, uid=7, gid=8, size=3,
+                 mtime_ns=1_796_468_474_383_998_554, ctime_ns=-5, etag='"e"', listed=1.5,
+                 validated=2.25, ranges=[[0, 1], [2, 3]], sidecar_etag=None, atime_ns=None,
+                 target="t\u00e9\n", xattrs={"user.k": b"\x00\xff"})
+    late = Node(ino=6, parent=1, name="g", kind="file", mode=0o600, uid=0, gid=0,
+                mtime_ns=year3000, atime_ns=year3000 + 1, explicit_atime=True)
+    db.save(plain)
+    db.save(late)
+    db.close()
+    loaded = {n.ino: n for n in StateDB(str(tmp_path / "m.sqlite")).load_nodes()}
+    assert loaded[5] == plain
+    assert loaded[6] == late and isinstance(loaded[6].atime_ns, int)
+
+
 def test_a_commit_survives_kill9(tmp_path: Path) -> None:
     path = tmp_path / "m.sqlite"
     code = f"""
