@@ -1,11 +1,12 @@
 """Cold readers, a re-read and a cold ``ls -l``, the engine beside its peers, in turns.
 
     .venv/bin/python -m openfiles_bench.turns [--rounds N] [--size MiB] [--files N]
-        [--targets openfiles,mountpoint,s3fs] [--mount-s3 PATH]
+        [--targets openfiles,mountpoint,s3fs] [--mount-s3 PATH] [--beside N]
 
 A private MinIO (the bench's) holds 5 objects of ``--size`` and ``--files``
-objects of 4 KiB under ``files/``. Each round mounts every target afresh, in
-a new order, and prints per target:
+objects of 4 KiB under ``files/`` (and ``--beside`` more under ``out/``, a
+second prefix of the root, as the bench's bucket has one). Each round mounts
+every target afresh, in a new order, and prints per target:
 
 - ``1 reader``: one cold sequential read of one object; ``re-read``: the same
   file again after the page cache is dropped (from the mount's own cache, as
@@ -108,12 +109,16 @@ def main() -> None:
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--targets", default="openfiles,mountpoint")
     p.add_argument("--mount-s3", type=Path)
+    p.add_argument("--beside", type=int, default=0,
+                   help="objects of 4 KiB under out/ (three levels down), beside files/")
     args = p.parse_args()
     size = args.size * MiB
     objects = {f"p{n}": n + 3 for n in range(READERS)} | {"big": 9}
     with private_minio("turns", size, objects) as (site, bucket, minio, work):
         for n in range(args.files):
             bucket.put(f"files/f{n:05d}", b"x" * 4096)
+        for n in range(args.beside):  # as the bench's bucket holds its targets' writes
+            bucket.put(f"out/t{n % 3}/files/f{n:05d}", b"x" * 4096)
         order = random.Random(8)
         for number in range(args.rounds):
             print(f"round {number + 1}", flush=True)
