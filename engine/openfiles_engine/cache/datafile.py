@@ -244,9 +244,9 @@ class DataFiles:
             else:
                 del self._writing[writer.ino]
             writer.busy = False
+            self._idle.notify_all()  # first: a bump waiting must wake even if a close fails
             if writer.closed:
                 writer.close_fds()
-            self._idle.notify_all()
 
     def truncate(self, ino: int, size: int) -> None:
         os.ftruncate(self.fd(ino), size)
@@ -332,10 +332,10 @@ class FetchedWriter:
         files = self._files
         try:
             for pos in range(0, len(data), WRITE_CHUNK):
-                if not files.begin_fetched(self):
+                piece = data[pos:pos + WRITE_CHUNK]  # before the count: nothing between
+                if not files.begin_fetched(self):     # it and the try may raise
                     self.stopped = True
                     return
-                piece = data[pos:pos + WRITE_CHUNK]
                 try:
                     written = self._write(piece, offset + pos)
                 finally:

@@ -123,7 +123,7 @@ class Lister:
         that have a sidecar, and the directories known only by an applied sidecar.
         ``listed``: the two LISTs, already read."""
         if listed is None:
-            listed = await self._list_both(path, prefix)
+            listed, _ = await self._list_both(path, prefix)
         objects, prefixes, metas = listed
         sidecars: dict[str, tuple[Sidecar, str | None]] = {}
         with_sidecar: set[str] = set()
@@ -143,10 +143,15 @@ class Lister:
                 nursery.start_soon(self._fetch_sidecar, info, name, sidecars)
         return objects, prefixes, sidecars, with_sidecar, marked_dirs
 
-    async def _list_both(self, path: str, prefix: str) -> Listed:
-        """The LIST of a directory's objects and that of its sidecars, sent at once."""
+    async def _list_both(self, path: str, prefix: str,
+                         sidecars_may_fail: bool = False) -> tuple[Listed, bool]:
+        """The LIST of a directory's objects and that of its sidecars, sent at once;
+        and whether the sidecars' LIST was read. With ``sidecars_may_fail`` its
+        failure leaves it unread instead of raising (a prefix's confirmation needs
+        only the objects' LIST: the sidecars' is read for the listing after it)."""
         read: list[tuple[list[ObjectInfo], list[str]]] = []
         metas: list[ObjectInfo] = []
+        sidecars_read = [True]
 
         async def objects_of() -> None:
             read.append(await self.store.list_dir(prefix))
@@ -156,9 +161,14 @@ class Lister:
                 metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
             except ObjectNotFound:
                 pass
+            except StoreError as exc:
+                if not sidecars_may_fail:
+                    raise
+                log.debug("the sidecars' LIST of %r failed: %s", path, exc)
+                sidecars_read[0] = False
 
         await _at_once([objects_of, sidecars_of])
-        return read[0][0], read[0][1], metas
+        return (read[0][0], read[0][1], metas), sidecars_read[0]
 
     async def _list(self, node: Node, ttl: float) -> None:
         path = self.tree.path(node)
@@ -229,9 +239,9 @@ class Lister:
         """
         async def check(key: str) -> None:
             replayed = self.replayed()
-            listed = await self._list_both(key, f"{key}/")
+            listed, whole = await self._list_both(key, f"{key}/", sidecars_may_fail=True)
             objects, prefixes, _ = listed
-            if objects or prefixes:
+            if (objects or prefixes) and whole:
                 now = time.monotonic()
                 for old in [k for k, v in self._prefetched.items() if now - v[1] > PREFETCH_TTL]:
                     del self._prefetched[old]  # never listed: a directory nobody opened

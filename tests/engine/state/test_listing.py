@@ -11,7 +11,7 @@ import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_dir, sidecar_key
-from openfiles_engine.bucket.store import ObjectInfo, Store
+from openfiles_engine.bucket.store import ObjectInfo, Store, StoreError
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import PERSISTED, ROOT, Node
 from openfiles_engine.state.listing import Lister
@@ -253,6 +253,33 @@ def test_a_rename_replayed_while_a_listing_is_in_flight_is_not_taken_as_gone(
     rig.list()
     assert rig.gone == [] and rig.tree.find("c") is moved
     assert rig.tree.find("a") is None  # nor does the renamed directory come back
+
+
+def test_a_failed_sidecar_list_costs_a_confirmation_only_its_prefetch(tmp_path: Path) -> None:
+    """The sidecars' LIST sent with a new prefix's confirmation fails: the parent's
+    listing still succeeds and has the directory, whose own listing reads both LISTs
+    again (nothing half read is kept for it)."""
+    rig = Rig(tmp_path)
+    rig.put("dir/a")
+    rig.put(sidecar_key("dir/a"), Sidecar("file", 0o600, 0, 0, 5, etag=rig.put("dir/a")).encode())
+    lists: list[str] = []
+    real = rig.store.list_dir
+    failed = [False]
+
+    def flaky(prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        lists.append(prefix)
+        if prefix == sidecar_dir("dir") and not failed[0]:
+            failed[0] = True
+            raise StoreError("connection reset (a test's)")
+        return real(prefix)
+
+    rig.store.list_dir = flaky  # type: ignore[method-assign]
+    assert "dir" in rig.list(ttl=60) and failed[0]
+    node = rig.tree.find("dir")
+    assert node is not None and rig.list(node, ttl=60) == ["a"]
+    assert lists.count("dir/") == 2 and lists.count(sidecar_dir("dir")) == 2
+    child = rig.tree.find("dir/a")
+    assert child is not None and child.mode == 0o600  # the sidecar was read after all
 
 
 def test_a_new_object_is_made_as_adopting_it_would_make_it(tmp_path: Path) -> None:
