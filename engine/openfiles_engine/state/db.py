@@ -30,7 +30,6 @@ from openfiles_engine.state.inode import PERSISTED, ROOT, Node
 _RANGES = PERSISTED.index("ranges")
 
 
-
 def _json(doc: dict[str, Any]) -> str:
     """A row's JSON document. orjson, not json: a node's 24 fields took the json
     module some 6 us, a tenth of that here, and a listing of 1000 new objects
@@ -41,6 +40,7 @@ def _json(doc: dict[str, Any]) -> str:
         return orjson.dumps(doc).decode()
     except orjson.JSONEncodeError:
         return json.dumps(doc)
+
 
 class StateDB:
     """SQLite store of nodes, journal entries and counters."""

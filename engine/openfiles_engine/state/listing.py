@@ -151,12 +151,13 @@ class Lister:
         only the objects' LIST: the sidecars' is read for the listing after it)."""
         read: list[tuple[list[ObjectInfo], list[str]]] = []
         metas: list[ObjectInfo] = []
-        sidecars_read = [True]
+        sidecars_read = True
 
         async def objects_of() -> None:
             read.append(await self.store.list_dir(prefix))
 
         async def sidecars_of() -> None:
+            nonlocal sidecars_read
             try:
                 metas.extend((await self.store.list_dir(sidecar_dir(path)))[0])
             except ObjectNotFound:
@@ -165,10 +166,10 @@ class Lister:
                 if not sidecars_may_fail:
                     raise
                 log.debug("the sidecars' LIST of %r failed: %s", path, exc)
-                sidecars_read[0] = False
+                sidecars_read = False
 
         await _at_once([objects_of, sidecars_of])
-        return (read[0][0], read[0][1], metas), sidecars_read[0]
+        return (read[0][0], read[0][1], metas), sidecars_read
 
     async def _list(self, node: Node, ttl: float) -> None:
         path = self.tree.path(node)
