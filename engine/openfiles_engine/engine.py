@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import resource
+import secrets
 import signal
 import time
 from typing import Any
@@ -71,6 +72,10 @@ class Engine:
         if known is not None and known != store.url:
             raise ConfigError(f"cache dir {cfg.cache_dir} belongs to {known}, not {store.url}")
         self.db.set_setting("source", store.url)
+        token = self.db.setting("fence_token") or secrets.token_hex(8)
+        self.db.set_setting("fence_token", token)
+        # Fences name their maker, so a replay after a crash knows its own (fence.py).
+        store.fence_owner = (token, self.db.bump("runs"))
         self.store = AsyncStore(store)
         self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))
         defaults = Defaults(cfg.uid, cfg.gid, cfg.file_mode, cfg.dir_mode)

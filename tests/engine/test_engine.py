@@ -11,13 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from fixtures.net import free_port
+from fixtures.net import HoldingProxy, free_port
 from fixtures.prereq import fuse_mounts, lazy_unmount
+from openfiles_engine.bucket import fence
 from openfiles_engine.bucket.store import ObjectInfo, Store
 from openfiles_engine.config import MountConfig
 from openfiles_engine.engine import Engine
@@ -113,6 +115,57 @@ def test_kill9_at_a_random_moment_loses_nothing_closed(
     for i in closed:
         assert backend.read(f"w{i}") == (f"{i}:" * 3000).encode()
     assert again.status()["conflicts"] == 0
+
+
+def _request(method: bytes, key: str, holding: bytes = b"") -> Callable[[bytes], bool]:
+    """Matches an HTTP request ``method`` of the object ``key`` (path style, as on
+    MinIO) whose bytes hold ``holding``; a POST ``?delete`` (obstore's DELETE) names
+    the key in its body."""
+    def matches(request: bytes) -> bool:
+        line = request.split(b"\r\n", 1)[0].split(b" ")
+        if len(line) != 3 or line[0] != method or holding not in request.lower():
+            return False
+        if method == b"POST":
+            return line[1].endswith(b"?delete") and b"<Key>%s</Key>" % key.encode() in request
+        return line[1].split(b"?")[0].endswith(b"/" + key.encode())
+    return matches
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("cut", ["copy", "delete"])
+def test_a_kill9_inside_a_fenced_step_leaves_no_fence_after_the_replay(
+        mounter: MountFactory, s3_backend: Backend, cut: str) -> None:
+    """A rename on S3 is a fence PUT at the target, the COPY, a fence PUT over the
+    source, its DELETE (bucket/fence.py). The engine dies after a fence PUT, its next
+    request never sent (a proxy holds it). The remount's journal replay finishes the
+    rename and removes the dead run's fence, which names its maker: before, the fence
+    stayed for fence.STALE seconds, hiding the key and failing every create there
+    (found by test_reference_model: a fence at a rename's source)."""
+    bucket = s3_backend.bucket
+    proxy = HoldingProxy(bucket.server.port)
+    try:
+        via = Backend("s3", s3_backend.url, s3_backend.env, ["--endpoint", proxy.url],
+                      bucket=bucket)
+        m = mounter(via, "--export-delay", "3600")
+        (m.path / "a").write_bytes(b"renamed bytes")
+        assert m.flush()["ok"] and bucket.get("a") == b"renamed bytes"
+        proxy.hold(_request(b"PUT", "b", b"x-amz-copy-source") if cut == "copy"
+                   else _request(b"POST", "a"))
+        os.rename(m.path / "a", m.path / "b")
+        assert proxy.held.wait(30), "the engine sent no such request"
+        fenced = "b" if cut == "copy" else "a"
+        assert bucket.get(fenced) == fence.FENCE  # what the crash leaves in the bucket
+        m.kill9()
+    finally:
+        proxy.close()
+    again = mounter(s3_backend, "--export-delay", "3600", mountpoint=m.path, cache=m.cache)
+    assert again.flush()["ok"]
+    assert [k for k in bucket.keys() if not k.startswith(".openfiles-meta")] == ["b"]
+    assert bucket.get("b") == b"renamed bytes"
+    assert (again.path / "b").read_bytes() == b"renamed bytes"
+    (again.path / "a").write_bytes(b"a new file where the fence was")
+    assert again.flush()["ok"] and again.status()["conflicts"] == 0
+    assert bucket.get("a") == b"a new file where the fence was"
 
 
 def test_sigterm_exports_before_unmount(mounter: MountFactory, backend: Backend) -> None:

@@ -19,6 +19,16 @@ ended (the store's client gives up on one within minutes), so the owner no longe
 deletes it blindly. A rename's copy takes its target the same way (a fence put
 ``If-None-Match``, which the copy replaces).
 
+A crash (``kill -9``, a node lost) between the two requests leaves a fence that no
+living process will delete, and the journal replays the change after the restart.
+Each fence carries its maker in its metadata (``OWNER``: the cache dir's token and
+the engine's run number, both kept in the cache's database), so the replay knows a
+fence of an earlier run of its own cache and removes it (:func:`left_by_earlier_run`)
+instead of taking it for another mount's and leaving the key fenced for ``STALE``
+seconds (found by ``tests/engine/test_reference_model.py``: the bucket still held a
+fence where a rename's source had been). A fence of the running engine is never
+taken for one: its DELETE may still be on the way.
+
 A fence is recognised by its size and its ETag, the MD5 of its bytes, which S3
 gives a single-part object. A bucket that gives other ETags (SSE-KMS) returns
 another ETag for the fence; the store then deletes the fence at once and goes back
@@ -42,6 +52,8 @@ STALE = 900.0
 """Seconds after which a fence is a leftover that anyone may delete (the bucket's
 clock, from its Last-Modified, against ours: minutes of skew are tolerated)."""
 POLL = 0.05
+OWNER = "openfiles-fence"
+"""The fence's metadata key naming its maker, ``<cache token>/<run>``."""
 
 
 def is_fence(info: ObjectInfo) -> bool:
@@ -52,20 +64,37 @@ def stale(info: ObjectInfo) -> bool:
     return time.time() - info.mtime_ns / 1e9 > STALE
 
 
+def owner_tag(owner: tuple[str, int] | None) -> dict[str, str]:
+    """The attributes of a fence PUT: metadata naming its maker, if known."""
+    return {} if owner is None else {OWNER: f"{owner[0]}/{owner[1]}"}
+
+
+def left_by_earlier_run(tag: str | None, owner: tuple[str, int] | None) -> bool:
+    """Whether a fence tagged ``tag`` was put by an earlier run of the engine that is
+    ``owner`` now (same cache token, a lower run number): that run is dead, so
+    nothing will delete the fence but us."""
+    if owner is None or not tag:
+        return False
+    token, _, run = tag.rpartition("/")
+    return token == owner[0] and run.isdigit() and int(run) < owner[1]
+
+
 def clear(store: Store, key: str) -> ObjectInfo | None:
-    """Before a create at ``key``: wait for a fence there to go, removing a stale one.
+    """Before a create at ``key``: wait for a fence there to go, removing a dead one.
 
     Returns what is at ``key`` then (a fence still there after ``WAIT`` seconds
     included), or None if nothing is.
     """
     deadline = time.monotonic() + WAIT
+    asked = False
     while True:
         info = store.head_any(key)
         if info is None or not is_fence(info):
             return info
-        if stale(info):
-            store.delete(key)
-            continue
+        if stale(info) or not asked:
+            asked = True
+            if store.drop_if_dead(info):
+                continue
         if time.monotonic() > deadline:
             return info
         time.sleep(POLL)

@@ -159,6 +159,10 @@ class Store:
         self._mine: set[str] = set()
         """Keys where this store put a fence that is still to go (its delete or copy
         failed after it): a later try of the same change takes it for its own."""
+        self.fence_owner: tuple[str, int] | None = None
+        """(the cache's token, this engine run's number), written into every fence:
+        a fence of an earlier run was left by a crash, and is ours to remove
+        (fence.py). None: fences name no maker (a store outside an engine)."""
 
     @classmethod
     def open(
@@ -248,12 +252,20 @@ class Store:
         return objects, sorted(p.rstrip("/") for p in res["common_prefixes"])
 
     def _drop_stale(self, fences: Iterable[ObjectInfo]) -> None:
-        """Delete the fences a listing met that were left by a delete cut short."""
+        """Delete the fences a listing met that no living process will delete."""
         for info in fences:
-            if fence.stale(info):
-                log.info("removing %r, a fence left by a delete cut short", info.key)
-                with contextlib.suppress(StoreError):
-                    self.delete(info.key)
+            with contextlib.suppress(StoreError):
+                self.drop_if_dead(info)
+
+    def drop_if_dead(self, info: ObjectInfo) -> bool:
+        """Delete the fence ``info`` if nobody else will: a stale one, or one an
+        earlier run of this engine left when it died between a fence's two requests
+        (fence.py). True if it went."""
+        if not (fence.stale(info) or self.left_by_earlier_run(info.key)):
+            return False
+        log.info("removing %r, a fence left by a delete cut short", info.key)
+        self.delete(info.key)
+        return True
 
     def list_all(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` (recursive)."""
@@ -282,6 +294,7 @@ class Store:
         """The object at ``key``; ObjectNotFound if none, or if a delete's fence is there."""
         info = self._head(key)
         if self._fence(info):
+            self.drop_if_dead(info)
             raise ObjectNotFound(f"not found: {key} (being deleted)")
         return info
 
@@ -521,22 +534,44 @@ class Store:
         """Put a fence at ``key`` if nothing is there (a fence that goes included, and
         one of ours, left by an earlier try)."""
         try:
-            self._put(key, fence.FENCE, "create", create=True)
+            self._put_fence(key, "create")
         except Conflict:
             if key in self._mine and self._fence_at(key):
                 return
             if fence.clear(self, key) is not None:
                 raise Conflict(f"precondition failed: {key} exists") from None
-            self._put(key, fence.FENCE, "create", create=True)
+            self._put_fence(key, "create")
         self._mine.add(key)
+
+    def _put_fence(self, key: str, mode: Any) -> str | None:
+        return self._put(key, fence.FENCE, mode, create=mode == "create",
+                         attributes=fence.owner_tag(self.fence_owner))
 
     def _fence_at(self, key: str) -> bool:
         info = self.head_any(key)
         return info is not None and fence.is_fence(info)
 
+    def left_by_earlier_run(self, key: str) -> bool:
+        """Whether a fence at ``key`` was put by an earlier run of this engine (one
+        GET of the fence's few bytes, for its metadata)."""
+        if self.fence_owner is None:
+            return False
+
+        def run() -> tuple[ObjectInfo, str | None]:
+            result = obstore.get(self._backend, key)
+            tag = result.attributes.get(fence.OWNER)
+            result.bytes()
+            return _info(result.meta), None if tag is None else str(tag)
+
+        try:
+            info, tag = self._call(key, run, lookup=True)
+        except ObjectNotFound:
+            return False
+        return fence.is_fence(info) and fence.left_by_earlier_run(tag, self.fence_owner)
+
     def _delete_fenced(self, key: str, etag: str) -> None:
         try:
-            put = self._put(key, fence.FENCE, {"e_tag": etag}, create=False)
+            put = self._put_fence(key, {"e_tag": etag})
         except ObjectNotFound:
             return
         except Conflict:
@@ -545,11 +580,14 @@ class Store:
                 return
             if not fence.is_fence(info):
                 raise Conflict(f"precondition failed: {key} changed") from None
-            # Ours, from a try whose DELETE failed, or a stale one: it goes. Another
-            # mount's fresh one: that mount is deleting the same version.
-            if key in self._mine or fence.stale(info):
+            # Ours, from a try whose DELETE failed or from a run that died between
+            # the two requests, or a stale one: it goes. Another mount's fresh one:
+            # that mount is deleting the same version.
+            if key in self._mine:
                 self.delete(key)
                 self._mine.discard(key)
+            else:
+                self.drop_if_dead(info)
             return
         if put != fence.FENCE_ETAG:
             log.warning("the bucket's ETags are not MD5 sums (SSE-KMS?): deletes check "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -190,6 +192,47 @@ def test_a_listing_removes_a_stale_fence_and_a_fence_is_no_object(
     monkeypatch.setattr(fence, "STALE", 0.0)
     assert s3.list_dir("e/") == ([], [])
     assert s3.head_any("e/x") is None
+
+
+def _run(s3: Store, token: str, run: int) -> Store:
+    """A store as an engine of cache ``token`` in its run ``run`` has it."""
+    store = Store.open(s3.url, endpoint=str(s3._backend.config["endpoint"]),
+                       region="us-east-1", credentials=_credentials(s3))
+    store.fence_owner = (token, run)
+    return store
+
+
+SIGHTINGS: dict[str, Callable[[Store, str], object]] = {
+    "the replayed delete": lambda s, seen: s.delete_if("k", seen),
+    "a HEAD": lambda s, seen: s.etag_or_none("k"),
+    "a listing": lambda s, seen: s.list_dir(""),
+    "a create": lambda s, seen: s.put_bytes("k", b"new", if_match=None, create=True),
+    "a copy to it": lambda s, seen: s.copy_if("src", "k", if_match=None),
+}
+
+
+@pytest.mark.parametrize("sighting", SIGHTINGS)
+def test_a_fence_a_dead_run_left_goes_when_the_next_run_meets_it(
+        s3: Store, monkeypatch: pytest.MonkeyPatch, sighting: str) -> None:
+    """An engine killed between its fence PUT and the DELETE: no living process will
+    delete that fence. The next run of the same cache knows it by the maker in its
+    metadata and removes it wherever it meets it (its journal replays the delete);
+    another cache's engine, and the run that put it, leave it (fence.py)."""
+    monkeypatch.setattr(fence, "WAIT", 0.2)
+    s3.put_bytes("src", b"moved", if_match=None, create=True)
+    dead = _run(s3, "cache1", 1)
+    seen = dead.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None and dead._put_fence("k", {"e_tag": seen}) == fence.FENCE_ETAG
+    for others in (_run(s3, "cache2", 7), _run(s3, "cache1", 1), s3):
+        with contextlib.suppress(Conflict):
+            SIGHTINGS[sighting](others, seen)
+        info = s3.head_any("k")
+        assert info is not None and fence.is_fence(info)
+    SIGHTINGS[sighting](_run(s3, "cache1", 2), seen)
+    info = s3.head_any("k")
+    assert info is None or not fence.is_fence(info)
+    if sighting in ("a create", "a copy to it"):
+        assert s3.get("k") == (b"new" if sighting == "a create" else b"moved")
 
 
 def _credentials(s3: Store) -> Credentials:
