@@ -289,6 +289,7 @@ class Engine:
                 if self.relay is not None:
                     await nursery.start(self.relay.run)
                 self.downloader.nursery = nursery
+                self.lister.nursery = nursery
                 # In a thread: stat() on our own mount needs this thread to answer it.
                 await trio.to_thread.run_sync(raise_read_ahead, cfg.mountpoint)
                 log.info("mounted %s at %s", self.store.sync.url, cfg.mountpoint)

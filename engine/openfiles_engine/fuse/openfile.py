@@ -91,11 +91,13 @@ class OpenFileHandlers(pyfuse3.Operations):
         node = self.tree.get(ino)
         return node if node is not None else fail(errno.ENOENT)
 
-    async def _dir(self, ino: int) -> Node:
+    async def _dir(self, ino: int, name: str | None = None) -> Node:
+        """The directory ``ino``, listed; ``name``: only that entry must be settled
+        (a lookup), not the whole directory (``Lister.ensure``)."""
         node = self._node(ino)
         if node.kind != "dir":
             fail(errno.ENOTDIR)
-        await self.lister.ensure(node, self.cfg.policy.metadata_ttl)
+        await self.lister.ensure(node, self.cfg.policy.metadata_ttl, name)
         return node
 
     def _writable(self, parent: Node | None = None) -> None:

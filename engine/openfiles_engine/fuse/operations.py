@@ -76,7 +76,7 @@ class Operations(OpenFileHandlers):
     @handler
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> Any:
         text = existing_name(name)
-        parent = await self._dir(parent_inode)
+        parent = await self._dir(parent_inode, text if text not in (".", "..") else None)
         if text == "..":
             node = self._node(parent.parent or ROOT)
         elif text == ".":

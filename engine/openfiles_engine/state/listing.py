@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -51,6 +52,18 @@ LIST (``Lister._confirmed``): an ``ls -l`` of it comes right after."""
 
 Listed = tuple[list[ObjectInfo], list[str], list[ObjectInfo]]
 """A directory as two LISTs read it: its objects, its prefixes, its sidecars."""
+
+
+@dataclass
+class Settling:
+    """The confirmation of one new prefix that runs after its parent's listing ended
+    (``Lister._confirmed``)."""
+
+    done: trio.Event
+    first: bool
+    """The parent had never been listed: a failure fails whoever waits for it."""
+    kept: bool = False
+    failed: StoreError | None = None
 
 
 async def _at_once(calls: list[Callable[[], Awaitable[None]]]) -> None:
@@ -90,29 +103,49 @@ class Lister:
         self.hidden: set[str] = set()
         self._prefetched: dict[str, tuple[int, float, Listed]] = {}
         """prefix -> (``replayed()`` before it was read, when, its listing)."""
+        self.nursery: trio.Nursery | None = None
+        """Where confirmations nobody waits for run (the engine's); None: a listing
+        waits for all of its own."""
+        self._settling: dict[int, dict[str, Settling]] = {}
+        """Directory inode -> name -> the confirmation of that new prefix, running."""
 
     def forget(self, ino: int) -> None:
         """Drop per-inode state of a node that is gone for good."""
         self._locks.pop(ino, None)
 
-    async def ensure(self, node: Node, ttl: float) -> None:
-        """List ``node`` (a directory) unless it was listed less than ``ttl`` seconds ago."""
+    async def ensure(self, node: Node, ttl: float, name: str | None = None) -> None:
+        """List ``node`` (a directory) unless it was listed less than ``ttl`` seconds ago.
+
+        ``name``: only that entry must be settled (a lookup); the confirmations of
+        other new prefixes may still run when this returns (``_confirmed``). None:
+        the whole directory (a readdir, a create, an rmdir's check).
+        """
         if node.kind != "dir" or node.lost:
             return
-        if node.listed and time.time() - node.listed < ttl:
-            return
-        lock = self._locks.setdefault(node.ino, trio.Lock())
-        async with lock:
-            if node.listed and time.time() - node.listed < ttl:
-                return
-            try:
-                await self._list(node, ttl)
-            except StoreError as exc:
-                if not node.listed or isinstance(exc, ObjectNotFound):
-                    raise
-                # Bucket unreachable: keep serving what we know; try again next time.
-                log.info("re-listing %r failed, using the cached listing: %s",
-                         self.tree.path(node), exc)
+        if not (node.listed and time.time() - node.listed < ttl):
+            lock = self._locks.setdefault(node.ino, trio.Lock())
+            async with lock:
+                if not (node.listed and time.time() - node.listed < ttl):
+                    try:
+                        await self._list(node, ttl, name)
+                    except StoreError as exc:
+                        if not node.listed or isinstance(exc, ObjectNotFound):
+                            raise
+                        # Bucket unreachable: keep serving what we know; try again later.
+                        log.info("re-listing %r failed, using the cached listing: %s",
+                                 self.tree.path(node), exc)
+        await self._settled(node, name)
+
+    async def _settled(self, node: Node, name: str | None) -> None:
+        """Wait for the confirmations still running in ``node`` (of ``name`` only, if
+        given); one that failed fails a directory never listed before, as its
+        listing would have."""
+        running = self._settling.get(node.ino, {})
+        for settling in ([running[name]] if name in running else [])  \
+                if name is not None else list(running.values()):
+            await settling.done.wait()
+            if settling.failed is not None and settling.first:
+                raise settling.failed
 
     async def _read(self, node: Node, path: str, prefix: str,
                     listed: Listed | None) -> tuple[
@@ -171,8 +204,9 @@ class Lister:
         await _at_once([objects_of, sidecars_of])
         return (read[0][0], read[0][1], metas), sidecars_read
 
-    async def _list(self, node: Node, ttl: float) -> None:
+    async def _list(self, node: Node, ttl: float, want: str | None = None) -> None:
         path = self.tree.path(node)
+        previous = node.listed
         prefix = f"{path}/" if path else ""
         # A journal entry replayed while the listing reads the bucket (a rename's copy
         # and delete) makes what it read stale for the keys it moved, which are no
@@ -192,7 +226,8 @@ class Lister:
             log.info("listing %r raced the journal %d times; merging it as read",
                      path, RELIST_TRIES)
         objects, prefixes, sidecars, with_sidecar, marked_dirs = read
-        prefixes = await self._confirmed(node, prefixes, sidecars)
+        prefixes, later = await self._confirmed(node, prefixes, sidecars, objects, want,
+                                                previous)
         files: dict[str, ObjectInfo] = {}
         for info in objects:
             if info.key == path:
@@ -206,7 +241,7 @@ class Lister:
         for name in dirs & set(files):
             self._hide(join(path, name), "is both an object and a prefix; showing the directory")
             del files[name]
-        seen = set(files) | dirs
+        seen = set(files) | dirs | later
         # One commit for the whole merge, not one per entry: a listing of 1000
         # objects was 2000 SQLite commits. Nothing awaits in here, so no other
         # handler sees the tree half merged.
@@ -221,11 +256,30 @@ class Lister:
                 if child is not None and name not in seen:
                     self._maybe_gone(child)
             node.listed = time.time()
+            if later:
+                # Saved as listed before, until those prefixes are settled: after a
+                # crash before then the directory is listed again, not missing them.
+                node.listed, stamp = previous, node.listed
+                self.tree.save(node)
+                node.listed = stamp
+            else:
+                self.tree.save(node)
+        running = self._settling.get(node.ino, {})
+        for name in sorted(later):
+            # One an earlier listing started goes on; one that ended meanwhile added its
+            # directory already.
+            if name not in running and self.tree.child(node.ino, name) is None:
+                self._settle_later(node, f"{prefix}{name}", name, sidecars.get(name),
+                                   previous)
+        if later and not self._settling.get(node.ino):
             self.tree.save(node)
 
     async def _confirmed(self, node: Node, prefixes: list[str],
-                         sidecars: dict[str, tuple[Sidecar, str | None]]) -> list[str]:
-        """``prefixes`` without those of new directories that hold nothing when listed.
+                         sidecars: dict[str, tuple[Sidecar, str | None]],
+                         objects: list[ObjectInfo], want: str | None,
+                         previous: float) -> tuple[list[str], set[str]]:
+        """``prefixes`` without those of new directories that hold nothing when
+        listed, and without those confirmed later; and the names of the latter.
 
         MinIO lists an object being written or deleted as a prefix for a moment
         (``f0/`` for ``f0``; measured: 12 of 1500 listings during PUTs and
@@ -237,27 +291,106 @@ class Lister:
         are kept for a moment so that the listing of the directory, which usually
         follows, takes them instead of sending them again (``PREFETCH_TTL``). Only
         prefixes under it (no object) are checked with a recursive LIST.
+
+        A lookup (``want``: the name it asks for) waits only for its own name's
+        confirmation. The others run on in the engine's nursery (``later``), each
+        adding its directory when it ends: the lookup of ``files`` at the root of
+        a bucket whose ``out/`` holds 3000 objects waited 100-150 ms for ``out/``'s
+        LIST. Until they end, a readdir of the directory, a create in it and a
+        lookup of one of those names wait for them (``_settled``). A prefix that
+        is also an object's name is confirmed at once (which of the two shows is
+        decided in the listing's merge).
         """
+        empty: set[str] = set()
+        later: set[str] = set()
+        running = self._settling.get(node.ino, {})
+        names = {o.key.rsplit("/", 1)[-1] for o in objects}
+        now: list[str] = []
+        waits: list[tuple[str, Settling]] = []
+        for key in prefixes:
+            name = key.rsplit("/", 1)[-1]
+            if self.tree.child(node.ino, name) is not None or \
+                    not self._visible(node, name, key) or \
+                    (name in sidecars and sidecars[name][0].kind == "dir"):
+                continue
+            if name in running:  # started by an earlier listing
+                if want is None or name == want:
+                    waits.append((key, running[name]))
+                else:
+                    later.add(name)
+            elif self.nursery is None or want is None or name == want or name in names:
+                now.append(key)
+            else:
+                later.add(name)
+
         async def check(key: str) -> None:
-            replayed = self.replayed()
-            listed, whole = await self._list_both(key, f"{key}/", sidecars_may_fail=True)
-            objects, prefixes, _ = listed
-            if (objects or prefixes) and whole:
-                now = time.monotonic()
-                for old in [k for k, v in self._prefetched.items() if now - v[1] > PREFETCH_TTL]:
-                    del self._prefetched[old]  # never listed: a directory nobody opened
-                self._prefetched[f"{key}/"] = (replayed, now, listed)
-            if not objects and not (prefixes and await self.store.any_under(f"{key}/")):
-                log.info("ignoring the prefix %r: nothing is under it", key)
+            if not await self._holds(key):
                 empty.add(key)
 
-        empty: set[str] = set()
-        new = [key for key in prefixes
-               if self.tree.child(node.ino, name := key.rsplit("/", 1)[-1]) is None
-               and self._visible(node, name, key)
-               and (name not in sidecars or sidecars[name][0].kind != "dir")]
-        await _at_once([partial(check, key) for key in new])
-        return [key for key in prefixes if key not in empty]
+        await _at_once([partial(check, key) for key in now])
+        for key, settling in waits:
+            await settling.done.wait()
+            if settling.failed is not None:
+                raise settling.failed
+            if not settling.kept:
+                empty.add(key)
+        kept = [key for key in prefixes
+                if key not in empty and key.rsplit("/", 1)[-1] not in later]
+        return kept, later
+
+    async def _holds(self, key: str) -> bool:
+        """Whether anything is under the new prefix ``key`` (see ``_confirmed``)."""
+        replayed = self.replayed()
+        listed, whole = await self._list_both(key, f"{key}/", sidecars_may_fail=True)
+        objects, prefixes, _ = listed
+        if (objects or prefixes) and whole:
+            now = time.monotonic()
+            for old in [k for k, v in self._prefetched.items() if now - v[1] > PREFETCH_TTL]:
+                del self._prefetched[old]  # never listed: a directory nobody opened
+            self._prefetched[f"{key}/"] = (replayed, now, listed)
+        if not objects and not (prefixes and await self.store.any_under(f"{key}/")):
+            log.info("ignoring the prefix %r: nothing is under it", key)
+            return False
+        return True
+
+    def _settle_later(self, node: Node, key: str, name: str,
+                      found: tuple[Sidecar, str | None] | None, previous: float) -> None:
+        """Confirm the new prefix ``key`` in the background; add its directory if
+        anything is under it and nothing took the name meanwhile."""
+        assert self.nursery is not None
+        settling = Settling(trio.Event(), first=not previous)
+        self._settling.setdefault(node.ino, {})[name] = settling
+
+        async def run() -> None:
+            ended = False
+            try:
+                settling.kept = await self._holds(key)
+                ended = True
+            except StoreError as exc:
+                log.info("confirming the prefix %r failed; its parent is listed again "
+                         "next time: %s", key, exc)
+                settling.failed = exc
+            except Exception as exc:  # a bug must not end the engine's nursery
+                log.exception("confirming the prefix %r failed", key)
+                settling.failed = StoreError(f"confirming {key!r} failed: {exc}")
+            finally:
+                running = self._settling.get(node.ino, {})
+                if running.get(name) is settling:
+                    del running[name]
+                if not running:
+                    self._settling.pop(node.ino, None)
+                if not ended:  # failed or cancelled: the listing is not whole
+                    node.listed = min(node.listed, previous)
+                present = self.tree.get(node.ino) is node
+                if settling.kept and present and self.tree.child(node.ino, name) is None \
+                        and self._visible(node, name, key):
+                    with self.tree.db.transaction():
+                        self._merge_dir(node, name, found)
+                if present and not running:
+                    self.tree.save(node)  # saved as listed only now (see _list)
+                settling.done.set()
+
+        self.nursery.start_soon(run)
 
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,
                              out: dict[str, tuple[Sidecar, str | None]]) -> None:

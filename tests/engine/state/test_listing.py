@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_dir, sidecar_key
@@ -338,3 +339,98 @@ def test_the_list_that_confirms_a_new_directory_is_its_listing(tmp_path: Path) -
     rig.list()
     rig.list(rig.tree.find("zero"))
     assert lists.count("zero/") == 2
+
+
+class Gate:
+    """Holds the LISTs of the prefixes in ``held`` until ``open`` (a slow LIST)."""
+
+    def __init__(self, rig: Rig, *held: str, fail: bool = False) -> None:
+        self.held, self.fail = set(held), fail
+        self.event = trio.Event()
+        self.lists: list[str] = []
+        self.real = rig.lister.store.list_dir
+        rig.lister.store.list_dir = self.list_dir  # type: ignore[method-assign]
+
+    async def list_dir(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        self.lists.append(prefix)
+        if prefix in self.held:
+            await self.event.wait()
+            if self.fail:
+                raise StoreError("connection reset (a test's)")
+        return await self.real(prefix)
+
+
+def test_a_lookup_waits_only_for_the_new_prefix_it_asks_for(tmp_path: Path) -> None:
+    """Two new prefixes at the root: the lookup of ``files`` returns once ``files/``
+    is confirmed, while ``out/``'s LIST is still out; ``out`` shows when it ends, and
+    a lookup of ``out`` or a readdir of the root waits for it. Until then the root is
+    saved as never listed, so that a crash does not leave it listed without ``out``."""
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    rig.put("out/b")
+    rig.put("gone/c")  # a new prefix that holds nothing once its LIST is read
+    gate = Gate(rig, "out/", "gone/")
+    root = rig.tree.nodes[ROOT]
+
+    def saved_listed() -> float:
+        return next(n.listed for n in rig.tree.db.load_nodes() if n.ino == ROOT)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            rig.lister.nursery = nursery
+            await rig.lister.ensure(root, 60, "files")
+            assert rig.tree.find("files") is not None
+            assert rig.tree.find("out") is None and rig.tree.find("gone") is None
+            assert root.listed and saved_listed() == 0
+            rig.store.delete("gone/c")
+            waiting = {"out": trio.Event(), "readdir": trio.Event()}
+
+            async def wait(name: str | None) -> None:
+                await rig.lister.ensure(root, 60, name)
+                waiting[name or "readdir"].set()
+
+            nursery.start_soon(wait, "out")
+            nursery.start_soon(wait, None)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not any(e.is_set() for e in waiting.values()) and "out/" in gate.lists
+            await rig.lister.ensure(root, 60, "nothing")  # not a new prefix: no wait
+            gate.event.set()
+            with trio.fail_after(10):  # the LISTs run in threads
+                for event in waiting.values():
+                    await event.wait()
+        assert rig.tree.names(ROOT) == [".openfiles-lost+found-t", "files", "out"]
+        assert saved_listed() == root.listed
+        assert gate.lists.count("") == 1  # the root was listed once
+
+    trio.run(main)
+
+
+def test_a_confirmation_that_fails_later_fails_its_waiters_and_the_next_look_lists_again(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    rig.put("out/b")
+    gate = Gate(rig, "out/", fail=True)
+    root = rig.tree.nodes[ROOT]
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            rig.lister.nursery = nursery
+            await rig.lister.ensure(root, 60, "files")
+            gate.event.set()
+            with pytest.raises(StoreError):  # the root had never been listed
+                await rig.lister.ensure(root, 60, None)
+            assert root.listed == 0 and rig.tree.find("out") is None
+            gate.fail = False
+            await rig.lister.ensure(root, 60, None)
+            assert rig.tree.find("out") is not None and gate.lists.count("") == 2
+
+    trio.run(main)
+
+
+def test_without_a_nursery_a_listing_confirms_every_new_prefix_itself(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    rig.put("out/b")
+    trio.run(rig.lister.ensure, rig.tree.nodes[ROOT], 60, "files")
+    assert rig.tree.find("out") is not None
