@@ -37,7 +37,7 @@ from openfiles_engine.mountpoint import prepare, raise_read_ahead
 from openfiles_engine.read import Downloader
 from openfiles_engine.relay import Relay
 from openfiles_engine.state.db import StateDB
-from openfiles_engine.state.inode import Node
+from openfiles_engine.state.inode import LONG_AGO, Node
 from openfiles_engine.state.journal import Journal
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Defaults, Tree
@@ -83,6 +83,10 @@ class Engine:
         for ino in self.tree.orphans:
             self.data.drop(ino)
         for node in self.tree.nodes.values():
+            if node.listed:
+                # Due again: a listing saved by an engine that died may lack the new
+                # prefixes whose confirmations were still running (state/listing.py).
+                node.listed = min(node.listed, LONG_AGO)
             if node.dirty:
                 # last_write is monotonic and in memory (0.0 here): on a node up for less
                 # than the export delay it would hold a previous run's files back.

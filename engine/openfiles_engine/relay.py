@@ -40,7 +40,7 @@ import trio
 from openfiles_contracts import event as wire
 from openfiles_engine.bucket.store import StoreError
 from openfiles_engine.config import EventsConfig
-from openfiles_engine.state.inode import ROOT
+from openfiles_engine.state.inode import LONG_AGO, ROOT
 from openfiles_engine.state.listing import Lister
 from openfiles_engine.state.tree import Tree
 
@@ -49,10 +49,6 @@ log = logging.getLogger(__name__)
 RESTART_MIN = 1.0
 RESTART_MAX = 30.0
 """Seconds between restarts of a relay that exited (doubling from RESTART_MIN)."""
-LONG_AGO = 1.0
-"""A listing time (Unix seconds) that says "listed before, due again now". Not 0, which
-means never listed: a failed listing of such a directory fails the lookup, while one
-listed before keeps serving what it knows (the bucket may be unreachable)."""
 OUTBOX = 10000
 """Events waiting for the relay's stdin; more are dropped (and counted)."""
 

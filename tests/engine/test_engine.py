@@ -117,6 +117,21 @@ def test_kill9_at_a_random_moment_loses_nothing_closed(
     assert again.status()["conflicts"] == 0
 
 
+def test_a_restarted_engine_lists_its_directories_again(mounter: MountFactory,
+                                                       backend: Backend) -> None:
+    """A listing saved by an engine that died may lack the new prefixes whose
+    confirmations were still running (state/listing.py): the next run lists each
+    directory again at its first look, whatever the metadata TTL."""
+    backend.write("d/a", b"a")
+    m = mounter(backend, "--metadata-ttl", "3600")
+    assert os.listdir(m.path / "d") == ["a"]
+    backend.write("d/b", b"b")
+    assert os.listdir(m.path / "d") == ["a"]  # within the TTL
+    m.kill9()
+    again = mounter(backend, "--metadata-ttl", "3600", mountpoint=m.path, cache=m.cache)
+    assert sorted(os.listdir(again.path / "d")) == ["a", "b"]
+
+
 def _request(method: bytes, key: str, holding: bytes = b"") -> Callable[[bytes], bool]:
     """Matches an HTTP request ``method`` of the object ``key`` (path style, as on
     MinIO) whose bytes hold ``holding``; a POST ``?delete`` (obstore's DELETE) names

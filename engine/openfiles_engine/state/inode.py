@@ -31,6 +31,12 @@ SPECIAL = ("fifo", "socket", "chardev", "blockdev")
 """Kinds that are metadata only: the kernel does their I/O (docs/SEMANTICS.md)."""
 
 
+LONG_AGO = 1.0
+"""A listing time (Unix seconds) that says "listed before, due again now". Not 0, which
+means never listed: a failed listing of such a directory fails the lookup, while one
+listed before keeps serving what it knows (the bucket may be unreachable)."""
+
+
 @dataclass
 class Node:
     """One inode. Persisted fields are in ``PERSISTED``; the rest live in memory."""
@@ -60,7 +66,8 @@ class Node:
     data_dirty: bool = False
     """The bytes (not only attributes) changed: the export uploads the object."""
     listed: float = 0.0
-    """Directories: wall time of the last listing; 0 = never listed."""
+    """Directories: wall time of the last listing; 0 = never listed (``LONG_AGO``:
+    listed before, due again)."""
     validated: float = 0.0
     ranges: list[list[int]] = field(default_factory=list)
     """Clean files: byte ranges [start, end) of the remote object present in the data file."""

@@ -145,7 +145,8 @@ class Lister:
                 if name is not None else list(running.values()):
             await settling.done.wait()
             if settling.failed is not None and settling.first:
-                raise settling.failed
+                failed = settling.failed  # a new exception each time: several tasks raise it
+                raise type(failed)(str(failed)) from failed
 
     async def _read(self, node: Node, path: str, prefix: str,
                     listed: Listed | None) -> tuple[
@@ -314,7 +315,7 @@ class Lister:
                     (name in sidecars and sidecars[name][0].kind == "dir"):
                 continue
             if name in running:  # started by an earlier listing
-                if want is None or name == want:
+                if want is None or name == want or name in names:
                     waits.append((key, running[name]))
                 else:
                     later.add(name)
@@ -328,12 +329,13 @@ class Lister:
                 empty.add(key)
 
         await _at_once([partial(check, key) for key in now])
-        for key, settling in waits:
+        for _key, settling in waits:
             await settling.done.wait()
-            if settling.failed is not None:
-                raise settling.failed
-            if not settling.kept:
-                empty.add(key)
+        # One that failed is tried again here: this listing fails only if it fails too.
+        await _at_once([partial(check, key) for key, settling in waits
+                        if settling.failed is not None])
+        empty |= {key for key, settling in waits
+                  if settling.failed is None and not settling.kept}
         kept = [key for key in prefixes
                 if key not in empty and key.rsplit("/", 1)[-1] not in later]
         return kept, later
@@ -356,41 +358,55 @@ class Lister:
     def _settle_later(self, node: Node, key: str, name: str,
                       found: tuple[Sidecar, str | None] | None, previous: float) -> None:
         """Confirm the new prefix ``key`` in the background; add its directory if
-        anything is under it and nothing took the name meanwhile."""
+        anything is under it and the directory is still where the listing found it
+        with nothing at that name."""
         assert self.nursery is not None
         settling = Settling(trio.Event(), first=not previous)
-        self._settling.setdefault(node.ino, {})[name] = settling
 
         async def run() -> None:
             ended = False
             try:
-                settling.kept = await self._holds(key)
-                ended = True
-            except StoreError as exc:
-                log.info("confirming the prefix %r failed; its parent is listed again "
-                         "next time: %s", key, exc)
-                settling.failed = exc
-            except Exception as exc:  # a bug must not end the engine's nursery
-                log.exception("confirming the prefix %r failed", key)
-                settling.failed = StoreError(f"confirming {key!r} failed: {exc}")
-            finally:
-                running = self._settling.get(node.ino, {})
-                if running.get(name) is settling:
-                    del running[name]
-                if not running:
-                    self._settling.pop(node.ino, None)
-                if not ended:  # failed or cancelled: the listing is not whole
-                    node.listed = min(node.listed, previous)
-                present = self.tree.get(node.ino) is node
-                if settling.kept and present and self.tree.child(node.ino, name) is None \
-                        and self._visible(node, name, key):
+                try:
+                    settling.kept = await self._holds(key)
+                    ended = True
+                except StoreError as exc:
+                    log.info("confirming the prefix %r failed; its parent is listed again "
+                             "next time: %s", key, exc)
+                    settling.failed = exc
+                finally:
+                    running = self._settling.get(node.ino, {})
+                    if running.get(name) is settling:
+                        del running[name]
+                    if not running:
+                        self._settling.pop(node.ino, None)
+                    if not ended:  # failed or cancelled: the listing is not whole
+                        node.listed = min(node.listed, previous)
+                if self._placed(node, key) and settling.kept and \
+                        self.tree.child(node.ino, name) is None and \
+                        self._visible(node, name, key):
                     with self.tree.db.transaction():
                         self._merge_dir(node, name, found)
-                if present and not running:
+                if not running and self._placed(node, key):
                     self.tree.save(node)  # saved as listed only now (see _list)
+            except Exception as exc:  # a bug or a full disk must not end the engine
+                log.exception("confirming the prefix %r failed", key)
+                node.listed = min(node.listed, previous)
+                if settling.failed is None:
+                    settling.failed = StoreError(f"confirming {key!r} failed: {exc}")
+            finally:
                 settling.done.set()
 
         self.nursery.start_soon(run)
+        self._settling.setdefault(node.ino, {})[name] = settling
+
+    def _placed(self, node: Node, key: str) -> bool:
+        """Is the directory ``node`` still in the tree, at the parent path of ``key``?"""
+        if self.tree.get(node.ino) is not node or (node.ino != ROOT and not node.parent):
+            return False
+        try:
+            return join(self.tree.path(node), key.rsplit("/", 1)[-1]) == key
+        except KeyError:
+            return False
 
     async def _fetch_sidecar(self, info: ObjectInfo, name: str,
                              out: dict[str, tuple[Sidecar, str | None]]) -> None:

@@ -342,33 +342,40 @@ def test_the_list_that_confirms_a_new_directory_is_its_listing(tmp_path: Path) -
 
 
 class Gate:
-    """Holds the LISTs of the prefixes in ``held`` until ``open`` (a slow LIST)."""
+    """Holds the LISTs of the prefixes given until their event is set (slow LISTs)."""
 
     def __init__(self, rig: Rig, *held: str, fail: bool = False) -> None:
-        self.held, self.fail = set(held), fail
-        self.event = trio.Event()
+        self.fail = fail
+        self.events = {prefix: trio.Event() for prefix in held}
         self.lists: list[str] = []
         self.real = rig.lister.store.list_dir
         rig.lister.store.list_dir = self.list_dir  # type: ignore[method-assign]
 
     async def list_dir(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
         self.lists.append(prefix)
-        if prefix in self.held:
-            await self.event.wait()
+        if prefix in self.events:
+            await self.events[prefix].wait()
             if self.fail:
                 raise StoreError("connection reset (a test's)")
         return await self.real(prefix)
 
 
+async def finished(*events: trio.Event) -> None:
+    with trio.fail_after(10):  # the LISTs run in threads
+        for event in events:
+            await event.wait()
+
+
 def test_a_lookup_waits_only_for_the_new_prefix_it_asks_for(tmp_path: Path) -> None:
-    """Two new prefixes at the root: the lookup of ``files`` returns once ``files/``
-    is confirmed, while ``out/``'s LIST is still out; ``out`` shows when it ends, and
-    a lookup of ``out`` or a readdir of the root waits for it. Until then the root is
-    saved as never listed, so that a crash does not leave it listed without ``out``."""
+    """Three new prefixes at the root: the lookup of ``files`` returns once ``files/``
+    is confirmed, while the LISTs of ``out/`` and ``gone/`` are still out. A lookup
+    of ``out`` waits for ``out/`` only, a readdir of the root for both; ``out`` shows
+    when its LIST ends, ``gone`` (nothing under it by then) never. Until then the root
+    is saved as never listed, so that a crash does not leave it listed without them."""
     rig = Rig(tmp_path)
     rig.put("files/a")
     rig.put("out/b")
-    rig.put("gone/c")  # a new prefix that holds nothing once its LIST is read
+    rig.put("gone/c")
     gate = Gate(rig, "out/", "gone/")
     root = rig.tree.nodes[ROOT]
 
@@ -392,15 +399,53 @@ def test_a_lookup_waits_only_for_the_new_prefix_it_asks_for(tmp_path: Path) -> N
             nursery.start_soon(wait, "out")
             nursery.start_soon(wait, None)
             await trio.testing.wait_all_tasks_blocked()
-            assert not any(e.is_set() for e in waiting.values()) and "out/" in gate.lists
+            assert not any(e.is_set() for e in waiting.values())
+            assert "out/" in gate.lists and "gone/" in gate.lists
             await rig.lister.ensure(root, 60, "nothing")  # not a new prefix: no wait
-            gate.event.set()
-            with trio.fail_after(10):  # the LISTs run in threads
-                for event in waiting.values():
-                    await event.wait()
+            gate.events["out/"].set()
+            await finished(waiting["out"])
+            assert rig.tree.find("out") is not None and not waiting["readdir"].is_set()
+            assert saved_listed() == 0  # gone/ is not settled yet
+            gate.events["gone/"].set()
+            await finished(waiting["readdir"])
         assert rig.tree.names(ROOT) == [".openfiles-lost+found-t", "files", "out"]
         assert saved_listed() == root.listed
         assert gate.lists.count("") == 1  # the root was listed once
+
+    trio.run(main)
+
+
+def test_a_listing_meanwhile_waits_for_a_running_confirmation_or_leaves_it_running(
+        tmp_path: Path) -> None:
+    """The root is listed again (a TTL of 0) while ``out/``'s confirmation runs: a
+    lookup of another name leaves it running and does not take ``out`` for gone once
+    it is added; a readdir waits for it and shows ``out``."""
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    rig.put("out/b")
+    gate = Gate(rig, "out/")
+    root = rig.tree.nodes[ROOT]
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            rig.lister.nursery = nursery
+            await rig.lister.ensure(root, 0, "files")
+            await trio.testing.wait_all_tasks_blocked()
+            await rig.lister.ensure(root, 0, "files")  # lists again, leaves out/ running
+            assert gate.lists.count("") == 2 and gate.lists.count("out/") == 1
+            readdir = trio.Event()
+
+            async def listing() -> None:
+                await rig.lister.ensure(root, 0, None)
+                readdir.set()
+
+            nursery.start_soon(listing)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not readdir.is_set() and gate.lists.count("") == 3
+            gate.events["out/"].set()
+            await finished(readdir)
+            assert rig.tree.find("out") is not None and rig.gone == []
+            assert gate.lists.count("out/") == 1  # one confirmation for all three
 
     trio.run(main)
 
@@ -417,7 +462,7 @@ def test_a_confirmation_that_fails_later_fails_its_waiters_and_the_next_look_lis
         async with trio.open_nursery() as nursery:
             rig.lister.nursery = nursery
             await rig.lister.ensure(root, 60, "files")
-            gate.event.set()
+            gate.events["out/"].set()
             with pytest.raises(StoreError):  # the root had never been listed
                 await rig.lister.ensure(root, 60, None)
             assert root.listed == 0 and rig.tree.find("out") is None
