@@ -1,7 +1,7 @@
 """Cold readers, a re-read and a cold ``ls -l``, the engine beside its peers, in turns.
 
     .venv/bin/python -m openfiles_bench.turns [--rounds N] [--size MiB] [--files N]
-        [--targets openfiles,mountpoint,s3fs] [--mount-s3 PATH] [--beside N]
+        [--targets openfiles,mountpoint,s3fs] [--mount-s3 PATH] [--beside N] [--stat-cpu N]
 
 A private MinIO (the bench's) holds 5 objects of ``--size`` and ``--files``
 objects of 4 KiB under ``files/`` (and ``--beside`` more under ``out/``, a
@@ -16,7 +16,12 @@ every target afresh, in a new order, and prints per target:
   CPU seconds per GiB, the machine's idle ones (all cores, iowait included):
   idle time there means the readers wait on something other than the CPU, and
   the MiB the mount read back from its disk (not from the page cache);
-- ``ls cold``: ``ls -l files`` right after mounting, ``ls warm``: again (ms).
+- ``ls cold``: ``ls -l files`` right after mounting, ``ls warm``: again (ms);
+  ``stat``: then ``STAT_ROUNDS`` rounds of ``stat`` of every file under
+  ``files/``, as the bench's stat workload does (stats/s, all from the
+  kernel's cache on a caching target). ``--stat-cpu N`` runs that loop on
+  core N only: unpinned, its rate on this 2-core VM jumps between two levels
+  (some 340k and 600k stats/s) with the scheduler, whatever the target.
 
 The page cache is dropped before each cold measurement. It is how the
 figures of docs/ENGINE.md, "Page-cache copies" and "Metadata path", session 8,
@@ -44,6 +49,7 @@ from openfiles_bench.testbed import private_minio, process_cpu
 from openfiles_bench.workload import drop_page_cache
 
 READERS = 4
+STAT_ROUNDS = 100
 
 
 def read_all(path: Path) -> int:
@@ -69,7 +75,8 @@ def disk_read(pid: int) -> int:
     raise RuntimeError(f"/proc/{pid}/io has no read_bytes")
 
 
-def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
+def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int,
+             stat_cpu: int | None = None) -> str:
     drop_page_cache()
     began = time.perf_counter()
     subprocess.run(["ls", "-l", str(mnt / "files")], capture_output=True, check=True)
@@ -77,6 +84,18 @@ def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
     began = time.perf_counter()
     subprocess.run(["ls", "-l", str(mnt / "files")], capture_output=True, check=True)
     warm = time.perf_counter() - began
+    paths = sorted((mnt / "files").iterdir())
+    cpus = os.sched_getaffinity(0)
+    if stat_cpu is not None:
+        os.sched_setaffinity(0, {stat_cpu})
+    try:
+        began = time.perf_counter()
+        for _ in range(STAT_ROUNDS):
+            for path in paths:
+                path.stat()
+        stats = STAT_ROUNDS * len(paths) / (time.perf_counter() - began)
+    finally:
+        os.sched_setaffinity(0, cpus)
     drop_page_cache()
     cpu, began = process_cpu(pid), time.perf_counter()
     one = read_all(mnt / "big") / (time.perf_counter() - began) / MiB
@@ -99,7 +118,8 @@ def one_turn(target: str, mnt: Path, pid: int, minio: int, size: int) -> str:
             f"re-read {again:6.0f} MiB/s cpu {again_cpu:5.2f} s/GiB   "
             f"{READERS} readers {four:6.0f} MiB/s cpu {four_cpu:5.2f} s/GiB "
             f"(MinIO {minio_cpu:4.2f}, idle {idle:4.2f}, disk {disk:.0f} MiB)   "
-            f"ls cold {cold * 1000:6.1f} ms  ls warm {warm * 1000:6.1f} ms")
+            f"ls cold {cold * 1000:6.1f} ms  ls warm {warm * 1000:6.1f} ms  "
+            f"stat {stats:9,.0f}/s")
 
 
 def main() -> None:
@@ -111,6 +131,7 @@ def main() -> None:
     p.add_argument("--mount-s3", type=Path)
     p.add_argument("--beside", type=int, default=0,
                    help="objects of 4 KiB under out/ (three levels down), beside files/")
+    p.add_argument("--stat-cpu", type=int, help="run the stat loop on this core only")
     args = p.parse_args()
     size = args.size * MiB
     objects = {f"p{n}": n + 3 for n in range(READERS)} | {"big": 9}
@@ -139,7 +160,8 @@ def main() -> None:
                     with Mount(spec, run / "mnt", run / "log", site) as mount:
                         mount.start(1024)
                         assert mount.process is not None
-                        print(one_turn(target, run / "mnt", mount.process.pid, minio, size),
+                        print(one_turn(target, run / "mnt", mount.process.pid, minio, size,
+                                       args.stat_cpu),
                               flush=True)
                 finally:
                     shutil.rmtree(run, ignore_errors=True)
