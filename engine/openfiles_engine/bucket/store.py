@@ -159,6 +159,8 @@ class Store:
         self._mine: set[str] = set()
         """Keys where this store put a fence that is still to go (its delete or copy
         failed after it): a later try of the same change takes it for its own."""
+        self.read_only = False
+        """A read-only mount: it never writes, so it removes no fence either."""
         self.fence_owner: tuple[str, int] | None = None
         """(the cache's token, this engine run's number), written into every fence:
         a fence of an earlier run was left by a crash, and is ours to remove
@@ -260,8 +262,12 @@ class Store:
     def drop_if_dead(self, info: ObjectInfo) -> bool:
         """Delete the fence ``info`` if nobody else will: a stale one, or one an
         earlier run of this engine left when it died between a fence's two requests
-        (fence.py). True if it went."""
-        if not (fence.stale(info) or self.left_by_earlier_run(info.key)):
+        (fence.py). True if it went. A read-only mount removes none."""
+        if self.read_only or not (fence.stale(info) or self.left_by_earlier_run(info.key)):
+            return False
+        if info.key in self._mine:
+            # This run fenced the key again meanwhile (its replay removed the dead
+            # fence first): the fence there now is its own, to be deleted by its owner.
             return False
         log.info("removing %r, a fence left by a delete cut short", info.key)
         self.delete(info.key)
@@ -294,7 +300,8 @@ class Store:
         """The object at ``key``; ObjectNotFound if none, or if a delete's fence is there."""
         info = self._head(key)
         if self._fence(info):
-            self.drop_if_dead(info)
+            with contextlib.suppress(StoreError):  # the answer stands either way
+                self.drop_if_dead(info)
             raise ObjectNotFound(f"not found: {key} (being deleted)")
         return info
 

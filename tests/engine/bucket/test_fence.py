@@ -235,6 +235,33 @@ def test_a_fence_a_dead_run_left_goes_when_the_next_run_meets_it(
         assert s3.get("k") == (b"new" if sighting == "a create" else b"moved")
 
 
+def test_a_dead_fence_stays_where_removing_it_is_not_ours_to_do(
+        s3: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only mount removes no fence; a run that fenced the key again itself
+    leaves the fence to its own delete; a removal that fails does not fail the
+    HEAD, which still finds nothing there."""
+    dead = _run(s3, "cache1", 1)
+    seen = dead.put_bytes("k", b"v1", if_match=None, create=True)
+    assert seen is not None and dead._put_fence("k", {"e_tag": seen}) == fence.FENCE_ETAG
+    info = s3.head_any("k")
+    assert info is not None and fence.is_fence(info)
+    reader = _run(s3, "cache1", 2)
+    reader.read_only = True
+    assert not reader.drop_if_dead(info) and reader.etag_or_none("k") is None
+    again = _run(s3, "cache1", 2)
+    again._mine.add("k")
+    assert not again.drop_if_dead(info)
+
+    def unreachable(key: str) -> None:
+        raise StoreError("bucket unreachable")
+
+    failing = _run(s3, "cache1", 2)
+    monkeypatch.setattr(failing, "delete", unreachable)
+    assert failing.etag_or_none("k") is None
+    assert s3.head_any("k") is not None  # all three left it
+    assert _run(s3, "cache1", 2).drop_if_dead(info) and s3.head_any("k") is None
+
+
 def _credentials(s3: Store) -> Credentials:
     cfg = s3._backend.config
     return Credentials(str(cfg["access_key_id"]), str(cfg["secret_access_key"]))
