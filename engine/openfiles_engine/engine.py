@@ -76,7 +76,6 @@ class Engine:
         self.db.set_setting("fence_token", token)
         # Fences name their maker, so a replay after a crash knows its own (fence.py).
         store.fence_owner = (token, self.db.bump("runs"))
-        self.db.sync()  # a run number is never used twice, an OS crash included
         store.read_only = cfg.read_only
         self.store = AsyncStore(store)
         self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openfiles_engine.bucket.layout import sidecar_key
+from openfiles_engine.bucket.layout import Sidecar, sidecar_key
 from openfiles_engine.bucket.store import Store
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.journal import Journal, Version, needed, pending_entries, replay_one
@@ -132,3 +132,28 @@ def test_done_drops_exactly_the_entry_that_is_done(tmp_path: Path) -> None:
     journal.done(entries[2][0])
     assert len(journal) == 0 and not journal.pending("a")
     assert journal.remote_key("b") == "b"
+
+
+def test_a_stale_sidecar_moves_still_describing_the_old_version() -> None:
+    """Attributes were set on ``c``'s first version; another writer replaced the
+    object (the sidecar now describes no object); the mount, which took the new
+    version with the default attributes, renames it. The sidecar moves as it is: on
+    a store whose copy makes a new ETag (MemoryStore, Azure) it was rebound to the
+    copy, giving the new bytes the old version's attributes (found by the reference
+    model, seed 777). A sidecar of the version moved is still rebound."""
+    store = Store.open("memory://")
+    old = store.put_bytes("c", b"v1", if_match=None, create=True)
+    sidecar = Sidecar("file", 0o640, 0, 0, 5, xattrs={"user.k1": b"v"}, etag=old)
+    store.put_bytes(sidecar_key("c"), sidecar.encode(), if_match=None, create=True)
+    theirs = store.put_bytes("c", b"theirs", if_match=None, create=False)
+    result = replay_one(store, "rename", "c", "a", {"": Version(theirs, True, None)})
+    assert result.clashes == [] and store.get("a") == b"theirs"
+    moved = Sidecar.decode(store.get(sidecar_key("a")), sidecar_key("a"))
+    assert moved is not None and moved.etag == old != store.etag_or_none("a")
+
+    mine = store.put_bytes("d", b"mine", if_match=None, create=True)
+    own = Sidecar("file", 0o600, 0, 0, 5, etag=mine)
+    store.put_bytes(sidecar_key("d"), own.encode(), if_match=None, create=True)
+    replay_one(store, "rename", "d", "e", {"": Version(mine, True, None)})
+    copied = Sidecar.decode(store.get(sidecar_key("e")), sidecar_key("e"))
+    assert copied is not None and copied.etag == store.etag_or_none("e") != mine
