@@ -263,11 +263,11 @@ class Store:
         """Delete the fence ``info`` if nobody else will: a stale one, or one an
         earlier run of this engine left when it died between a fence's two requests
         (fence.py). True if it went. A read-only mount removes none."""
-        if self.read_only or not (fence.stale(info) or self.left_by_earlier_run(info.key)):
+        # A key in _mine: this run fenced it again meanwhile (its replay removed the
+        # dead fence first), so the fence there now is its own, for its owner to delete.
+        if self.read_only or info.key in self._mine:
             return False
-        if info.key in self._mine:
-            # This run fenced the key again meanwhile (its replay removed the dead
-            # fence first): the fence there now is its own, to be deleted by its owner.
+        if not (fence.stale(info) or self.left_by_earlier_run(info.key)):
             return False
         log.info("removing %r, a fence left by a delete cut short", info.key)
         self.delete(info.key)

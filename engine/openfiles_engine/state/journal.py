@@ -331,7 +331,7 @@ def _move(store: Store, src: str, dst: str, seen: Version, out: Replayed) -> Non
     if sc_now is not None:
         # The target's object was absent: a sidecar there is stale, and replaced.
         new_sc = _copy_sidecar(store, src_sc, dst_sc, new_etag if data else None,
-                               now if data else None)
+                               source=now if data else None)
     elif data:
         store.delete(dst_sc)
     try:
@@ -344,8 +344,8 @@ def _move(store: Store, src: str, dst: str, seen: Version, out: Replayed) -> Non
     out.written[dst] = Version(new_etag, new_sc is not None, new_sc)
 
 
-def _copy_sidecar(store: Store, src_sc: str, dst_sc: str, etag: str | None,
-                  source: str | None = None) -> str | None:
+def _copy_sidecar(store: Store, src_sc: str, dst_sc: str, etag: str | None, *,
+                  source: str | None) -> str | None:
     """Copy a sidecar; returns the copy's ETag. ``etag``: the ETag of the data object's
     copy; ``source``: that of the version copied. Where a copy gets an ETag of its own
     (Azure), a sidecar that described the version copied would describe the source's
@@ -354,7 +354,7 @@ def _copy_sidecar(store: Store, src_sc: str, dst_sc: str, etag: str | None,
     copied as it is, still describing that version: bound to the copy, it would give
     the new bytes the attributes set on the old ones."""
     doc = Sidecar.decode(store.get(src_sc), src_sc) if etag is not None else None
-    if doc is None or doc.etag in (None, etag) or doc.etag != source:
+    if doc is None or doc.etag != source or doc.etag == etag:
         store.copy(src_sc, dst_sc)
     else:
         doc.etag = etag

@@ -141,8 +141,11 @@ class Lister:
         given); one that failed fails a directory never listed before, as its
         listing would have."""
         running = self._settling.get(node.ino, {})
-        for settling in ([running[name]] if name in running else [])  \
-                if name is not None else list(running.values()):
+        if name is None:
+            waits = list(running.values())
+        else:
+            waits = [running[name]] if name in running else []
+        for settling in waits:
             await settling.done.wait()
             if settling.failed is not None and settling.first:
                 failed = settling.failed  # a new exception each time: several tasks raise it
@@ -227,8 +230,7 @@ class Lister:
             log.info("listing %r raced the journal %d times; merging it as read",
                      path, RELIST_TRIES)
         objects, prefixes, sidecars, with_sidecar, marked_dirs = read
-        prefixes, later = await self._confirmed(node, prefixes, sidecars, objects, want,
-                                                previous)
+        prefixes, later = await self._confirmed(node, prefixes, sidecars, objects, want)
         files: dict[str, ObjectInfo] = {}
         for info in objects:
             if info.key == path:
@@ -277,8 +279,8 @@ class Lister:
 
     async def _confirmed(self, node: Node, prefixes: list[str],
                          sidecars: dict[str, tuple[Sidecar, str | None]],
-                         objects: list[ObjectInfo], want: str | None,
-                         previous: float) -> tuple[list[str], set[str]]:
+                         objects: list[ObjectInfo],
+                         want: str | None) -> tuple[list[str], set[str]]:
         """``prefixes`` without those of new directories that hold nothing when
         listed, and without those confirmed later; and the names of the latter.
 
