@@ -29,8 +29,8 @@ the firecracker VM of session 5, 1 GiB into the page cache after a cache drop:
 0.43-0.51 s (0.31-0.33 s); the large-folio slowness the 2-core dev VM of
 session 3 showed for 1 MiB writes did not appear."""
 DIRECT_MIN = 64 * 2**10
-"""Writes of at least this many bytes, at aligned offsets and lengths, skip the page
-cache (``O_DIRECT``; see :meth:`DataFiles.write`)."""
+"""Fetched buffers of at least this many bytes of whole blocks skip the page cache
+(``O_DIRECT``; see :func:`_write_split`)."""
 ALIGN = 4096
 """Offset, length and memory alignment of a direct write (any block size up to a page)."""
 MAX_OPEN_FDS = 2048
@@ -38,6 +38,8 @@ MAX_OPEN_FDS = 2048
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+_SYNC_FILE_RANGE_WRITE = 2
 log = logging.getLogger(__name__)
 _local = threading.local()
 
@@ -54,6 +56,14 @@ def _pwrite_direct(fd: int, data: bytes | memoryview, offset: int) -> int:
     buf[:size] = data
     with memoryview(buf) as view:
         return os.pwrite(fd, view[:size], offset)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing the dirty pages of [offset, offset+length) to
+    the disk, without waiting for them (``sync_file_range(SYNC_FILE_RANGE_WRITE)``;
+    it may still wait for room in the disk's queue). Not durability: a hint, whose
+    failure is ignored."""
+    _libc.sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def open_direct(path: str, flags: int) -> int | None:
@@ -105,10 +115,9 @@ class DataFiles:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self._fds: OrderedDict[int, int] = OrderedDict()
-        self._direct_fds: OrderedDict[int, int] = OrderedDict()
         self.direct = True
-        """Big aligned writes use ``O_DIRECT``; turned off for good when the cache's
-        file system refuses it (ramfs, some overlays)."""
+        """Fetched writes may use ``O_DIRECT`` (:meth:`writer`); turned off for good
+        when the cache's file system refuses it (ramfs, some overlays)."""
         self._generations: dict[int, int] = {}
         self.lock = threading.Lock()
         """Held while a fetched write is checked and counted (worker threads) and by
@@ -133,81 +142,47 @@ class DataFiles:
         return fd
 
     def close(self, ino: int) -> None:
-        for fds in (self._fds, self._direct_fds):
-            fd = fds.pop(ino, None)
-            if fd is not None:
-                os.close(fd)
+        fd = self._fds.pop(ino, None)
+        if fd is not None:
+            os.close(fd)
 
     def close_all(self) -> None:
-        for ino in {*self._fds, *self._direct_fds}:
+        for ino in list(self._fds):
             self.close(ino)
 
     def read(self, ino: int, offset: int, size: int) -> bytes:
         return os.pread(self.fd(ino), size, offset)
 
     def write(self, ino: int, offset: int, data: bytes | memoryview) -> int:
-        """pwrite ``data`` at ``offset`` (the FUSE write path, on the event loop).
+        """pwrite ``data`` at ``offset`` (the FUSE write path, on the event loop),
+        through the page cache: the write returns once the kernel holds the bytes,
+        which a ``kill -9`` of the engine cannot take away, and the disk writes them
+        behind it (an upload while written asks for that early: export/stream.py).
+        Writing them ``O_DIRECT`` instead put the disk in every write's path, where
+        it waited behind MinIO's own writes (docs/ENGINE.md, "Writes through the
+        page cache")."""
+        return os.pwrite(self.fd(ino), data, offset)
 
-        The aligned middle of a big write (at least ``DIRECT_MIN`` bytes of whole
-        blocks) goes to the disk directly (``O_DIRECT``, through one page-aligned
-        buffer that is reused): it costs no page-cache memory. On this VM, whose
-        free memory the host takes back (virtio-balloon free page reporting),
-        copying into new page-cache pages cost 2.0-2.4 s of kernel time per GiB
-        after a large write; the direct path costs about 0.3 s (docs/ENGINE.md,
-        "Page-cache copies"). Its bytes are on the disk when the write returns
-        (the file's size and allocation still need an fsync to be durable).
-        The unaligned ends (the kernel splits a write-only handle's 1 MiB write
-        from an unaligned buffer into two requests, neither aligned) and every
-        smaller write are plain pwrites. Returns the bytes written from ``offset``
-        on (see :func:`_write_split` for when they are fewer).
-        """
-        fd = self.fd(ino)
-        if not self.direct:
-            return os.pwrite(fd, data, offset)
-        return _write_split(data, offset, partial(os.pwrite, fd),
-                            partial(self._write_direct, ino))
-
-    def _write_direct(self, ino: int, data: bytes | memoryview, offset: int) -> int | None:
-        """The direct write of :meth:`write`; None when the file system refuses it."""
-        fd = self._direct_fds.get(ino)
-        if fd is None:
-            self.fd(ino)  # creates the file, and bounds the open fds
-            fd = self._open_direct(ino)
-            if fd is None:
-                return None
-            self._direct_fds[ino] = fd
-            while len(self._direct_fds) > MAX_OPEN_FDS:
-                os.close(self._direct_fds.popitem(last=False)[1])
-        try:
-            return _pwrite_direct(fd, data, offset)
-        except OSError as exc:
-            self._refused(exc)
-            return None
+    def fsync_fd(self, ino: int) -> int:
+        """A new fd on the data file of ``ino``, for an fsync in a worker thread (the
+        caller closes it): the shared fd may be closed meanwhile (``MAX_OPEN_FDS``)."""
+        return os.dup(self.fd(ino))
 
     def _open_direct(self, ino: int) -> int | None:
         """A new ``O_DIRECT`` fd on the data file of ``ino``; None when refused (then
-        for good: see :meth:`_refused`)."""
+        for good: no second failed open per GET)."""
         fd = open_direct(self.path(ino), os.O_WRONLY)
         if fd is None:
-            self._direct_off("open")
+            log.info("the cache directory refuses O_DIRECT: plain fetched writes from now on")
+            self.direct = False
         return fd
-
-    def _refused(self, exc: OSError) -> None:
-        """A direct open or write failed: EINVAL turns the direct path off for good."""
-        if exc.errno != errno.EINVAL:
-            raise exc
-        self._direct_off(str(exc))
-
-    def _direct_off(self, why: str) -> None:
-        log.info("the cache directory refuses O_DIRECT (%s): plain writes from now on", why)
-        self.direct = False
 
     def writer(self, ino: int, generation: int, still_wanted: Callable[[], bool],
                direct: bool = False) -> FetchedWriter:
         """A sink for one GET's buffers into the data file of ``ino``, for its worker
         thread; close it on the event loop once the GET has ended. ``direct``: its
-        aligned MiB skip the page cache, as :meth:`write`'s do (for bytes a reader
-        takes from memory, so that no read needs their pages soon)."""
+        aligned MiB skip the page cache (for bytes a reader takes from memory, so
+        that no read needs their pages soon)."""
         fd = os.dup(self.fd(ino))
         direct_fd = self._open_direct(ino) if direct and self.direct else None
         return FetchedWriter(self, ino, fd, generation, still_wanted, direct_fd)
@@ -265,9 +240,6 @@ class DataFiles:
                 self.truncate(ino, size)
         except FileNotFoundError:
             pass  # never written: the export makes it empty
-
-    def fsync(self, ino: int) -> None:
-        os.fsync(self.fd(ino))
 
     def punch(self, ino: int, offset: int, length: int) -> None:
         """Free the disk blocks of [offset, offset+length); the size stays."""

@@ -29,9 +29,7 @@ until the bucket's lifecycle rule for incomplete multipart uploads removes it
 
 from __future__ import annotations
 
-import errno
 import logging
-import mmap
 import os
 import threading
 from collections import deque
@@ -43,7 +41,7 @@ import trio
 
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.store import MULTIPART_THRESHOLD, Conflict
-from openfiles_engine.cache.datafile import ALIGN, DIRECT_MIN, open_direct
+from openfiles_engine.cache.datafile import start_writeback
 from openfiles_engine.state.inode import Node
 
 log = logging.getLogger(__name__)
@@ -59,8 +57,7 @@ START = MULTIPART_THRESHOLD + PART
 """Bytes written in order from offset 0 before a file is uploaded while written."""
 HOLD = 2 * PART
 """Bytes of writes a stream keeps in memory for its next parts (:meth:`Stream.hold`):
-a part is then sent without reading the cache file back, which the direct writes
-(``DataFiles.write``) left on the disk, not in the page cache."""
+a part is then sent without reading the cache file back."""
 MAX_PARTS = 9000
 """A stream that would need more parts (S3 allows 10,000) is aborted: the export PUTs."""
 
@@ -93,18 +90,11 @@ class Stream:
     held: deque[tuple[int, bytes]] = field(default_factory=deque)
     """(offset, bytes) of the writes kept for the upload, in order (see :meth:`hold`)."""
     held_bytes: int = 0
-    small_bytes: int = 0
-    """Bytes fed in writes under ``DIRECT_MIN`` (plain writes to the cache file)."""
-    _direct: int | None = None
-    """An ``O_DIRECT`` fd on the cache file while :meth:`parts` runs (None: plain reads)."""
-    _buffer: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, ALIGN))
 
     def feed(self, end: int, change: int, off: int, data: bytes) -> None:
         """A write of ``data`` at ``off`` in order: the stream may send up to ``end``."""
         with self.cond:
             self.end, self.change = end, change
-            if len(data) < DIRECT_MIN:
-                self.small_bytes += len(data)
             self.hold(off, data)
             self.cond.notify()
 
@@ -120,15 +110,15 @@ class Stream:
 
         Runs in the upload's worker thread; blocks while a part is not yet written.
         Raises Stopped once the stream is stopped: obstore then aborts the upload.
+        Each time it is asked for a part it also starts the disk write of every byte
+        written since the last time (:func:`start_writeback`): the writes went to the
+        page cache, and a file being uploaded is big, so its dirty pages would
+        otherwise wait for the kernel's own writeback, and an fsync (or the next
+        writer) would find a whole file of them to write at once.
         """
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            self._direct = open_direct(self.path, os.O_RDONLY)
-        except OSError:
-            os.close(fd)
-            raise
-        try:
-            sent = 0
+            sent = asked = 0
             while True:
                 with self.cond:
                     while (self.stopped is None and self.final is None
@@ -137,6 +127,9 @@ class Stream:
                     if self.stopped is not None:
                         raise Stopped(self.stopped)
                     limit = self.end if self.final is None else self.final
+                if limit > asked:
+                    start_writeback(fd, asked, limit - asked)
+                    asked = limit
                 if sent >= limit:
                     return
                 size = min(PART, limit - sent)
@@ -145,9 +138,6 @@ class Stream:
                 yield data
         finally:
             os.close(fd)
-            if self._direct is not None:
-                os.close(self._direct)
-            self._buffer.close()
 
     def hold(self, off: int, data: bytes) -> None:
         """Keep the bytes of a write at ``off`` for the upload, while under ``HOLD``.
@@ -175,7 +165,7 @@ class Stream:
                 pieces.append(piece)
                 pos += len(piece)
         if pos < end:
-            rest = self._read(fd, pos, end - pos)
+            rest = os.pread(fd, end - pos, pos)
             if len(rest) != end - pos:
                 raise Stopped("the cache file is shorter than its writes")
             pieces.append(rest)
@@ -184,37 +174,6 @@ class Stream:
                 self.held_bytes -= len(self.held.popleft()[1])
         return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) \
             else b"".join(pieces)
-
-    def _read(self, fd: int, start: int, size: int) -> bytes:
-        """Bytes [start, start+size) of the cache file, past the page cache when it can.
-
-        The FUSE writes went to the disk directly (``DataFiles.write``): a plain pread
-        would copy them into new page-cache pages first, which on this VM costs as
-        much as the copy of the write did (docs/ENGINE.md, "Page-cache copies"). A
-        direct read goes into one page-aligned buffer that is reused; the kernel
-        writes back any dirty page of the range before it (the ends of unaligned
-        writes), so it reads what the writes left.
-        """
-        # Small writes stay in the page cache (dirty): a direct read would first wait
-        # for their writeback. Read plainly once they are more than an eighth.
-        if self._direct is not None and self.small_bytes * 8 <= self.end:
-            first = start // ALIGN * ALIGN
-            length = -(-(start + size - first) // ALIGN) * ALIGN
-            if len(self._buffer) < length:
-                self._buffer.close()
-                self._buffer = mmap.mmap(-1, length)
-            try:
-                with memoryview(self._buffer) as view:
-                    got = os.preadv(self._direct, [view[:length]], first)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                os.close(self._direct)  # a file system without O_DIRECT reads
-                self._direct = None
-            else:
-                return self._buffer[start - first:min(got, start - first + size)]
-        return os.pread(fd, size, start)
-
 
 class Streams:
     """The streams of one engine; their tasks run on the export loop's nursery."""

@@ -19,12 +19,13 @@ import platform
 import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import pyfuse3
+import trio
 
 from openfiles_engine.cache.datafile import DataFiles
 from openfiles_engine.config import MountConfig
@@ -55,6 +56,28 @@ class Handle:
     kernel_end: int = -1
     """Where the kernel puts this handle's next append after one was moved (``write``)."""
     ra: Readahead = field(default_factory=Readahead)
+
+
+async def _beside_fsync(fd: int, body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` while a worker thread fsyncs ``fd`` (then closed); return once both
+    have ended. An error comes out as itself, the body's first (not inside an
+    ExceptionGroup: the handler turns it into its errno)."""
+    errors: dict[str, Exception] = {}
+
+    async def run(name: str, call: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await call()
+        except Exception as exc:
+            errors[name] = exc
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "sync", partial(trio.to_thread.run_sync, os.fsync, fd))
+            nursery.start_soon(run, "body", body)
+    finally:
+        os.close(fd)
+    if errors:
+        raise errors.get("body") or errors["sync"]
 
 
 class OpenFileHandlers(pyfuse3.Operations):
@@ -267,9 +290,14 @@ class OpenFileHandlers(pyfuse3.Operations):
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
         node = self._node(self.handles[fh].ino)
-        self.data.fsync(node.ino)
-        self.tree.save(node)
-        self.tree.db.sync()
-        await self.exporter.export(node)
+        # The data file's sync (its writes went through the page cache) runs in a
+        # worker thread beside the export, which reads the same pages: a big file's
+        # sync no longer holds up the event loop, nor its upload.
+        async def save_and_export() -> None:
+            self.tree.save(node)
+            self.tree.db.sync()
+            await self.exporter.export(node)
+
+        await _beside_fsync(self.data.fsync_fd(node.ino), save_and_export)
         if node.lost:
             fail(errno.EIO)  # the bucket changed underneath: our copy is in lost+found

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from openfiles_engine.cache.datafile import DIRECT_MIN, DataFiles, FetchedWriter, _write_split
+from openfiles_engine.cache.datafile import (
+    DataFiles,
+    FetchedWriter,
+    _write_split,
+    start_writeback,
+)
 
 
 def test_punch_keeps_the_rest(tmp_path: Path) -> None:
@@ -135,39 +142,48 @@ def resident(path: Path) -> int:
     return int(out.strip())
 
 
-def test_big_aligned_writes_skip_the_page_cache_and_mix_with_plain_ones(
+def dirty_pages(path: Path) -> int:
+    """Pages of ``path`` that are dirty in the page cache (the cachestat syscall,
+    Linux 6.5 on; the test is skipped without it)."""
+    class Range(ctypes.Structure):
+        _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+    class Stat(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint64) for name in (
+            "nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    stat, whole = Stat(), Range(0, 0)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syscall(451, fd, ctypes.byref(whole), ctypes.byref(stat), 0) != 0:
+            err = ctypes.get_errno()
+            if err == errno.ENOSYS:
+                pytest.skip("this kernel has no cachestat (Linux 6.5)")
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+    return stat.nr_dirty
+
+
+def test_writes_go_through_the_page_cache_and_the_disk_takes_them_when_asked(
         tmp_path: Path) -> None:
     files = DataFiles(str(tmp_path))
     want = bytearray(os.urandom(4 * 2**20))
-    assert files.write(5, 0, bytes(want)) == len(want)  # aligned, 4 MiB: direct
-    assert files.direct and resident(tmp_path / "5") == 0
-
-    small = os.urandom(100)  # unaligned: a plain write, into the page cache
+    assert files.write(5, 0, bytes(want)) == len(want)
+    small = os.urandom(100)  # unaligned writes too
     files.write(5, 5000, small)
     want[5000:5100] = small
-    over = os.urandom(2**20)  # direct again, over the page the plain write dirtied
-    files.write(5, 0, over)
-    want[:2**20] = over
-    tail = os.urandom(DIRECT_MIN)  # extends the file, direct
-    files.write(5, len(want), tail)
-    want += tail
     assert files.read(5, 0, len(want) + 10) == bytes(want)
-    files.close_all()
-
-
-def test_the_aligned_middle_of_an_unaligned_write_skips_the_page_cache(tmp_path: Path) -> None:
-    """The kernel sends a write-only handle's 1 MiB write from a buffer 2144 bytes
-    into a page as two requests, 1 MiB - 2144 and 2144 bytes: only the pages that
-    hold their ends are written through the page cache."""
-    files = DataFiles(str(tmp_path))
-    want = os.urandom(3 * 2**20 + 5000)
-    pos = 0
-    for size in [2**20 - 2144, 2144] * 3 + [5000]:
-        assert files.write(7, pos, want[pos:pos + size]) == size
-        pos += size
-    # one page per MiB (the end of its first request), two for the last 5000 bytes
-    assert resident(tmp_path / "7") == 5 * 4096
-    assert files.read(7, 0, len(want) + 1) == want
+    path = tmp_path / "5"
+    assert resident(path) == len(want)
+    # Dirty until the kernel's own writeback (30 s), unless asked to start it.
+    assert dirty_pages(path) > 0
+    start_writeback(files.fd(5), 0, len(want))
+    deadline = time.monotonic() + 10
+    while dirty_pages(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dirty_pages(path) == 0 and resident(path) == len(want)
     files.close_all()
 
 
@@ -179,9 +195,14 @@ def test_a_cache_that_refuses_direct_writes_gets_plain_ones(tmp_path: Path) -> N
     try:
         files = DataFiles(str(point / "data"))
         data = os.urandom(2**20)
-        assert files.write(9, 0, data) == len(data)
-        assert not files.direct  # for good: no second failed open per write
-        assert files.write(9, 2**20, data) == len(data)
+        writer = files.writer(9, files.generation(9), lambda: True, direct=True)
+        writer(0, memoryview(data))
+        writer.close(thread_done=True)
+        assert not files.direct  # for good: no second failed open per GET
+        second = files.writer(9, files.generation(9), lambda: True, direct=True)
+        second(2**20, memoryview(data))
+        second.close(thread_done=True)
+        assert writer.landed == [(0, 2**20)] and second.landed == [(2**20, 2 * 2**20)]
         assert files.read(9, 0, 2 * 2**20) == data * 2
         files.close_all()
     finally:
