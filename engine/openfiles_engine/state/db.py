@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Hashable, Iterator
@@ -28,6 +29,8 @@ import orjson
 from openfiles_engine.state.inode import PERSISTED, ROOT, Node
 
 _RANGES = PERSISTED.index("ranges")
+_FIELDS = operator.attrgetter(*PERSISTED)
+"""A node's persisted fields, in one call (a listing saves 1000 new nodes at once)."""
 
 
 def _json(doc: dict[str, Any]) -> str:
@@ -92,7 +95,7 @@ class StateDB:
 
     def save(self, node: Node) -> None:
         """Write ``node``'s row; inside a transaction, at its COMMIT (see :meth:`transaction`)."""
-        values = [getattr(node, k) for k in PERSISTED]
+        values = list(_FIELDS(node))
         values[_RANGES] = [list(r) for r in node.ranges]  # a copy: the list lives on
         row = (node.ino, node.parent, node.name, values, dict(node.xattrs))
         if self._pending is not None:

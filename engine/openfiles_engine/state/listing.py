@@ -52,6 +52,9 @@ LIST (``Lister._confirmed``): an ``ls -l`` of it comes right after."""
 
 Listed = tuple[list[ObjectInfo], list[str], list[ObjectInfo]]
 """A directory as two LISTs read it: its objects, its prefixes, its sidecars."""
+Peeked = tuple[int, Listed, bool]
+"""A new prefix's confirmation LISTs: ``replayed()`` before them, what they read, and
+whether the sidecars' LIST was read (``Lister._peek``)."""
 
 
 @dataclass
@@ -218,19 +221,42 @@ class Lister:
         # its source would come back. So does an export (a new file clean by then
         # would look gone, an updated one would take the older ETag read). So such a
         # listing is read again.
-        for _ in range(RELIST_TRIES):
-            replayed, listed = self.replayed(), None
-            early = self._prefetched.pop(prefix, None)
-            if early is not None and time.monotonic() - early[1] < min(PREFETCH_TTL, ttl):
-                replayed, listed = early[0], early[2]
-            read = await self._read(node, path, prefix, listed)
-            if self.replayed() == replayed:
-                break
-        else:
+        ahead: dict[str, Peeked] = {}
+        wanted = want is not None and self.tree.child(node.ino, want) is None and \
+            want not in self._settling.get(node.ino, {})
+
+        async def read_it() -> None:
+            for _ in range(RELIST_TRIES):
+                replayed, listed = self.replayed(), None
+                early = self._prefetched.pop(prefix, None)
+                if early is not None and time.monotonic() - early[1] < min(PREFETCH_TTL, ttl):
+                    replayed, listed = early[0], early[2]
+                read.append(await self._read(node, path, prefix, listed))
+                if self.replayed() == replayed:
+                    return
             log.info("listing %r raced the journal %d times; merging it as read",
                      path, RELIST_TRIES)
-        objects, prefixes, sidecars, with_sidecar, marked_dirs = read
-        prefixes, later = await self._confirmed(node, prefixes, sidecars, objects, want)
+
+        async def peek_wanted() -> None:
+            # A lookup in a directory not listed yet: the name it asks for is most
+            # often a new prefix (``cd``, ``ls dir``), whose confirmation LIST would
+            # follow the listing's. Sent beside it instead; if the name is a file,
+            # two LISTs that find nothing were sent in vain.
+            assert want is not None
+            key = join(path, want)
+            try:
+                ahead[key] = await self._peek(key)
+            except StoreError as exc:  # the confirmation, if one is needed, asks again
+                log.debug("the early LIST of %r failed: %s", key, exc)
+
+        read: list[tuple[list[ObjectInfo], list[str], dict[str, tuple[Sidecar, str | None]],
+                         set[str], set[str]]] = []
+        if wanted:
+            await _at_once([read_it, peek_wanted])
+        else:
+            await read_it()
+        objects, prefixes, sidecars, with_sidecar, marked_dirs = read[-1]
+        prefixes, later = await self._confirmed(node, prefixes, sidecars, objects, want, ahead)
         files: dict[str, ObjectInfo] = {}
         for info in objects:
             if info.key == path:
@@ -279,8 +305,8 @@ class Lister:
 
     async def _confirmed(self, node: Node, prefixes: list[str],
                          sidecars: dict[str, tuple[Sidecar, str | None]],
-                         objects: list[ObjectInfo],
-                         want: str | None) -> tuple[list[str], set[str]]:
+                         objects: list[ObjectInfo], want: str | None,
+                         ahead: dict[str, Peeked] | None = None) -> tuple[list[str], set[str]]:
         """``prefixes`` without those of new directories that hold nothing when
         listed, and without those confirmed later; and the names of the latter.
 
@@ -302,7 +328,8 @@ class Lister:
         LIST. Until they end, a readdir of the directory, a create in it and a
         lookup of one of those names wait for them (``_settled``). A prefix that
         is also an object's name is confirmed at once (which of the two shows is
-        decided in the listing's merge).
+        decided in the listing's merge). ``ahead``: LISTs of new prefixes already
+        read (:meth:`_peek`), used instead of sending them again.
         """
         empty: set[str] = set()
         later: set[str] = set()
@@ -327,7 +354,7 @@ class Lister:
                 later.add(name)
 
         async def check(key: str) -> None:
-            if not await self._holds(key):
+            if not await self._holds(key, (ahead or {}).get(key)):
                 empty.add(key)
 
         await _at_once([partial(check, key) for key in now])
@@ -342,10 +369,16 @@ class Lister:
                 if key not in empty and key.rsplit("/", 1)[-1] not in later]
         return kept, later
 
-    async def _holds(self, key: str) -> bool:
-        """Whether anything is under the new prefix ``key`` (see ``_confirmed``)."""
+    async def _peek(self, key: str) -> Peeked:
+        """The LISTs that confirm the new prefix ``key`` (see :meth:`_holds`)."""
         replayed = self.replayed()
         listed, whole = await self._list_both(key, f"{key}/", sidecars_may_fail=True)
+        return replayed, listed, whole
+
+    async def _holds(self, key: str, peeked: Peeked | None = None) -> bool:
+        """Whether anything is under the new prefix ``key`` (see ``_confirmed``);
+        ``peeked``: its LISTs, read already."""
+        replayed, listed, whole = peeked if peeked is not None else await self._peek(key)
         objects, prefixes, _ = listed
         if (objects or prefixes) and whole:
             now = time.monotonic()

@@ -479,3 +479,59 @@ def test_without_a_nursery_a_listing_confirms_every_new_prefix_itself(tmp_path: 
     rig.put("out/b")
     trio.run(rig.lister.ensure, rig.tree.nodes[ROOT], 60, "files")
     assert rig.tree.find("out") is not None
+
+
+def test_a_lookup_sends_the_list_of_its_name_beside_the_directory_s_own(
+        tmp_path: Path) -> None:
+    """In a directory not listed yet, the LIST that confirms the looked-up name as a
+    new prefix goes out beside the directory's LIST, not after it, and the listing of
+    the new directory then takes it instead of sending it again. A name that is a
+    file costs that LIST in vain and nothing else; one that fails is sent again."""
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    rig.put("plain")
+    gate = Gate(rig, "")
+    root = rig.tree.nodes[ROOT]
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            rig.lister.nursery = nursery
+            done = trio.Event()
+
+            async def lookup() -> None:
+                await rig.lister.ensure(root, 60, "files")
+                done.set()
+
+            nursery.start_soon(lookup)
+            await trio.testing.wait_all_tasks_blocked()
+            assert "files/" in gate.lists and not done.is_set()  # the root's LIST is held
+            gate.events[""].set()
+            await finished(done)
+            files = rig.tree.find("files")
+            assert files is not None and files.kind == "dir"
+            await rig.lister.ensure(files, 60)
+            assert rig.tree.names(files.ino) == ["a"]
+            assert gate.lists.count("files/") == 1  # its listing took the early LIST
+
+    trio.run(main)
+    plain = rig.tree.find("plain")
+    assert plain is not None and plain.kind == "file"
+
+
+def test_an_early_list_that_fails_is_sent_again_by_the_confirmation(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    real = rig.lister.store.list_dir
+    calls: list[str] = []
+
+    async def flaky(prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        calls.append(prefix)
+        if prefix == "files/" and calls.count(prefix) == 1:
+            raise StoreError("connection reset (a test's)")
+        return await real(prefix)
+
+    rig.lister.store.list_dir = flaky  # type: ignore[method-assign]
+    root = rig.tree.nodes[ROOT]
+    trio.run(rig.lister.ensure, root, 60, "files")
+    files = rig.tree.find("files")
+    assert files is not None and files.kind == "dir" and calls.count("files/") == 2
