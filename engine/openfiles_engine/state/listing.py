@@ -52,9 +52,10 @@ LIST (``Lister._confirmed``): an ``ls -l`` of it comes right after."""
 
 Listed = tuple[list[ObjectInfo], list[str], list[ObjectInfo]]
 """A directory as two LISTs read it: its objects, its prefixes, its sidecars."""
-Peeked = tuple[int, Listed, bool]
-"""A new prefix's confirmation LISTs: ``replayed()`` before them, what they read, and
-whether the sidecars' LIST was read (``Lister._peek``)."""
+Peeked = tuple[int, float, Listed, bool]
+"""A new prefix's confirmation LISTs: ``replayed()`` before them, ``time.monotonic()``
+once they were read, what they read, and whether the sidecars' LIST was read
+(``Lister._peek``)."""
 
 
 @dataclass
@@ -253,6 +254,9 @@ class Lister:
                          set[str], set[str]]] = []
         if wanted:
             await _at_once([read_it, peek_wanted])
+            # A journal entry replayed since the early LIST began (a rename of that very
+            # name) may have made it stale: the confirmation then sends it again.
+            ahead = {k: v for k, v in ahead.items() if v[0] == self.replayed()}
         else:
             await read_it()
         objects, prefixes, sidecars, with_sidecar, marked_dirs = read[-1]
@@ -373,18 +377,19 @@ class Lister:
         """The LISTs that confirm the new prefix ``key`` (see :meth:`_holds`)."""
         replayed = self.replayed()
         listed, whole = await self._list_both(key, f"{key}/", sidecars_may_fail=True)
-        return replayed, listed, whole
+        return replayed, time.monotonic(), listed, whole
 
     async def _holds(self, key: str, peeked: Peeked | None = None) -> bool:
         """Whether anything is under the new prefix ``key`` (see ``_confirmed``);
         ``peeked``: its LISTs, read already."""
-        replayed, listed, whole = peeked if peeked is not None else await self._peek(key)
+        replayed, read_at, listed, whole = peeked if peeked is not None else \
+            await self._peek(key)
         objects, prefixes, _ = listed
         if (objects or prefixes) and whole:
             now = time.monotonic()
             for old in [k for k, v in self._prefetched.items() if now - v[1] > PREFETCH_TTL]:
                 del self._prefetched[old]  # never listed: a directory nobody opened
-            self._prefetched[f"{key}/"] = (replayed, now, listed)
+            self._prefetched[f"{key}/"] = (replayed, read_at, listed)  # aged from its read
         if not objects and not (prefixes and await self.store.any_under(f"{key}/")):
             log.info("ignoring the prefix %r: nothing is under it", key)
             return False

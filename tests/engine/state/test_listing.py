@@ -535,3 +535,33 @@ def test_an_early_list_that_fails_is_sent_again_by_the_confirmation(tmp_path: Pa
     trio.run(rig.lister.ensure, root, 60, "files")
     files = rig.tree.find("files")
     assert files is not None and files.kind == "dir" and calls.count("files/") == 2
+
+
+def test_an_early_list_a_replay_may_have_made_stale_is_sent_again(tmp_path: Path) -> None:
+    """A journal entry replayed while the directory was read (a rename of the very
+    name looked up, say) may have changed what the early LIST saw: the confirmation
+    does not trust it and lists the name again."""
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    gate = Gate(rig, "")
+    root = rig.tree.nodes[ROOT]
+
+    async def main() -> None:
+        done = trio.Event()
+
+        async def lookup() -> None:
+            await rig.lister.ensure(root, 60, "files")
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lookup)
+            await trio.testing.wait_all_tasks_blocked()
+            assert "files/" in gate.lists
+            rig.replays += 1  # the journal moved a key meanwhile
+            gate.events[""].set()
+            await finished(done)
+
+    trio.run(main)
+    files = rig.tree.find("files")
+    assert files is not None and files.kind == "dir"
+    assert gate.lists.count("files/") == 2
