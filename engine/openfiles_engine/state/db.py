@@ -29,6 +29,8 @@ import orjson
 from openfiles_engine.state.inode import PERSISTED, ROOT, Node
 
 _RANGES = PERSISTED.index("ranges")
+_JOINED = contextlib.nullcontext()
+"""What :meth:`StateDB.transaction` returns inside another transaction (stateless)."""
 _FIELDS = operator.attrgetter(*PERSISTED)
 """A node's persisted fields, in one call (a listing saves 1000 new nodes at once)."""
 
@@ -163,8 +165,7 @@ class StateDB:
         self.conn.execute("INSERT OR REPLACE INTO setting (name, value) VALUES (?, ?)",
                           (name, value))
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """``with db.transaction():`` groups several changes into one commit, memory too.
 
         On an exception inside (or a failed COMMIT, such as SQLITE_FULL on a full
@@ -176,11 +177,14 @@ class StateDB:
 
         A node saved inside is written once, just before the COMMIT, as it was at
         its last :meth:`save` (a listing of 1000 new objects saved each node twice:
-        2000 JSON documents and row writes).
+        2000 JSON documents and row writes). Joining costs a shared null context, not
+        a generator: the merge of such a listing joins once per new node.
         """
-        if self._undo is not None:
-            yield
-            return
+        return _JOINED if self._undo is not None else self._outermost()
+
+    @contextlib.contextmanager
+    def _outermost(self) -> Iterator[None]:
+        """The transaction of :meth:`transaction` when none is open."""
         self.conn.execute("BEGIN")
         self._undo, self._after, self._pending = {}, [], {}
         try:

@@ -113,19 +113,12 @@ class Tree:
         node = Node(ino=self._next_ino, parent=parent, name=name, kind=kind, mode=mode,
                     uid=uid, gid=gid, **(fields | attrs))
         self._next_ino += 1
-        if self.db.in_transaction:  # a listing's merge: 1000 new nodes in one
-            self._place_new(node)
-        else:
-            with self.db.transaction():
-                self._place_new(node)
+        with self.db.transaction():  # inside a listing's merge, this joins its transaction
+            self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
+            self.nodes[node.ino] = node
+            self._link(node)
+            self.db.save(node)
         return node
-
-    def _place_new(self, node: Node) -> None:
-        """Enter and save the new ``node`` (in a transaction: a rollback forgets it)."""
-        self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
-        self.nodes[node.ino] = node
-        self._link(node)
-        self.db.save(node)
 
     def will_change(self, node: Node) -> None:
         """Inside a transaction: snapshot ``node`` unless done already; a rollback restores it.
