@@ -324,13 +324,14 @@ class Store:
         """Bytes [start, end) of ``key`` as consecutive buffers of ``chunk`` bytes (the
         last may be shorter; fewer bytes at the end of the object), not copied.
 
-        One range GET. Buffers of one size are what the allocator can reuse: a
-        buffer of the whole range would be fresh memory for every GET
-        (docs/ENGINE.md, "Cold sequential read"). With ``if_match``, only of that
+        One range GET, read into one buffer outside the GIL; the buffers returned are
+        views of it, so it lives until the last of them is dropped. (glibc reuses such
+        buffers of up to 32 MiB: cache/malloc.py.) With ``if_match``, only of that
         version: Changed if the object was replaced, so that pieces of two versions
-        never make one file. ``sink(offset, buffer)`` is called with each buffer as
-        it arrives, in the calling thread (the read path writes it into the cache
-        there); what it raises ends the GET and leaves as it is, unmapped.
+        never make one file. ``sink(offset, buffer)`` is called with each buffer, in
+        order, once the range has arrived, in the calling thread (the read path
+        writes it into the cache there); what it raises ends the call and leaves as
+        it is, unmapped.
         """
         if end <= start:
             return [memoryview(b"")]
@@ -342,8 +343,12 @@ class Store:
         def run() -> list[memoryview]:
             result = obstore.get(self._backend, key, options=options)
             parts, pos = [], start
-            for part in result.stream(min_chunk_size=chunk):
-                view = memoryview(part)
+            # Read whole by obstore, with the GIL released: its stream() hands out each
+            # buffer as a new Python bytes, zero-filled and then copied into with the GIL
+            # held (docs/ENGINE.md, "One buffer per GET").
+            whole = memoryview(result.bytes())
+            for at in range(0, len(whole), chunk):
+                view = whole[at:at + chunk]
                 if sink is not None:
                     try:
                         sink(pos, view)

@@ -265,9 +265,9 @@ class DataFiles:
 
 
 class FetchedWriter:
-    """Writes the buffers of one range GET into a data file, as they arrive, from the
-    GET's worker thread (``Store.get_chunks``'s ``sink``); the event loop never
-    copies them.
+    """Writes the buffers of one range GET into a data file, from the GET's worker
+    thread once the range has arrived (``Store.get_chunks``'s ``sink``); the event
+    loop never copies them.
 
     Each WRITE_CHUNK is written in one pwrite, after checking the file's generation
     and ``still_wanted()`` under :attr:`DataFiles.lock` and counting the write as in
@@ -320,8 +320,9 @@ class FetchedWriter:
         self.landed.append((offset, offset + len(data)))
 
     def _write(self, piece: memoryview, offset: int) -> int:
-        """A buffer's aligned middle goes direct (see :func:`_write_split`): obstore's
-        buffers are at least 1 MiB, not exactly, so most start off a block."""
+        """A buffer's aligned middle goes direct (see :func:`_write_split`): a GET's
+        buffers are whole MiB from its start, and the ranges the read path asks for
+        start on a block, but a file's last buffer or a read's own pages may not."""
         if self._direct_fd is None:
             return os.pwrite(self._fd, piece, offset)
         return _write_split(piece, offset, partial(os.pwrite, self._fd), self._direct)

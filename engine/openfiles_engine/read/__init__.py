@@ -20,7 +20,7 @@ A cold read, through the modules (each imports only those listed below it)::
                      whole in PIECE GETs, and wait for the piece with the bytes
     download.py    else claim PIECE-aligned GETs for the gaps of the window
       fetcher.py     (Downloader's base) claim / fetch: one range GET, written
-                     into the data file by its own worker thread as it arrives,
+                     into the data file by its own worker thread once it arrived,
                      and held (piece.py) for a sequential reader;
                      Node.ranges grows; waiters wake; Fetcher.assemble answers
       piece.py       HeldPieces: fetched buffers in memory, bounded by HELD_MAX

@@ -6,9 +6,9 @@ whole-file fetch uses it), through its public methods only.
 first *claimed* (:meth:`Fetcher.claim`: its bytes count as busy at once, so no
 one else asks for them), then run (:meth:`Fetcher.fetch`, in any nursery);
 whoever needs those bytes waits for its :class:`Flight` instead of issuing a
-GET of its own (:meth:`Fetcher.wait`). A fetched piece arrives as buffers of
-about 1 MiB (store.CHUNK), and the GET's worker thread writes each into the
-data file as it arrives (``cache.datafile.FetchedWriter``, one pwrite per MiB),
+GET of its own (:meth:`Fetcher.wait`). A fetched piece arrives in one buffer,
+handed out as views of 1 MiB (store.CHUNK), and the GET's worker thread writes
+each into the data file (``cache.datafile.FetchedWriter``, one pwrite per MiB),
 so the event loop never copies fetched bytes into the cache. For a sequential
 stream the buffers are also *held* in memory (:class:`piece.HeldPieces`,
 bounded by piece.HELD_MAX) and read() replies are views of them, which spares
@@ -204,7 +204,7 @@ class Fetcher:
     async def fetch(self, node: Node, key: str, flight: Flight, behind: bool) -> None:
         """Run the claimed GET ``flight`` of ``key``; never raises StoreError or OSError
         (see :meth:`failure`). Its worker thread writes each buffer into the data
-        file as it arrives; ``behind``: the buffers are also held for readers
+        file once the range arrived; ``behind``: the buffers are also held for readers
         (needs a nursery). The bytes in the file are named in ``Node.ranges``
         before ``flight.done``."""
         start, end = flight.start, flight.end
