@@ -282,8 +282,18 @@ class Lister:
             self.tree.will_change(node)
             for name in sorted(dirs):
                 self._merge_dir(node, name, sidecars.get(name))
+            new: list[tuple[str, int, int, str | None, bool]] = []
             for name, info in sorted(files.items()):
-                self._merge_file(node, name, info, sidecars.get(name), name in with_sidecar)
+                found = sidecars.get(name)
+                if found is None and self.tree.child(node.ino, name) is None:
+                    # A new object with no sidecar (the common case, 1000 of them in a
+                    # new directory): made as adopt() would leave it, all at once.
+                    new.append((name, info.size, info.mtime_ns, info.etag,
+                                name in with_sidecar))
+                else:
+                    self._merge_file(node, name, info, found, name in with_sidecar)
+            d = self.tree.defaults
+            self.tree.add_files(node.ino, new, mode=d.file_mode, uid=d.uid, gid=d.gid)
             for name in self.tree.names(node.ino):
                 child = self.tree.child(node.ino, name)
                 if child is not None and name not in seen:
@@ -501,15 +511,6 @@ class Lister:
                 self.tree.will_change(child)
                 self._apply(child, *found)  # attributes changed elsewhere, bytes did not
                 self.tree.save(child)
-            return
-        if child is None and found is None:
-            # A new object with no sidecar (the common case, 1000 of them in a new
-            # directory): the node is made as adopt() would leave it, and saved once.
-            d = self.tree.defaults
-            self.tree.add(parent.ino, name, "file", mode=d.file_mode, uid=d.uid, gid=d.gid,
-                          size=info.size, mtime_ns=info.mtime_ns, ctime_ns=info.mtime_ns,
-                          etag=info.etag, full=info.size == 0, validated=time.time(),
-                          sidecar=has_sidecar)
             return
         if child is None:
             d = self.tree.defaults

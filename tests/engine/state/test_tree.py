@@ -133,3 +133,34 @@ def test_a_rolled_back_removal_of_a_directory_keeps_its_entries(tmp_path: Path) 
     assert (tree.children, {i: tree.subdirs(i) for i in tree.nodes}) == before
     again = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
     assert again.children == tree.children
+
+
+def test_files_added_at_once_are_what_add_makes_and_roll_back_together(
+        tmp_path: Path) -> None:
+    """``add_files`` (a listing's new objects) makes each node as ``add`` with the same
+    fields would, saves it, and a failed transaction takes them all back out of memory
+    and SQLite."""
+    db = StateDB(str(tmp_path / "m.sqlite"))
+    tree = Tree(db, DEFAULTS, "x")
+    d = tree.add(ROOT, "d", "dir", mode=0o755, uid=0, gid=0)
+    one = tree.add(d.ino, "one", "file", mode=0o640, uid=1, gid=2, size=5, mtime_ns=7,
+                   ctime_ns=7, etag='"e"', full=False, validated=1.0, sidecar=True)
+    tree.add_files(d.ino, [("two", 5, 7, '"e"', True), ("empty", 0, 9, '"z"', False)],
+                   mode=0o640, uid=1, gid=2)
+    two, empty = tree.find("d/two"), tree.find("d/empty")
+    assert two is not None and empty is not None
+    varying = ("ino", "name", "validated", "last_access")
+    assert {k: v for k, v in vars(two).items() if k not in varying} == \
+        {k: v for k, v in vars(one).items() if k not in varying}
+    assert two.validated > 1.0 and two.ino > one.ino and two.ranges is not one.ranges
+    assert (empty.size, empty.full, empty.sidecar, empty.ctime_ns) == (0, True, False, 9)
+    assert tree.names(d.ino) == ["empty", "one", "two"] and tree.subdirs(d.ino) == 0
+    with pytest.raises(RuntimeError), db.transaction():
+        tree.add_files(d.ino, [("three", 1, 1, '"t"', False)], mode=0o644, uid=0, gid=0)
+        raise RuntimeError("a later step of the merge fails")
+    assert tree.find("d/three") is None and tree.names(d.ino) == ["empty", "one", "two"]
+    again = Tree(StateDB(str(tmp_path / "m.sqlite")), DEFAULTS, "x")
+    assert again.names(d.ino) == ["empty", "one", "two"]
+    loaded = again.find("d/two")
+    assert loaded is not None and (loaded.size, loaded.etag, loaded.mode, loaded.sidecar) == (
+        5, '"e"', 0o640, True)
