@@ -97,6 +97,12 @@ kubectl_in() { in_netns "$BIN/kubectl" --kubeconfig "$STATE/kubeconfigs/admin" "
 # No `cmd | grep -q` here: under pipefail, grep's early exit can kill cmd with
 # SIGPIPE and fail the whole pipeline (a race: it made CI's `up` fail once).
 port_free() { local out; out=$(ss -Htln "sport = :$1"); [[ -z "$out" ]]; }
+# the kubelet's healthz and server ports, in the namespace
+kubelet_ports_free() {
+  local out
+  out=$(in_netns ss -Htln "( sport = :10248 or sport = :10250 )")
+  [[ -z "$out" ]]
+}
 
 wait_for() { # wait_for SECONDS WHAT LOG CMD...: retry CMD until it succeeds; fail with LOG's tail
   local limit=$1 what=$2 log=$3 deadline=$((SECONDS + $1))
@@ -390,6 +396,8 @@ cmd_env() {
 cmd_restart_kubelet() { # what a node reboot or kubelet upgrade does to running pods
   running kubelet || die "restart-kubelet: the kubelet is not running"
   stop_daemon kubelet 10
+  # and its ports closed: the new one dies if it cannot listen on them
+  wait_for 30 "the old kubelet's ports closed" kubelet kubelet_ports_free
   start_kubelet
   wait_for 60 "kubelet healthy again" kubelet in_netns curl -sf http://127.0.0.1:10248/healthz
   echo "restart-kubelet: kubelet running again (pid $(recorded_pid kubelet))"

@@ -14,10 +14,18 @@ proc_state() { # proc_state PID: the one-letter state, empty when gone
   printf '%s' "${stat%% *}"
 }
 
-alive() { # alive PID: running and not a zombie
-  local s
-  s=$(proc_state "$1")
-  [[ -n "$s" && "$s" != Z && "$s" != X ]]
+alive() { # alive PID: some thread of it has not ended
+  # Not the first thread's state alone: it shows Z as soon as that thread ends,
+  # while the others may still run, or be exiting, and hold the process's files.
+  # A kubelet stopped that way still held its ports, and the one started after
+  # it could not listen (test_06_upgrade's restart-kubelet, session 14).
+  local t s
+  for t in "/proc/$1/task/"[0-9]*; do
+    [[ -e "$t" ]] || continue # no match: the pattern itself
+    s=$(proc_state "$1/task/${t##*/}")
+    [[ -n "$s" && "$s" != Z && "$s" != X ]] && return 0
+  done
+  return 1
 }
 
 start_time() { # start_time PID: field 22 of /proc/PID/stat (clock ticks since boot)
