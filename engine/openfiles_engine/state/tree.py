@@ -114,10 +114,7 @@ class Tree:
                     uid=uid, gid=gid, **(fields | attrs))
         self._next_ino += 1
         with self.db.transaction():  # inside a listing's merge, this joins its transaction
-            self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
-            self.nodes[node.ino] = node
-            self._link(node)
-            self.db.save(node)
+            self._enter(node)
         return node
 
     def add_files(self, parent: int, files: list[tuple[str, int, int, str | None, bool]],
@@ -131,7 +128,6 @@ class Tree:
         costs a node, its undo step and its row, and nothing else.
         """
         now = time.time()
-        names = self.children.setdefault(parent, {})
         with self.db.transaction():
             for name, size, mtime_ns, etag, sidecar in files:
                 node = Node(ino=self._next_ino, parent=parent, name=name, kind="file",
@@ -139,11 +135,15 @@ class Tree:
                             ctime_ns=mtime_ns, etag=etag, full=size == 0, validated=now,
                             sidecar=sidecar, last_access=now)
                 self._next_ino += 1
-                self.db.on_rollback(partial(self._unplace, node, forget=True),
-                                    key=("node", node.ino))
-                self.nodes[node.ino] = node
-                names[name] = node.ino  # _link, for a file
-                self.db.save(node)
+                self._enter(node)
+
+    def _enter(self, node: Node) -> None:
+        """Put the new ``node`` in the tree and save it, inside a transaction: a
+        rollback forgets it."""
+        self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
+        self.nodes[node.ino] = node
+        self._link(node)
+        self.db.save(node)
 
     def will_change(self, node: Node) -> None:
         """Inside a transaction: snapshot ``node`` unless done already; a rollback restores it.
