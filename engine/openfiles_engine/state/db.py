@@ -11,6 +11,13 @@ Transactions (:meth:`StateDB.transaction`) are atomic across SQLite and memory:
 the in-memory owners of rows (``Tree``, ``Journal``) register an undo step with
 :meth:`StateDB.on_rollback` for each change they make inside one, and a rollback
 runs those steps, so memory is again what it was before the transaction.
+
+One exception to "commits before it returns": rows saved with ``later``
+(:meth:`StateDB.save`), the nodes a listing imports, which the bucket can give
+again. They are written by :meth:`StateDB.write_later`, and before any other
+write, so SQLite sees every change in the order it was made; a crash before
+then loses only them, and the directory is listed again at the next start, as
+every directory is (engine.py).
 """
 
 from __future__ import annotations
@@ -47,6 +54,12 @@ def _json(doc: dict[str, Any]) -> str:
         return json.dumps(doc)
 
 
+_Row = tuple[int, int, str, list[Any], dict[str, bytes]]
+"""A node's row as saved: ino, parent, name, the PERSISTED values, xattrs."""
+_INO_HIGH = "ino_high"
+"""Counter: the highest inode number given, with its row written or not (no reuse)."""
+
+
 class StateDB:
     """SQLite store of nodes, journal entries and counters."""
 
@@ -73,10 +86,15 @@ class StateDB:
             self.conn.execute("ALTER TABLE journal ADD COLUMN seen TEXT NOT NULL DEFAULT ''")
         self._undo: dict[Hashable, Callable[[], None]] | None = None
         self._after: list[Callable[[], None]] = []
-        self._pending: dict[int, tuple[int, int, str, list[Any], dict[str, bytes]]] | None = None
+        self._pending: dict[int, _Row] | None = None
         """Inside a transaction: the rows saved, written at its COMMIT."""
+        self._pending_later: dict[int, _Row] = {}
+        """Inside a transaction: the rows saved ``later``, kept at its COMMIT."""
+        self._later: dict[int, _Row] = {}
+        """Committed rows not written yet (outside a transaction only)."""
 
     def close(self) -> None:
+        self.write_later()
         self.conn.close()
 
     # nodes
@@ -95,17 +113,46 @@ class StateDB:
             out.append(node)
         return out
 
-    def save(self, node: Node) -> None:
-        """Write ``node``'s row; inside a transaction, at its COMMIT (see :meth:`transaction`)."""
+    def save(self, node: Node, *, later: bool = False) -> None:
+        """Write ``node``'s row; inside a transaction, at its COMMIT (see :meth:`transaction`).
+
+        ``later``: a row the bucket can give again (a listing's import), written by
+        :meth:`write_later` or before the next other write, whichever comes first;
+        a row saved without ``later`` after it replaces it.
+        """
         values = list(_FIELDS(node))
         values[_RANGES] = [list(r) for r in node.ranges]  # a copy: the list lives on
         row = (node.ino, node.parent, node.name, values, dict(node.xattrs))
-        if self._pending is not None:
+        if later:
+            (self._pending_later if self._pending is not None else self._later)[node.ino] = row
+        elif self._pending is not None:
+            self._pending_later.pop(node.ino, None)
             self._pending[node.ino] = row
         else:
+            self.write_later()
             self._write([row])
 
-    def _write(self, rows: list[tuple[int, int, str, list[Any], dict[str, bytes]]]) -> None:
+    @property
+    def has_later(self) -> bool:
+        """Are rows saved ``later`` still unwritten?"""
+        return bool(self._later)
+
+    def write_later(self) -> None:
+        """Write the committed rows saved ``later`` (outside a transaction), in one."""
+        if not self._later or self._undo is not None:
+            return
+        rows, self._later = list(self._later.values()), {}
+        self.conn.execute("BEGIN")
+        try:
+            self._write(rows)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._later = {row[0]: row for row in rows} | self._later
+            raise
+
+    def _write(self, rows: list[_Row]) -> None:
         self.conn.executemany(
             "INSERT OR REPLACE INTO node (ino, parent, name, attrs, xattrs) VALUES (?,?,?,?,?)",
             [(ino, parent, name, _json(dict(zip(PERSISTED, values, strict=True))),
@@ -114,13 +161,15 @@ class StateDB:
              for ino, parent, name, values, xattrs in rows])
 
     def delete(self, ino: int) -> None:
+        self.write_later()
         if self._pending is not None:
             self._pending.pop(ino, None)
+            self._pending_later.pop(ino, None)
         self.conn.execute("DELETE FROM node WHERE ino = ?", (ino,))
 
     def max_ino(self) -> int:
         row = self.conn.execute("SELECT MAX(ino) FROM node").fetchone()
-        return int(row[0] or ROOT)
+        return max(int(row[0] or ROOT), self.counter(_INO_HIGH))
 
     # journal of remote renames and deletes, replayed in order
     def journal_add(self, op: str, src: str, dst: str = "", seen: str = "") -> int:
@@ -128,6 +177,7 @@ class StateDB:
 
         ``seen``: JSON of the versions the engine last saw (state/journal.py); "" = unknown.
         """
+        self.write_later()
         cur = self.conn.execute("INSERT INTO journal (op, src, dst, seen) VALUES (?,?,?,?)",
                                 (op, src, dst, seen))
         return int(cur.lastrowid or 0)
@@ -140,13 +190,16 @@ class StateDB:
         return list(self.conn.execute("SELECT id, op, src, dst, seen FROM journal ORDER BY id"))
 
     def journal_set_seen(self, entry_id: int, seen: str) -> None:
+        self.write_later()
         self.conn.execute("UPDATE journal SET seen = ? WHERE id = ?", (seen, entry_id))
 
     def journal_done(self, entry_id: int) -> None:
+        self.write_later()
         self.conn.execute("DELETE FROM journal WHERE id = ?", (entry_id,))
 
     # counters and settings
     def bump(self, name: str, by: int = 1) -> int:
+        self.write_later()
         self.conn.execute(
             "INSERT INTO counter (name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, by),
@@ -162,6 +215,7 @@ class StateDB:
         return str(row[0]) if row else None
 
     def set_setting(self, name: str, value: str) -> None:
+        self.write_later()
         self.conn.execute("INSERT OR REPLACE INTO setting (name, value) VALUES (?, ?)",
                           (name, value))
 
@@ -185,14 +239,23 @@ class StateDB:
     @contextlib.contextmanager
     def _outermost(self) -> Iterator[None]:
         """The transaction of :meth:`transaction` when none is open."""
+        self.write_later()
         self.conn.execute("BEGIN")
         self._undo, self._after, self._pending = {}, [], {}
         try:
             yield
             pending, self._pending = self._pending, None
             self._write(list(pending.values()))
+            if self._pending_later:  # their inode numbers are given: never again
+                self.conn.execute(
+                    "INSERT INTO counter (name, value) VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = max(value, excluded.value)",
+                    (_INO_HIGH, max(self._pending_later)))
             self.conn.execute("COMMIT")
+            self._later.update(self._pending_later)
+            self._pending_later = {}
         except BaseException:
+            self._pending_later = {}
             undo, self._undo, self._pending = self._undo, None, None
             try:
                 if self.conn.in_transaction:  # SQLite ends some failed COMMITs itself
@@ -235,6 +298,7 @@ class StateDB:
 
     def sync(self) -> None:
         """Make every commit so far durable against power loss, not just a crash."""
+        self.write_later()
         self.conn.execute("PRAGMA wal_checkpoint(FULL)")
         fd = os.open(self.path, os.O_RDONLY)
         try:

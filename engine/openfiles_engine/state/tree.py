@@ -118,32 +118,37 @@ class Tree:
         return node
 
     def add_files(self, parent: int, files: list[tuple[str, int, int, str | None, bool]],
-                  *, mode: int, uid: int, gid: int) -> None:
+                  *, mode: int, uid: int, gid: int, later: bool = False) -> None:
         """What :meth:`add` does for each ``(name, size, mtime_ns, etag, has_sidecar)``:
         a clean file imported from a listing, of ``parent`` (which has none of the
         names), with no byte cached and its ctime its mtime, in one transaction.
+        ``later``: their rows are saved ``later`` (:meth:`StateDB.save`).
 
         A listing of 1000 new objects made them one :meth:`add` each, a third of the
         merge that ``opendir`` waits for (docs/ENGINE.md, "Metadata path"): here each
-        costs a node, its undo step and its row, and nothing else.
+        costs a node, copied from one made for the call, its undo step and its row.
         """
         now = time.time()
+        model = vars(Node(ino=0, parent=parent, name="", kind="file", mode=mode, uid=uid,
+                          gid=gid, validated=now, last_access=now))
+        new = object.__new__
         with self.db.transaction():
             for name, size, mtime_ns, etag, sidecar in files:
-                node = Node(ino=self._next_ino, parent=parent, name=name, kind="file",
-                            mode=mode, uid=uid, gid=gid, size=size, mtime_ns=mtime_ns,
-                            ctime_ns=mtime_ns, etag=etag, full=size == 0, validated=now,
-                            sidecar=sidecar, last_access=now)
+                node = new(Node)
+                node.__dict__ = model | {
+                    "ino": self._next_ino, "name": name, "size": size, "mtime_ns": mtime_ns,
+                    "ctime_ns": mtime_ns, "etag": etag, "full": size == 0,
+                    "sidecar": sidecar, "xattrs": {}, "ranges": []}
                 self._next_ino += 1
-                self._enter(node)
+                self._enter(node, later=later)
 
-    def _enter(self, node: Node) -> None:
+    def _enter(self, node: Node, *, later: bool = False) -> None:
         """Put the new ``node`` in the tree and save it, inside a transaction: a
         rollback forgets it."""
         self.db.on_rollback(partial(self._unplace, node, forget=True), key=("node", node.ino))
         self.nodes[node.ino] = node
         self._link(node)
-        self.db.save(node)
+        self.db.save(node, later=later)
 
     def will_change(self, node: Node) -> None:
         """Inside a transaction: snapshot ``node`` unless done already; a rollback restores it.

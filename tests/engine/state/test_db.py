@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,56 @@ def test_a_node_saved_in_a_transaction_is_written_once_as_at_its_last_save(
         db.save(n)
         db.delete(n.ino)  # a delete after a save in one transaction wins
     assert StateDB(str(tmp_path / "m.sqlite")).load_nodes() == []
+
+
+def _rows(path: Path) -> dict[int, int]:
+    """ino -> size of every node row, read by a connection of its own (what a crash leaves)."""
+    return {n.ino: n.size for n in StateDB(str(path)).load_nodes()}
+
+
+def test_rows_saved_later_are_written_before_any_other_write_and_by_write_later(
+        tmp_path: Path) -> None:
+    """A row saved ``later`` is committed without being written: it reaches SQLite
+    with :meth:`write_later`, or just before the next other write of any kind, so
+    SQLite sees the changes in the order they were made. A rollback drops it; a row
+    saved without ``later`` replaces it; its inode number is never given again."""
+    path = tmp_path / "m.sqlite"
+    db = StateDB(str(path))
+
+    def node(ino: int, size: int) -> Node:
+        return Node(ino=ino, parent=1, name=f"n{ino}", kind="file", mode=0o644, uid=0, gid=0,
+                    size=size)
+
+    with db.transaction():
+        db.save(node(5, 1), later=True)
+        db.save(node(6, 1), later=True)
+        db.save(node(6, 2))  # saved again without ``later``: written at this COMMIT
+        db.save(node(2, 1))
+    assert _rows(path) == {2: 1, 6: 2} and db.has_later
+    assert StateDB(str(path)).max_ino() == 6
+    with db.transaction():
+        db.save(node(7, 1), later=True)
+    assert _rows(path) == {2: 1, 6: 2, 5: 1}  # the transaction wrote 5 first
+    assert StateDB(str(path)).max_ino() == 7  # 7's number stays given, row or not
+    db.write_later()
+    assert _rows(path) == {2: 1, 6: 2, 5: 1, 7: 1} and not db.has_later
+
+    writes: list[Callable[[], object]] = [
+        lambda: db.save(node(2, 3)), lambda: db.delete(2), lambda: db.journal_add("delete", "a"),
+        lambda: db.journal_set_seen(1, "{}"), lambda: db.journal_done(1),
+        lambda: db.bump("runs"), lambda: db.set_setting("k", "v"), db.sync, db.close]
+    for ino, write in enumerate(writes, start=10):
+        db.save(node(ino, 4), later=True)  # outside a transaction: saved later too
+        assert ino not in _rows(path)
+        write()
+        assert _rows(path)[ino] == 4, write
+    db = StateDB(str(path))
+    with pytest.raises(RuntimeError), db.transaction():
+        db.save(node(30, 1), later=True)
+        raise RuntimeError("rolled back: the row saved later is dropped")
+    assert not db.has_later and 30 not in _rows(path)
+    with db.transaction():
+        db.save(node(31, 1), later=True)
+        db.delete(31)  # a delete after it in one transaction wins
+    db.write_later()
+    assert 31 not in _rows(path)

@@ -15,7 +15,7 @@ from openfiles_engine.bucket.layout import Sidecar, sidecar_dir, sidecar_key
 from openfiles_engine.bucket.store import ObjectInfo, Store, StoreError
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import PERSISTED, ROOT, Node
-from openfiles_engine.state.listing import Lister
+from openfiles_engine.state.listing import ROWS_LATER, Lister
 from openfiles_engine.state.tree import Defaults, Tree
 
 from ..conftest import Backend, MountFactory, fresh
@@ -469,6 +469,39 @@ def test_a_confirmation_that_fails_later_fails_its_waiters_and_the_next_look_lis
             gate.fail = False
             await rig.lister.ensure(root, 60, None)
             assert rig.tree.find("out") is not None and gate.lists.count("") == 2
+
+    trio.run(main)
+
+
+def test_with_the_engines_nursery_a_listing_writes_its_new_rows_after_it(
+        tmp_path: Path) -> None:
+    """The rows of the nodes a listing imports are written ROWS_LATER after its merge.
+    Until then SQLite holds the directory as it was before (not listed), so what a
+    crash leaves lists it again rather than showing it without those entries."""
+    rig = Rig(tmp_path)
+    for n in range(3):
+        rig.put(f"d/f{n}")
+    rig.list()
+    d = rig.tree.find("d")
+    assert d is not None and not d.listed
+
+    def after_a_crash() -> Tree:
+        return Tree(StateDB(str(tmp_path / "m.sqlite")), Defaults(1, 2, 0o644, 0o755), "t")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            rig.lister.nursery = nursery
+            await rig.lister.ensure(d, 0.0)
+            assert rig.tree.names(d.ino) == ["f0", "f1", "f2"] and d.listed
+            crashed = after_a_crash()
+            assert crashed.names(d.ino) == [] and crashed.nodes[d.ino].listed == 0.0
+            await trio.sleep(ROWS_LATER * 2)
+            written = after_a_crash()
+            assert written.names(d.ino) == ["f0", "f1", "f2"]
+            assert written.nodes[d.ino].listed == d.listed
+            f0 = written.find("d/f0")
+            assert f0 is not None and (f0.size, f0.etag) == (1, rig.tree.find("d/f0").etag)
+            rig.lister.nursery = None
 
     trio.run(main)
 
