@@ -83,6 +83,11 @@ class Engine:
         self.tree = Tree(self.db, defaults, cfg.fsid)
         for ino in self.tree.orphans:
             self.data.drop(ino)
+        for ino in self.data.inodes():
+            if ino not in self.tree.nodes:
+                # Bytes fetched for a listed entry whose row a crash left unwritten
+                # (StateDB.save with ``later``): its inode number is never given again.
+                self.data.drop(ino)
         for node in self.tree.nodes.values():
             if node.listed:
                 # Due again: a listing saved by an engine that died may lack the new

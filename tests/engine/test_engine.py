@@ -354,6 +354,23 @@ def test_flush_only_exports_a_dead_engines_cache(mounter: MountFactory,
     assert again.returncode == 0 and json.loads(again.stdout)["dirty_files"] == 0
 
 
+def test_a_data_file_whose_inode_has_no_row_is_dropped_at_start(
+        mounter: MountFactory, file_backend: Backend) -> None:
+    """Bytes fetched for an entry a listing imported, read before its row was written
+    (``StateDB.save`` with ``later``), have no row after a kill -9: the next start
+    drops them, while a file the mount wrote keeps its bytes."""
+    m = mounter(file_backend, "--export-delay", "3600")
+    (m.path / "kept.txt").write_bytes(b"written here")
+    m.kill9()
+    lazy_unmount(str(m.path))
+    stray = m.cache / "data" / "987654"
+    stray.write_bytes(b"x" * 4096)
+    done = flush_only(file_backend, m.cache, m.path)
+    assert done.returncode == 0, done.stderr
+    assert not stray.exists()
+    assert file_backend.read("kept.txt") == b"written here"
+
+
 @pytest.mark.s3
 def test_flush_only_with_the_bucket_down_says_what_is_left(
         mounter: MountFactory, s3_backend: Backend, tmp_path: Path) -> None:

@@ -129,6 +129,10 @@ class DataFiles:
     def path(self, ino: int) -> str:
         return os.path.join(self.root, str(ino))
 
+    def inodes(self) -> list[int]:
+        """The inode numbers that have a data file."""
+        return [int(name) for name in os.listdir(self.root) if name.isdigit()]
+
     def fd(self, ino: int) -> int:
         fd = self._fds.get(ino)
         if fd is not None:

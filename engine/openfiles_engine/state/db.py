@@ -94,8 +94,10 @@ class StateDB:
         """Committed rows not written yet (outside a transaction only)."""
 
     def close(self) -> None:
-        self.write_later()
-        self.conn.close()
+        try:
+            self.write_later()
+        finally:
+            self.conn.close()
 
     # nodes
     def load_nodes(self) -> list[Node]:
@@ -120,11 +122,15 @@ class StateDB:
         :meth:`write_later` or before the next other write, whichever comes first;
         a row saved without ``later`` after it replaces it.
         """
+        if later and self._pending is None:
+            with self.transaction():  # which counts its inode number as given
+                self.save(node, later=True)
+            return
         values = list(_FIELDS(node))
         values[_RANGES] = [list(r) for r in node.ranges]  # a copy: the list lives on
         row = (node.ino, node.parent, node.name, values, dict(node.xattrs))
         if later:
-            (self._pending_later if self._pending is not None else self._later)[node.ino] = row
+            self._pending_later[node.ino] = row
         elif self._pending is not None:
             self._pending_later.pop(node.ino, None)
             self._pending[node.ino] = row
@@ -141,16 +147,15 @@ class StateDB:
         """Write the committed rows saved ``later`` (outside a transaction), in one."""
         if not self._later or self._undo is not None:
             return
-        rows, self._later = list(self._later.values()), {}
-        self.conn.execute("BEGIN")
         try:
-            self._write(rows)
+            self.conn.execute("BEGIN")
+            self._write(list(self._later.values()))
             self.conn.execute("COMMIT")
-        except BaseException:
+        except BaseException:  # they are kept, for the next write to try again
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            self._later = {row[0]: row for row in rows} | self._later
             raise
+        self._later = {}
 
     def _write(self, rows: list[_Row]) -> None:
         self.conn.executemany(

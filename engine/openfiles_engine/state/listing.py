@@ -21,7 +21,6 @@ Merge rules (bucket wins, local work is never dropped):
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -338,18 +337,21 @@ class Lister:
         writes them at once)."""
         if self._writing or self.nursery is None:
             return
-        self._writing = True
 
         async def run() -> None:
             try:
                 await trio.sleep(ROWS_LATER)
                 self.tree.db.write_later()
-            except sqlite3.Error as exc:  # kept: the next write tries them again
+            except Exception as exc:  # kept: the next write tries them again
                 log.warning("writing the rows of imported entries failed: %s", exc)
             finally:
                 self._writing = False
 
-        self.nursery.start_soon(run)
+        try:
+            self.nursery.start_soon(run)
+        except RuntimeError:  # the engine is stopping: its close writes them
+            return
+        self._writing = True
 
     async def _confirmed(self, node: Node, prefixes: list[str],
                          sidecars: dict[str, tuple[Sidecar, str | None]],

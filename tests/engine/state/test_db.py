@@ -229,12 +229,18 @@ def test_rows_saved_later_are_written_before_any_other_write_and_by_write_later(
         write()
         assert _rows(path)[ino] == 4, write
     db = StateDB(str(path))
+    assert db.max_ino() == 18  # saved later outside a transaction: counted as given too
+    db.save(node(20, 1), later=True)
+    db.save(node(20, 2))  # the same node: its row saved later goes first, this one after
+    assert _rows(path)[20] == 2
+    db.save(node(21, 1), later=True)
+    db.delete(21)  # written before the delete, not after it
+    assert 21 not in _rows(path) and not db.has_later
     with pytest.raises(RuntimeError), db.transaction():
         db.save(node(30, 1), later=True)
         raise RuntimeError("rolled back: the row saved later is dropped")
-    assert not db.has_later and 30 not in _rows(path)
     with db.transaction():
         db.save(node(31, 1), later=True)
         db.delete(31)  # a delete after it in one transaction wins
     db.write_later()
-    assert 31 not in _rows(path)
+    assert 30 not in _rows(path) and 31 not in _rows(path)
