@@ -2,7 +2,7 @@
 
 A file read at random (:attr:`Readahead.random`) that is larger than
 SMALL_FILE and fits in a quarter of the cache (the Fetcher's
-``window_cap``) is fetched whole in the background, in PIECE GETs,
+``window_cap``) is fetched whole in the background, in WHOLE_PIECE GETs,
 WHOLE_GETS at a time over all files, written straight into the data file
 (not held). Meanwhile a miss of that file waits for the piece that has its
 bytes instead of issuing a small GET of its own (docs/ENGINE.md, "Random
@@ -27,13 +27,20 @@ from openfiles_engine.read.readahead import SMALL_FILE, Readahead
 from openfiles_engine.state.inode import Node
 
 WHOLE_GETS = 4
-"""PIECE GETs in flight for whole-file fetches, over all files (so at most 32 MiB in memory).
+"""WHOLE_PIECE GETs in flight for whole-file fetches, over all files (so at most 64 MiB in
+memory, and a PIECE for each miss that waits for one the fetch has not reached).
 
 Measured on the dev VM, 2000 random reads of a 1 GiB file: alone, 8 GETs
 looked faster than 4 (1143-1497 reads/s against 997-1219); in the full
 benchmark sequence (after s3fs ran) 4 did better: 689-1176 reads/s in 6 runs
 against 681-794 in 6 runs with 8."""
 PAGE = 4096
+WHOLE_PIECE = 16 * 2**20
+"""The whole fetch's GETs. A miss that starts its own GET (one the fetch has not
+reached) still takes a PIECE (8 MiB): it waits for that GET, and a smaller one
+comes sooner. 2000 random 4 KiB reads of a cold 1 GiB file were 6-15 % faster
+than with 8 MiB GETs, and 32 MiB were no faster than 8 (docs/ENGINE.md, "Random
+reads")."""
 
 
 class WholeFetch:
@@ -49,7 +56,7 @@ class WholeFetch:
         """Is this miss random access to a file the cache takes whole? Starts that fetch.
 
         A file read at random (see :class:`Readahead`) that fits in a
-        quarter of the cache is fetched whole in the background, in PIECE
+        quarter of the cache is fetched whole in the background, in WHOLE_PIECE
         GETs: each miss then waits for one piece, and soon there are no
         misses (docs/ENGINE.md, "Random reads"). Larger files keep the
         small-window fetches of every other miss.
@@ -85,7 +92,7 @@ class WholeFetch:
                 return data
             events = f.flights(node, offset, end)
             if not events:
-                gap = self._gap(node, offset - offset % PIECE)
+                gap = self._gap(node, offset - offset % PIECE, PIECE)
                 if gap is None:
                     continue
                 flight = f.claim(node, *gap)
@@ -116,7 +123,7 @@ class WholeFetch:
         """
         f = self._fetcher
         etag, generation = node.etag, f.data.generation(node.ino)
-        base = first - first % PIECE
+        base = first - first % WHOLE_PIECE
         failed: list[bool] = []
 
         def wanted() -> bool:
@@ -134,7 +141,7 @@ class WholeFetch:
 
         try:
             async with trio.open_nursery() as nursery:
-                for piece in [*range(base, node.size, PIECE), *range(0, base, PIECE)]:
+                for piece in [*range(base, node.size, WHOLE_PIECE), *range(0, base, WHOLE_PIECE)]:
                     await self._gets.acquire()
                     if not wanted():
                         self._gets.release()
@@ -149,8 +156,8 @@ class WholeFetch:
             if node.etag == etag and f.data.generation(node.ino) == generation:
                 f.complete(node)
 
-    def _gap(self, node: Node, base: int) -> tuple[int, int] | None:
-        """The one GET that brings what the PIECE at ``base`` lacks (even over a small
-        hole), or None if it is all present or in flight."""
-        gaps = missing(self._fetcher.busy(node), base, min(base + PIECE, node.size))
+    def _gap(self, node: Node, base: int, size: int = WHOLE_PIECE) -> tuple[int, int] | None:
+        """The one GET that brings what the ``size`` bytes at ``base`` lack (even over
+        a small hole), or None if they are all present or in flight."""
+        gaps = missing(self._fetcher.busy(node), base, min(base + size, node.size))
         return (gaps[0][0], gaps[-1][1]) if gaps else None

@@ -54,7 +54,7 @@ def test_a_randomly_read_file_is_fetched_whole_in_pieces(tmp_path: Path) -> None
     assert same(dl.data.read(node.ino, 0, len(payload)), payload)
     pieces = [(a, b) for a, b in calls if b - a > 4096 * 2]
     assert sum(b - a for a, b in pieces) <= len(payload) + RANDOM_SEEKS * MIN_WINDOW
-    assert all(b - a <= PIECE for a, b in pieces)
+    assert all(b - a <= wholefetch.WHOLE_PIECE for a, b in pieces)
     assert len(calls) <= 40 + len(pieces)  # no more than one GET per miss, plus the pieces
     small = [c for c in calls if c[1] - c[0] <= 4096 * 2 and c[1] != len(payload)]
     assert not small  # misses wait for pieces (the file's last piece may be short)
@@ -80,12 +80,12 @@ def test_a_random_reader_of_a_file_over_a_quarter_of_the_cache_gets_small_window
 def test_the_whole_fetch_starts_no_get_once_the_file_is_closed(tmp_path: Path) -> None:
     payload, dl, node = memory_downloader(tmp_path, 96 * 2**20)
     release = threading.Event()
-    pieces: list[int] = []
+    pieces: list[tuple[int, int]] = []
     real = dl.store.sync.get_chunks
 
     def blocking(key: str, start: int, end: int, **kw: Any) -> list[memoryview]:
-        if end - start == PIECE:
-            pieces.append(start)
+        if end - start in (PIECE, wholefetch.WHOLE_PIECE):  # a miss's, the fetch's
+            pieces.append((start, end))
             release.wait(30)  # every piece GET waits until the file is closed
         return real(key, start, end, **kw)
 
@@ -118,11 +118,11 @@ def test_the_whole_fetch_starts_no_get_once_the_file_is_closed(tmp_path: Path) -
     finally:
         release.set()
     assert len(pieces) == at_close[0]  # the ones in flight finished; no new one
-    fetched = len(pieces) * PIECE
+    fetched = sum(end - start for start, end in pieces)
     assert not node.full
     assert fetched <= node.cached_bytes() <= fetched + RANDOM_SEEKS * MIN_WINDOW  # + the seeks
-    assert same(dl.data.read(node.ino, pieces[0], PIECE),
-                 payload[pieces[0]:pieces[0] + PIECE])
+    for start, end in pieces:
+        assert same(dl.data.read(node.ino, start, end - start), payload[start:end])
 
 
 def _pread_at_random(path: Path, data: bytes, count: int) -> None:
