@@ -13,6 +13,7 @@ import trio.testing
 from openfiles_engine.bucket.asyncstore import AsyncStore
 from openfiles_engine.bucket.layout import Sidecar, sidecar_dir, sidecar_key
 from openfiles_engine.bucket.store import ObjectInfo, Store, StoreError
+from openfiles_engine.state import listing
 from openfiles_engine.state.db import StateDB
 from openfiles_engine.state.inode import PERSISTED, ROOT, Node
 from openfiles_engine.state.listing import ROWS_LATER, Lister
@@ -502,6 +503,42 @@ def test_with_the_engines_nursery_a_listing_writes_its_new_rows_after_it(
             f0 = written.find("d/f0")
             assert f0 is not None and (f0.size, f0.etag) == (1, rig.tree.find("d/f0").etag)
             rig.lister.nursery = None
+
+    trio.run(main)
+
+
+def test_a_directory_is_saved_as_listed_only_once_its_rows_and_prefixes_are_both_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listing that saves its new rows later and also confirms a new prefix in the
+    background: the directory's row says listed only once the prefix is settled, and
+    that save writes the rows first, so a crash at any point never leaves it listed
+    without them. (The rows' own task is put off past the test.)"""
+    monkeypatch.setattr(listing, "ROWS_LATER", 3600.0)
+    rig = Rig(tmp_path)
+    rig.put("files/a")
+    rig.put("out/b")
+    rig.put("top.txt")
+    gate = Gate(rig, "out/")
+    root = rig.tree.nodes[ROOT]
+
+    def saved() -> dict[int, Node]:
+        return {n.ino: n for n in rig.tree.db.load_nodes()}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            rig.lister.nursery = nursery
+            await rig.lister.ensure(root, 60, "files")
+            top = rig.tree.find("top.txt")
+            assert top is not None and rig.tree.find("out") is None
+            assert saved()[ROOT].listed == 0 and top.ino not in saved()
+            gate.events["out/"].set()
+            with trio.fail_after(10):
+                await rig.lister.ensure(root, 60)  # a readdir waits for out/
+            rows = saved()
+            assert rows[ROOT].listed == root.listed > 0 and top.ino in rows
+            assert rig.tree.find("out") is not None
+            rig.lister.nursery = None
+            nursery.cancel_scope.cancel()  # the rows' task, put off
 
     trio.run(main)
 
