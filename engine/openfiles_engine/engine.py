@@ -81,12 +81,11 @@ class Engine:
         self.data = DataFiles(os.path.join(cfg.cache_dir, "data"))
         defaults = Defaults(cfg.uid, cfg.gid, cfg.file_mode, cfg.dir_mode)
         self.tree = Tree(self.db, defaults, cfg.fsid)
-        for ino in self.tree.orphans:
-            self.data.drop(ino)
         for ino in self.data.inodes():
             if ino not in self.tree.nodes:
-                # Bytes fetched for a listed entry whose row a crash left unwritten
-                # (StateDB.save with ``later``): its inode number is never given again.
+                # The bytes of an orphan (``Tree.orphans``, dropped from the tree), or
+                # ones fetched for a listed entry whose row a crash left unwritten
+                # (StateDB.save with ``later``; its inode number is never given again).
                 self.data.drop(ino)
         for node in self.tree.nodes.values():
             if node.listed:
